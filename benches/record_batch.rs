@@ -1,0 +1,2 @@
+//! Placeholder replaced by the record batch benchmark.
+fn main() {}

@@ -1,0 +1,192 @@
+//! The Kafka wire protocol, pure: encode into a `Vec<u8>`, decode from a bounded `&[u8]`.
+//!
+//! No sockets, no threads, no clocks. Each API lives in its own file with its supported
+//! version range as a constant; [`Request`] ties a request type to its response type.
+//! Framing helpers here add the 4-byte size prefix and the request/response headers.
+//!
+//! Versions are chosen by range ([`VersionRange::highest_common`]): the highest version that
+//! both this client and the broker support, never an exact match.
+
+pub mod api_versions;
+pub mod codec;
+pub mod header;
+
+pub use codec::{DecodeError, DecodeResult, Reader, Writer};
+
+use header::{RequestHeader, ResponseHeader};
+
+/// A Kafka API key (the first field of every request header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ApiKey(pub i16);
+
+impl ApiKey {
+    /// Produce (0).
+    pub const PRODUCE: ApiKey = ApiKey(0);
+    /// Metadata (3).
+    pub const METADATA: ApiKey = ApiKey(3);
+    /// ApiVersions (18).
+    pub const API_VERSIONS: ApiKey = ApiKey(18);
+    /// InitProducerId (22).
+    pub const INIT_PRODUCER_ID: ApiKey = ApiKey(22);
+}
+
+/// An inclusive range of API versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VersionRange {
+    /// Lowest supported version.
+    pub min: i16,
+    /// Highest supported version.
+    pub max: i16,
+}
+
+impl VersionRange {
+    /// A range from `min` to `max`, inclusive.
+    pub const fn new(min: i16, max: i16) -> Self {
+        VersionRange { min, max }
+    }
+
+    /// The highest version in both ranges, or `None` when they do not overlap.
+    pub fn highest_common(&self, other: &VersionRange) -> Option<i16> {
+        let hi = self.max.min(other.max);
+        let lo = self.min.max(other.min);
+        (hi >= lo).then_some(hi)
+    }
+
+    /// Whether `version` lies in the range.
+    pub fn contains(&self, version: i16) -> bool {
+        (self.min..=self.max).contains(&version)
+    }
+}
+
+/// A request body that this client can encode.
+pub trait Request {
+    /// The API this request belongs to.
+    const API_KEY: ApiKey;
+    /// The versions this client implements.
+    const VERSIONS: VersionRange;
+    /// The first version that uses flexible encoding (KIP-482).
+    const FIRST_FLEXIBLE: i16;
+    /// The matching response body.
+    type Response: Response;
+
+    /// Appends the body at `version`, which must lie in [`Request::VERSIONS`].
+    fn encode_body(&self, version: i16, out: &mut Vec<u8>);
+
+    /// Whether the broker answers this request. Only Produce with acks=0 does not.
+    fn expects_response(&self) -> bool {
+        true
+    }
+}
+
+/// A response body that this client can decode.
+pub trait Response: Sized {
+    /// Decodes the body at `version`. The reader holds exactly the body; the caller checks
+    /// that nothing is left over.
+    fn decode_body(r: &mut Reader<'_>, version: i16) -> DecodeResult<Self>;
+}
+
+/// Whether `version` of request type `R` uses flexible encoding.
+pub fn is_flexible<R: Request>(version: i16) -> bool {
+    version >= R::FIRST_FLEXIBLE
+}
+
+/// The response header version for an API at a version: v1 for flexible versions, v0
+/// otherwise, except that ApiVersions responses always use v0 (so that a client can read
+/// the broker's answer before it knows which versions the broker speaks).
+pub fn response_header_version(api_key: ApiKey, flexible: bool) -> i16 {
+    if flexible && api_key != ApiKey::API_VERSIONS {
+        1
+    } else {
+        0
+    }
+}
+
+/// Encodes a whole request frame: the 4-byte size prefix, the request header (v2 for
+/// flexible versions, v1 otherwise) and the body.
+pub fn encode_request<R: Request>(
+    request: &R,
+    version: i16,
+    correlation_id: i32,
+    client_id: Option<&str>,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    out.put_i32(0); // size, patched below
+    let header = RequestHeader {
+        api_key: R::API_KEY,
+        api_version: version,
+        correlation_id,
+        client_id,
+    };
+    header.encode(is_flexible::<R>(version), &mut out);
+    request.encode_body(version, &mut out);
+    patch_frame_size(&mut out);
+    out
+}
+
+/// Writes the size of the frame (everything after the first 4 bytes) into its first 4
+/// bytes.
+pub fn patch_frame_size(frame: &mut [u8]) {
+    let size = i32::try_from(frame.len() - 4).unwrap_or(i32::MAX);
+    frame[..4].copy_from_slice(&size.to_be_bytes());
+}
+
+/// Reads the correlation id at the front of a response frame (the bytes after the size
+/// prefix), which every response header version starts with.
+pub fn peek_correlation_id(frame: &[u8]) -> DecodeResult<i32> {
+    Reader::new(frame).i32()
+}
+
+/// Decodes a response frame (the bytes after the size prefix) to a request of type `R` sent
+/// at `version`: the header, the body, and a check that nothing trails it.
+pub fn decode_response<R: Request>(version: i16, frame: &[u8]) -> DecodeResult<(i32, R::Response)> {
+    let mut r = Reader::new(frame);
+    let flexible = is_flexible::<R>(version);
+    let header = ResponseHeader::decode(&mut r, response_header_version(R::API_KEY, flexible))?;
+    let body = R::Response::decode_body(&mut r, version)?;
+    r.finish()?;
+    Ok((header.correlation_id, body))
+}
+
+/// A decoded response of any API this client speaks; what a connection's reader thread hands
+/// to its owner.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ResponseBody {
+    /// An ApiVersions response.
+    ApiVersions(api_versions::ApiVersionsResponse),
+}
+
+/// Decodes a response frame for the API `api_key` sent at `version`.
+///
+/// ApiVersions responses fall back to the v0 shape when the broker refused the version we
+/// sent (see [`api_versions::decode_with_fallback`]).
+pub fn decode_any_response(
+    api_key: ApiKey,
+    version: i16,
+    frame: &[u8],
+) -> DecodeResult<(i32, ResponseBody)> {
+    use ResponseBody as B;
+    match api_key {
+        ApiKey::API_VERSIONS => api_versions::decode_with_fallback(version, frame)
+            .map(|(c, b)| (c, B::ApiVersions(b))),
+        ApiKey(other) => Err(DecodeError::UnsupportedVersion {
+            api_key: other,
+            version,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picks_the_highest_version_both_sides_support() {
+        let ours = VersionRange::new(3, 11);
+        assert_eq!(ours.highest_common(&VersionRange::new(0, 9)), Some(9));
+        assert_eq!(ours.highest_common(&VersionRange::new(0, 13)), Some(11));
+        assert_eq!(ours.highest_common(&VersionRange::new(5, 7)), Some(7));
+        assert_eq!(ours.highest_common(&VersionRange::new(0, 2)), None);
+        assert_eq!(ours.highest_common(&VersionRange::new(12, 13)), None);
+    }
+}
