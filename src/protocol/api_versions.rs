@@ -132,32 +132,42 @@ impl Response for ApiVersionsResponse {
 }
 
 /// Decodes an ApiVersions response frame (after the size prefix) to a request sent at
-/// `version`. When the body does not decode at `version`, or says UNSUPPORTED_VERSION, it is
-/// read again in the v0 shape, which is what a broker sends for versions it does not know
-/// (as Java's client does).
-pub fn decode_with_fallback(version: i16, frame: &[u8]) -> DecodeResult<(i32, ApiVersionsResponse)> {
+/// `version`.
+///
+/// When the body does not decode at `version`, or says UNSUPPORTED_VERSION, it is read again
+/// in the v0 shape, which is what a Kafka broker sends for versions it does not know (as
+/// Java's client does). When even that fails but the body starts with UNSUPPORTED_VERSION,
+/// the result is a refusal with no version list: librdkafka's mock cluster answers v3 with a
+/// body in neither shape (a one-byte count, untagged entries), and the caller then steps
+/// down one version.
+pub fn decode_with_fallback(
+    version: i16,
+    frame: &[u8],
+) -> DecodeResult<(i32, ApiVersionsResponse)> {
     let mut r = Reader::new(frame);
     let header = ResponseHeader::decode(&mut r, 0)?;
-    let body = r.clone();
-    let at_version = ApiVersionsResponse::decode_body(&mut r, version).and_then(|b| {
+    let body = r.rest();
+    let decode_whole = |v: i16| {
+        let mut r = Reader::new(body);
+        let b = ApiVersionsResponse::decode_body(&mut r, v)?;
         r.finish()?;
         Ok(b)
-    });
-    match at_version {
-        Ok(b) if b.error_code != UNSUPPORTED_VERSION || version == 0 => {
-            Ok((header.correlation_id, b))
-        }
-        first => {
-            let mut r = body;
-            match ApiVersionsResponse::decode_body(&mut r, 0).and_then(|b| {
-                r.finish()?;
-                Ok(b)
-            }) {
-                Ok(b) => Ok((header.correlation_id, b)),
-                Err(e) => first.map(|b| (header.correlation_id, b)).or(Err(e)),
-            }
-        }
+    };
+    let at_version = decode_whole(version);
+    if matches!(&at_version, Ok(b) if b.error_code != UNSUPPORTED_VERSION) || version == 0 {
+        return at_version.map(|b| (header.correlation_id, b));
     }
+    if let Ok(b) = decode_whole(0) {
+        return Ok((header.correlation_id, b));
+    }
+    if Reader::new(body).i16() == Ok(UNSUPPORTED_VERSION) {
+        let refusal = ApiVersionsResponse {
+            error_code: UNSUPPORTED_VERSION,
+            ..ApiVersionsResponse::default()
+        };
+        return Ok((header.correlation_id, refusal));
+    }
+    at_version.map(|b| (header.correlation_id, b))
 }
 
 #[cfg(test)]
@@ -235,6 +245,18 @@ mod tests {
                 .highest_common(&ApiVersionsRequest::VERSIONS),
             Some(2)
         );
+    }
+
+    #[test]
+    fn reads_the_mock_clusters_refusal_as_a_refusal_without_a_range() {
+        // librdkafka's mock cluster answering ApiVersions v3 (bytes captured from it):
+        // correlation id 1, UNSUPPORTED_VERSION, then a one-byte count and an untagged entry
+        // (18, 0, 2) and a throttle time: neither the v3 nor the v0 shape.
+        let frame = [0, 0, 0, 1, 0, 0x23, 1, 0, 0x12, 0, 0, 0, 2, 0, 0, 0, 0];
+        let (corr, got) = decode_with_fallback(3, &frame).unwrap();
+        assert_eq!(corr, 1);
+        assert_eq!(got.error_code, UNSUPPORTED_VERSION);
+        assert!(got.api_keys.is_empty());
     }
 
     #[test]

@@ -156,6 +156,25 @@ pub enum ResponseBody {
     ApiVersions(api_versions::ApiVersionsResponse),
 }
 
+/// `TryFrom<ResponseBody>` for each response type, so typed callers can unwrap a body.
+macro_rules! response_body_conversions {
+    ($($variant:ident => $ty:ty),* $(,)?) => {$(
+        impl TryFrom<ResponseBody> for $ty {
+            type Error = ResponseBody;
+            fn try_from(body: ResponseBody) -> Result<Self, ResponseBody> {
+                match body {
+                    ResponseBody::$variant(b) => Ok(b),
+                    other => Err(other),
+                }
+            }
+        }
+    )*};
+}
+
+response_body_conversions! {
+    ApiVersions => api_versions::ApiVersionsResponse,
+}
+
 /// Decodes a response frame for the API `api_key` sent at `version`.
 ///
 /// ApiVersions responses fall back to the v0 shape when the broker refused the version we
@@ -167,8 +186,9 @@ pub fn decode_any_response(
 ) -> DecodeResult<(i32, ResponseBody)> {
     use ResponseBody as B;
     match api_key {
-        ApiKey::API_VERSIONS => api_versions::decode_with_fallback(version, frame)
-            .map(|(c, b)| (c, B::ApiVersions(b))),
+        ApiKey::API_VERSIONS => {
+            api_versions::decode_with_fallback(version, frame).map(|(c, b)| (c, B::ApiVersions(b)))
+        }
         ApiKey(other) => Err(DecodeError::UnsupportedVersion {
             api_key: other,
             version,

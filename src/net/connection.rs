@@ -1,0 +1,447 @@
+//! One TCP connection to one broker, with its reader thread.
+//!
+//! # Ownership and threads
+//!
+//! - The **owner** (the thread holding the [`Connection`]) is the only writer: it encodes a
+//!   request, registers it in `pending` when a response is expected, and writes the whole
+//!   frame with one `write_all`.
+//! - The **reader thread** owns a clone of the socket for reading. It reads size-prefixed
+//!   frames, looks the correlation id up in `pending`, decodes the response with the API key
+//!   and version recorded there, and sends a [`ConnectionEvent`] to the owner's channel.
+//! - `pending` (a `Mutex<HashMap>`) is the only state both sides touch. The owner inserts
+//!   *before* writing, so the reader always finds the entry of a response that arrives.
+//!   No other lock is ever taken while it is held.
+//!
+//! A response whose correlation id matches no pending request is dropped with a debug log:
+//! tansu 0.6 and librdkafka's mock cluster answer acks=0 produce requests that Kafka leaves
+//! unanswered, and those answers must not break the connection.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::Sender;
+use parking_lot::Mutex;
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
+
+use crate::error::{Error, ErrorCode};
+use crate::protocol::api_versions::{self, ApiVersionsRequest, ApiVersionsResponse};
+use crate::protocol::{
+    decode_any_response, encode_request, peek_correlation_id, ApiKey, DecodeError, Request,
+    ResponseBody,
+};
+
+/// Socket and handshake settings of a connection (from the producer's config).
+#[derive(Debug, Clone)]
+pub struct ConnectionConfig {
+    /// client.id, sent in every request header.
+    pub client_id: Option<String>,
+    /// socket.connection.setup.timeout.ms: TCP connect plus the ApiVersions handshake.
+    pub setup_timeout: Duration,
+    /// send.buffer.bytes (`None` = the OS default, Java's -1).
+    pub send_buffer_bytes: Option<usize>,
+    /// receive.buffer.bytes (`None` = the OS default, Java's -1).
+    pub receive_buffer_bytes: Option<usize>,
+    /// Largest response frame accepted; a larger size prefix closes the connection.
+    pub max_response_size: usize,
+}
+
+impl Default for ConnectionConfig {
+    /// Java's producer defaults: 10 s setup timeout, 128 KiB send buffer, 32 KiB receive
+    /// buffer.
+    fn default() -> Self {
+        ConnectionConfig {
+            client_id: None,
+            setup_timeout: Duration::from_secs(10),
+            send_buffer_bytes: Some(128 * 1024),
+            receive_buffer_bytes: Some(32 * 1024),
+            max_response_size: 100 * 1024 * 1024,
+        }
+    }
+}
+
+/// What a connection's reader thread reports to the owner.
+#[derive(Debug)]
+pub struct ConnectionEvent {
+    /// The connection it came from ([`Connection::id`]).
+    pub connection_id: u64,
+    /// What happened.
+    pub kind: ConnectionEventKind,
+}
+
+/// The two things a reader thread reports.
+#[derive(Debug)]
+pub enum ConnectionEventKind {
+    /// A response to a pending request, decoded (or not) with the request's API and version.
+    Response {
+        /// The request's correlation id.
+        correlation_id: i32,
+        /// The request's API key.
+        api_key: ApiKey,
+        /// The version the request was sent at.
+        version: i16,
+        /// The decoded body, or why it did not decode.
+        body: Result<ResponseBody, DecodeError>,
+    },
+    /// The connection broke (or was closed by the owner). `unanswered` lists the correlation
+    /// ids that were still waiting for a response; they never will get one.
+    Closed {
+        /// Why it closed.
+        error: Error,
+        /// Requests that were still pending.
+        unanswered: Vec<i32>,
+    },
+}
+
+/// A request the reader thread expects a response for.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    api_key: ApiKey,
+    version: i16,
+}
+
+/// State shared by the owner and the reader thread.
+#[derive(Debug, Default)]
+struct Shared {
+    /// Guards the requests awaiting a response, keyed by correlation id.
+    pending: Mutex<HashMap<i32, Pending>>,
+    /// Written by the owner (Release) before it shuts the socket; read by the reader thread
+    /// (Acquire) to tell a deliberate close from a broken connection.
+    closing: AtomicBool,
+}
+
+static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A blocking connection to one broker, after the ApiVersions handshake.
+///
+/// See the module docs for the threads and the lock.
+#[derive(Debug)]
+pub struct Connection {
+    id: u64,
+    broker: String,
+    stream: TcpStream,
+    shared: Arc<Shared>,
+    client_id: Option<String>,
+    next_correlation_id: i32,
+    api_versions: ApiVersionsResponse,
+    /// The ApiVersions version the handshake settled on.
+    handshake_version: i16,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl Connection {
+    /// Connects to `broker` (`host:port`), runs the ApiVersions handshake, and starts the
+    /// reader thread, which sends every response and the final close to `events`.
+    pub fn connect<T>(
+        broker: &str,
+        config: &ConnectionConfig,
+        events: Sender<T>,
+    ) -> Result<Self, Error>
+    where
+        T: From<ConnectionEvent> + Send + 'static,
+    {
+        let mut stream = open_socket(broker, config)?;
+        let id = NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed);
+        let mut next_correlation_id = 0;
+        let (handshake_version, api_versions) =
+            handshake(&mut stream, broker, config, &mut next_correlation_id)?;
+        let shared = Arc::new(Shared::default());
+        let read_half = stream
+            .try_clone()
+            .map_err(|e| net_error(broker, "clone socket", &e))?;
+        let reader = {
+            let shared = Arc::clone(&shared);
+            let name = broker.to_owned();
+            let max = config.max_response_size;
+            std::thread::Builder::new()
+                .name(format!("kafka-conn-{id}-reader"))
+                .spawn(move || read_loop(id, name, read_half, max, shared, events))
+                .map_err(|e| net_error(broker, "spawn reader thread", &e))?
+        };
+        Ok(Connection {
+            id,
+            broker: broker.to_owned(),
+            stream,
+            shared,
+            client_id: config.client_id.clone(),
+            next_correlation_id,
+            api_versions,
+            handshake_version,
+            reader: Some(reader),
+        })
+    }
+
+    /// This connection's id, as it appears in its events.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The broker address this connection was opened to.
+    pub fn broker(&self) -> &str {
+        &self.broker
+    }
+
+    /// The broker's ApiVersions answer.
+    pub fn api_versions(&self) -> &ApiVersionsResponse {
+        &self.api_versions
+    }
+
+    /// The ApiVersions version the handshake used: 3, or lower when the broker refused v3.
+    pub fn handshake_version(&self) -> i16 {
+        self.handshake_version
+    }
+
+    /// The version at which request type `R` would be sent: the highest version both this
+    /// client and the broker support.
+    pub fn version_for<R: Request>(&self) -> Option<i16> {
+        self.api_versions
+            .range(R::API_KEY)
+            .and_then(|theirs| R::VERSIONS.highest_common(&theirs))
+    }
+
+    /// Sends `request` at the negotiated version. Returns the correlation id when a response
+    /// is expected (its [`ConnectionEventKind::Response`] will carry it), `None` otherwise.
+    pub fn send<R: Request>(&mut self, request: &R) -> Result<Option<i32>, Error> {
+        let version = self.version_for::<R>().ok_or(Error::UnsupportedVersion {
+            api_key: R::API_KEY.0,
+        })?;
+        self.send_at(request, version)
+    }
+
+    /// Sends `request` at an explicit `version`, which must lie in both this client's and the
+    /// broker's range.
+    pub fn send_at<R: Request>(&mut self, request: &R, version: i16) -> Result<Option<i32>, Error> {
+        let broker_ok = self
+            .api_versions
+            .range(R::API_KEY)
+            .is_some_and(|r| r.contains(version));
+        if !R::VERSIONS.contains(version) || !broker_ok {
+            return Err(Error::UnsupportedVersion {
+                api_key: R::API_KEY.0,
+            });
+        }
+        let correlation_id = self.next_correlation_id();
+        let frame = encode_request(request, version, correlation_id, self.client_id.as_deref());
+        let expects = request.expects_response();
+        if expects {
+            let pending = Pending {
+                api_key: R::API_KEY,
+                version,
+            };
+            self.shared.pending.lock().insert(correlation_id, pending);
+        }
+        if let Err(e) = self.stream.write_all(&frame) {
+            self.shared.pending.lock().remove(&correlation_id);
+            return Err(net_error(&self.broker, "write request", &e));
+        }
+        Ok(expects.then_some(correlation_id))
+    }
+
+    /// Number of requests still waiting for a response.
+    pub fn pending_requests(&self) -> usize {
+        self.shared.pending.lock().len()
+    }
+
+    fn next_correlation_id(&mut self) -> i32 {
+        let id = self.next_correlation_id;
+        // Wraps after 2^31 requests; ids only need to be unique among those in flight.
+        self.next_correlation_id = id.wrapping_add(1) & i32::MAX;
+        id
+    }
+
+    /// Closes the socket and waits for the reader thread to finish. The reader still reports
+    /// [`ConnectionEventKind::Closed`] with any unanswered requests.
+    pub fn close(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.shared.closing.store(true, Ordering::Release);
+        let _ = self.stream.shutdown(Shutdown::Both);
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn net_error(broker: &str, what: &str, e: &io::Error) -> Error {
+    Error::Network {
+        broker: broker.to_owned(),
+        reason: format!("{what}: {e}"),
+    }
+}
+
+/// Resolves `broker` and connects to the first address that answers within the setup
+/// timeout, with Kafka's socket options (TCP_NODELAY, buffer sizes, keep-alive).
+fn open_socket(broker: &str, config: &ConnectionConfig) -> Result<TcpStream, Error> {
+    let addrs: Vec<SocketAddr> = broker
+        .to_socket_addrs()
+        .map_err(|e| net_error(broker, "resolve address", &e))?
+        .collect();
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address resolved");
+    for addr in addrs {
+        match connect_one(addr, config) {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = e,
+        }
+    }
+    Err(net_error(broker, "connect", &last))
+}
+
+fn connect_one(addr: SocketAddr, config: &ConnectionConfig) -> io::Result<TcpStream> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_nodelay(true)?;
+    socket.set_keepalive(true)?;
+    if let Some(n) = config.send_buffer_bytes {
+        socket.set_send_buffer_size(n)?;
+    }
+    if let Some(n) = config.receive_buffer_bytes {
+        socket.set_recv_buffer_size(n)?;
+    }
+    socket.connect_timeout(&addr.into(), config.setup_timeout)?;
+    Ok(socket.into())
+}
+
+/// ApiVersions at our highest version; if the broker refuses it, retry once at the highest
+/// version both sides support (the broker lists its ApiVersions range in the refusal).
+fn handshake(
+    stream: &mut TcpStream,
+    broker: &str,
+    config: &ConnectionConfig,
+    next_correlation_id: &mut i32,
+) -> Result<(i16, ApiVersionsResponse), Error> {
+    stream
+        .set_read_timeout(Some(config.setup_timeout))
+        .map_err(|e| net_error(broker, "set timeout", &e))?;
+    let request = ApiVersionsRequest::default();
+    let mut version = ApiVersionsRequest::VERSIONS.max;
+    let response = loop {
+        let correlation_id = *next_correlation_id;
+        *next_correlation_id += 1;
+        let frame = encode_request(
+            &request,
+            version,
+            correlation_id,
+            config.client_id.as_deref(),
+        );
+        stream
+            .write_all(&frame)
+            .map_err(|e| net_error(broker, "write ApiVersions", &e))?;
+        let reply = read_frame(stream, config.max_response_size)
+            .map_err(|e| net_error(broker, "read ApiVersions", &e))?;
+        let (corr, response) = api_versions::decode_with_fallback(version, &reply)?;
+        if corr != correlation_id {
+            return Err(DecodeError::InvalidValue {
+                what: "ApiVersions correlation id",
+                value: i64::from(corr),
+            }
+            .into());
+        }
+        if response.error_code != api_versions::UNSUPPORTED_VERSION {
+            break response;
+        }
+        // KIP-511: the refusal carries the broker's ApiVersions range; without a readable
+        // one, step down a version at a time.
+        let next = match response.range(ApiKey::API_VERSIONS) {
+            Some(theirs) => ApiVersionsRequest::VERSIONS.highest_common(&theirs),
+            None => version.checked_sub(1).filter(|v| *v >= 0),
+        };
+        match next {
+            Some(v) if v < version => {
+                log::debug!("{broker} refused ApiVersions v{version}; retrying at v{v}");
+                version = v;
+            }
+            _ => {
+                return Err(Error::UnsupportedVersion {
+                    api_key: ApiKey::API_VERSIONS.0,
+                })
+            }
+        }
+    };
+    if response.error_code != 0 {
+        return Err(Error::broker(ErrorCode::from_code(response.error_code)));
+    }
+    stream
+        .set_read_timeout(None)
+        .map_err(|e| net_error(broker, "clear timeout", &e))?;
+    Ok((version, response))
+}
+
+/// Reads one size-prefixed frame and returns the bytes after the prefix.
+fn read_frame(stream: &mut impl Read, max_size: usize) -> io::Result<Vec<u8>> {
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size)?;
+    let size = i32::from_be_bytes(size);
+    if size < 4 || size as usize > max_size {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("response frame size {size} is outside 4..={max_size}"),
+        ));
+    }
+    let mut frame = vec![0u8; size as usize];
+    stream.read_exact(&mut frame)?;
+    Ok(frame)
+}
+
+/// The reader thread: frames in, events out, until the socket closes.
+fn read_loop<T: From<ConnectionEvent>>(
+    connection_id: u64,
+    broker: String,
+    mut stream: TcpStream,
+    max_size: usize,
+    shared: Arc<Shared>,
+    events: Sender<T>,
+) {
+    let send = |kind| {
+        // The owner may be gone; then nobody needs the event.
+        let _ = events.send(T::from(ConnectionEvent {
+            connection_id,
+            kind,
+        }));
+    };
+    let error = loop {
+        let frame = match read_frame(&mut stream, max_size) {
+            Ok(f) => f,
+            Err(e) => break e,
+        };
+        let Ok(correlation_id) = peek_correlation_id(&frame) else {
+            break io::Error::new(io::ErrorKind::InvalidData, "frame shorter than a header");
+        };
+        let Some(p) = shared.pending.lock().remove(&correlation_id) else {
+            log::debug!(
+                "{broker}: dropping a response with correlation id {correlation_id} that no \
+                 request awaits (brokers such as tansu answer acks=0 produce requests)"
+            );
+            continue;
+        };
+        let body = decode_any_response(p.api_key, p.version, &frame).map(|(_, b)| b);
+        send(ConnectionEventKind::Response {
+            correlation_id,
+            api_key: p.api_key,
+            version: p.version,
+            body,
+        });
+    };
+    let reason = if shared.closing.load(Ordering::Acquire) {
+        "closed by the client".to_owned()
+    } else {
+        error.to_string()
+    };
+    let mut unanswered: Vec<i32> = shared.pending.lock().drain().map(|(c, _)| c).collect();
+    unanswered.sort_unstable();
+    let _ = SockRef::from(&stream).shutdown(Shutdown::Both);
+    send(ConnectionEventKind::Closed {
+        error: Error::Network { broker, reason },
+        unanswered,
+    });
+}

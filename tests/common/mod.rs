@@ -1,0 +1,355 @@
+//! Test bed shared by the integration tests: real, independent brokers and an independent
+//! reader.
+//!
+//! - [`Tansu`]: a tansu 0.6 broker process (Kafka-compatible, written in Rust) on a free
+//!   loopback port with memory storage, killed on drop.
+//! - [`Mock`]: librdkafka's in-process mock cluster, several brokers with partition leaders
+//!   spread across them.
+//! - [`read_back`]: reads a topic with the rdkafka consumer (`check.crcs=true`) until the
+//!   expected count arrived and a quiet period brings no more, so duplicates are seen too.
+//!
+//! `KAFKA_BOOTSTRAP_SERVERS`, when set, names a real cluster for the broker-agnostic tests
+//! ([`external_bootstrap`]).
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kafka_producer::net::{BlockingClient, ConnectionConfig};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers as _, Message};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+/// The bootstrap address of an external cluster, from `KAFKA_BOOTSTRAP_SERVERS`.
+pub fn external_bootstrap() -> Option<String> {
+    std::env::var("KAFKA_BOOTSTRAP_SERVERS")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+}
+
+/// A unique topic name for one test run.
+pub fn unique_topic(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind an ephemeral port")
+        .port()
+}
+
+/// Where the tansu binary is: `$TANSU`, else `tansu` on PATH, else `~/.cargo/bin/tansu`.
+fn tansu_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("TANSU") {
+        return PathBuf::from(p);
+    }
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("tansu"))
+            .find(|p| p.is_file())
+    });
+    if let Some(p) = on_path {
+        return p;
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let cargo_bin = home.join(".cargo/bin/tansu");
+    assert!(
+        cargo_bin.is_file(),
+        "the tansu broker is not installed: run scripts/test, or \
+         cargo install tansu --locked --version 0.6.0 --features dynostore,libsql"
+    );
+    cargo_bin
+}
+
+/// A tansu broker process on a free loopback port with memory storage; killed on drop.
+///
+/// Quirks of tansu 0.6 that tests must not trip over (DESIGN.md §5): it answers acks=0
+/// produce requests, accepts produce to missing partitions, reports wrong high watermarks
+/// (so [`read_back`] reads from offset 0 and counts instead), and is a single node (111)
+/// leading every partition.
+#[derive(Debug)]
+pub struct Tansu {
+    child: Child,
+    port: u16,
+    bootstrap: String,
+}
+
+impl Tansu {
+    /// Starts a broker and waits until it answers ApiVersions.
+    pub fn start() -> Tansu {
+        let bin = tansu_binary();
+        for _attempt in 0..3 {
+            let port = free_port();
+            let url = format!("tcp://127.0.0.1:{port}");
+            let child = Command::new(&bin)
+                .args(["broker", "--listener-url", &url])
+                .args(["--advertised-listener-url", &url])
+                .args(["--storage-engine", "memory://tansu/"])
+                .env("RUST_LOG", "error")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn tansu");
+            let mut tansu = Tansu {
+                child,
+                port,
+                bootstrap: format!("127.0.0.1:{port}"),
+            };
+            if tansu.wait_ready(Duration::from_secs(30)) {
+                return tansu;
+            }
+            // Port taken between our probe and tansu's bind, or a slow start: try again.
+        }
+        panic!("tansu did not start answering ApiVersions");
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let config = ConnectionConfig {
+            setup_timeout: Duration::from_secs(2),
+            ..ConnectionConfig::default()
+        };
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            if BlockingClient::connect(&self.bootstrap, &config).is_ok() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+
+    /// The `host:port` to bootstrap from.
+    pub fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+
+    /// The broker's process id (to stop and continue it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Creates `topic` with `partitions` partitions and waits until metadata shows them all.
+    pub fn create_topic(&self, topic: &str, partitions: i32) {
+        let status = Command::new(tansu_binary())
+            .args(["topic", "create", topic])
+            .args(["--broker", &format!("tcp://127.0.0.1:{}", self.port)])
+            .args(["--partitions", &partitions.to_string()])
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .status()
+            .expect("run tansu topic create");
+        assert!(
+            status.success(),
+            "tansu topic create {topic} failed: {status}"
+        );
+        wait_for_partitions(&self.bootstrap, topic, partitions as usize);
+    }
+
+    /// Kills the broker now (tests of broken connections).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// librdkafka's in-process mock cluster.
+pub struct Mock {
+    cluster: MockCluster<'static, DefaultProducerContext>,
+    brokers: i32,
+    bootstrap: String,
+}
+
+impl std::fmt::Debug for Mock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mock")
+            .field("brokers", &self.brokers)
+            .field("bootstrap", &self.bootstrap)
+            .finish()
+    }
+}
+
+impl Mock {
+    /// A cluster of `brokers` brokers (ids 1..=brokers).
+    pub fn start(brokers: i32) -> Mock {
+        let cluster = MockCluster::new(brokers).expect("start the rdkafka mock cluster");
+        let bootstrap = cluster.bootstrap_servers();
+        Mock {
+            cluster,
+            brokers,
+            bootstrap,
+        }
+    }
+
+    /// The bootstrap list of every broker.
+    pub fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+
+    /// The address of the first broker alone.
+    pub fn first_broker(&self) -> &str {
+        self.bootstrap.split(',').next().unwrap()
+    }
+
+    /// The underlying mock cluster (fault injection).
+    pub fn cluster(&self) -> &MockCluster<'static, DefaultProducerContext> {
+        &self.cluster
+    }
+
+    /// Creates `topic` and spreads partition leaders round-robin over the brokers.
+    pub fn create_topic(&self, topic: &str, partitions: i32) {
+        self.cluster
+            .create_topic(topic, partitions, 1)
+            .expect("create mock topic");
+        for p in 0..partitions {
+            let leader = p % self.brokers + 1;
+            self.cluster
+                .partition_leader(topic, p, Some(leader))
+                .expect("set mock partition leader");
+        }
+        wait_for_partitions(&self.bootstrap, topic, partitions as usize);
+    }
+}
+
+/// One record as the independent reader saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadRecord {
+    /// Partition it was read from.
+    pub partition: i32,
+    /// Its offset in that partition.
+    pub offset: i64,
+    /// Key (None for a null key).
+    pub key: Option<Vec<u8>>,
+    /// Value (None for a null value).
+    pub value: Option<Vec<u8>>,
+    /// Headers in order, with None for a null header value.
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    /// The record's timestamp in ms.
+    pub timestamp: i64,
+}
+
+fn consumer(bootstrap: &str) -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", unique_topic("read-back"))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("check.crcs", "true")
+        .set("isolation.level", "read_uncommitted")
+        .set("fetch.wait.max.ms", "50")
+        .set("topic.metadata.refresh.interval.ms", "500")
+        .create()
+        .expect("create the rdkafka consumer")
+}
+
+/// Number of partitions of `topic`, as librdkafka sees them (0 when unknown).
+pub fn partition_count(bootstrap: &str, topic: &str) -> usize {
+    let c = consumer(bootstrap);
+    c.fetch_metadata(Some(topic), Duration::from_secs(5))
+        .ok()
+        .and_then(|md| {
+            md.topics()
+                .iter()
+                .find(|t| t.name() == topic && t.error().is_none())
+                .map(|t| t.partitions().len())
+        })
+        .unwrap_or(0)
+}
+
+fn wait_for_partitions(bootstrap: &str, topic: &str, partitions: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while partition_count(bootstrap, topic) < partitions {
+        assert!(
+            Instant::now() < deadline,
+            "topic {topic} never showed {partitions} partitions"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Reads every partition of `topic` from offset 0 with the rdkafka consumer
+/// (`check.crcs=true`) until at least `expected` records arrived and one more second brings
+/// no more; returns them in (partition, offset) order. Panics after 60 s without `expected`.
+///
+/// Reading from offset 0 rather than trusting watermarks works around tansu's wrong high
+/// watermarks; the quiet period lets duplicates show up.
+pub fn read_back(bootstrap: &str, topic: &str, expected: usize) -> Vec<ReadRecord> {
+    let c = consumer(bootstrap);
+    let partitions = partition_count(bootstrap, topic);
+    assert!(partitions > 0, "topic {topic} has no partitions");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions as i32 {
+        tpl.add_partition_offset(topic, p, Offset::Offset(0))
+            .expect("add partition");
+    }
+    c.assign(&tpl).expect("assign partitions");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let quiet = Duration::from_secs(1);
+    let mut out = Vec::with_capacity(expected);
+    let mut last_new = Instant::now();
+    loop {
+        match c.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                out.push(to_read_record(&m));
+                last_new = Instant::now();
+            }
+            Some(Err(e)) => panic!("consumer error reading {topic}: {e}"),
+            None => {}
+        }
+        if out.len() >= expected && last_new.elapsed() >= quiet {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "read back {} of {expected} records of {topic} within 60 s",
+            out.len()
+        );
+    }
+    out.sort_by_key(|r| (r.partition, r.offset));
+    out
+}
+
+fn to_read_record(m: &rdkafka::message::BorrowedMessage<'_>) -> ReadRecord {
+    let headers = m
+        .headers()
+        .map(|hs| {
+            hs.iter()
+                .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+                .collect()
+        })
+        .unwrap_or_default();
+    ReadRecord {
+        partition: m.partition(),
+        offset: m.offset(),
+        key: m.key().map(<[u8]>::to_vec),
+        value: m.payload().map(<[u8]>::to_vec),
+        headers,
+        timestamp: m.timestamp().to_millis().unwrap_or(-1),
+    }
+}
