@@ -123,25 +123,29 @@ impl Error {
     }
 }
 
-/// Declares [`ErrorCode`] from one table: variant, code, retriable.
+/// Declares [`ErrorCode`] from one table: variant, code, retriable, Kafka's name.
 macro_rules! error_codes {
-    ($( $(#[$doc:meta])* $name:ident = $code:literal, $retriable:literal; )*) => {
+    ($( $(#[$doc:meta])* $variant:ident = $code:literal, $retriable:literal, $name:literal; )*) => {
         /// A Kafka protocol error code, as brokers send them in responses.
         ///
         /// Codes this crate does not know yet decode to [`ErrorCode::Unknown`].
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         #[non_exhaustive]
         pub enum ErrorCode {
-            $( $(#[$doc])* $name, )*
+            $( $(#[$doc])* $variant, )*
             /// A code not in this table.
             Unknown(i16),
         }
 
         impl ErrorCode {
+            /// Every code in the table, in table order.
+            #[cfg(test)]
+            const TABLE: &'static [ErrorCode] = &[ $( ErrorCode::$variant, )* ];
+
             /// The code for a numeric value from the wire.
             pub fn from_code(code: i16) -> Self {
                 match code {
-                    $( $code => ErrorCode::$name, )*
+                    $( $code => ErrorCode::$variant, )*
                     other => ErrorCode::Unknown(other),
                 }
             }
@@ -149,15 +153,24 @@ macro_rules! error_codes {
             /// The numeric value.
             pub fn code(self) -> i16 {
                 match self {
-                    $( ErrorCode::$name => $code, )*
+                    $( ErrorCode::$variant => $code, )*
                     ErrorCode::Unknown(c) => c,
+                }
+            }
+
+            /// Kafka's name for the code, e.g. `"NOT_LEADER_OR_FOLLOWER"`; `"UNKNOWN"` for
+            /// codes not in the table.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $( ErrorCode::$variant => $name, )*
+                    ErrorCode::Unknown(_) => "UNKNOWN",
                 }
             }
 
             /// Whether Kafka classifies the error as retriable.
             pub fn is_retriable(self) -> bool {
                 match self {
-                    $( ErrorCode::$name => $retriable, )*
+                    $( ErrorCode::$variant => $retriable, )*
                     ErrorCode::Unknown(_) => false,
                 }
             }
@@ -165,107 +178,290 @@ macro_rules! error_codes {
     };
 }
 
+// Codes -1 to 135, complete through Kafka 4.4. The retriable flag follows the Java client:
+// true exactly when the code's exception class derives from `RetriableException`, directly
+// or through `RefreshRetriableException` / `InvalidMetadataException`.
 error_codes! {
-    /// -1: an unexpected server error.
-    UnknownServerError = -1, false;
-    /// 0: no error.
-    None = 0, false;
-    /// 1: the requested offset is out of range.
-    OffsetOutOfRange = 1, false;
-    /// 2: the record failed its CRC check or is otherwise corrupt.
-    CorruptMessage = 2, true;
-    /// 3: the broker does not host this topic-partition.
-    UnknownTopicOrPartition = 3, true;
-    /// 4: the requested fetch size is invalid.
-    InvalidFetchSize = 4, false;
-    /// 5: a leader election is in progress.
-    LeaderNotAvailable = 5, true;
-    /// 6: the broker is not the partition's leader.
-    NotLeaderOrFollower = 6, true;
-    /// 7: the request timed out.
-    RequestTimedOut = 7, true;
-    /// 8: the broker is not available.
-    BrokerNotAvailable = 8, false;
-    /// 9: the replica is not available.
-    ReplicaNotAvailable = 9, true;
-    /// 10: the request is larger than the broker's maximum.
-    MessageTooLarge = 10, false;
-    /// 11: the controller moved.
-    StaleControllerEpoch = 11, false;
-    /// 12: offset metadata too large.
-    OffsetMetadataTooLarge = 12, false;
-    /// 13: the server disconnected before a response.
-    NetworkException = 13, true;
-    /// 14: the coordinator is loading.
-    CoordinatorLoadInProgress = 14, true;
-    /// 15: the coordinator is not available.
-    CoordinatorNotAvailable = 15, true;
-    /// 16: not the coordinator.
-    NotCoordinator = 16, true;
-    /// 17: the topic name is invalid.
-    InvalidTopicException = 17, false;
-    /// 18: the batch is larger than the broker's segment size.
-    RecordListTooLarge = 18, false;
-    /// 19: fewer in-sync replicas than min.insync.replicas.
-    NotEnoughReplicas = 19, true;
-    /// 20: written, but to fewer in-sync replicas than required.
-    NotEnoughReplicasAfterAppend = 20, true;
-    /// 21: invalid acks value.
-    InvalidRequiredAcks = 21, false;
-    /// 29: not authorized for the topic.
-    TopicAuthorizationFailed = 29, false;
-    /// 31: not authorized for the cluster operation.
-    ClusterAuthorizationFailed = 31, false;
-    /// 32: record timestamp out of the acceptable range.
-    InvalidTimestamp = 32, false;
-    /// 35: the API version is not supported.
-    UnsupportedVersion = 35, false;
-    /// 42: the request is malformed.
-    InvalidRequest = 42, false;
-    /// 43: the message format does not support the request.
-    UnsupportedForMessageFormat = 43, false;
-    /// 44: policy violation.
-    PolicyViolation = 44, false;
-    /// 45: out-of-order sequence number.
-    OutOfOrderSequenceNumber = 45, false;
-    /// 46: duplicate sequence number.
-    DuplicateSequenceNumber = 46, false;
-    /// 47: the producer epoch is old (fenced).
-    InvalidProducerEpoch = 47, false;
-    /// 48: invalid transaction state.
-    InvalidTxnState = 48, false;
-    /// 49: the producer id is not assigned to the transactional id.
-    InvalidProducerIdMapping = 49, false;
-    /// 50: invalid transaction timeout.
-    InvalidTransactionTimeout = 50, false;
-    /// 51: concurrent transactions.
-    ConcurrentTransactions = 51, true;
-    /// 53: not authorized for the transactional id.
-    TransactionalIdAuthorizationFailed = 53, false;
-    /// 56: disk error on the broker.
-    KafkaStorageError = 56, true;
-    /// 59: the broker does not know the producer id.
-    UnknownProducerId = 59, false;
-    /// 74: the leader epoch is newer than the broker's.
-    FencedLeaderEpoch = 74, true;
-    /// 75: the leader epoch is older than the broker's.
-    UnknownLeaderEpoch = 75, true;
-    /// 76: compression type not supported.
-    UnsupportedCompressionType = 76, false;
-    /// 87: the batch contained invalid records.
-    InvalidRecord = 87, false;
-    /// 89: throttling quota exceeded.
-    ThrottlingQuotaExceeded = 89, true;
-    /// 90: the producer was fenced by a newer instance.
-    ProducerFenced = 90, false;
+    /// The broker hit an unexpected failure while handling the request.
+    UnknownServerError = -1, false, "UNKNOWN_SERVER_ERROR";
+    /// Success: the response carries no error.
+    None = 0, false, "NONE";
+    /// The requested offset lies outside the log's retained range.
+    OffsetOutOfRange = 1, false, "OFFSET_OUT_OF_RANGE";
+    /// A record failed its CRC check, is oversized, or is otherwise malformed.
+    CorruptMessage = 2, true, "CORRUPT_MESSAGE";
+    /// The broker does not host this topic-partition (it may not exist yet).
+    UnknownTopicOrPartition = 3, true, "UNKNOWN_TOPIC_OR_PARTITION";
+    /// The fetch size in the request is not acceptable.
+    InvalidFetchSize = 4, false, "INVALID_FETCH_SIZE";
+    /// The partition currently has no leader, usually during an election.
+    LeaderNotAvailable = 5, true, "LEADER_NOT_AVAILABLE";
+    /// The broker is not the partition's leader (or not a replica of it).
+    NotLeaderOrFollower = 6, true, "NOT_LEADER_OR_FOLLOWER";
+    /// The broker gave up waiting for the request to complete.
+    RequestTimedOut = 7, true, "REQUEST_TIMED_OUT";
+    /// The broker is not available.
+    BrokerNotAvailable = 8, false, "BROKER_NOT_AVAILABLE";
+    /// The replica for this partition is not available.
+    ReplicaNotAvailable = 9, true, "REPLICA_NOT_AVAILABLE";
+    /// The request held a record larger than the broker accepts.
+    MessageTooLarge = 10, false, "MESSAGE_TOO_LARGE";
+    /// The controller moved to another node.
+    StaleControllerEpoch = 11, false, "STALE_CONTROLLER_EPOCH";
+    /// The metadata attached to an offset commit is too large.
+    OffsetMetadataTooLarge = 12, false, "OFFSET_METADATA_TOO_LARGE";
+    /// The connection closed before a response arrived.
+    NetworkException = 13, true, "NETWORK_EXCEPTION";
+    /// The coordinator is still loading its state.
+    CoordinatorLoadInProgress = 14, true, "COORDINATOR_LOAD_IN_PROGRESS";
+    /// The coordinator is not available.
+    CoordinatorNotAvailable = 15, true, "COORDINATOR_NOT_AVAILABLE";
+    /// The broker is not the coordinator for this group or transaction.
+    NotCoordinator = 16, true, "NOT_COORDINATOR";
+    /// The request names an invalid topic (bad name, or an internal topic).
+    InvalidTopicException = 17, false, "INVALID_TOPIC_EXCEPTION";
+    /// The batch is larger than the broker's log segment size.
+    RecordListTooLarge = 18, false, "RECORD_LIST_TOO_LARGE";
+    /// Fewer in-sync replicas than min.insync.replicas; nothing was written.
+    NotEnoughReplicas = 19, true, "NOT_ENOUGH_REPLICAS";
+    /// Written to the leader, but to fewer in-sync replicas than required.
+    NotEnoughReplicasAfterAppend = 20, true, "NOT_ENOUGH_REPLICAS_AFTER_APPEND";
+    /// The produce request's acks value is not allowed.
+    InvalidRequiredAcks = 21, false, "INVALID_REQUIRED_ACKS";
+    /// The group generation id is not current.
+    IllegalGeneration = 22, false, "ILLEGAL_GENERATION";
+    /// The member's group protocols do not match those of the group.
+    InconsistentGroupProtocol = 23, false, "INCONSISTENT_GROUP_PROTOCOL";
+    /// The group id is empty or otherwise invalid.
+    InvalidGroupId = 24, false, "INVALID_GROUP_ID";
+    /// The coordinator does not know this group member.
+    UnknownMemberId = 25, false, "UNKNOWN_MEMBER_ID";
+    /// The session timeout is outside the broker's allowed range.
+    InvalidSessionTimeout = 26, false, "INVALID_SESSION_TIMEOUT";
+    /// The group is rebalancing, so the member must rejoin.
+    RebalanceInProgress = 27, false, "REBALANCE_IN_PROGRESS";
+    /// The offset commit data has an invalid size.
+    InvalidCommitOffsetSize = 28, false, "INVALID_COMMIT_OFFSET_SIZE";
+    /// The client is not authorized to access the topic.
+    TopicAuthorizationFailed = 29, false, "TOPIC_AUTHORIZATION_FAILED";
+    /// The client is not authorized to access the group.
+    GroupAuthorizationFailed = 30, false, "GROUP_AUTHORIZATION_FAILED";
+    /// The client is not authorized for this cluster-level operation.
+    ClusterAuthorizationFailed = 31, false, "CLUSTER_AUTHORIZATION_FAILED";
+    /// A record timestamp is outside the range the broker accepts.
+    InvalidTimestamp = 32, false, "INVALID_TIMESTAMP";
+    /// The broker does not support the requested SASL mechanism.
+    UnsupportedSaslMechanism = 33, false, "UNSUPPORTED_SASL_MECHANISM";
+    /// The request is not valid in the current SASL state.
+    IllegalSaslState = 34, false, "ILLEGAL_SASL_STATE";
+    /// The broker does not support this API version.
+    UnsupportedVersion = 35, false, "UNSUPPORTED_VERSION";
+    /// A topic with this name already exists.
+    TopicAlreadyExists = 36, false, "TOPIC_ALREADY_EXISTS";
+    /// The number of partitions is invalid.
+    InvalidPartitions = 37, false, "INVALID_PARTITIONS";
+    /// The replication factor is invalid.
+    InvalidReplicationFactor = 38, false, "INVALID_REPLICATION_FACTOR";
+    /// The replica assignment is invalid.
+    InvalidReplicaAssignment = 39, false, "INVALID_REPLICA_ASSIGNMENT";
+    /// The configuration is invalid.
+    InvalidConfig = 40, false, "INVALID_CONFIG";
+    /// The node is not the active controller.
+    NotController = 41, true, "NOT_CONTROLLER";
+    /// The request is malformed or was sent to an incompatible broker.
+    InvalidRequest = 42, false, "INVALID_REQUEST";
+    /// The broker's message format version cannot serve the request.
+    UnsupportedForMessageFormat = 43, false, "UNSUPPORTED_FOR_MESSAGE_FORMAT";
+    /// The request violates a policy configured on the broker.
+    PolicyViolation = 44, false, "POLICY_VIOLATION";
+    /// The broker got a sequence number other than the one it expected next.
+    OutOfOrderSequenceNumber = 45, false, "OUT_OF_ORDER_SEQUENCE_NUMBER";
+    /// The broker already holds a batch with this sequence number.
+    DuplicateSequenceNumber = 46, false, "DUPLICATE_SEQUENCE_NUMBER";
+    /// The producer epoch is older than the current one for this producer.
+    InvalidProducerEpoch = 47, false, "INVALID_PRODUCER_EPOCH";
+    /// The operation is not allowed in the transaction's current state.
+    InvalidTxnState = 48, false, "INVALID_TXN_STATE";
+    /// The producer id is not assigned to this transactional id.
+    InvalidProducerIdMapping = 49, false, "INVALID_PRODUCER_ID_MAPPING";
+    /// The transaction timeout exceeds the broker's maximum.
+    InvalidTransactionTimeout = 50, false, "INVALID_TRANSACTION_TIMEOUT";
+    /// Another operation on the same transactional id is still in progress.
+    ConcurrentTransactions = 51, true, "CONCURRENT_TRANSACTIONS";
+    /// A newer transaction coordinator has fenced this one.
+    TransactionCoordinatorFenced = 52, false, "TRANSACTION_COORDINATOR_FENCED";
+    /// The client is not authorized to use this transactional id.
+    TransactionalIdAuthorizationFailed = 53, false, "TRANSACTIONAL_ID_AUTHORIZATION_FAILED";
+    /// Security features are disabled on the broker.
+    SecurityDisabled = 54, false, "SECURITY_DISABLED";
+    /// The broker did not attempt the operation (an earlier step failed).
+    OperationNotAttempted = 55, false, "OPERATION_NOT_ATTEMPTED";
+    /// A disk or log directory error occurred on the broker.
+    KafkaStorageError = 56, true, "KAFKA_STORAGE_ERROR";
+    /// The requested log directory does not exist on the broker.
+    LogDirNotFound = 57, false, "LOG_DIR_NOT_FOUND";
+    /// SASL authentication failed.
+    SaslAuthenticationFailed = 58, false, "SASL_AUTHENTICATION_FAILED";
+    /// The broker has no state for this producer id.
+    UnknownProducerId = 59, false, "UNKNOWN_PRODUCER_ID";
+    /// A partition reassignment is already in progress.
+    ReassignmentInProgress = 60, false, "REASSIGNMENT_IN_PROGRESS";
+    /// Delegation tokens are disabled.
+    DelegationTokenAuthDisabled = 61, false, "DELEGATION_TOKEN_AUTH_DISABLED";
+    /// The delegation token was not found.
+    DelegationTokenNotFound = 62, false, "DELEGATION_TOKEN_NOT_FOUND";
+    /// The principal does not own or renew the delegation token.
+    DelegationTokenOwnerMismatch = 63, false, "DELEGATION_TOKEN_OWNER_MISMATCH";
+    /// Delegation token requests are not allowed over this authentication.
+    DelegationTokenRequestNotAllowed = 64, false, "DELEGATION_TOKEN_REQUEST_NOT_ALLOWED";
+    /// The client is not authorized for the delegation token request.
+    DelegationTokenAuthorizationFailed = 65, false, "DELEGATION_TOKEN_AUTHORIZATION_FAILED";
+    /// The delegation token has expired.
+    DelegationTokenExpired = 66, false, "DELEGATION_TOKEN_EXPIRED";
+    /// The principal type is not supported.
+    InvalidPrincipalType = 67, false, "INVALID_PRINCIPAL_TYPE";
+    /// The group cannot be deleted because it is not empty.
+    NonEmptyGroup = 68, false, "NON_EMPTY_GROUP";
+    /// The group id does not exist.
+    GroupIdNotFound = 69, false, "GROUP_ID_NOT_FOUND";
+    /// The fetch session id is not known to the broker.
+    FetchSessionIdNotFound = 70, true, "FETCH_SESSION_ID_NOT_FOUND";
+    /// The fetch session epoch is not the expected one.
+    InvalidFetchSessionEpoch = 71, true, "INVALID_FETCH_SESSION_EPOCH";
+    /// The leader has no endpoint for the listener the request came in on.
+    ListenerNotFound = 72, true, "LISTENER_NOT_FOUND";
+    /// Topic deletion is disabled.
+    TopicDeletionDisabled = 73, false, "TOPIC_DELETION_DISABLED";
+    /// The request's leader epoch is older than the broker's.
+    FencedLeaderEpoch = 74, true, "FENCED_LEADER_EPOCH";
+    /// The request's leader epoch is newer than the broker knows.
+    UnknownLeaderEpoch = 75, true, "UNKNOWN_LEADER_EPOCH";
+    /// The requesting client does not support the topic's compression type.
+    UnsupportedCompressionType = 76, false, "UNSUPPORTED_COMPRESSION_TYPE";
+    /// The broker epoch is stale.
+    StaleBrokerEpoch = 77, false, "STALE_BROKER_EPOCH";
+    /// The leader's high watermark has not caught up; offset unavailable yet.
+    OffsetNotAvailable = 78, true, "OFFSET_NOT_AVAILABLE";
+    /// The group requires a member id; rejoin with the one given.
+    MemberIdRequired = 79, false, "MEMBER_ID_REQUIRED";
+    /// The preferred leader was not available for election.
+    PreferredLeaderNotAvailable = 80, true, "PREFERRED_LEADER_NOT_AVAILABLE";
+    /// The group has reached its maximum size.
+    GroupMaxSizeReached = 81, false, "GROUP_MAX_SIZE_REACHED";
+    /// A newer member with the same group.instance.id fenced this one.
+    FencedInstanceId = 82, false, "FENCED_INSTANCE_ID";
+    /// No eligible replica is available to become leader.
+    EligibleLeadersNotAvailable = 83, true, "ELIGIBLE_LEADERS_NOT_AVAILABLE";
+    /// No leader election was needed.
+    ElectionNotNeeded = 84, true, "ELECTION_NOT_NEEDED";
+    /// No partition reassignment is in progress.
+    NoReassignmentInProgress = 85, false, "NO_REASSIGNMENT_IN_PROGRESS";
+    /// The group still subscribes to the topic, so the offsets cannot go.
+    GroupSubscribedToTopic = 86, false, "GROUP_SUBSCRIBED_TO_TOPIC";
+    /// The broker rejected records in the batch as invalid.
+    InvalidRecord = 87, false, "INVALID_RECORD";
+    /// Unstable offsets exist for the partition; retry later.
+    UnstableOffsetCommit = 88, true, "UNSTABLE_OFFSET_COMMIT";
+    /// The request exceeded a throttling quota.
+    ThrottlingQuotaExceeded = 89, true, "THROTTLING_QUOTA_EXCEEDED";
+    /// A newer producer with the same transactional id fenced this one.
+    ProducerFenced = 90, false, "PRODUCER_FENCED";
+    /// The requested resource does not exist.
+    ResourceNotFound = 91, false, "RESOURCE_NOT_FOUND";
+    /// The request names the same resource more than once.
+    DuplicateResource = 92, false, "DUPLICATE_RESOURCE";
+    /// The credential does not meet the broker's requirements.
+    UnacceptableCredential = 93, false, "UNACCEPTABLE_CREDENTIAL";
+    /// The sender or recipient of a voter request is not an expected voter.
+    InconsistentVoterSet = 94, false, "INCONSISTENT_VOTER_SET";
+    /// The update version is invalid.
+    InvalidUpdateVersion = 95, false, "INVALID_UPDATE_VERSION";
+    /// Updating the finalized features failed on the broker.
+    FeatureUpdateFailed = 96, false, "FEATURE_UPDATE_FAILED";
+    /// The forwarded request's principal could not be deserialized.
+    PrincipalDeserializationFailure = 97, false, "PRINCIPAL_DESERIALIZATION_FAILURE";
+    /// The requested snapshot was not found.
+    SnapshotNotFound = 98, false, "SNAPSHOT_NOT_FOUND";
+    /// The requested snapshot position is out of range.
+    PositionOutOfRange = 99, false, "POSITION_OUT_OF_RANGE";
+    /// The broker does not host this topic id.
+    UnknownTopicId = 100, true, "UNKNOWN_TOPIC_ID";
+    /// The broker id is already registered.
+    DuplicateBrokerRegistration = 101, false, "DUPLICATE_BROKER_REGISTRATION";
+    /// The broker id is not registered.
+    BrokerIdNotRegistered = 102, false, "BROKER_ID_NOT_REGISTERED";
+    /// The topic id in the request does not match the log's.
+    InconsistentTopicId = 103, true, "INCONSISTENT_TOPIC_ID";
+    /// The cluster id in the request does not match the server's.
+    InconsistentClusterId = 104, false, "INCONSISTENT_CLUSTER_ID";
+    /// The transactional id was not found.
+    TransactionalIdNotFound = 105, false, "TRANSACTIONAL_ID_NOT_FOUND";
+    /// The fetch session used topic ids inconsistently.
+    FetchSessionTopicIdError = 106, true, "FETCH_SESSION_TOPIC_ID_ERROR";
+    /// The proposed ISR contains an ineligible replica.
+    IneligibleReplica = 107, false, "INELIGIBLE_REPLICA";
+    /// The ISR change was applied, but the leader has since changed.
+    NewLeaderElected = 108, false, "NEW_LEADER_ELECTED";
+    /// The requested offset has moved to tiered storage.
+    OffsetMovedToTieredStorage = 109, false, "OFFSET_MOVED_TO_TIERED_STORAGE";
+    /// The group coordinator fenced this member's epoch; it must rejoin.
+    FencedMemberEpoch = 110, false, "FENCED_MEMBER_EPOCH";
+    /// Another member still uses this group.instance.id.
+    UnreleasedInstanceId = 111, false, "UNRELEASED_INSTANCE_ID";
+    /// The group does not support the assignor or its version.
+    UnsupportedAssignor = 112, false, "UNSUPPORTED_ASSIGNOR";
+    /// The member epoch is stale; retry with the updated one.
+    StaleMemberEpoch = 113, false, "STALE_MEMBER_EPOCH";
+    /// The request reached an endpoint of the wrong type.
+    MismatchedEndpointType = 114, false, "MISMATCHED_ENDPOINT_TYPE";
+    /// This endpoint type is not supported yet.
+    UnsupportedEndpointType = 115, false, "UNSUPPORTED_ENDPOINT_TYPE";
+    /// The controller id is not known.
+    UnknownControllerId = 116, false, "UNKNOWN_CONTROLLER_ID";
+    /// The telemetry subscription id is invalid or outdated.
+    UnknownSubscriptionId = 117, false, "UNKNOWN_SUBSCRIPTION_ID";
+    /// The telemetry push is larger than the broker accepts.
+    TelemetryTooLarge = 118, false, "TELEMETRY_TOO_LARGE";
+    /// The controller judged the broker registration invalid.
+    InvalidRegistration = 119, false, "INVALID_REGISTRATION";
+    /// The transaction failed on the broker; abort it to keep going.
+    TransactionAbortable = 120, false, "TRANSACTION_ABORTABLE";
+    /// The record's state does not allow the acknowledgement.
+    InvalidRecordState = 121, false, "INVALID_RECORD_STATE";
+    /// The share session was not found.
+    ShareSessionNotFound = 122, true, "SHARE_SESSION_NOT_FOUND";
+    /// The share session epoch is invalid.
+    InvalidShareSessionEpoch = 123, true, "INVALID_SHARE_SESSION_EPOCH";
+    /// The share-group state epoch did not match.
+    FencedStateEpoch = 124, false, "FENCED_STATE_EPOCH";
+    /// The voter key does not match the receiving replica's key.
+    InvalidVoterKey = 125, false, "INVALID_VOTER_KEY";
+    /// The voter is already in the voter set.
+    DuplicateVoter = 126, false, "DUPLICATE_VOTER";
+    /// The voter is not in the voter set.
+    VoterNotFound = 127, false, "VOTER_NOT_FOUND";
+    /// The regular expression is invalid.
+    InvalidRegularExpression = 128, false, "INVALID_REGULAR_EXPRESSION";
+    /// The client's metadata is stale; it should rebootstrap.
+    RebootstrapRequired = 129, false, "REBOOTSTRAP_REQUIRED";
+    /// The streams topology supplied is invalid.
+    StreamsInvalidTopology = 130, false, "STREAMS_INVALID_TOPOLOGY";
+    /// The streams topology epoch supplied is invalid.
+    StreamsInvalidTopologyEpoch = 131, false, "STREAMS_INVALID_TOPOLOGY_EPOCH";
+    /// The streams topology epoch supplied is outdated.
+    StreamsTopologyFenced = 132, false, "STREAMS_TOPOLOGY_FENCED";
+    /// The broker's limit on share sessions has been reached.
+    ShareSessionLimitReached = 133, true, "SHARE_SESSION_LIMIT_REACHED";
+    /// The group could not be deleted.
+    GroupDeletionFailed = 134, false, "GROUP_DELETION_FAILED";
+    /// The streams topology description update failed.
+    StreamsTopologyDescriptionUpdateFailed = 135, false, "STREAMS_TOPOLOGY_DESCRIPTION_UPDATE_FAILED";
 }
 
 impl fmt::Display for ErrorCode {
+    /// Kafka's name followed by the numeric code, e.g. `NOT_LEADER_OR_FOLLOWER (6)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ErrorCode::Unknown(c) => write!(f, "UNKNOWN({c})"),
-            other => write!(f, "{other:?}({})", other.code()),
-        }
+        write!(f, "{} ({})", self.name(), self.code())
     }
 }
 
@@ -273,22 +469,177 @@ impl fmt::Display for ErrorCode {
 mod tests {
     use super::*;
 
-    #[test]
-    fn codes_round_trip_through_their_numbers() {
-        for c in -1..=120 {
-            assert_eq!(ErrorCode::from_code(c).code(), c);
-        }
-        assert_eq!(ErrorCode::from_code(6), ErrorCode::NotLeaderOrFollower);
-        assert_eq!(ErrorCode::from_code(-42), ErrorCode::Unknown(-42));
+    /// Kafka's SCREAMING_CASE name turned into the UpperCamelCase variant name.
+    fn camel(name: &str) -> String {
+        name.split('_')
+            .map(|w| {
+                let lower = w.to_ascii_lowercase();
+                let mut chars = lower.chars();
+                match chars.next() {
+                    Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
+                    None => String::new(),
+                }
+            })
+            .collect()
     }
 
     #[test]
-    fn classifies_retriable_codes_like_kafka() {
-        assert!(ErrorCode::NotLeaderOrFollower.is_retriable());
-        assert!(ErrorCode::NotEnoughReplicas.is_retriable());
-        assert!(!ErrorCode::MessageTooLarge.is_retriable());
-        assert!(!ErrorCode::TopicAuthorizationFailed.is_retriable());
+    fn table_is_complete_from_minus_one_to_highest() {
+        let codes: Vec<i16> = ErrorCode::TABLE.iter().map(|c| c.code()).collect();
+        let expected: Vec<i16> = (-1..=135).collect();
+        assert_eq!(codes, expected);
+    }
+
+    #[test]
+    fn every_table_code_round_trips_and_has_a_distinct_name() {
+        let mut names = std::collections::HashSet::new();
+        for &c in ErrorCode::TABLE {
+            assert_eq!(ErrorCode::from_code(c.code()), c);
+            assert!(!matches!(
+                ErrorCode::from_code(c.code()),
+                ErrorCode::Unknown(_)
+            ));
+            assert!(names.insert(c.name()), "duplicate name {}", c.name());
+            assert_eq!(format!("{c:?}"), camel(c.name()), "variant/name mismatch");
+            assert_eq!(c.to_string(), format!("{} ({})", c.name(), c.code()));
+        }
+    }
+
+    #[test]
+    fn unknown_codes_round_trip() {
+        for c in [-42, -2, 136, 1000, i16::MAX, i16::MIN] {
+            let e = ErrorCode::from_code(c);
+            assert_eq!(e, ErrorCode::Unknown(c));
+            assert_eq!(e.code(), c);
+            assert_eq!(e.name(), "UNKNOWN");
+            assert!(!e.is_retriable());
+        }
+        assert_eq!(ErrorCode::Unknown(500).to_string(), "UNKNOWN (500)");
+    }
+
+    #[test]
+    fn producer_relevant_codes_match_kafka() {
+        use ErrorCode as E;
+        let cases = [
+            (E::UnknownServerError, -1, "UNKNOWN_SERVER_ERROR", false),
+            (E::None, 0, "NONE", false),
+            (E::CorruptMessage, 2, "CORRUPT_MESSAGE", true),
+            (
+                E::UnknownTopicOrPartition,
+                3,
+                "UNKNOWN_TOPIC_OR_PARTITION",
+                true,
+            ),
+            (E::LeaderNotAvailable, 5, "LEADER_NOT_AVAILABLE", true),
+            (E::NotLeaderOrFollower, 6, "NOT_LEADER_OR_FOLLOWER", true),
+            (E::RequestTimedOut, 7, "REQUEST_TIMED_OUT", true),
+            (E::BrokerNotAvailable, 8, "BROKER_NOT_AVAILABLE", false),
+            (E::MessageTooLarge, 10, "MESSAGE_TOO_LARGE", false),
+            (E::NetworkException, 13, "NETWORK_EXCEPTION", true),
+            (
+                E::InvalidTopicException,
+                17,
+                "INVALID_TOPIC_EXCEPTION",
+                false,
+            ),
+            (E::RecordListTooLarge, 18, "RECORD_LIST_TOO_LARGE", false),
+            (E::NotEnoughReplicas, 19, "NOT_ENOUGH_REPLICAS", true),
+            (
+                E::NotEnoughReplicasAfterAppend,
+                20,
+                "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
+                true,
+            ),
+            (E::InvalidRequiredAcks, 21, "INVALID_REQUIRED_ACKS", false),
+            (
+                E::TopicAuthorizationFailed,
+                29,
+                "TOPIC_AUTHORIZATION_FAILED",
+                false,
+            ),
+            (
+                E::ClusterAuthorizationFailed,
+                31,
+                "CLUSTER_AUTHORIZATION_FAILED",
+                false,
+            ),
+            (E::InvalidTimestamp, 32, "INVALID_TIMESTAMP", false),
+            (E::UnsupportedVersion, 35, "UNSUPPORTED_VERSION", false),
+            (
+                E::OutOfOrderSequenceNumber,
+                45,
+                "OUT_OF_ORDER_SEQUENCE_NUMBER",
+                false,
+            ),
+            (
+                E::DuplicateSequenceNumber,
+                46,
+                "DUPLICATE_SEQUENCE_NUMBER",
+                false,
+            ),
+            (E::InvalidProducerEpoch, 47, "INVALID_PRODUCER_EPOCH", false),
+            (
+                E::ConcurrentTransactions,
+                51,
+                "CONCURRENT_TRANSACTIONS",
+                true,
+            ),
+            (E::KafkaStorageError, 56, "KAFKA_STORAGE_ERROR", true),
+            (E::UnknownProducerId, 59, "UNKNOWN_PRODUCER_ID", false),
+            (E::FencedLeaderEpoch, 74, "FENCED_LEADER_EPOCH", true),
+            (E::UnknownLeaderEpoch, 75, "UNKNOWN_LEADER_EPOCH", true),
+            (
+                E::UnsupportedCompressionType,
+                76,
+                "UNSUPPORTED_COMPRESSION_TYPE",
+                false,
+            ),
+            (E::InvalidRecord, 87, "INVALID_RECORD", false),
+            (
+                E::ThrottlingQuotaExceeded,
+                89,
+                "THROTTLING_QUOTA_EXCEEDED",
+                true,
+            ),
+            (E::ProducerFenced, 90, "PRODUCER_FENCED", false),
+            (E::UnknownTopicId, 100, "UNKNOWN_TOPIC_ID", true),
+            (E::TransactionAbortable, 120, "TRANSACTION_ABORTABLE", false),
+            (E::RebootstrapRequired, 129, "REBOOTSTRAP_REQUIRED", false),
+            (
+                E::ShareSessionLimitReached,
+                133,
+                "SHARE_SESSION_LIMIT_REACHED",
+                true,
+            ),
+        ];
+        for (code, num, name, retriable) in cases {
+            assert_eq!(code.code(), num, "{name}");
+            assert_eq!(ErrorCode::from_code(num), code, "{name}");
+            assert_eq!(code.name(), name);
+            assert_eq!(code.is_retriable(), retriable, "{name}");
+        }
+        assert_eq!(
+            E::NotLeaderOrFollower.to_string(),
+            "NOT_LEADER_OR_FOLLOWER (6)"
+        );
+        assert_eq!(
+            E::UnknownServerError.to_string(),
+            "UNKNOWN_SERVER_ERROR (-1)"
+        );
+    }
+
+    #[test]
+    fn classifies_retriable_errors_like_kafka() {
         assert!(Error::broker(ErrorCode::RequestTimedOut).is_retriable());
+        assert!(!Error::broker(ErrorCode::MessageTooLarge).is_retriable());
         assert!(!Error::Closed.is_retriable());
+        let e = Error::Broker {
+            code: ErrorCode::NotEnoughReplicas,
+            message: Some("isr too small".into()),
+        };
+        assert_eq!(
+            e.to_string(),
+            "broker error NOT_ENOUGH_REPLICAS (19): isr too small"
+        );
     }
 }
