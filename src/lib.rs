@@ -15,7 +15,9 @@
 pub mod error;
 pub mod net;
 pub mod protocol;
+pub mod record;
 pub mod record_batch;
 
 pub use error::{Error, ErrorCode};
+pub use record::{Header, Headers, PartitionInfo, ProducerRecord, RecordMetadata, TopicPartition};
 pub use record_batch::Compression;
