@@ -135,7 +135,10 @@ impl Response for ApiVersionsResponse {
 /// `version`. When the body does not decode at `version`, or says UNSUPPORTED_VERSION, it is
 /// read again in the v0 shape, which is what a broker sends for versions it does not know
 /// (as Java's client does).
-pub fn decode_with_fallback(version: i16, frame: &[u8]) -> DecodeResult<(i32, ApiVersionsResponse)> {
+pub fn decode_with_fallback(
+    version: i16,
+    frame: &[u8],
+) -> DecodeResult<(i32, ApiVersionsResponse)> {
     let mut r = Reader::new(frame);
     let header = ResponseHeader::decode(&mut r, 0)?;
     let body = r.clone();

@@ -596,7 +596,9 @@ mod tests {
             Err(DecodeError::VarintTooLong(5))
         );
         // Five bytes whose value needs more than 32 bits.
-        assert!(Reader::new(&[0xff, 0xff, 0xff, 0xff, 0x7f]).uvarint().is_err());
+        assert!(Reader::new(&[0xff, 0xff, 0xff, 0xff, 0x7f])
+            .uvarint()
+            .is_err());
         assert!(matches!(
             Reader::new(&[0x80]).varint(),
             Err(DecodeError::Truncated { .. })

@@ -97,7 +97,10 @@ mod tests {
     fn response_header_v1_skips_tagged_fields() {
         let bytes = [0, 0, 0, 42, 1, 5, 1, 0xaa];
         let mut r = Reader::new(&bytes);
-        assert_eq!(ResponseHeader::decode(&mut r, 1).unwrap().correlation_id, 42);
+        assert_eq!(
+            ResponseHeader::decode(&mut r, 1).unwrap().correlation_id,
+            42
+        );
         r.finish().unwrap();
     }
 }
