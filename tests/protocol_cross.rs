@@ -396,12 +396,9 @@ fn produce_responses_from_kafka_protocol_decode_at_every_version() {
                 );
                 // kafka-protocol omits the tagged field when it holds the default (-1, -1).
                 let default_leader = kp::produce_response::LeaderIdAndEpoch::default();
-                let want = (tp.current_leader != default_leader).then(|| {
-                    (
-                        tp.current_leader.leader_id.0,
-                        tp.current_leader.leader_epoch,
-                    )
-                });
+                let leader = &tp.current_leader;
+                let want = (*leader != default_leader)
+                    .then_some((leader.leader_id.0, leader.leader_epoch));
                 let got = op.current_leader.map(|l| (l.leader_id, l.leader_epoch));
                 assert_eq!(got, want, "v{v}");
                 if v >= 10 {

@@ -212,13 +212,9 @@ fn min_partition_len(version: i16) -> usize {
     n + usize::from(f)
 }
 
-fn min_record_error_len(flexible: bool) -> usize {
-    if flexible {
-        4 + 1 + 1
-    } else {
-        4 + 2
-    }
-}
+/// batch_index plus a null message: INT16 -1, or a compact null and an empty tag section.
+/// Both encodings take 6 bytes.
+const MIN_RECORD_ERROR_LEN: usize = 4 + 2;
 
 /// node_endpoints only exist in flexible versions: node_id, host, port, rack, tags.
 const MIN_NODE_ENDPOINT_LEN: usize = 4 + 1 + 4 + 1 + 1;
@@ -325,7 +321,7 @@ impl PartitionProduceResponse {
             p.log_start_offset = r.i64()?;
         }
         if version >= 8 {
-            p.record_errors = r.array_of(flexible, min_record_error_len(flexible), |r| {
+            p.record_errors = r.array_of(flexible, MIN_RECORD_ERROR_LEN, |r| {
                 let e = BatchIndexAndErrorMessage {
                     batch_index: r.i32()?,
                     batch_index_error_message: r.nullable_string(flexible)?,
