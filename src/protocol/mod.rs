@@ -10,6 +10,9 @@
 pub mod api_versions;
 pub mod codec;
 pub mod header;
+pub mod init_producer_id;
+pub mod metadata;
+pub mod produce;
 
 pub use codec::{DecodeError, DecodeResult, Reader, Writer};
 
@@ -154,6 +157,12 @@ pub fn decode_response<R: Request>(version: i16, frame: &[u8]) -> DecodeResult<(
 pub enum ResponseBody {
     /// An ApiVersions response.
     ApiVersions(api_versions::ApiVersionsResponse),
+    /// A Metadata response.
+    Metadata(metadata::MetadataResponse),
+    /// A Produce response.
+    Produce(produce::ProduceResponse),
+    /// An InitProducerId response.
+    InitProducerId(init_producer_id::InitProducerIdResponse),
 }
 
 /// `TryFrom<ResponseBody>` for each response type, so typed callers can unwrap a body.
@@ -173,6 +182,9 @@ macro_rules! response_body_conversions {
 
 response_body_conversions! {
     ApiVersions => api_versions::ApiVersionsResponse,
+    Metadata => metadata::MetadataResponse,
+    Produce => produce::ProduceResponse,
+    InitProducerId => init_producer_id::InitProducerIdResponse,
 }
 
 /// Decodes a response frame for the API `api_key` sent at `version`.
@@ -187,13 +199,50 @@ pub fn decode_any_response(
     use ResponseBody as B;
     match api_key {
         ApiKey::API_VERSIONS => {
+            check_version::<api_versions::ApiVersionsRequest>(version)?;
             api_versions::decode_with_fallback(version, frame).map(|(c, b)| (c, B::ApiVersions(b)))
+        }
+        ApiKey::METADATA => decode_checked::<metadata::MetadataRequest>(version, frame)
+            .map(|(c, b)| (c, B::Metadata(b))),
+        ApiKey::PRODUCE => decode_checked::<produce::ProduceRequest>(version, frame)
+            .map(|(c, b)| (c, B::Produce(b))),
+        ApiKey::INIT_PRODUCER_ID => {
+            decode_checked::<init_producer_id::InitProducerIdRequest>(version, frame)
+                .map(|(c, b)| (c, B::InitProducerId(b)))
         }
         ApiKey(other) => Err(DecodeError::UnsupportedVersion {
             api_key: other,
             version,
         }),
     }
+}
+
+/// Rejects a version outside the range this client implements for `R`: the decoders assume
+/// it (Produce v0–v2, for example, have a different shape that they do not know).
+fn check_version<R: Request>(version: i16) -> DecodeResult<()> {
+    if R::VERSIONS.contains(version) {
+        Ok(())
+    } else {
+        Err(DecodeError::UnsupportedVersion {
+            api_key: R::API_KEY.0,
+            version,
+        })
+    }
+}
+
+fn decode_checked<R: Request>(version: i16, frame: &[u8]) -> DecodeResult<(i32, R::Response)> {
+    check_version::<R>(version)?;
+    decode_response::<R>(version, frame)
+}
+
+/// Appends one tagged field (KIP-482): its tag, the size of its value, then the value that
+/// `value` writes. The caller writes the section's field count first.
+pub(crate) fn put_tagged_field(out: &mut Vec<u8>, tag: u32, value: impl FnOnce(&mut Vec<u8>)) {
+    let mut field = Vec::new();
+    value(&mut field);
+    out.put_uvarint(tag);
+    out.put_uvarint(u32::try_from(field.len()).unwrap_or(u32::MAX));
+    out.put_raw(&field);
 }
 
 #[cfg(test)]

@@ -1,0 +1,367 @@
+//! Decoders are total: no input makes them panic or allocate by a length they were told.
+//!
+//! Random bytes, every prefix of valid frames, and mutated valid frames go to
+//! `decode_any_response` for every API and version we speak. Inputs come from a small
+//! xorshift generator with a fixed seed, so a failure reproduces exactly.
+//!
+//! [`mutate`] and [`Rng`] are meant for reuse by further fuzz-style tests in this file (the
+//! record-batch reader, for one).
+
+use std::time::{Duration, Instant};
+
+use kafka_producer::protocol::api_versions::{ApiVersion, ApiVersionsResponse};
+use kafka_producer::protocol::header::ResponseHeader;
+use kafka_producer::protocol::init_producer_id::InitProducerIdResponse;
+use kafka_producer::protocol::metadata::{
+    MetadataBroker, MetadataPartition, MetadataResponse, MetadataTopic,
+};
+use kafka_producer::protocol::produce::{
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
+    ProduceResponse, TopicProduceResponse,
+};
+use kafka_producer::protocol::{
+    decode_any_response, response_header_version, ApiKey, DecodeError, Writer,
+};
+
+/// xorshift64* (Vigna): tiny, deterministic, good enough to pick bytes and positions.
+#[derive(Debug, Clone)]
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Rng(seed.max(1))
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A value in `0..n` (`n` > 0).
+    fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+
+    fn byte(&mut self) -> u8 {
+        self.next_u64() as u8
+    }
+
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.byte()).collect()
+    }
+}
+
+/// Values that sit on the edges of lengths, counts and null markers.
+const EDGE_I32: [i32; 7] = [i32::MAX, i32::MIN, -1, -2, 0x7fff_fff0, 1 << 24, 0];
+const EDGE_BYTES: [u8; 6] = [0x00, 0x01, 0x7f, 0x80, 0xfe, 0xff];
+/// Unsigned varints claiming about 2^32 and 2^28 elements, and an over-long one.
+const EDGE_VARINTS: [&[u8]; 3] = [
+    &[0xff, 0xff, 0xff, 0xff, 0x0f],
+    &[0x80, 0x80, 0x80, 0x80, 0x01],
+    &[0x80, 0x80, 0x80, 0x80, 0x80, 0x01],
+];
+
+/// A copy of `valid` with one random damage: bit flips, edge values written over lengths,
+/// truncation, insertion, deletion or duplication. Reusable by any frame-format fuzz test.
+fn mutate(rng: &mut Rng, valid: &[u8]) -> Vec<u8> {
+    let mut out = valid.to_vec();
+    if out.is_empty() {
+        let len = rng.below(8);
+        return rng.bytes(len);
+    }
+    let pos = rng.below(out.len());
+    match rng.below(8) {
+        0 => {
+            for _ in 0..=rng.below(3) {
+                let p = rng.below(out.len());
+                out[p] ^= 1 << rng.below(8);
+            }
+        }
+        1 => out[pos] = EDGE_BYTES[rng.below(EDGE_BYTES.len())],
+        2 => {
+            let v = EDGE_I32[rng.below(EDGE_I32.len())].to_be_bytes();
+            overwrite(&mut out, pos, &v);
+        }
+        3 => overwrite(&mut out, pos, EDGE_VARINTS[rng.below(EDGE_VARINTS.len())]),
+        4 => {
+            out.truncate(pos);
+            if let Some(b) = out.last_mut() {
+                *b ^= 1 << rng.below(8);
+            }
+        }
+        5 => {
+            let len = 1 + rng.below(4);
+            let extra = rng.bytes(len);
+            out.splice(pos..pos, extra);
+        }
+        6 => {
+            let end = (pos + 1 + rng.below(8)).min(out.len());
+            out.drain(pos..end);
+        }
+        _ => {
+            let end = (pos + 1 + rng.below(16)).min(out.len());
+            let chunk = out[pos..end].to_vec();
+            out.splice(pos..pos, chunk);
+        }
+    }
+    out
+}
+
+fn overwrite(out: &mut [u8], pos: usize, with: &[u8]) {
+    for (o, w) in out[pos..].iter_mut().zip(with) {
+        *o = *w;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Valid frames to start from.
+
+/// Every (API, version) this client decodes.
+fn apis() -> Vec<(ApiKey, i16)> {
+    let mut out = Vec::new();
+    for (key, lo, hi) in [
+        (ApiKey::PRODUCE, 3, 11),
+        (ApiKey::METADATA, 1, 12),
+        (ApiKey::API_VERSIONS, 0, 3),
+        (ApiKey::INIT_PRODUCER_ID, 0, 4),
+    ] {
+        out.extend((lo..=hi).map(|v| (key, v)));
+    }
+    out
+}
+
+fn first_flexible(key: ApiKey) -> i16 {
+    match key {
+        ApiKey::PRODUCE | ApiKey::METADATA => 9,
+        ApiKey::API_VERSIONS => 3,
+        _ => 2,
+    }
+}
+
+fn metadata_sample() -> MetadataResponse {
+    let partition = MetadataPartition {
+        error_code: 0,
+        partition_index: 1,
+        leader_id: 2,
+        leader_epoch: 5,
+        replica_nodes: vec![1, 2, 3],
+        isr_nodes: vec![2, 3],
+        offline_replicas: vec![1],
+    };
+    MetadataResponse {
+        throttle_time_ms: 1,
+        brokers: vec![MetadataBroker {
+            node_id: 2,
+            host: "broker-2".into(),
+            port: 9092,
+            rack: Some("r".into()),
+        }],
+        cluster_id: Some("c1".into()),
+        controller_id: 2,
+        topics: vec![MetadataTopic {
+            error_code: 0,
+            name: Some("orders".into()),
+            topic_id: [3; 16],
+            is_internal: false,
+            partitions: vec![partition.clone(), partition],
+            topic_authorized_operations: 8,
+        }],
+        cluster_authorized_operations: 0,
+    }
+}
+
+fn produce_sample() -> ProduceResponse {
+    ProduceResponse {
+        responses: vec![TopicProduceResponse {
+            name: "orders".into(),
+            partitions: vec![PartitionProduceResponse {
+                index: 0,
+                error_code: 6,
+                base_offset: 10,
+                log_append_time_ms: -1,
+                log_start_offset: 0,
+                record_errors: vec![BatchIndexAndErrorMessage {
+                    batch_index: 1,
+                    batch_index_error_message: Some("x".into()),
+                }],
+                error_message: Some("bad".into()),
+                current_leader: Some(LeaderIdAndEpoch {
+                    leader_id: 3,
+                    leader_epoch: 4,
+                }),
+            }],
+        }],
+        throttle_time_ms: 0,
+        node_endpoints: vec![NodeEndpoint {
+            node_id: 3,
+            host: "b3".into(),
+            port: 9093,
+            rack: None,
+        }],
+    }
+}
+
+/// A valid response frame (after the size prefix) for `key` at `version`.
+fn valid_frame(key: ApiKey, version: i16) -> Vec<u8> {
+    let mut out = Vec::new();
+    let flexible = version >= first_flexible(key);
+    ResponseHeader { correlation_id: 77 }.encode(response_header_version(key, flexible), &mut out);
+    match key {
+        ApiKey::PRODUCE => produce_sample().encode_body(version, &mut out),
+        ApiKey::METADATA => metadata_sample().encode_body(version, &mut out),
+        ApiKey::API_VERSIONS => ApiVersionsResponse {
+            error_code: 0,
+            api_keys: vec![ApiVersion {
+                api_key: 0,
+                min_version: 3,
+                max_version: 11,
+            }],
+            throttle_time_ms: 2,
+        }
+        .encode_body(version, &mut out),
+        _ => InitProducerIdResponse {
+            throttle_time_ms: 0,
+            error_code: 0,
+            producer_id: 1000,
+            producer_epoch: 1,
+        }
+        .encode_body(version, &mut out),
+    }
+    out
+}
+
+/// Tallies of a run; the inputs must reach both outcomes to prove they were not all
+/// rejected at the first byte (or all accepted).
+#[derive(Debug, Default)]
+struct Tally {
+    ok: usize,
+    err: usize,
+}
+
+impl Tally {
+    fn feed(&mut self, key: ApiKey, version: i16, frame: &[u8]) {
+        match decode_any_response(key, version, frame) {
+            Ok(_) => self.ok += 1,
+            Err(_) => self.err += 1,
+        }
+    }
+
+    fn total(&self) -> usize {
+        self.ok + self.err
+    }
+}
+
+#[test]
+fn valid_frames_decode_at_every_version() {
+    for (key, v) in apis() {
+        let frame = valid_frame(key, v);
+        let (corr, _) =
+            decode_any_response(key, v, &frame).unwrap_or_else(|e| panic!("{key:?} v{v}: {e}"));
+        assert_eq!(corr, 77);
+    }
+}
+
+#[test]
+fn random_bytes_never_panic_any_decoder() {
+    let mut rng = Rng::new(0x5eed_0001);
+    let mut tally = Tally::default();
+    let apis = apis();
+    for _ in 0..1_500 {
+        let len = rng.below(96);
+        let bytes = rng.bytes(len);
+        for &(key, v) in &apis {
+            tally.feed(key, v, &bytes);
+        }
+    }
+    // Random bytes may rarely form a tiny valid frame; what matters is no panic.
+    assert!(tally.total() >= 45_000, "{tally:?}");
+}
+
+#[test]
+fn every_prefix_of_a_valid_frame_is_rejected() {
+    for (key, v) in apis() {
+        let frame = valid_frame(key, v);
+        for len in 0..frame.len() {
+            let prefix = &frame[..len];
+            // ApiVersions falls back to the v0 shape (as Java does), so a v1/v2 frame cut
+            // just before throttle_time_ms is a complete v0 answer; nothing else may pass.
+            let v0_shaped =
+                key == ApiKey::API_VERSIONS && decode_any_response(key, 0, prefix).is_ok();
+            assert!(
+                v0_shaped || decode_any_response(key, v, prefix).is_err(),
+                "{key:?} v{v} prefix {len}"
+            );
+        }
+    }
+}
+
+#[test]
+fn mutated_frames_never_panic_any_decoder() {
+    let mut rng = Rng::new(0x5eed_0002);
+    let mut tally = Tally::default();
+    let apis = apis();
+    for &(key, v) in &apis {
+        let frame = valid_frame(key, v);
+        for _ in 0..2_000 {
+            let bad = mutate(&mut rng, &frame);
+            tally.feed(key, v, &bad);
+        }
+        // The same frame read as another API or version must fail cleanly too.
+        for &(other, ov) in &apis {
+            tally.feed(other, ov, &frame);
+            tally.feed(other, ov, &mutate(&mut rng, &frame));
+        }
+    }
+    assert!(tally.total() >= 60_000, "{tally:?}");
+    assert!(tally.ok > 0 && tally.err > 0, "{tally:?}");
+}
+
+#[test]
+fn a_broker_count_of_i32_max_fails_fast_without_allocating() {
+    for v in 1..=12 {
+        let mut frame = Vec::new();
+        let flexible = v >= 9;
+        ResponseHeader { correlation_id: 1 }.encode(
+            response_header_version(ApiKey::METADATA, flexible),
+            &mut frame,
+        );
+        if v >= 3 {
+            frame.put_i32(0);
+        }
+        if flexible {
+            frame.put_uvarint(i32::MAX as u32);
+        } else {
+            frame.put_i32(i32::MAX);
+        }
+        // One plausible broker follows; 2^31 of them would need tens of GiB.
+        frame.put_i32(1);
+        frame.put_string("h", flexible);
+        frame.put_i32(9092);
+        let start = Instant::now();
+        let got = decode_any_response(ApiKey::METADATA, v, &frame);
+        assert!(
+            matches!(got, Err(DecodeError::InvalidLength { .. })),
+            "v{v}: {got:?}"
+        );
+        assert!(start.elapsed() < Duration::from_millis(100), "v{v}");
+    }
+}
+
+#[test]
+fn a_string_claiming_two_gib_is_rejected() {
+    // A Produce v9 response whose topic name says it is 2^31 bytes long.
+    let mut frame = Vec::new();
+    ResponseHeader { correlation_id: 1 }.encode(1, &mut frame);
+    frame.put_uvarint(2);
+    frame.put_uvarint(1 << 31);
+    frame.extend_from_slice(b"orders");
+    let got = decode_any_response(ApiKey::PRODUCE, 9, &frame);
+    assert!(
+        matches!(got, Err(DecodeError::InvalidLength { .. })),
+        "{got:?}"
+    );
+}
