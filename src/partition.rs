@@ -426,7 +426,9 @@ impl StickyPartitioner {
     /// the cumulative frequency table Java uses (weight = max_queue + 1 - queue).
     ///
     /// An empty list clears the statistics, so the next choice is uniform again. Ignored when
-    /// adaptive partitioning is off.
+    /// adaptive partitioning is off. Java also drops the table when every queue is equal (or
+    /// the topic has one partition); we keep it, which draws uniformly over the same listed
+    /// partitions and so gives the same distribution.
     pub fn update_load_stats(&self, topic: &str, queue_sizes: &[(i32, usize)]) {
         if !self.adaptive {
             return;
@@ -460,7 +462,11 @@ impl TopicState {
 /// there are any, else a uniform draw among partitions with a leader (among all partitions
 /// when none has one). Unlike Java, `current` is not drawn again when another partition is
 /// eligible, so a switch always moves on.
-fn next_partition(load: Option<&LoadStats>, current: Option<i32>, partitions: &[PartitionInfo]) -> i32 {
+fn next_partition(
+    load: Option<&LoadStats>,
+    current: Option<i32>,
+    partitions: &[PartitionInfo],
+) -> i32 {
     if let Some(load) = load {
         let p = load.pick(current);
         // Statistics are a few milliseconds old; never hand out a partition that the
@@ -491,7 +497,11 @@ impl<'a> Candidates<'a> {
             partitions,
             leaders_only,
             exclude: None,
-            len: if leaders_only { with_leader } else { partitions.len() },
+            len: if leaders_only {
+                with_leader
+            } else {
+                partitions.len()
+            },
         };
         if let Some(ex) = exclude {
             let listed = candidates.iter().any(|p| p.partition() == ex);
@@ -576,7 +586,10 @@ mod tests {
             (b"foobar", -790_332_482),
             (b"a-little-bit-long-string", -985_981_536),
             (b"a-little-bit-longer-string", -1_486_304_829),
-            (b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58_897_971),
+            (
+                b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+                -58_897_971,
+            ),
             (b"abc", 479_470_107),
         ];
         for (key, expected) in cases {
@@ -649,7 +662,11 @@ mod tests {
         sticky.on_append("t", first, 1999, false, &parts);
         assert_eq!(sticky.partition("t", &parts), first);
         sticky.on_append("t", first, 1, false, &parts);
-        assert_ne!(sticky.partition("t", &parts), first, "2 x batch.size switches anyway");
+        assert_ne!(
+            sticky.partition("t", &parts),
+            first,
+            "2 x batch.size switches anyway"
+        );
     }
 
     #[test]
