@@ -14,10 +14,12 @@
 
 pub mod error;
 pub mod net;
+pub mod partition;
 pub mod protocol;
 pub mod record;
 pub mod record_batch;
 
 pub use error::{Error, ErrorCode};
+pub use partition::{Partitioner, RoundRobinPartitioner};
 pub use record::{Header, Headers, PartitionInfo, ProducerRecord, RecordMetadata, TopicPartition};
 pub use record_batch::Compression;
