@@ -12,10 +12,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 
+pub mod config;
 pub mod error;
 pub mod net;
 pub mod protocol;
 pub mod record_batch;
 
+pub use config::{Acks, ProducerConfig};
 pub use error::{Error, ErrorCode};
 pub use record_batch::Compression;
