@@ -17,7 +17,13 @@ pub mod error;
 pub mod net;
 pub mod protocol;
 pub mod record_batch;
+pub mod serialize;
 
 pub use config::{Acks, ProducerConfig};
 pub use error::{Error, ErrorCode};
 pub use record_batch::Compression;
+#[cfg(feature = "json")]
+pub use serialize::JsonSerializer;
+pub use serialize::{
+    BytesSerializer, IntegerSerializer, LongSerializer, Serializer, StringSerializer,
+};
