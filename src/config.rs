@@ -310,12 +310,15 @@ impl ProducerConfig {
                 self.reconnect_backoff_max = parse_ms(name, v, 0, i64::MAX)?
             }
             "max.in.flight.requests.per.connection" => {
-                self.max_in_flight_requests_per_connection = parse_int(name, v, 1, INT_MAX)? as usize
+                self.max_in_flight_requests_per_connection =
+                    parse_int(name, v, 1, INT_MAX)? as usize
             }
             "enable.idempotence" => self.enable_idempotence = parse_bool(name, v)?,
             "compression.type" => self.compression = parse_compression(v)?,
             "compression.gzip.level" => self.compression_gzip_level = parse_gzip_level(v)?,
-            "compression.lz4.level" => self.compression_lz4_level = parse_int(name, v, 1, 17)? as i32,
+            "compression.lz4.level" => {
+                self.compression_lz4_level = parse_int(name, v, 1, 17)? as i32
+            }
             "compression.zstd.level" => {
                 self.compression_zstd_level = parse_int(name, v, -131_072, 22)? as i32
             }
@@ -460,7 +463,10 @@ impl ProducerConfig {
             Some(("retries", "0".to_string()))
         } else if self.max_in_flight_requests_per_connection > MAX_IN_FLIGHT_FOR_IDEMPOTENCE {
             let n = self.max_in_flight_requests_per_connection;
-            Some(("max.in.flight.requests.per.connection", format!("{n}, more than 5")))
+            Some((
+                "max.in.flight.requests.per.connection",
+                format!("{n}, more than 5"),
+            ))
         } else {
             None
         };
@@ -627,7 +633,11 @@ fn parse_gzip_level(value: &str) -> Result<i32, Error> {
     let name = "compression.gzip.level";
     match parse_int(name, value, -1, 9) {
         Ok(n) if n != 0 => Ok(n as i32),
-        _ => Err(bad_value(name, value, "expected a whole number from 1 to 9, or -1")),
+        _ => Err(bad_value(
+            name,
+            value,
+            "expected a whole number from 1 to 9, or -1",
+        )),
     }
 }
 
@@ -647,7 +657,11 @@ fn parse_compression(value: &str) -> Result<Compression, Error> {
             value,
             "this build has no zstd support (enable the crate feature \"zstd\")",
         )),
-        _ => Err(bad_value(name, value, "expected none, gzip, snappy, lz4 or zstd")),
+        _ => Err(bad_value(
+            name,
+            value,
+            "expected none, gzip, snappy, lz4 or zstd",
+        )),
     }
 }
 
@@ -771,7 +785,11 @@ mod tests {
         assert_eq!(c.delivery_timeout, Duration::from_millis(120_000));
         assert_eq!(c.reconnect_backoff_max, Duration::from_millis(1000));
         let number = |c: &ProducerConfig| -> u32 {
-            c.client_id.strip_prefix("producer-").unwrap().parse().unwrap()
+            c.client_id
+                .strip_prefix("producer-")
+                .unwrap()
+                .parse()
+                .unwrap()
         };
         // Other tests draw numbers concurrently, so the next one is larger, not n + 1.
         assert!(number(&with(&[]).unwrap()) > number(&c));
@@ -812,7 +830,10 @@ mod tests {
             ("socket.connection.setup.timeout.ms", "11"),
         ])
         .unwrap();
-        assert_eq!(c.bootstrap_servers, ["a:1", "[::1]:9092", "b.example:65535"]);
+        assert_eq!(
+            c.bootstrap_servers,
+            ["a:1", "[::1]:9092", "b.example:65535"]
+        );
         assert_eq!(c.client_id, "app");
         assert_eq!((c.acks, c.acks.as_i16()), (Acks::All, -1));
         assert_eq!(c.linger, Duration::ZERO);
@@ -837,7 +858,10 @@ mod tests {
         assert_eq!(c.partitioner_availability_timeout, Duration::from_millis(9));
         assert_eq!(c.metadata_max_age, Duration::ZERO);
         assert_eq!(c.metadata_max_idle, Duration::from_millis(5000));
-        assert_eq!((c.send_buffer_bytes, c.receive_buffer_bytes), (None, Some(0)));
+        assert_eq!(
+            (c.send_buffer_bytes, c.receive_buffer_bytes),
+            (None, Some(0))
+        );
         assert_eq!(c.connections_max_idle, Duration::MAX);
         assert_eq!(c.socket_connection_setup_timeout, Duration::from_millis(11));
         assert!(PROPERTIES.iter().all(|p| c.was_set(p)));
@@ -863,11 +887,20 @@ mod tests {
     #[test]
     fn unknown_name_suggests_the_closest() {
         let message = config_error(with(&[("linger.msx", "5")]));
-        assert_eq!(message, r#"unknown property "linger.msx"; did you mean "linger.ms"?"#);
+        assert_eq!(
+            message,
+            r#"unknown property "linger.msx"; did you mean "linger.ms"?"#
+        );
         let message = config_error(with(&[("Batch_Size", "5")]));
-        assert!(message.contains(r#"did you mean "batch.size"?"#), "{message}");
+        assert!(
+            message.contains(r#"did you mean "batch.size"?"#),
+            "{message}"
+        );
         let message = config_error(with(&[("max.in.flight.request.per.connection", "5")]));
-        assert!(message.contains("max.in.flight.requests.per.connection"), "{message}");
+        assert!(
+            message.contains("max.in.flight.requests.per.connection"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -892,7 +925,11 @@ mod tests {
             ("send.buffer.bytes", "-2", "from -1"),
             ("enable.idempotence", "yes", "true or false"),
             ("acks", "2", "all, -1, 0 or 1"),
-            ("compression.type", "brotli", "none, gzip, snappy, lz4 or zstd"),
+            (
+                "compression.type",
+                "brotli",
+                "none, gzip, snappy, lz4 or zstd",
+            ),
             ("compression.gzip.level", "0", "1 to 9, or -1"),
             ("compression.lz4.level", "18", "from 1 to 17"),
             ("compression.zstd.level", "23", "to 22"),
@@ -965,8 +1002,14 @@ mod tests {
     fn reconnect_backoff_alone_disables_exponential_reconnect_backoff() {
         let c = with(&[("reconnect.backoff.ms", "200")]).unwrap();
         assert_eq!(c.reconnect_backoff_max, Duration::from_millis(200));
-        let c = with(&[("reconnect.backoff.ms", "200"), ("reconnect.backoff.max.ms", "5000")]);
-        assert_eq!(c.unwrap().reconnect_backoff_max, Duration::from_millis(5000));
+        let c = with(&[
+            ("reconnect.backoff.ms", "200"),
+            ("reconnect.backoff.max.ms", "5000"),
+        ]);
+        assert_eq!(
+            c.unwrap().reconnect_backoff_max,
+            Duration::from_millis(5000)
+        );
     }
 
     #[test]

@@ -191,7 +191,9 @@ mod json {
     impl<T: serde::Serialize + ?Sized + 'static> Serializer<T> for JsonSerializer<T> {
         fn serialize(&self, topic: &str, data: &T) -> Result<Vec<u8>, Error> {
             serde_json::to_vec(data).map_err(|e| {
-                Error::Serialization(format!("cannot write a value for topic {topic:?} as JSON: {e}"))
+                Error::Serialization(format!(
+                    "cannot write a value for topic {topic:?} as JSON: {e}"
+                ))
             })
         }
     }
@@ -215,14 +217,20 @@ mod tests {
         let long = |n: i64| LongSerializer.serialize("t", &n).unwrap();
         assert_eq!(long(1), [0, 0, 0, 0, 0, 0, 0, 1]);
         assert_eq!(long(-1), [0xff; 8]);
-        assert_eq!(long(i64::MAX), [0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        assert_eq!(
+            long(i64::MAX),
+            [0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]
+        );
         assert_eq!(long(0x0102_0304_0506_0708), [1, 2, 3, 4, 5, 6, 7, 8]);
     }
 
     #[test]
     fn strings_are_utf8() {
         let expected = [0x63, 0x61, 0x66, 0xc3, 0xa9, 0x20, 0xe2, 0x98, 0x95];
-        assert_eq!(StringSerializer.serialize("t", "café ☕").unwrap(), expected);
+        assert_eq!(
+            StringSerializer.serialize("t", "café ☕").unwrap(),
+            expected
+        );
         let owned = "café ☕".to_string();
         assert_eq!(StringSerializer.serialize("t", &owned).unwrap(), expected);
         assert_eq!(StringSerializer.serialize("t", "").unwrap(), b"");
@@ -250,7 +258,10 @@ mod tests {
     fn failing_custom_serializer_returns_a_serialization_error() {
         let boxed: Box<dyn Serializer<u8>> = Box::new(Refuses);
         let shared: Arc<dyn Serializer<u8>> = Arc::new(Refuses);
-        for result in [boxed.serialize("orders", &1), shared.serialize("orders", &1)] {
+        for result in [
+            boxed.serialize("orders", &1),
+            shared.serialize("orders", &1),
+        ] {
             assert!(
                 matches!(&result, Err(Error::Serialization(m)) if m == "no bytes for orders"),
                 "{result:?}"
