@@ -12,14 +12,22 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 
+pub mod config;
 pub mod error;
 pub mod net;
 pub mod partition;
 pub mod protocol;
 pub mod record;
 pub mod record_batch;
+pub mod serialize;
 
+pub use config::{Acks, ProducerConfig};
 pub use error::{Error, ErrorCode};
 pub use partition::{Partitioner, RoundRobinPartitioner};
 pub use record::{Header, Headers, PartitionInfo, ProducerRecord, RecordMetadata, TopicPartition};
 pub use record_batch::Compression;
+#[cfg(feature = "json")]
+pub use serialize::JsonSerializer;
+pub use serialize::{
+    BytesSerializer, IntegerSerializer, LongSerializer, Serializer, StringSerializer,
+};

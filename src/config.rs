@@ -1,0 +1,1053 @@
+//! Producer configuration: Java's property names, parsed into typed fields.
+//!
+//! [`ProducerConfig`] holds every setting the producer reads, with Java KafkaProducer 4.x's
+//! defaults. Settings come in by name ([`ProducerConfig::set`],
+//! [`ProducerConfig::from_properties`]), each parsed and range-checked like Java's
+//! `ConfigDef`, or by writing the public fields. [`ProducerConfig::validate`] then applies the
+//! cross-field rules of Java's `ProducerConfig.postProcessParsedConfig` and
+//! `KafkaProducer.configureDeliveryTimeout`; call it once before the config is used.
+//!
+//! Unlike Java, which logs and ignores names it does not know, an unknown name is an error
+//! that suggests the closest known property: a typo should not silently run with defaults.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::record_batch::Compression;
+
+/// Which acknowledgement the producer asks of the partition leader (`acks`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Acks {
+    /// `acks=0`: the broker sends no response; a record counts as sent once written to the
+    /// socket.
+    None,
+    /// `acks=1`: the leader has written the record to its own log.
+    Leader,
+    /// `acks=all` (or `-1`): every in-sync replica has the record. Java's default.
+    #[default]
+    All,
+}
+
+impl Acks {
+    /// The value of the `acks` field of a Produce request: 0, 1 or -1.
+    pub fn as_i16(self) -> i16 {
+        match self {
+            Acks::None => 0,
+            Acks::Leader => 1,
+            Acks::All => -1,
+        }
+    }
+
+    /// The property value that selects this setting: `"0"`, `"1"` or `"all"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Acks::None => "0",
+            Acks::Leader => "1",
+            Acks::All => "all",
+        }
+    }
+}
+
+impl fmt::Display for Acks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Every property [`ProducerConfig`] understands, in [`ProducerConfig::to_properties`] order.
+const PROPERTIES: &[&str] = &[
+    "bootstrap.servers",
+    "client.id",
+    "acks",
+    "linger.ms",
+    "batch.size",
+    "buffer.memory",
+    "max.block.ms",
+    "delivery.timeout.ms",
+    "request.timeout.ms",
+    "retries",
+    "retry.backoff.ms",
+    "retry.backoff.max.ms",
+    "reconnect.backoff.ms",
+    "reconnect.backoff.max.ms",
+    "max.in.flight.requests.per.connection",
+    "enable.idempotence",
+    "compression.type",
+    "compression.gzip.level",
+    "compression.lz4.level",
+    "compression.zstd.level",
+    "max.request.size",
+    "partitioner.ignore.keys",
+    "partitioner.adaptive.partitioning.enable",
+    "partitioner.availability.timeout.ms",
+    "metadata.max.age.ms",
+    "metadata.max.idle.ms",
+    "send.buffer.bytes",
+    "receive.buffer.bytes",
+    "connections.max.idle.ms",
+    "socket.connection.setup.timeout.ms",
+];
+
+/// Java producer properties this crate does not implement. Naming them gets a clearer
+/// error than a "did you mean" for a property that exists, just not here.
+const UNSUPPORTED_JAVA_PROPERTIES: &[&str] = &[
+    "key.serializer",
+    "value.serializer",
+    "partitioner.class",
+    "interceptor.classes",
+    "transactional.id",
+    "transaction.timeout.ms",
+    "security.protocol",
+    "client.dns.lookup",
+    "socket.connection.setup.timeout.max.ms",
+    "metadata.recovery.strategy",
+    "metric.reporters",
+    "enable.metrics.push",
+];
+
+/// Java's `max.in.flight.requests.per.connection` limit for the idempotent producer: the
+/// broker keeps the last five batches per producer to detect duplicates.
+const MAX_IN_FLIGHT_FOR_IDEMPOTENCE: usize = 5;
+
+/// Java's `INT` properties hold an `i32`.
+const INT_MAX: i64 = i32::MAX as i64;
+
+/// The `N` of the next generated `client.id` `producer-N` (Java's
+/// `PRODUCER_CLIENT_ID_SEQUENCE`). Written and read only by `fetch_add` in
+/// [`ProducerConfig::validate`]; `Relaxed` suffices because only uniqueness matters.
+static NEXT_CLIENT_ID: AtomicU32 = AtomicU32::new(1);
+
+/// The producer's settings, one public field per Java property.
+///
+/// Build one with [`ProducerConfig::from_properties`], or start from [`Default`] and call
+/// [`set`](ProducerConfig::set) and [`validate`](ProducerConfig::validate):
+///
+/// ```
+/// use std::time::Duration;
+/// use kafka_producer::{Acks, ProducerConfig};
+///
+/// let config = ProducerConfig::from_properties([
+///     ("bootstrap.servers", "broker-1:9092,broker-2:9092"),
+///     ("acks", "1"),
+///     ("linger.ms", "20"),
+/// ])?;
+/// assert_eq!(config.acks, Acks::Leader);
+/// assert_eq!(config.linger, Duration::from_millis(20));
+/// // acks=1 without an explicit enable.idempotence turns idempotence off, as in Java.
+/// assert!(!config.enable_idempotence);
+/// # Ok::<(), kafka_producer::Error>(())
+/// ```
+///
+/// Writing a field directly skips the range checks of `set` and is not recorded as set by
+/// the user (see [`was_set`](ProducerConfig::was_set) and
+/// [`mark_set`](ProducerConfig::mark_set)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerConfig {
+    /// `bootstrap.servers`: the `host:port` pairs to fetch the first metadata from
+    /// (required; given as a comma-separated list).
+    pub bootstrap_servers: Vec<String>,
+    /// `client.id`: sent to brokers in every request header, for their logs and quotas.
+    /// When the user does not set it, [`validate`](ProducerConfig::validate) fills in
+    /// `producer-N`, N counting up from 1 in this process, as Java does.
+    pub client_id: String,
+    /// `acks` (default `all`).
+    pub acks: Acks,
+    /// `linger.ms` (default 5): how long a batch waits for more records before it is sent.
+    pub linger: Duration,
+    /// `batch.size` (default 16384): the size in bytes of a new batch; 0 disables batching.
+    pub batch_size: usize,
+    /// `buffer.memory` (default 33554432): bytes of records buffered before `send` blocks.
+    pub buffer_memory: usize,
+    /// `max.block.ms` (default 60000): how long `send` may block for metadata or memory.
+    pub max_block: Duration,
+    /// `delivery.timeout.ms` (default 120000): the time from `send` to success or failure,
+    /// retries included. At least `linger.ms + request.timeout.ms`.
+    pub delivery_timeout: Duration,
+    /// `request.timeout.ms` (default 30000): how long to wait for a broker's response.
+    pub request_timeout: Duration,
+    /// `retries` (default `i32::MAX`): how often a failed batch is retried.
+    pub retries: i32,
+    /// `retry.backoff.ms` (default 100): the first wait before a retry.
+    pub retry_backoff: Duration,
+    /// `retry.backoff.max.ms` (default 1000): the cap of the exponential retry backoff.
+    pub retry_backoff_max: Duration,
+    /// `reconnect.backoff.ms` (default 50): the first wait before reconnecting to a broker.
+    pub reconnect_backoff: Duration,
+    /// `reconnect.backoff.max.ms` (default 1000): the cap of the reconnect backoff.
+    pub reconnect_backoff_max: Duration,
+    /// `max.in.flight.requests.per.connection` (default 5): unacknowledged requests per
+    /// broker connection.
+    pub max_in_flight_requests_per_connection: usize,
+    /// `enable.idempotence` (default true): producer ids and sequence numbers so that
+    /// retries write each record exactly once, in order.
+    pub enable_idempotence: bool,
+    /// `compression.type` (default `none`): `none`, `gzip`, `snappy`, `lz4` or `zstd`.
+    pub compression: Compression,
+    /// `compression.gzip.level` (default -1, zlib's default): 1 to 9, or -1.
+    pub compression_gzip_level: i32,
+    /// `compression.lz4.level` (default 9): 1 to 17.
+    pub compression_lz4_level: i32,
+    /// `compression.zstd.level` (default 3): -131072 to 22.
+    pub compression_zstd_level: i32,
+    /// `max.request.size` (default 1048576): the largest request, and so record, in bytes.
+    pub max_request_size: usize,
+    /// `partitioner.ignore.keys` (default false): partition keyed records as if unkeyed.
+    pub partitioner_ignore_keys: bool,
+    /// `partitioner.adaptive.partitioning.enable` (default true): the sticky partitioner
+    /// favours brokers that drain faster (KIP-794).
+    pub partitioner_adaptive_partitioning_enable: bool,
+    /// `partitioner.availability.timeout.ms` (default 0, off): a broker that accepts no
+    /// batch for this long is skipped by the sticky partitioner.
+    pub partitioner_availability_timeout: Duration,
+    /// `metadata.max.age.ms` (default 300000): metadata is refreshed at least this often.
+    pub metadata_max_age: Duration,
+    /// `metadata.max.idle.ms` (default 300000, at least 5000): metadata of a topic not
+    /// produced to for this long is dropped.
+    pub metadata_max_idle: Duration,
+    /// `send.buffer.bytes` (default 131072): the socket's SO_SNDBUF; `-1` (`None`) keeps
+    /// the operating system's default.
+    pub send_buffer_bytes: Option<usize>,
+    /// `receive.buffer.bytes` (default 32768): the socket's SO_RCVBUF; `-1` (`None`) keeps
+    /// the operating system's default.
+    pub receive_buffer_bytes: Option<usize>,
+    /// `connections.max.idle.ms` (default 540000): idle connections are closed after this.
+    /// A negative value, as in Java, never closes them ([`Duration::MAX`]).
+    pub connections_max_idle: Duration,
+    /// `socket.connection.setup.timeout.ms` (default 10000): how long a TCP connect may
+    /// take.
+    pub socket_connection_setup_timeout: Duration,
+    /// The canonical names of the properties the user set (see
+    /// [`was_set`](ProducerConfig::was_set)).
+    explicit: BTreeSet<&'static str>,
+}
+
+impl Default for ProducerConfig {
+    /// Java's defaults, with no bootstrap servers and an empty `client.id` (filled in by
+    /// [`validate`](ProducerConfig::validate)).
+    fn default() -> Self {
+        ProducerConfig {
+            bootstrap_servers: Vec::new(),
+            client_id: String::new(),
+            acks: Acks::All,
+            linger: Duration::from_millis(5),
+            batch_size: 16384,
+            buffer_memory: 32 * 1024 * 1024,
+            max_block: Duration::from_millis(60_000),
+            delivery_timeout: Duration::from_millis(120_000),
+            request_timeout: Duration::from_millis(30_000),
+            retries: i32::MAX,
+            retry_backoff: Duration::from_millis(100),
+            retry_backoff_max: Duration::from_millis(1000),
+            reconnect_backoff: Duration::from_millis(50),
+            reconnect_backoff_max: Duration::from_millis(1000),
+            max_in_flight_requests_per_connection: 5,
+            enable_idempotence: true,
+            compression: Compression::None,
+            compression_gzip_level: -1,
+            compression_lz4_level: 9,
+            compression_zstd_level: 3,
+            max_request_size: 1024 * 1024,
+            partitioner_ignore_keys: false,
+            partitioner_adaptive_partitioning_enable: true,
+            partitioner_availability_timeout: Duration::ZERO,
+            metadata_max_age: Duration::from_millis(300_000),
+            metadata_max_idle: Duration::from_millis(300_000),
+            send_buffer_bytes: Some(128 * 1024),
+            receive_buffer_bytes: Some(32 * 1024),
+            connections_max_idle: Duration::from_millis(540_000),
+            socket_connection_setup_timeout: Duration::from_millis(10_000),
+            explicit: BTreeSet::new(),
+        }
+    }
+}
+
+impl ProducerConfig {
+    /// Builds a config from Java-style `(name, value)` properties: each is [`set`] in turn,
+    /// then the result is [`validate`]d.
+    ///
+    /// [`set`]: ProducerConfig::set
+    /// [`validate`]: ProducerConfig::validate
+    pub fn from_properties<I, K, V>(props: I) -> Result<Self, Error>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut config = ProducerConfig::default();
+        for (name, value) in props {
+            config.set(name.as_ref(), value.as_ref())?;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses and range-checks one property and records that the user set it.
+    ///
+    /// Surrounding whitespace is ignored. A name this crate does not know is an
+    /// [`Error::Config`] naming the closest known property; a bad value is an
+    /// [`Error::Config`] naming the property, the value and what is allowed.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), Error> {
+        let name = canonical_name(name)?;
+        let v = value.trim();
+        match name {
+            "bootstrap.servers" => self.bootstrap_servers = parse_servers(v)?,
+            "client.id" => self.client_id = v.to_string(),
+            "acks" => self.acks = parse_acks(v)?,
+            "linger.ms" => self.linger = parse_ms(name, v, 0, i64::MAX)?,
+            "batch.size" => self.batch_size = parse_size(name, v, INT_MAX)?,
+            "buffer.memory" => self.buffer_memory = parse_size(name, v, i64::MAX)?,
+            "max.block.ms" => self.max_block = parse_ms(name, v, 0, i64::MAX)?,
+            "delivery.timeout.ms" => self.delivery_timeout = parse_ms(name, v, 0, INT_MAX)?,
+            "request.timeout.ms" => self.request_timeout = parse_ms(name, v, 0, INT_MAX)?,
+            "retries" => self.retries = parse_int(name, v, 0, INT_MAX)? as i32,
+            "retry.backoff.ms" => self.retry_backoff = parse_ms(name, v, 0, i64::MAX)?,
+            "retry.backoff.max.ms" => self.retry_backoff_max = parse_ms(name, v, 0, i64::MAX)?,
+            "reconnect.backoff.ms" => self.reconnect_backoff = parse_ms(name, v, 0, i64::MAX)?,
+            "reconnect.backoff.max.ms" => {
+                self.reconnect_backoff_max = parse_ms(name, v, 0, i64::MAX)?
+            }
+            "max.in.flight.requests.per.connection" => {
+                self.max_in_flight_requests_per_connection =
+                    parse_int(name, v, 1, INT_MAX)? as usize
+            }
+            "enable.idempotence" => self.enable_idempotence = parse_bool(name, v)?,
+            "compression.type" => self.compression = parse_compression(v)?,
+            "compression.gzip.level" => self.compression_gzip_level = parse_gzip_level(v)?,
+            "compression.lz4.level" => {
+                self.compression_lz4_level = parse_int(name, v, 1, 17)? as i32
+            }
+            "compression.zstd.level" => {
+                self.compression_zstd_level = parse_int(name, v, -131_072, 22)? as i32
+            }
+            "max.request.size" => self.max_request_size = parse_size(name, v, INT_MAX)?,
+            "partitioner.ignore.keys" => self.partitioner_ignore_keys = parse_bool(name, v)?,
+            "partitioner.adaptive.partitioning.enable" => {
+                self.partitioner_adaptive_partitioning_enable = parse_bool(name, v)?
+            }
+            "partitioner.availability.timeout.ms" => {
+                self.partitioner_availability_timeout = parse_ms(name, v, 0, i64::MAX)?
+            }
+            "metadata.max.age.ms" => self.metadata_max_age = parse_ms(name, v, 0, i64::MAX)?,
+            "metadata.max.idle.ms" => self.metadata_max_idle = parse_ms(name, v, 5000, i64::MAX)?,
+            "send.buffer.bytes" => self.send_buffer_bytes = parse_socket_buffer(name, v)?,
+            "receive.buffer.bytes" => self.receive_buffer_bytes = parse_socket_buffer(name, v)?,
+            "connections.max.idle.ms" => self.connections_max_idle = parse_idle_ms(name, v)?,
+            "socket.connection.setup.timeout.ms" => {
+                self.socket_connection_setup_timeout = parse_ms(name, v, 0, i64::MAX)?
+            }
+            _ => unreachable!("canonical_name returned {name:?}, which set() does not handle"),
+        }
+        self.explicit.insert(name);
+        Ok(())
+    }
+
+    /// Records that the user chose the current value of `name`, for typed setters (such as
+    /// a builder's) that write a field directly instead of calling [`set`](Self::set).
+    ///
+    /// It matters for `enable.idempotence`, `delivery.timeout.ms` and
+    /// `reconnect.backoff.ms`, whose rules in [`validate`](Self::validate) depend on it.
+    pub fn mark_set(&mut self, name: &str) -> Result<(), Error> {
+        let name = canonical_name(name)?;
+        self.explicit.insert(name);
+        Ok(())
+    }
+
+    /// Whether the user set property `name` explicitly (through [`set`](Self::set),
+    /// [`from_properties`](Self::from_properties) or [`mark_set`](Self::mark_set)).
+    pub fn was_set(&self, name: &str) -> bool {
+        self.explicit.contains(name)
+    }
+
+    /// Applies Java's cross-field rules; call it once, after the last `set`, before use.
+    ///
+    /// - `bootstrap.servers` must name at least one broker.
+    /// - `reconnect.backoff.max.ms` follows `reconnect.backoff.ms` when only the latter was
+    ///   set (Java's `postProcessReconnectBackoffConfigs`: no exponential reconnect backoff).
+    /// - `enable.idempotence` needs `acks=all`, `retries` > 0 and
+    ///   `max.in.flight.requests.per.connection` ≤ 5. If the user did not set it, a conflict
+    ///   turns it off; if the user set it to true, a conflict is an error naming the
+    ///   conflicting property.
+    /// - `delivery.timeout.ms` must be at least `linger.ms + request.timeout.ms`: an error if
+    ///   the user set it, otherwise it is raised to that sum (Java's
+    ///   `configureDeliveryTimeout`).
+    /// - An unset, empty `client.id` becomes `producer-N`.
+    pub fn validate(&mut self) -> Result<(), Error> {
+        if self.bootstrap_servers.is_empty() {
+            return Err(Error::Config(
+                "property \"bootstrap.servers\" is required: set it to at least one host:port"
+                    .to_string(),
+            ));
+        }
+        self.apply_backoff_rules();
+        self.apply_idempotence_rules()?;
+        self.apply_delivery_timeout_rule()?;
+        if self.client_id.is_empty() && !self.was_set("client.id") {
+            let n = NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed);
+            self.client_id = format!("producer-{n}");
+        }
+        Ok(())
+    }
+
+    /// Every property and its current value, in Java's notation (durations in
+    /// milliseconds, `-1` for "operating system default" and "never"), for logs and
+    /// debugging. Feeding the result to [`from_properties`](Self::from_properties)
+    /// reproduces this config.
+    pub fn to_properties(&self) -> Vec<(&'static str, String)> {
+        let values = [
+            self.bootstrap_servers.join(","),
+            self.client_id.clone(),
+            self.acks.to_string(),
+            ms(self.linger),
+            self.batch_size.to_string(),
+            self.buffer_memory.to_string(),
+            ms(self.max_block),
+            ms(self.delivery_timeout),
+            ms(self.request_timeout),
+            self.retries.to_string(),
+            ms(self.retry_backoff),
+            ms(self.retry_backoff_max),
+            ms(self.reconnect_backoff),
+            ms(self.reconnect_backoff_max),
+            self.max_in_flight_requests_per_connection.to_string(),
+            self.enable_idempotence.to_string(),
+            compression_name(self.compression).to_string(),
+            self.compression_gzip_level.to_string(),
+            self.compression_lz4_level.to_string(),
+            self.compression_zstd_level.to_string(),
+            self.max_request_size.to_string(),
+            self.partitioner_ignore_keys.to_string(),
+            self.partitioner_adaptive_partitioning_enable.to_string(),
+            ms(self.partitioner_availability_timeout),
+            ms(self.metadata_max_age),
+            ms(self.metadata_max_idle),
+            socket_buffer(self.send_buffer_bytes),
+            socket_buffer(self.receive_buffer_bytes),
+            idle_ms(self.connections_max_idle),
+            ms(self.socket_connection_setup_timeout),
+        ];
+        PROPERTIES.iter().copied().zip(values).collect()
+    }
+
+    /// Java's `CommonClientConfigs.postProcessReconnectBackoffConfigs` and
+    /// `warnDisablingExponentialBackoff`.
+    fn apply_backoff_rules(&mut self) {
+        if self.was_set("reconnect.backoff.ms") && !self.was_set("reconnect.backoff.max.ms") {
+            log::warn!(
+                "disabling exponential reconnect backoff because reconnect.backoff.ms is set, \
+                 but reconnect.backoff.max.ms is not"
+            );
+            self.reconnect_backoff_max = self.reconnect_backoff;
+        }
+        if self.retry_backoff > self.retry_backoff_max {
+            log::warn!(
+                "retry.backoff.ms ({}) is greater than retry.backoff.max.ms ({}); a static \
+                 backoff of {} ms will be applied",
+                ms(self.retry_backoff),
+                ms(self.retry_backoff_max),
+                ms(self.retry_backoff_max),
+            );
+        }
+    }
+
+    /// Java's `ProducerConfig.postProcessAndValidateIdempotenceConfigs`.
+    fn apply_idempotence_rules(&mut self) -> Result<(), Error> {
+        if !self.enable_idempotence {
+            return Ok(());
+        }
+        let conflict = if self.acks != Acks::All {
+            Some(("acks", format!("{}, not all", self.acks)))
+        } else if self.retries == 0 {
+            Some(("retries", "0".to_string()))
+        } else if self.max_in_flight_requests_per_connection > MAX_IN_FLIGHT_FOR_IDEMPOTENCE {
+            let n = self.max_in_flight_requests_per_connection;
+            Some((
+                "max.in.flight.requests.per.connection",
+                format!("{n}, more than 5"),
+            ))
+        } else {
+            None
+        };
+        let Some((property, value)) = conflict else {
+            return Ok(());
+        };
+        if self.was_set("enable.idempotence") {
+            return Err(Error::Config(format!(
+                "enable.idempotence=true conflicts with {property}={value}: the idempotent \
+                 producer needs acks=all, retries > 0 and \
+                 max.in.flight.requests.per.connection <= 5"
+            )));
+        }
+        log::info!("idempotence will be disabled because {property} is {value}");
+        self.enable_idempotence = false;
+        Ok(())
+    }
+
+    /// Java's `KafkaProducer.configureDeliveryTimeout`, with the sum capped at `i32::MAX`
+    /// milliseconds as there.
+    fn apply_delivery_timeout_rule(&mut self) -> Result<(), Error> {
+        let floor = (self.linger + self.request_timeout).min(Duration::from_millis(INT_MAX as u64));
+        if self.delivery_timeout >= floor {
+            return Ok(());
+        }
+        if self.was_set("delivery.timeout.ms") {
+            return Err(Error::Config(format!(
+                "delivery.timeout.ms ({}) must be at least linger.ms + request.timeout.ms \
+                 ({} + {} = {})",
+                ms(self.delivery_timeout),
+                ms(self.linger),
+                ms(self.request_timeout),
+                ms(floor),
+            )));
+        }
+        log::warn!(
+            "delivery.timeout.ms should be at least linger.ms + request.timeout.ms; setting it \
+             to {}",
+            ms(floor)
+        );
+        self.delivery_timeout = floor;
+        Ok(())
+    }
+}
+
+/// The `&'static` spelling of a known property, or the error for an unknown one.
+fn canonical_name(name: &str) -> Result<&'static str, Error> {
+    let name = name.trim();
+    if let Some(known) = PROPERTIES.iter().find(|p| **p == name) {
+        return Ok(known);
+    }
+    let unsupported = UNSUPPORTED_JAVA_PROPERTIES.contains(&name)
+        || name.starts_with("ssl.")
+        || name.starts_with("sasl.")
+        || name.starts_with("metrics.");
+    if unsupported {
+        return Err(Error::Config(format!(
+            "property {name:?} is a Java producer property that this client does not support"
+        )));
+    }
+    Err(Error::Config(format!(
+        "unknown property {name:?}; did you mean {:?}?",
+        closest_property(name)
+    )))
+}
+
+/// The known property with the smallest edit distance to `name` (case-insensitively, since
+/// `Linger.ms` is most likely `linger.ms`).
+fn closest_property(name: &str) -> &'static str {
+    let name = name.to_ascii_lowercase();
+    PROPERTIES
+        .iter()
+        .copied()
+        .min_by_key(|p| edit_distance(&name, p))
+        .expect("PROPERTIES is not empty")
+}
+
+/// Levenshtein distance between `a` and `b`, counted in chars.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    // `row[j]` is the distance between the prefix of `a` seen so far and `b[..j]`.
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}
+
+/// The error for a value of `name` that is not allowed.
+fn bad_value(name: &str, value: &str, allowed: &str) -> Error {
+    Error::Config(format!(
+        "invalid value {value:?} for property {name:?}: {allowed}"
+    ))
+}
+
+/// A whole number in `min..=max` (Java's `INT` or `LONG` with a range validator).
+fn parse_int(name: &str, value: &str, min: i64, max: i64) -> Result<i64, Error> {
+    let range = if max == i64::MAX {
+        format!("expected a whole number of at least {min}")
+    } else {
+        format!("expected a whole number from {min} to {max}")
+    };
+    match value.parse::<i64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(bad_value(name, value, &range)),
+    }
+}
+
+/// Milliseconds in `min..=max`.
+fn parse_ms(name: &str, value: &str, min: i64, max: i64) -> Result<Duration, Error> {
+    let n = parse_int(name, value, min, max)?;
+    Ok(Duration::from_millis(n as u64))
+}
+
+/// A byte count from 0 to `max`.
+fn parse_size(name: &str, value: &str, max: i64) -> Result<usize, Error> {
+    let n = parse_int(name, value, 0, max)?;
+    usize::try_from(n).map_err(|_| bad_value(name, value, "too large for this platform"))
+}
+
+/// A socket buffer size: -1 for the operating system's default, else a byte count.
+fn parse_socket_buffer(name: &str, value: &str) -> Result<Option<usize>, Error> {
+    let n = parse_int(name, value, -1, INT_MAX)?;
+    Ok(usize::try_from(n).ok())
+}
+
+/// `connections.max.idle.ms`: Java has no range check, and its selector never closes idle
+/// connections when the value is negative.
+fn parse_idle_ms(name: &str, value: &str) -> Result<Duration, Error> {
+    let n = parse_int(name, value, i64::MIN, i64::MAX)?;
+    Ok(u64::try_from(n).map_or(Duration::MAX, Duration::from_millis))
+}
+
+/// `true` or `false`, in any case (Java's `BOOLEAN`).
+fn parse_bool(name: &str, value: &str) -> Result<bool, Error> {
+    if value.eq_ignore_ascii_case("true") {
+        Ok(true)
+    } else if value.eq_ignore_ascii_case("false") {
+        Ok(false)
+    } else {
+        Err(bad_value(name, value, "expected true or false"))
+    }
+}
+
+/// `acks`: `all`, `-1`, `0` or `1`.
+fn parse_acks(value: &str) -> Result<Acks, Error> {
+    match value.to_ascii_lowercase().as_str() {
+        "all" | "-1" => Ok(Acks::All),
+        "1" => Ok(Acks::Leader),
+        "0" => Ok(Acks::None),
+        _ => Err(bad_value("acks", value, "expected all, -1, 0 or 1")),
+    }
+}
+
+/// `compression.gzip.level`: 1 to 9, or -1 for zlib's default (Java's
+/// `GzipCompression.LevelValidator`).
+fn parse_gzip_level(value: &str) -> Result<i32, Error> {
+    let name = "compression.gzip.level";
+    match parse_int(name, value, -1, 9) {
+        Ok(n) if n != 0 => Ok(n as i32),
+        _ => Err(bad_value(
+            name,
+            value,
+            "expected a whole number from 1 to 9, or -1",
+        )),
+    }
+}
+
+/// `compression.type`: `none`, `gzip`, `snappy`, `lz4` or `zstd`.
+fn parse_compression(value: &str) -> Result<Compression, Error> {
+    let name = "compression.type";
+    match value.to_ascii_lowercase().as_str() {
+        "none" => Ok(Compression::None),
+        "gzip" => Ok(Compression::Gzip),
+        "snappy" => Ok(Compression::Snappy),
+        "lz4" => Ok(Compression::Lz4),
+        #[cfg(feature = "zstd")]
+        "zstd" => Ok(Compression::Zstd),
+        #[cfg(not(feature = "zstd"))]
+        "zstd" => Err(bad_value(
+            name,
+            value,
+            "this build has no zstd support (enable the crate feature \"zstd\")",
+        )),
+        _ => Err(bad_value(
+            name,
+            value,
+            "expected none, gzip, snappy, lz4 or zstd",
+        )),
+    }
+}
+
+/// `bootstrap.servers`: a comma-separated list of `host:port` (IPv6 hosts in brackets).
+/// Empty entries are skipped, as in Java.
+fn parse_servers(value: &str) -> Result<Vec<String>, Error> {
+    let name = "bootstrap.servers";
+    let mut servers: Vec<String> = Vec::new();
+    for server in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let valid = server.rsplit_once(':').is_some_and(|(host, port)| {
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            !host.is_empty() && port.parse::<u16>().is_ok()
+        });
+        if !valid {
+            let allowed = format!("{server:?} is not host:port");
+            return Err(bad_value(name, value, &allowed));
+        }
+        if servers.iter().any(|s| s == server) {
+            let allowed = format!("{server:?} is listed twice");
+            return Err(bad_value(name, value, &allowed));
+        }
+        servers.push(server.to_string());
+    }
+    if servers.is_empty() {
+        return Err(bad_value(name, value, "expected at least one host:port"));
+    }
+    Ok(servers)
+}
+
+/// The `compression.type` value of `compression`.
+fn compression_name(compression: Compression) -> &'static str {
+    match compression {
+        Compression::None => "none",
+        Compression::Gzip => "gzip",
+        Compression::Snappy => "snappy",
+        Compression::Lz4 => "lz4",
+        Compression::Zstd => "zstd",
+    }
+}
+
+/// A duration in whole milliseconds.
+fn ms(d: Duration) -> String {
+    d.as_millis().to_string()
+}
+
+/// `connections.max.idle.ms`: `Duration::MAX` is Java's "never", -1.
+fn idle_ms(d: Duration) -> String {
+    if d == Duration::MAX {
+        "-1".to_string()
+    } else {
+        ms(d)
+    }
+}
+
+/// A socket buffer size: `None` is Java's "operating system default", -1.
+fn socket_buffer(size: Option<usize>) -> String {
+    size.map_or_else(|| "-1".to_string(), |n| n.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_error(result: Result<impl fmt::Debug, Error>) -> String {
+        match result {
+            Err(Error::Config(message)) => message,
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    fn with(props: &[(&str, &str)]) -> Result<ProducerConfig, Error> {
+        let base = [("bootstrap.servers", "localhost:9092")];
+        ProducerConfig::from_properties(base.iter().chain(props).copied())
+    }
+
+    #[test]
+    fn defaults_equal_javas() {
+        let c = ProducerConfig::default();
+        let expected: Vec<(&str, &str)> = vec![
+            ("bootstrap.servers", ""),
+            ("client.id", ""),
+            ("acks", "all"),
+            ("linger.ms", "5"),
+            ("batch.size", "16384"),
+            ("buffer.memory", "33554432"),
+            ("max.block.ms", "60000"),
+            ("delivery.timeout.ms", "120000"),
+            ("request.timeout.ms", "30000"),
+            ("retries", "2147483647"),
+            ("retry.backoff.ms", "100"),
+            ("retry.backoff.max.ms", "1000"),
+            ("reconnect.backoff.ms", "50"),
+            ("reconnect.backoff.max.ms", "1000"),
+            ("max.in.flight.requests.per.connection", "5"),
+            ("enable.idempotence", "true"),
+            ("compression.type", "none"),
+            ("compression.gzip.level", "-1"),
+            ("compression.lz4.level", "9"),
+            ("compression.zstd.level", "3"),
+            ("max.request.size", "1048576"),
+            ("partitioner.ignore.keys", "false"),
+            ("partitioner.adaptive.partitioning.enable", "true"),
+            ("partitioner.availability.timeout.ms", "0"),
+            ("metadata.max.age.ms", "300000"),
+            ("metadata.max.idle.ms", "300000"),
+            ("send.buffer.bytes", "131072"),
+            ("receive.buffer.bytes", "32768"),
+            ("connections.max.idle.ms", "540000"),
+            ("socket.connection.setup.timeout.ms", "10000"),
+        ];
+        let actual = c.to_properties();
+        let actual: Vec<(&str, &str)> = actual.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert_eq!(actual, expected);
+        assert!(PROPERTIES.iter().all(|p| !c.was_set(p)));
+    }
+
+    #[test]
+    fn validated_defaults_keep_javas_values_and_name_the_client() {
+        let c = with(&[]).unwrap();
+        assert!(c.enable_idempotence);
+        assert_eq!(c.delivery_timeout, Duration::from_millis(120_000));
+        assert_eq!(c.reconnect_backoff_max, Duration::from_millis(1000));
+        let number = |c: &ProducerConfig| -> u32 {
+            c.client_id
+                .strip_prefix("producer-")
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        // Other tests draw numbers concurrently, so the next one is larger, not n + 1.
+        assert!(number(&with(&[]).unwrap()) > number(&c));
+    }
+
+    #[test]
+    fn every_property_parses() {
+        let c = with(&[
+            ("bootstrap.servers", " a:1, [::1]:9092 ,b.example:65535,, "),
+            ("client.id", " app "),
+            ("acks", "-1"),
+            ("linger.ms", "0"),
+            ("batch.size", "0"),
+            ("buffer.memory", "1000000000000"),
+            ("max.block.ms", "1"),
+            ("delivery.timeout.ms", "2000000000"),
+            ("request.timeout.ms", "0"),
+            ("retries", "3"),
+            ("retry.backoff.ms", "7"),
+            ("retry.backoff.max.ms", "70"),
+            ("reconnect.backoff.ms", "8"),
+            ("reconnect.backoff.max.ms", "80"),
+            ("max.in.flight.requests.per.connection", "1"),
+            ("enable.idempotence", "TRUE"),
+            ("compression.type", "snappy"),
+            ("compression.gzip.level", "9"),
+            ("compression.lz4.level", "17"),
+            ("compression.zstd.level", "-131072"),
+            ("max.request.size", "0"),
+            ("partitioner.ignore.keys", "True"),
+            ("partitioner.adaptive.partitioning.enable", "false"),
+            ("partitioner.availability.timeout.ms", "9"),
+            ("metadata.max.age.ms", "0"),
+            ("metadata.max.idle.ms", "5000"),
+            ("send.buffer.bytes", "-1"),
+            ("receive.buffer.bytes", "0"),
+            ("connections.max.idle.ms", "-1"),
+            ("socket.connection.setup.timeout.ms", "11"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.bootstrap_servers,
+            ["a:1", "[::1]:9092", "b.example:65535"]
+        );
+        assert_eq!(c.client_id, "app");
+        assert_eq!((c.acks, c.acks.as_i16()), (Acks::All, -1));
+        assert_eq!(c.linger, Duration::ZERO);
+        assert_eq!((c.batch_size, c.buffer_memory), (0, 1_000_000_000_000));
+        assert_eq!(c.max_block, Duration::from_millis(1));
+        assert_eq!(c.delivery_timeout, Duration::from_millis(2_000_000_000));
+        assert_eq!(c.request_timeout, Duration::ZERO);
+        assert_eq!(c.retries, 3);
+        assert_eq!(c.retry_backoff, Duration::from_millis(7));
+        assert_eq!(c.retry_backoff_max, Duration::from_millis(70));
+        assert_eq!(c.reconnect_backoff, Duration::from_millis(8));
+        assert_eq!(c.reconnect_backoff_max, Duration::from_millis(80));
+        assert_eq!(c.max_in_flight_requests_per_connection, 1);
+        assert!(c.enable_idempotence);
+        assert_eq!(c.compression, Compression::Snappy);
+        assert_eq!(c.compression_gzip_level, 9);
+        assert_eq!(c.compression_lz4_level, 17);
+        assert_eq!(c.compression_zstd_level, -131_072);
+        assert_eq!(c.max_request_size, 0);
+        assert!(c.partitioner_ignore_keys);
+        assert!(!c.partitioner_adaptive_partitioning_enable);
+        assert_eq!(c.partitioner_availability_timeout, Duration::from_millis(9));
+        assert_eq!(c.metadata_max_age, Duration::ZERO);
+        assert_eq!(c.metadata_max_idle, Duration::from_millis(5000));
+        assert_eq!(
+            (c.send_buffer_bytes, c.receive_buffer_bytes),
+            (None, Some(0))
+        );
+        assert_eq!(c.connections_max_idle, Duration::MAX);
+        assert_eq!(c.socket_connection_setup_timeout, Duration::from_millis(11));
+        assert!(PROPERTIES.iter().all(|p| c.was_set(p)));
+    }
+
+    #[test]
+    fn acks_and_compression_accept_every_java_spelling() {
+        let acks = |v| with(&[("acks", v)]).unwrap().acks;
+        assert_eq!(acks("all"), Acks::All);
+        assert_eq!(acks("-1"), Acks::All);
+        assert_eq!(acks("1"), Acks::Leader);
+        assert_eq!(acks("0"), Acks::None);
+        assert_eq!(Acks::None.as_i16(), 0);
+        assert_eq!(Acks::Leader.as_i16(), 1);
+        let compression = |v| with(&[("compression.type", v)]).unwrap().compression;
+        assert_eq!(compression("none"), Compression::None);
+        assert_eq!(compression("gzip"), Compression::Gzip);
+        assert_eq!(compression("lz4"), Compression::Lz4);
+        #[cfg(feature = "zstd")]
+        assert_eq!(compression("zstd"), Compression::Zstd);
+    }
+
+    #[test]
+    fn unknown_name_suggests_the_closest() {
+        let message = config_error(with(&[("linger.msx", "5")]));
+        assert_eq!(
+            message,
+            r#"unknown property "linger.msx"; did you mean "linger.ms"?"#
+        );
+        let message = config_error(with(&[("Batch_Size", "5")]));
+        assert!(
+            message.contains(r#"did you mean "batch.size"?"#),
+            "{message}"
+        );
+        let message = config_error(with(&[("max.in.flight.request.per.connection", "5")]));
+        assert!(
+            message.contains("max.in.flight.requests.per.connection"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn unsupported_java_property_is_named_as_such() {
+        let message = config_error(with(&[("transactional.id", "tx")]));
+        assert!(message.contains("does not support"), "{message}");
+        let message = config_error(with(&[("sasl.mechanism", "PLAIN")]));
+        assert!(message.contains(r#""sasl.mechanism""#), "{message}");
+    }
+
+    #[test]
+    fn bad_values_name_the_property_and_the_value() {
+        let cases = [
+            ("linger.ms", "-1", "at least 0"),
+            ("linger.ms", "5ms", "whole number"),
+            ("batch.size", "2147483648", "from 0 to 2147483647"),
+            ("retries", "-1", "from 0"),
+            ("max.in.flight.requests.per.connection", "0", "from 1"),
+            ("request.timeout.ms", "-5", "from 0"),
+            ("delivery.timeout.ms", "x", "whole number"),
+            ("metadata.max.idle.ms", "4999", "at least 5000"),
+            ("send.buffer.bytes", "-2", "from -1"),
+            ("enable.idempotence", "yes", "true or false"),
+            ("acks", "2", "all, -1, 0 or 1"),
+            (
+                "compression.type",
+                "brotli",
+                "none, gzip, snappy, lz4 or zstd",
+            ),
+            ("compression.gzip.level", "0", "1 to 9, or -1"),
+            ("compression.lz4.level", "18", "from 1 to 17"),
+            ("compression.zstd.level", "23", "to 22"),
+            ("bootstrap.servers", "localhost", "not host:port"),
+            ("bootstrap.servers", "a:1,a:1", "listed twice"),
+            ("bootstrap.servers", "host:99999", "not host:port"),
+            ("bootstrap.servers", ",,", "at least one"),
+        ];
+        for (name, value, allowed) in cases {
+            let message = config_error(ProducerConfig::default().set(name, value));
+            assert!(message.contains(&format!("{name:?}")), "{message}");
+            assert!(message.contains(&format!("{value:?}")), "{message}");
+            assert!(message.contains(allowed), "{name}={value}: {message}");
+        }
+    }
+
+    #[test]
+    fn bootstrap_servers_are_required() {
+        let message = config_error(ProducerConfig::from_properties([("acks", "1")]));
+        assert!(message.contains("bootstrap.servers"), "{message}");
+    }
+
+    #[test]
+    fn idempotence_turns_off_when_unset_and_conflicting() {
+        for conflict in [
+            ("acks", "1"),
+            ("acks", "0"),
+            ("retries", "0"),
+            ("max.in.flight.requests.per.connection", "6"),
+        ] {
+            let c = with(&[conflict]).unwrap();
+            assert!(!c.enable_idempotence, "{conflict:?}");
+        }
+    }
+
+    #[test]
+    fn idempotence_set_true_with_a_conflict_is_an_error_naming_it() {
+        for (name, value) in [
+            ("acks", "1"),
+            ("retries", "0"),
+            ("max.in.flight.requests.per.connection", "6"),
+        ] {
+            let result = with(&[("enable.idempotence", "true"), (name, value)]);
+            let message = config_error(result);
+            assert!(message.contains(&format!("{name}={value}")), "{message}");
+        }
+        let c = with(&[("enable.idempotence", "false"), ("acks", "1")]).unwrap();
+        assert!(!c.enable_idempotence);
+    }
+
+    #[test]
+    fn delivery_timeout_is_raised_when_unset() {
+        let c = with(&[("linger.ms", "100000"), ("request.timeout.ms", "30000")]).unwrap();
+        assert_eq!(c.delivery_timeout, Duration::from_millis(130_000));
+        let c = with(&[("linger.ms", "9223372036854775807")]).unwrap();
+        assert_eq!(c.delivery_timeout, Duration::from_millis(i32::MAX as u64));
+    }
+
+    #[test]
+    fn delivery_timeout_below_linger_plus_request_timeout_is_an_error_when_set() {
+        let message = config_error(with(&[
+            ("delivery.timeout.ms", "30004"),
+            ("linger.ms", "5"),
+        ]));
+        assert!(message.contains("delivery.timeout.ms (30004)"), "{message}");
+        assert!(with(&[("delivery.timeout.ms", "30005")]).is_ok());
+    }
+
+    #[test]
+    fn reconnect_backoff_alone_disables_exponential_reconnect_backoff() {
+        let c = with(&[("reconnect.backoff.ms", "200")]).unwrap();
+        assert_eq!(c.reconnect_backoff_max, Duration::from_millis(200));
+        let c = with(&[
+            ("reconnect.backoff.ms", "200"),
+            ("reconnect.backoff.max.ms", "5000"),
+        ]);
+        assert_eq!(
+            c.unwrap().reconnect_backoff_max,
+            Duration::from_millis(5000)
+        );
+    }
+
+    #[test]
+    fn explicit_empty_client_id_is_kept() {
+        assert_eq!(with(&[("client.id", "")]).unwrap().client_id, "");
+    }
+
+    #[test]
+    fn from_properties_round_trips_through_to_properties() {
+        let original = with(&[
+            ("acks", "1"),
+            ("linger.ms", "25"),
+            ("compression.type", "gzip"),
+            ("send.buffer.bytes", "-1"),
+            ("connections.max.idle.ms", "-7"),
+            ("client.id", "round-trip"),
+        ])
+        .unwrap();
+        let copy = ProducerConfig::from_properties(original.to_properties()).unwrap();
+        assert_eq!(copy.to_properties(), original.to_properties());
+        assert!(PROPERTIES.iter().all(|p| copy.was_set(p)));
+    }
+
+    #[test]
+    fn mark_set_makes_a_typed_setting_count_as_explicit() {
+        let mut c = ProducerConfig::default();
+        c.set("bootstrap.servers", "h:1").unwrap();
+        c.acks = Acks::Leader;
+        c.mark_set("enable.idempotence").unwrap();
+        assert!(c.was_set("enable.idempotence"));
+        config_error(c.validate());
+        assert!(ProducerConfig::default().mark_set("nope").is_err());
+    }
+
+    #[test]
+    fn edit_distance_counts_insertions_deletions_and_substitutions() {
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("acks", "acks"), 0);
+    }
+}
