@@ -4,15 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-/// One record header: a UTF-8 key and a value that may be null.
-// Moves to record_batch (the writer encodes it) when that module lands.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Header {
-    /// Header key.
-    pub key: String,
-    /// Header value; `None` is a null value.
-    pub value: Option<Vec<u8>>,
-}
+pub use crate::record_batch::Header;
 
 /// Ordered record headers; keys may repeat, values may be null (as in Kafka).
 ///

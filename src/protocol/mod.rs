@@ -140,13 +140,25 @@ pub fn peek_correlation_id(frame: &[u8]) -> DecodeResult<i32> {
 }
 
 /// Decodes a response frame (the bytes after the size prefix) to a request of type `R` sent
-/// at `version`: the header, the body, and a check that nothing trails it.
+/// at `version`: the header, then the body.
+///
+/// Bytes after the end of the body are ignored (with a debug log), as Java's client and
+/// librdkafka ignore them: librdkafka's mock cluster writes one stray byte after flexible
+/// Metadata responses. Everything *inside* the body stays strict: every length, count and
+/// tagged-field size is checked against the bytes left.
 pub fn decode_response<R: Request>(version: i16, frame: &[u8]) -> DecodeResult<(i32, R::Response)> {
     let mut r = Reader::new(frame);
     let flexible = is_flexible::<R>(version);
     let header = ResponseHeader::decode(&mut r, response_header_version(R::API_KEY, flexible))?;
     let body = R::Response::decode_body(&mut r, version)?;
-    r.finish()?;
+    if r.remaining() > 0 {
+        log::debug!(
+            "ignoring {} bytes after the body of API {} v{version} response {}",
+            r.remaining(),
+            R::API_KEY.0,
+            header.correlation_id
+        );
+    }
     Ok((header.correlation_id, body))
 }
 
