@@ -365,3 +365,62 @@ fn a_string_claiming_two_gib_is_rejected() {
         "{got:?}"
     );
 }
+
+/// Valid batches of every codec, the seeds of the batch-reader fuzz.
+fn valid_batches() -> Vec<Vec<u8>> {
+    use kafka_producer::record_batch::{ProducerState, RecordBatchBuilder};
+    use kafka_producer::{Compression, Header};
+    let codecs = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
+    codecs
+        .iter()
+        .map(|&c| {
+            let mut b = RecordBatchBuilder::new(c, None);
+            for i in 0..4u8 {
+                let key = [i; 3];
+                let headers = [Header::new("h", vec![i; 2])];
+                b.append(1_000 + i64::from(i), Some(&key), Some(&[b'v'; 40]), &headers);
+            }
+            b.append(900, None, None, &[]);
+            b.build(ProducerState::NONE).to_vec()
+        })
+        .collect()
+}
+
+/// Parses and decodes a whole batch; returns whether every record decoded.
+fn read_batch(bytes: &[u8]) -> bool {
+    use kafka_producer::record_batch::RecordBatch;
+    match RecordBatch::parse(bytes) {
+        Ok((batch, _rest)) => batch.records_with_limit(1 << 20).is_ok(),
+        Err(_) => false,
+    }
+}
+
+#[test]
+fn the_batch_reader_survives_random_truncated_and_mutated_batches() {
+    let mut rng = Rng::new(0x5eed_0003);
+    let batches = valid_batches();
+    let (mut ok, mut err) = (0usize, 0usize);
+    let mut count = |good: bool| if good { ok += 1 } else { err += 1 };
+    for b in &batches {
+        assert!(read_batch(b), "a valid batch must decode");
+        for len in 0..b.len() {
+            count(read_batch(&b[..len]));
+        }
+    }
+    for _ in 0..20_000 {
+        let len = rng.below(160);
+        count(read_batch(&rng.bytes(len)));
+    }
+    for i in 0..90_000 {
+        let seed = &batches[i % batches.len()];
+        count(read_batch(&mutate(&mut rng, seed)));
+    }
+    assert!(ok + err >= 110_000, "{ok} ok, {err} err");
+    assert!(err > 0, "mutations must be caught");
+}
