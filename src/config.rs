@@ -370,9 +370,13 @@ impl ProducerConfig {
     ///   `max.in.flight.requests.per.connection` ≤ 5. If the user did not set it, a conflict
     ///   turns it off; if the user set it to true, a conflict is an error naming the
     ///   conflicting property.
-    /// - `delivery.timeout.ms` must be at least `linger.ms + request.timeout.ms`: an error if
-    ///   the user set it, otherwise it is raised to that sum (Java's
-    ///   `configureDeliveryTimeout`).
+    /// - `delivery.timeout.ms` must be at least `linger.ms + request.timeout.ms`. When it is
+    ///   lower: if the user set both it and `request.timeout.ms`, that is an error (Java's
+    ///   `configureDeliveryTimeout`); if the user set only `delivery.timeout.ms`, the
+    ///   default `request.timeout.ms` shrinks to fit under it (Java would refuse; this keeps
+    ///   the user's delivery bound, which is what they asked for — see DESIGN.md §3, whose
+    ///   contract sets `delivery.timeout.ms=30000` with the default request timeout); if the
+    ///   user set neither, `delivery.timeout.ms` is raised to the sum, as in Java.
     /// - An unset, empty `client.id` becomes `producer-N`.
     pub fn validate(&mut self) -> Result<(), Error> {
         if self.bootstrap_servers.is_empty() {
@@ -491,6 +495,19 @@ impl ProducerConfig {
         let floor = (self.linger + self.request_timeout).min(Duration::from_millis(INT_MAX as u64));
         if self.delivery_timeout >= floor {
             return Ok(());
+        }
+        if self.was_set("delivery.timeout.ms") && !self.was_set("request.timeout.ms") {
+            let fitted = self.delivery_timeout.saturating_sub(self.linger);
+            if !fitted.is_zero() {
+                log::info!(
+                    "request.timeout.ms lowered to {} so that linger.ms + request.timeout.ms \
+                     fits in the configured delivery.timeout.ms ({})",
+                    ms(fitted),
+                    ms(self.delivery_timeout)
+                );
+                self.request_timeout = fitted;
+                return Ok(());
+            }
         }
         if self.was_set("delivery.timeout.ms") {
             return Err(Error::Config(format!(
@@ -989,13 +1006,27 @@ mod tests {
     }
 
     #[test]
-    fn delivery_timeout_below_linger_plus_request_timeout_is_an_error_when_set() {
+    fn delivery_timeout_below_linger_plus_request_timeout_is_an_error_when_both_are_set() {
         let message = config_error(with(&[
             ("delivery.timeout.ms", "30004"),
+            ("request.timeout.ms", "30000"),
             ("linger.ms", "5"),
         ]));
         assert!(message.contains("delivery.timeout.ms (30004)"), "{message}");
-        assert!(with(&[("delivery.timeout.ms", "30005")]).is_ok());
+        assert!(with(&[
+            ("delivery.timeout.ms", "30005"),
+            ("request.timeout.ms", "30000")
+        ])
+        .is_ok());
+        let message = config_error(with(&[("delivery.timeout.ms", "5"), ("linger.ms", "5")]));
+        assert!(message.contains("delivery.timeout.ms (5)"), "{message}");
+    }
+
+    #[test]
+    fn a_set_delivery_timeout_shrinks_the_default_request_timeout() {
+        let c = with(&[("delivery.timeout.ms", "30000"), ("linger.ms", "5")]).unwrap();
+        assert_eq!(c.delivery_timeout, Duration::from_millis(30_000));
+        assert_eq!(c.request_timeout, Duration::from_millis(29_995));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::fmt;
 use crate::protocol::DecodeError;
 
 /// Everything that can go wrong in this crate.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A configuration property is missing, unknown or has a bad value.
@@ -91,6 +91,14 @@ pub enum Error {
     UnsupportedVersion {
         /// The API key.
         api_key: i16,
+    },
+    /// A blocking call (flush, close) did not finish within its timeout.
+    #[error("{operation} did not finish within {waited_ms} ms")]
+    Timeout {
+        /// The call that timed out.
+        operation: &'static str,
+        /// How long it waited.
+        waited_ms: u64,
     },
     /// The producer was closed.
     #[error("the producer is closed")]

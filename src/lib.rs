@@ -1,29 +1,57 @@
 //! # kafka-producer
 //!
-//! A pure-Rust, blocking, thread-based Apache Kafka producer client library.
+//! A pure-Rust, blocking, thread-based Apache Kafka producer. Send records from any number
+//! of threads with `producer.send(record).wait()` or with callbacks; no async runtime.
 //!
-//! The crate is built bottom-up in layers (see `DESIGN.md`):
+//! ```no_run
+//! use kafka_producer::{Producer, ProducerRecord};
+//! # fn main() -> Result<(), kafka_producer::Error> {
+//! let producer: Producer = Producer::from_properties([
+//!     ("bootstrap.servers", "127.0.0.1:9092"),
+//!     ("acks", "all"),
+//! ])?;
+//! let md = producer
+//!     .send(ProducerRecord::new("orders", b"hello".to_vec()).with_key(b"k1".to_vec()))
+//!     .wait()?;
+//! println!("written to {}-{} at offset {}", md.topic(), md.partition(), md.offset());
+//! producer.send_with_callback(ProducerRecord::new("orders", b"x".to_vec()), |res| {
+//!     if let Err(e) = res {
+//!         eprintln!("failed: {e} (retriable: {})", e.is_retriable());
+//!     }
+//! });
+//! producer.flush()?;
+//! # Ok(()) }
+//! ```
 //!
-//! - [`protocol`]: the Kafka wire protocol, pure encode/decode with no I/O;
-//! - [`record_batch`]: the RecordBatch v2 format (magic 2) with every compression codec;
-//! - [`net`]: a blocking broker connection with a reader thread per connection.
-//!
-//! The producer itself (`Producer`, `send`, `flush`, callbacks) is built on these layers.
+//! The crate is layered (see `DESIGN.md`): [`protocol`] (pure wire encode/decode),
+//! [`record_batch`] (RecordBatch v2 and codecs), [`net`] (blocking broker connections),
+//! and the producer on top: the caller-side send path, the lock-striped accumulator, one
+//! sender thread and one callback thread.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 
+mod accumulator;
 pub mod config;
+mod core;
+mod delivery;
 pub mod error;
+mod metadata;
+mod metrics;
 pub mod net;
 pub mod partition;
+mod producer;
 pub mod protocol;
 pub mod record;
 pub mod record_batch;
+mod sender;
 pub mod serialize;
 
 pub use config::{Acks, ProducerConfig};
+pub use delivery::SendFuture;
 pub use error::{Error, ErrorCode};
+pub use metrics::ProducerMetrics;
 pub use partition::{Partitioner, RoundRobinPartitioner};
+pub use producer::{Producer, ProducerBuilder, TrySendError};
 pub use record::{Header, Headers, PartitionInfo, ProducerRecord, RecordMetadata, TopicPartition};
 pub use record_batch::Compression;
 #[cfg(feature = "json")]

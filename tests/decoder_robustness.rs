@@ -384,7 +384,12 @@ fn valid_batches() -> Vec<Vec<u8>> {
             for i in 0..4u8 {
                 let key = [i; 3];
                 let headers = [Header::new("h", vec![i; 2])];
-                b.append(1_000 + i64::from(i), Some(&key), Some(&[b'v'; 40]), &headers);
+                b.append(
+                    1_000 + i64::from(i),
+                    Some(&key),
+                    Some(&[b'v'; 40]),
+                    &headers,
+                );
             }
             b.append(900, None, None, &[]);
             b.build(ProducerState::NONE).to_vec()

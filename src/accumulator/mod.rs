@@ -1,0 +1,507 @@
+//! The record accumulator: per-partition queues of batches between `send` and the sender.
+//!
+//! # Ownership tree
+//!
+//! `Accumulator` → `TopicQueues` (one per topic) → `PartitionQueue` (one per partition) →
+//! `ProducerBatch` (open at the back, closed ones in front of it). Caller threads append at
+//! the back of a queue; the sender thread takes batches from the front, and puts a batch
+//! back at the front to retry it.
+//!
+//! # Locks (taken in this order, never the other way)
+//!
+//! 1. `topics` (`RwLock`): the topic → queues map. Read-locked on every append to find the
+//!    queue (and released before the queue is locked); write-locked only to add a topic or
+//!    grow its partitions.
+//! 2. `PartitionQueue::batches` (`Mutex`): one per partition, so threads producing to
+//!    different partitions never contend (lock striping). Held only to append to the open
+//!    batch or to move batches in or out: never while blocking, allocating a batch buffer,
+//!    or compressing. `append` reserves memory and allocates the next batch *outside* the
+//!    lock, re-locks, and re-checks whether another thread opened a batch meanwhile.
+//! 3. `incomplete` (`Mutex`): ids of batches not yet completed, for `flush`. Leaf lock.
+//!
+//! The buffer pool's and each batch result's locks are leaf locks too.
+
+mod batch;
+pub(crate) mod pool;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+use parking_lot::{Mutex, RwLock};
+
+pub(crate) use batch::{AppendRecord, Completion, ProducerBatch};
+use pool::BufferPool;
+
+use crate::delivery::{BatchResult, CallbackJob};
+use crate::error::Error;
+use crate::record::TopicPartition;
+use crate::record_batch::{RecordBatchBuilder, HEADER_SIZE};
+use crate::{Compression, SendFuture};
+
+/// Settings the accumulator needs.
+#[derive(Debug, Clone)]
+pub(crate) struct AccumulatorConfig {
+    pub batch_size: usize,
+    pub buffer_memory: usize,
+    pub compression: Compression,
+    pub compression_level: Option<i32>,
+    pub linger: Duration,
+    pub delivery_timeout: Duration,
+}
+
+/// The batches of one partition, oldest first.
+#[derive(Debug)]
+pub(crate) struct PartitionQueue {
+    pub tp: TopicPartition,
+    /// Guards the batches (see the lock order in the module docs).
+    batches: Mutex<Batches>,
+}
+
+/// A partition's batches, oldest first, with the sequence for the next one queued.
+#[derive(Debug, Default)]
+struct Batches {
+    queue: VecDeque<ProducerBatch>,
+    next_seq: u64,
+}
+
+impl std::ops::Deref for Batches {
+    type Target = VecDeque<ProducerBatch>;
+    fn deref(&self) -> &Self::Target {
+        &self.queue
+    }
+}
+
+impl std::ops::DerefMut for Batches {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.queue
+    }
+}
+
+#[derive(Debug)]
+struct TopicQueues {
+    partitions: Vec<Arc<PartitionQueue>>,
+}
+
+/// The result of a successful append.
+#[derive(Debug)]
+pub(crate) struct Appended {
+    /// The record's future (for [`Completion::Future`]).
+    pub future: Option<SendFuture>,
+    /// The append created a batch or filled one: the sender should look now.
+    pub wake_sender: bool,
+    /// The partition's newest batch is full (input to the sticky partitioner).
+    pub batch_full: bool,
+}
+
+/// The accumulator. See the module docs for ownership and locks.
+#[derive(Debug)]
+pub(crate) struct Accumulator {
+    cfg: AccumulatorConfig,
+    pool: Arc<BufferPool>,
+    /// Guards the topic map (lock 1).
+    topics: RwLock<HashMap<Arc<str>, Arc<TopicQueues>>>,
+    /// Guards the incomplete batches (lock 3).
+    incomplete: Mutex<HashMap<u64, Arc<BatchResult>>>,
+    /// Written by appenders (Relaxed: only uniqueness matters).
+    next_batch_id: AtomicU64,
+    /// Incremented/decremented by `flush` callers, read by the sender (SeqCst: a flush
+    /// must see its own increment take effect before it waits).
+    flushes_in_progress: AtomicUsize,
+    /// Set once by close, read by the sender: drain everything without lingering.
+    closing: AtomicBool,
+}
+
+impl Accumulator {
+    pub fn new(cfg: AccumulatorConfig) -> Self {
+        Accumulator {
+            pool: BufferPool::new(cfg.buffer_memory),
+            cfg,
+            topics: RwLock::new(HashMap::new()),
+            incomplete: Mutex::new(HashMap::new()),
+            next_batch_id: AtomicU64::new(1),
+            flushes_in_progress: AtomicUsize::new(0),
+            closing: AtomicBool::new(false),
+        }
+    }
+
+    /// Bytes of buffer memory held by batches.
+    pub fn buffer_in_use(&self) -> usize {
+        self.pool.in_use()
+    }
+
+    /// The queue of `topic`-`partition`, creating it (and its topic) on first use.
+    pub fn queue(&self, topic: &str, partition: i32) -> Arc<PartitionQueue> {
+        let idx = partition as usize;
+        if let Some(q) = self
+            .topics
+            .read()
+            .get(topic)
+            .and_then(|t| t.partitions.get(idx))
+        {
+            return Arc::clone(q);
+        }
+        let mut topics = self.topics.write();
+        let name: Arc<str> = topics
+            .get_key_value(topic)
+            .map(|(k, _)| Arc::clone(k))
+            .unwrap_or_else(|| Arc::from(topic));
+        let entry = topics.entry(Arc::clone(&name)).or_insert_with(|| {
+            Arc::new(TopicQueues {
+                partitions: Vec::new(),
+            })
+        });
+        if entry.partitions.len() <= idx {
+            // Copy-on-grow: readers holding the old Arc keep valid queues.
+            let mut partitions = entry.partitions.clone();
+            for p in partitions.len()..=idx {
+                partitions.push(Arc::new(PartitionQueue {
+                    tp: TopicPartition::new(Arc::clone(&name), p as i32),
+                    batches: Mutex::new(Batches::default()),
+                }));
+            }
+            *entry = Arc::new(TopicQueues { partitions });
+        }
+        Arc::clone(&entry.partitions[idx])
+    }
+
+    /// Appends a record to its partition's open batch, opening a new batch when needed.
+    ///
+    /// A new batch needs memory: this blocks until `deadline` (max.block.ms) for it, or
+    /// fails at once when `deadline` is `None` (`try_send`). On failure the completion is
+    /// handed back so the caller can report the error through it.
+    pub fn append(
+        &self,
+        queue: &PartitionQueue,
+        record: &AppendRecord<'_>,
+        completion: Completion,
+        deadline: Option<Instant>,
+    ) -> Result<Appended, (Error, Completion)> {
+        // Fast path: room in the open batch.
+        let completion = match self.try_append_locked(queue, record, completion) {
+            Ok(appended) => return Ok(appended),
+            Err(c) => c,
+        };
+        // Slow path: memory and a buffer for a new batch, outside the partition lock.
+        let record_size =
+            RecordBatchBuilder::record_size(0, 0, record.key, record.value, record.headers);
+        let size = self.cfg.batch_size.max(HEADER_SIZE + record_size);
+        let memory = match self.pool.reserve(size, deadline) {
+            Ok(m) => m,
+            Err(e) => return Err((e, completion)),
+        };
+        let builder = RecordBatchBuilder::with_capacity(
+            self.cfg.compression,
+            self.cfg.compression_level,
+            size,
+        );
+        let id = self.next_batch_id.fetch_add(1, Ordering::Relaxed);
+        let mut fresh = ProducerBatch::new(id, queue.tp.clone(), builder, memory, Instant::now());
+        let mut batches = queue.batches.lock();
+        // Another thread may have opened a batch while we allocated: use it first.
+        let completion = match batches.back_mut() {
+            Some(open) => match open.try_append(record, completion, self.cfg.batch_size) {
+                Ok(future) => {
+                    let batch_full = open.is_closed();
+                    drop(batches);
+                    drop(fresh); // our memory goes back, outside the lock
+                    return Ok(Appended {
+                        future,
+                        wake_sender: batch_full,
+                        batch_full,
+                    });
+                }
+                Err(c) => c,
+            },
+            None => completion,
+        };
+        if let Some(previous) = batches.back_mut() {
+            previous.close();
+        }
+        let future = match fresh.try_append(record, completion, usize::MAX) {
+            Ok(f) => f,
+            Err(_) => unreachable!("an empty open batch takes any record"),
+        };
+        self.incomplete
+            .lock()
+            .insert(fresh.id, Arc::clone(&fresh.result));
+        fresh.seq = batches.next_seq;
+        batches.next_seq += 1;
+        batches.push_back(fresh);
+        Ok(Appended {
+            future,
+            wake_sender: true,
+            batch_full: false,
+        })
+    }
+
+    fn try_append_locked(
+        &self,
+        queue: &PartitionQueue,
+        record: &AppendRecord<'_>,
+        completion: Completion,
+    ) -> Result<Appended, Completion> {
+        let mut batches = queue.batches.lock();
+        let Some(open) = batches.back_mut() else {
+            return Err(completion);
+        };
+        let future = open.try_append(record, completion, self.cfg.batch_size)?;
+        let batch_full = open.size() >= self.cfg.batch_size;
+        if batch_full {
+            open.close();
+        }
+        Ok(Appended {
+            future,
+            wake_sender: batch_full,
+            batch_full,
+        })
+    }
+
+    /// Every partition queue that exists, for the sender's pass.
+    pub fn queues(&self) -> Vec<Arc<PartitionQueue>> {
+        self.topics
+            .read()
+            .values()
+            .flat_map(|t| t.partitions.iter().cloned())
+            .collect()
+    }
+
+    /// Whether the front batch of `queue` should be sent now, else when to look again.
+    /// Also removes batches whose delivery timeout passed (returned in `expired`).
+    pub fn inspect(
+        &self,
+        queue: &PartitionQueue,
+        now: Instant,
+        expired: &mut Vec<ProducerBatch>,
+    ) -> QueueState {
+        let mut batches = queue.batches.lock();
+        while let Some(front) = batches.front() {
+            if now.saturating_duration_since(front.created) >= self.cfg.delivery_timeout {
+                expired.extend(batches.pop_front());
+            } else {
+                break;
+            }
+        }
+        let Some(front) = batches.front() else {
+            return QueueState::Empty;
+        };
+        if let Some(at) = front.retry_at.filter(|at| *at > now) {
+            return QueueState::Backoff(at);
+        }
+        let linger_done = front.created + self.cfg.linger;
+        let ready = front.is_closed()
+            || batches.len() > 1
+            || now >= linger_done
+            || self.flushes_in_progress.load(Ordering::SeqCst) > 0
+            || self.closing.load(Ordering::SeqCst)
+            || self.pool.has_waiters();
+        if ready {
+            QueueState::Ready
+        } else {
+            QueueState::Lingering(linger_done)
+        }
+    }
+
+    /// Takes the front batch of `queue` if it is not backing off, closing it to appends.
+    /// `room` is the space left in the request; a batch that does not fit stays, unless
+    /// `must_take` (the request is still empty).
+    pub fn take_front(
+        &self,
+        queue: &PartitionQueue,
+        now: Instant,
+        room: usize,
+        must_take: bool,
+    ) -> Option<ProducerBatch> {
+        let mut batches = queue.batches.lock();
+        let front = batches.front_mut()?;
+        if front.retry_at.is_some_and(|at| at > now) {
+            return None;
+        }
+        if front.size() > room && !must_take {
+            return None;
+        }
+        front.close();
+        batches.pop_front()
+    }
+
+    /// Puts a batch that failed retriably back into its queue at its original place (by
+    /// queue sequence), to be resent after `retry_at`. So retried batches keep their order
+    /// whatever order their failures arrive in.
+    pub fn reenqueue(&self, mut batch: ProducerBatch, retry_at: Instant) {
+        batch.retry_at = Some(retry_at);
+        let queue = self.queue(batch.tp.topic(), batch.tp.partition());
+        let mut batches = queue.batches.lock();
+        let at = batches
+            .iter()
+            .position(|b| b.seq > batch.seq)
+            .unwrap_or(batches.len());
+        batches.insert(at, batch);
+    }
+
+    /// Completes a batch and forgets it for `flush`.
+    pub fn complete(
+        &self,
+        batch: ProducerBatch,
+        outcome: Result<crate::delivery::BatchOutcome, Error>,
+        callbacks: &Sender<CallbackJob>,
+    ) {
+        self.incomplete.lock().remove(&batch.id);
+        batch.complete(outcome, callbacks);
+    }
+
+    /// Fails every queued batch with `error` (force close).
+    pub fn abort_all(&self, error: &Error, callbacks: &Sender<CallbackJob>) {
+        for q in self.queues() {
+            let drained: Vec<ProducerBatch> = q.batches.lock().queue.drain(..).collect();
+            for b in drained {
+                self.complete(b, Err(error.clone()), callbacks);
+            }
+        }
+    }
+
+    /// Whether no batch is queued.
+    pub fn is_empty(&self) -> bool {
+        self.queues().iter().all(|q| q.batches.lock().is_empty())
+    }
+
+    /// Number of batches queued for `queue` (adaptive partitioning input).
+    pub fn queued_batches(&self, queue: &PartitionQueue) -> usize {
+        queue.batches.lock().len()
+    }
+
+    /// The results of every batch not yet completed (what a `flush` waits for).
+    pub fn incomplete(&self) -> Vec<Arc<BatchResult>> {
+        self.incomplete.lock().values().cloned().collect()
+    }
+
+    /// Marks a flush in progress: batches are ready regardless of linger.
+    pub fn begin_flush(&self) {
+        self.flushes_in_progress.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Ends a flush started with [`Accumulator::begin_flush`].
+    pub fn end_flush(&self) {
+        self.flushes_in_progress.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// From now on every batch is ready at once (close drains without lingering).
+    pub fn begin_close(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+    }
+}
+
+/// What the sender should do about one partition queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum QueueState {
+    /// Nothing queued.
+    Empty,
+    /// The front batch may go now.
+    Ready,
+    /// The front batch lingers until this instant.
+    Lingering(Instant),
+    /// The front batch is backing off until this instant.
+    Backoff(Instant),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery::BatchOutcome;
+
+    fn acc(batch_size: usize, buffer: usize) -> Accumulator {
+        Accumulator::new(AccumulatorConfig {
+            batch_size,
+            buffer_memory: buffer,
+            compression: Compression::None,
+            compression_level: None,
+            linger: Duration::from_millis(5),
+            delivery_timeout: Duration::from_secs(120),
+        })
+    }
+
+    fn rec(value: &[u8]) -> AppendRecord<'_> {
+        AppendRecord {
+            timestamp: 1,
+            key: None,
+            value: Some(value),
+            headers: &[],
+        }
+    }
+
+    #[test]
+    fn records_fill_a_batch_then_open_the_next() {
+        let a = acc(200, 10_000);
+        let q = a.queue("t", 0);
+        let first = a
+            .append(&q, &rec(&[1; 50]), Completion::Future, None)
+            .unwrap();
+        assert!(first.wake_sender, "a new batch wakes the sender");
+        let second = a
+            .append(&q, &rec(&[2; 50]), Completion::Future, None)
+            .unwrap();
+        assert!(!second.wake_sender);
+        a.append(&q, &rec(&[3; 50]), Completion::Future, None)
+            .unwrap();
+        assert_eq!(q.batches.lock().len(), 2);
+        assert!(q.batches.lock().front().unwrap().is_closed());
+        assert_eq!(
+            a.inspect(&q, Instant::now(), &mut Vec::new()),
+            QueueState::Ready
+        );
+    }
+
+    #[test]
+    fn a_lone_open_batch_lingers() {
+        let a = acc(16_384, 100_000);
+        let q = a.queue("t", 3);
+        a.append(&q, &rec(b"x"), Completion::Future, None).unwrap();
+        let now = Instant::now();
+        assert!(matches!(
+            a.inspect(&q, now, &mut Vec::new()),
+            QueueState::Lingering(_)
+        ));
+        a.begin_flush();
+        assert_eq!(a.inspect(&q, now, &mut Vec::new()), QueueState::Ready);
+        a.end_flush();
+    }
+
+    #[test]
+    fn a_full_buffer_fails_without_blocking_when_asked_not_to() {
+        let a = acc(1_000, 1_000);
+        let q = a.queue("t", 0);
+        a.append(&q, &rec(&[0; 900]), Completion::Future, None)
+            .unwrap();
+        let (err, _) = a
+            .append(&q, &rec(&[0; 900]), Completion::Future, None)
+            .unwrap_err();
+        assert!(matches!(err, Error::BufferExhausted { .. }));
+        assert!(a.buffer_in_use() <= 1_000);
+    }
+
+    #[test]
+    fn completing_a_batch_resolves_its_futures_and_frees_memory() {
+        let a = acc(1_000, 10_000);
+        let q = a.queue("t", 0);
+        let f = a
+            .append(&q, &rec(b"v"), Completion::Future, None)
+            .unwrap()
+            .future
+            .unwrap();
+        let batch = a.take_front(&q, Instant::now(), 1 << 20, true).unwrap();
+        let (tx, _rx) = crossbeam_channel::unbounded();
+        assert_eq!(a.incomplete().len(), 1);
+        a.complete(
+            batch,
+            Ok(BatchOutcome {
+                base_offset: 9,
+                log_append_time: -1,
+            }),
+            &tx,
+        );
+        assert_eq!(f.wait().unwrap().offset(), 9);
+        assert_eq!(a.buffer_in_use(), 0);
+        assert!(a.incomplete().is_empty());
+    }
+}

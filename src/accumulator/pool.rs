@@ -1,0 +1,160 @@
+//! The buffer-memory budget (`buffer.memory`): a counting semaphore of bytes.
+//!
+//! A batch reserves its bytes before it is created and gives them back when it is dropped
+//! (completed, failed or aborted), through the RAII [`Reservation`], on every path.
+//! `send` blocks in [`BufferPool::reserve`] up to max.block.ms when the budget is spent.
+//!
+//! Unlike Java's `BufferPool` this does not recycle `ByteBuffer`s: Rust's allocator already
+//! reuses freed blocks, so the pool only counts bytes.
+//!
+//! Lock: `state` guards the free byte count and the number of waiters; it is a leaf lock,
+//! held only for arithmetic.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::error::Error;
+
+/// The shared byte budget.
+#[derive(Debug)]
+pub(crate) struct BufferPool {
+    total: usize,
+    state: Mutex<PoolState>,
+    freed: Condvar,
+}
+
+#[derive(Debug)]
+struct PoolState {
+    available: usize,
+    waiters: usize,
+}
+
+impl BufferPool {
+    /// A pool of `total` bytes.
+    pub fn new(total: usize) -> Arc<Self> {
+        Arc::new(BufferPool {
+            total,
+            state: Mutex::new(PoolState {
+                available: total,
+                waiters: 0,
+            }),
+            freed: Condvar::new(),
+        })
+    }
+
+    /// Takes `bytes` from the budget, waiting until `deadline` for space (`None`: do not
+    /// wait). Fails with [`Error::BufferExhausted`] when no space came in time.
+    pub fn reserve(
+        self: &Arc<Self>,
+        bytes: usize,
+        deadline: Option<Instant>,
+    ) -> Result<Reservation, Error> {
+        let bytes = bytes.min(self.total);
+        let start = Instant::now();
+        let mut s = self.state.lock();
+        while s.available < bytes {
+            let Some(d) = deadline.filter(|d| *d > Instant::now()) else {
+                return Err(Error::BufferExhausted {
+                    waited_ms: start.elapsed().as_millis() as u64,
+                });
+            };
+            s.waiters += 1;
+            let _ = self.freed.wait_until(&mut s, d);
+            s.waiters -= 1;
+        }
+        s.available -= bytes;
+        Ok(Reservation {
+            pool: Arc::clone(self),
+            bytes,
+        })
+    }
+
+    /// Bytes reserved right now.
+    pub fn in_use(&self) -> usize {
+        self.total - self.state.lock().available
+    }
+
+    /// Whether some `send` is waiting for memory (then the sender drains batches at once
+    /// instead of lingering, as Java does).
+    pub fn has_waiters(&self) -> bool {
+        self.state.lock().waiters > 0
+    }
+
+    fn release(&self, bytes: usize) {
+        let mut s = self.state.lock();
+        s.available = (s.available + bytes).min(self.total);
+        let wake = s.waiters > 0;
+        drop(s);
+        if wake {
+            self.freed.notify_all();
+        }
+    }
+}
+
+/// Bytes taken from a [`BufferPool`]; given back on drop.
+#[derive(Debug)]
+pub(crate) struct Reservation {
+    pool: Arc<BufferPool>,
+    bytes: usize,
+}
+
+impl Reservation {
+    /// The reserved size.
+    #[cfg(test)]
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.pool.release(self.bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn reservations_come_back_on_drop() {
+        let pool = BufferPool::new(100);
+        let a = pool.reserve(60, None).unwrap();
+        assert_eq!(pool.in_use(), 60);
+        assert!(pool.reserve(50, None).is_err());
+        drop(a);
+        assert_eq!(pool.in_use(), 0);
+        let _b = pool.reserve(100, None).unwrap();
+    }
+
+    #[test]
+    fn a_full_pool_fails_after_the_deadline() {
+        let pool = BufferPool::new(10);
+        let _a = pool.reserve(10, None).unwrap();
+        let start = Instant::now();
+        let err = pool
+            .reserve(1, Some(Instant::now() + Duration::from_millis(50)))
+            .unwrap_err();
+        assert!(matches!(err, Error::BufferExhausted { .. }));
+        assert!(start.elapsed() >= Duration::from_millis(50));
+    }
+
+    #[test]
+    fn a_waiter_gets_memory_freed_by_another_thread() {
+        let pool = BufferPool::new(10);
+        let a = pool.reserve(10, None).unwrap();
+        let p = Arc::clone(&pool);
+        let t = std::thread::spawn(move || {
+            p.reserve(5, Some(Instant::now() + Duration::from_secs(5)))
+                .map(|r| r.bytes())
+        });
+        while !pool.has_waiters() {
+            std::thread::yield_now();
+        }
+        drop(a);
+        assert_eq!(t.join().unwrap().unwrap(), 5);
+    }
+}

@@ -1,0 +1,118 @@
+//! The state one producer's callers and its sender thread share.
+//!
+//! `Core` is held by every `Producer` clone (through the producer's own handle) and by the
+//! sender thread. Each field documents who writes it; the locks live inside the fields
+//! (accumulator, metadata) and are described there.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crossbeam_channel::Sender;
+
+use crate::accumulator::{Accumulator, AccumulatorConfig};
+use crate::config::ProducerConfig;
+use crate::metadata::Metadata;
+use crate::metrics::Metrics;
+use crate::net::ConnectionEvent;
+use crate::partition::StickyPartitioner;
+
+/// What the sender thread waits for (one channel, so one `recv_deadline` covers all).
+#[derive(Debug)]
+pub(crate) enum SenderEvent {
+    /// Something was appended or requested: look at the queues and metadata again.
+    Wakeup,
+    /// A connection's reader thread reports a response or a close.
+    Connection(ConnectionEvent),
+    /// A connect attempt (run on a short-lived thread) finished.
+    Connected {
+        node: i32,
+        result: Result<crate::net::Connection, crate::Error>,
+    },
+    /// Close gracefully: send everything queued, then exit.
+    Close,
+    /// Close now: fail everything still queued or in flight.
+    ForceClose,
+}
+
+impl From<ConnectionEvent> for SenderEvent {
+    fn from(e: ConnectionEvent) -> Self {
+        SenderEvent::Connection(e)
+    }
+}
+
+/// Shared producer state.
+#[derive(Debug)]
+pub(crate) struct Core {
+    /// Validated configuration; immutable.
+    pub config: ProducerConfig,
+    pub accumulator: Accumulator,
+    /// Written by the sender thread only.
+    pub metadata: Metadata,
+    pub metrics: Metrics,
+    /// KIP-794 partitioning of records without a key.
+    pub sticky: StickyPartitioner,
+    /// The sender thread's inbox.
+    pub events: Sender<SenderEvent>,
+    /// Set (SeqCst) by a caller before it sends a `Wakeup`, cleared by the sender thread
+    /// before it inspects the queues, so that at most one wake-up is pending and none is
+    /// lost: an append after the clear either sees the flag clear and sends, or happened
+    /// before the sender's inspection.
+    wake_pending: AtomicBool,
+    /// Set once by close (SeqCst); `send` checks it first.
+    closed: AtomicBool,
+}
+
+impl Core {
+    pub fn new(config: ProducerConfig, events: Sender<SenderEvent>) -> Self {
+        let compression_level = match config.compression {
+            crate::Compression::Gzip => Some(config.compression_gzip_level),
+            crate::Compression::Lz4 => Some(config.compression_lz4_level),
+            crate::Compression::Zstd => Some(config.compression_zstd_level),
+            _ => None,
+        };
+        let accumulator = Accumulator::new(AccumulatorConfig {
+            batch_size: config.batch_size.max(1),
+            buffer_memory: config.buffer_memory,
+            compression: config.compression,
+            compression_level,
+            linger: config.linger,
+            delivery_timeout: config.delivery_timeout,
+        });
+        let sticky = StickyPartitioner::new(
+            config.batch_size.max(1),
+            config.partitioner_adaptive_partitioning_enable,
+            config.partitioner_availability_timeout,
+        );
+        Core {
+            config,
+            accumulator,
+            metadata: Metadata::default(),
+            metrics: Metrics::default(),
+            sticky,
+            events,
+            wake_pending: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// Wakes the sender thread unless a wake-up is already pending.
+    pub fn wake_sender(&self) {
+        if !self.wake_pending.swap(true, Ordering::SeqCst) {
+            let _ = self.events.send(SenderEvent::Wakeup);
+        }
+    }
+
+    /// Called by the sender thread before it inspects the queues.
+    pub fn clear_wakeup(&self) {
+        self.wake_pending.store(false, Ordering::SeqCst);
+    }
+
+    /// Whether close was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Marks the producer closed; true for the first caller.
+    pub fn mark_closed(&self) -> bool {
+        !self.closed.swap(true, Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,464 @@
+//! Completions: [`SendFuture`] and the callback thread.
+//!
+//! # Ownership
+//!
+//! Every batch owns one [`BatchResult`], shared (`Arc`) with the [`SendFuture`]s of its
+//! records, so a future costs one reference count, not an allocation. The sender thread
+//! completes a batch exactly once ([`BatchResult::complete`]): that wakes the futures. The
+//! batch's callbacks then go, in record order, to the single callback thread as one
+//! [`CallbackJob`]; once they ran, the callback thread marks the batch *settled*, and only
+//! then does `flush` consider it done. Batches without callbacks are settled by the sender
+//! right away.
+//!
+//! # Lock
+//!
+//! `BatchResult::state` guards the outcome, the settled flag and the async wakers; it is a
+//! leaf lock (nothing else is taken while it is held) and is held only to read or write
+//! those fields.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use parking_lot::{Condvar, Mutex};
+
+use crate::error::Error;
+use crate::record::{RecordMetadata, TopicPartition};
+
+/// What the broker said about a whole batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BatchOutcome {
+    /// Offset of the batch's first record, -1 when unknown (acks=0).
+    pub base_offset: i64,
+    /// The broker's LogAppendTime for the batch, -1 when the topic uses CreateTime.
+    pub log_append_time: i64,
+}
+
+/// A batch's result, shared by the batch and its records' futures.
+#[derive(Debug, Default)]
+pub(crate) struct BatchResult {
+    state: Mutex<ResultState>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct ResultState {
+    outcome: Option<Result<BatchOutcome, Error>>,
+    settled: bool,
+    wakers: Vec<Waker>,
+}
+
+impl BatchResult {
+    /// Records the batch's outcome and wakes its futures. Only the first call counts: a
+    /// batch completes exactly once.
+    pub fn complete(&self, outcome: Result<BatchOutcome, Error>, settled: bool) {
+        let wakers = {
+            let mut s = self.state.lock();
+            if s.outcome.is_some() {
+                debug_assert!(false, "batch completed twice");
+                return;
+            }
+            s.outcome = Some(outcome);
+            s.settled |= settled;
+            std::mem::take(&mut s.wakers)
+        };
+        self.changed.notify_all();
+        wakers.into_iter().for_each(Waker::wake);
+    }
+
+    /// Marks the batch settled: its callbacks ran.
+    pub fn settle(&self) {
+        self.state.lock().settled = true;
+        self.changed.notify_all();
+    }
+
+    /// Whether the outcome is known.
+    pub fn is_complete(&self) -> bool {
+        self.state.lock().outcome.is_some()
+    }
+
+    /// Waits until the batch is settled or `deadline` passes; true when settled.
+    pub fn wait_settled(&self, deadline: Option<Instant>) -> bool {
+        let mut s = self.state.lock();
+        while !s.settled {
+            match deadline {
+                None => self.changed.wait(&mut s),
+                Some(d) => {
+                    if self.changed.wait_until(&mut s, d).timed_out() {
+                        return s.settled;
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// Waits for the outcome until `deadline`.
+    pub fn wait_outcome(&self, deadline: Option<Instant>) -> Option<Result<BatchOutcome, Error>> {
+        let mut s = self.state.lock();
+        loop {
+            if let Some(o) = &s.outcome {
+                return Some(o.clone());
+            }
+            match deadline {
+                None => self.changed.wait(&mut s),
+                Some(d) => {
+                    if self.changed.wait_until(&mut s, d).timed_out() && s.outcome.is_none() {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    fn poll_outcome(&self, waker: &Waker) -> Option<Result<BatchOutcome, Error>> {
+        let mut s = self.state.lock();
+        match &s.outcome {
+            Some(o) => Some(o.clone()),
+            None => {
+                if !s.wakers.iter().any(|w| w.will_wake(waker)) {
+                    s.wakers.push(waker.clone());
+                }
+                None
+            }
+        }
+    }
+}
+
+/// Where one record sits in its batch, and what its metadata needs.
+#[derive(Debug, Clone)]
+pub(crate) struct RecordSlot {
+    pub topic_partition: TopicPartition,
+    /// Offset delta of the record in its batch.
+    pub relative_offset: u32,
+    /// The record's CreateTime.
+    pub timestamp: i64,
+    pub key_size: i32,
+    pub value_size: i32,
+}
+
+impl RecordSlot {
+    /// The record's metadata (or error) given its batch's outcome.
+    pub fn metadata(&self, outcome: &Result<BatchOutcome, Error>) -> Result<RecordMetadata, Error> {
+        let o = outcome.as_ref().map_err(Clone::clone)?;
+        let offset = if o.base_offset >= 0 {
+            o.base_offset + i64::from(self.relative_offset)
+        } else {
+            -1
+        };
+        let timestamp = if o.log_append_time >= 0 {
+            o.log_append_time
+        } else {
+            self.timestamp
+        };
+        Ok(RecordMetadata::new(
+            self.topic_partition.clone(),
+            offset,
+            timestamp,
+            self.key_size,
+            self.value_size,
+        ))
+    }
+}
+
+/// The result of one `send`: wait for it, poll it as a `Future`, or drop it (dropping never
+/// cancels delivery).
+///
+/// ```no_run
+/// # fn demo(producer: kafka_producer::Producer) -> Result<(), kafka_producer::Error> {
+/// use kafka_producer::ProducerRecord;
+/// let md = producer.send(ProducerRecord::new("orders", b"hello".to_vec())).wait()?;
+/// println!("written to {}-{} at {}", md.topic(), md.partition(), md.offset());
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+#[must_use = "a SendFuture does nothing unless waited on; dropping it is fine but loses the result"]
+pub struct SendFuture {
+    state: FutureState,
+}
+
+#[derive(Debug)]
+enum FutureState {
+    /// Failed (or finished) before reaching a batch.
+    Ready(Result<RecordMetadata, Error>),
+    /// Appended to a batch.
+    InBatch {
+        batch: Arc<BatchResult>,
+        slot: RecordSlot,
+    },
+}
+
+impl SendFuture {
+    pub(crate) fn ready(result: Result<RecordMetadata, Error>) -> Self {
+        SendFuture {
+            state: FutureState::Ready(result),
+        }
+    }
+
+    pub(crate) fn in_batch(batch: Arc<BatchResult>, slot: RecordSlot) -> Self {
+        SendFuture {
+            state: FutureState::InBatch { batch, slot },
+        }
+    }
+
+    /// Blocks until the record is acknowledged or failed.
+    pub fn wait(self) -> Result<RecordMetadata, Error> {
+        match self.state {
+            FutureState::Ready(r) => r,
+            FutureState::InBatch { batch, slot } => {
+                let outcome = batch
+                    .wait_outcome(None)
+                    .unwrap_or_else(|| Err(Error::Fatal("batch result lost".into())));
+                slot.metadata(&outcome)
+            }
+        }
+    }
+
+    /// Blocks up to `timeout`; `None` when the record is still in flight (wait again later).
+    pub fn wait_timeout(&self, timeout: Duration) -> Option<Result<RecordMetadata, Error>> {
+        match &self.state {
+            FutureState::Ready(r) => Some(r.clone()),
+            FutureState::InBatch { batch, slot } => batch
+                .wait_outcome(Some(Instant::now() + timeout))
+                .map(|o| slot.metadata(&o)),
+        }
+    }
+
+    /// Whether the result is known (so [`SendFuture::wait`] will not block).
+    pub fn is_done(&self) -> bool {
+        match &self.state {
+            FutureState::Ready(_) => true,
+            FutureState::InBatch { batch, .. } => batch.is_complete(),
+        }
+    }
+}
+
+impl Future for SendFuture {
+    type Output = Result<RecordMetadata, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &self.state {
+            FutureState::Ready(r) => Poll::Ready(r.clone()),
+            FutureState::InBatch { batch, slot } => match batch.poll_outcome(cx.waker()) {
+                Some(o) => Poll::Ready(slot.metadata(&o)),
+                None => Poll::Pending,
+            },
+        }
+    }
+}
+
+/// A user callback.
+pub(crate) type Callback = Box<dyn FnOnce(Result<RecordMetadata, Error>) + Send + 'static>;
+
+/// A callback with the record it belongs to.
+pub(crate) struct RecordCallback {
+    pub slot: RecordSlot,
+    pub callback: Callback,
+}
+
+impl std::fmt::Debug for RecordCallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordCallback")
+            .field("slot", &self.slot)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Work for the callback thread.
+pub(crate) enum CallbackJob {
+    /// A completed batch's callbacks, in record order; the batch is settled after them.
+    Batch {
+        callbacks: Vec<RecordCallback>,
+        outcome: Result<BatchOutcome, Error>,
+        batch: Arc<BatchResult>,
+    },
+    /// One record that failed before it reached a batch.
+    Single {
+        callback: Callback,
+        result: Result<RecordMetadata, Error>,
+    },
+}
+
+impl std::fmt::Debug for CallbackJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallbackJob::Batch {
+                callbacks, outcome, ..
+            } => f
+                .debug_struct("Batch")
+                .field("callbacks", &callbacks.len())
+                .field("outcome", outcome)
+                .finish(),
+            CallbackJob::Single { result, .. } => {
+                f.debug_struct("Single").field("result", result).finish()
+            }
+        }
+    }
+}
+
+/// The single thread that runs user callbacks one at a time, in the order jobs arrive.
+///
+/// The thread ends when every sender of its channel is gone (the producer closed).
+#[derive(Debug)]
+pub(crate) struct CallbackThread {
+    handle: Option<JoinHandle<()>>,
+    thread_id: std::thread::ThreadId,
+}
+
+impl CallbackThread {
+    /// Starts the thread; jobs sent on the returned channel run in order.
+    pub fn start(name: String) -> (CallbackThread, Sender<CallbackJob>) {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let handle = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || run_callbacks(rx))
+            .expect("spawn the callback thread");
+        let thread_id = handle.thread().id();
+        (
+            CallbackThread {
+                handle: Some(handle),
+                thread_id,
+            },
+            tx,
+        )
+    }
+
+    /// Whether the calling thread is the callback thread (closing from a callback must not
+    /// wait for itself).
+    pub fn is_current(&self) -> bool {
+        std::thread::current().id() == self.thread_id
+    }
+
+    /// Waits for the thread to finish its queue and exit (after its channel closed).
+    pub fn join(&mut self) {
+        if self.is_current() {
+            return;
+        }
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn run_callbacks(rx: Receiver<CallbackJob>) {
+    for job in rx {
+        match job {
+            CallbackJob::Batch {
+                callbacks,
+                outcome,
+                batch,
+            } => {
+                for c in callbacks {
+                    run_one(c.callback, c.slot.metadata(&outcome));
+                }
+                batch.settle();
+            }
+            CallbackJob::Single { callback, result } => run_one(callback, result),
+        }
+    }
+}
+
+/// Runs one callback; a panic is caught and logged so the thread carries on.
+pub(crate) fn run_one(callback: Callback, result: Result<RecordMetadata, Error>) {
+    let run = std::panic::AssertUnwindSafe(move || callback(result));
+    if let Err(panic) = std::panic::catch_unwind(run) {
+        let msg = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-string panic".into());
+        log::error!("a producer callback panicked: {msg}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot(rel: u32) -> RecordSlot {
+        RecordSlot {
+            topic_partition: TopicPartition::new("t", 1),
+            relative_offset: rel,
+            timestamp: 1000 + i64::from(rel),
+            key_size: 3,
+            value_size: -1,
+        }
+    }
+
+    #[test]
+    fn futures_of_one_batch_get_consecutive_offsets() {
+        let batch = Arc::new(BatchResult::default());
+        let f0 = SendFuture::in_batch(Arc::clone(&batch), slot(0));
+        let f1 = SendFuture::in_batch(Arc::clone(&batch), slot(1));
+        assert!(!f0.is_done());
+        assert!(f0.wait_timeout(Duration::from_millis(1)).is_none());
+        batch.complete(
+            Ok(BatchOutcome {
+                base_offset: 40,
+                log_append_time: -1,
+            }),
+            true,
+        );
+        let m1 = f1.wait().unwrap();
+        let m0 = f0.wait().unwrap();
+        assert_eq!((m0.offset(), m1.offset()), (40, 41));
+        assert_eq!(m1.timestamp(), 1001);
+        assert_eq!(m1.serialized_value_size(), -1);
+    }
+
+    #[test]
+    fn log_append_time_replaces_the_create_time() {
+        let outcome = Ok(BatchOutcome {
+            base_offset: -1,
+            log_append_time: 7,
+        });
+        let md = slot(2).metadata(&outcome).unwrap();
+        assert_eq!((md.offset(), md.timestamp()), (-1, 7));
+    }
+
+    #[test]
+    fn a_panicking_callback_does_not_stop_the_callback_thread() {
+        let (mut thread, tx) = CallbackThread::start("test-callbacks".into());
+        let (done_tx, done_rx) = crossbeam_channel::unbounded();
+        tx.send(CallbackJob::Single {
+            callback: Box::new(|_| panic!("boom")),
+            result: Err(Error::Closed),
+        })
+        .unwrap();
+        tx.send(CallbackJob::Single {
+            callback: Box::new(move |r| done_tx.send(r.is_err()).unwrap()),
+            result: Err(Error::Closed),
+        })
+        .unwrap();
+        assert!(done_rx.recv_timeout(Duration::from_secs(5)).unwrap());
+        drop(tx);
+        thread.join();
+    }
+
+    #[test]
+    fn a_polled_future_wakes_when_the_batch_completes() {
+        use std::task::Wake;
+        struct Flag(std::sync::atomic::AtomicBool);
+        impl Wake for Flag {
+            fn wake(self: Arc<Self>) {
+                self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let flag = Arc::new(Flag(Default::default()));
+        let waker = Waker::from(Arc::clone(&flag));
+        let batch = Arc::new(BatchResult::default());
+        let mut fut = SendFuture::in_batch(Arc::clone(&batch), slot(0));
+        let mut cx = Context::from_waker(&waker);
+        assert!(Pin::new(&mut fut).poll(&mut cx).is_pending());
+        batch.complete(Err(Error::Closed), true);
+        assert!(flag.0.load(std::sync::atomic::Ordering::SeqCst));
+        assert!(matches!(
+            Pin::new(&mut fut).poll(&mut cx),
+            Poll::Ready(Err(Error::Closed))
+        ));
+    }
+}

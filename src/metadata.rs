@@ -1,0 +1,310 @@
+//! The cluster metadata cache: brokers, topics, partitions and their leaders.
+//!
+//! # Ownership
+//!
+//! The sender thread is the only writer: it sends Metadata requests and installs each
+//! answer as a new immutable [`Cluster`] snapshot. Caller threads read the current snapshot
+//! (an `Arc` clone under a short read lock) to validate and partition records, and when a
+//! topic is missing they register it as *wanted*, wake the sender, and wait on `changed`
+//! until it appears or max.block.ms passes.
+//!
+//! # Lock
+//!
+//! `state` guards the snapshot, the wanted topics and the update request flag; `changed`
+//! is notified after every install. It is a leaf lock.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::error::{Error, ErrorCode};
+use crate::protocol::metadata::MetadataResponse;
+use crate::record::PartitionInfo;
+
+/// A broker's address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Broker {
+    pub node_id: i32,
+    pub address: String,
+}
+
+/// One topic in a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TopicMetadata {
+    /// The topic-level error, if the broker reported one.
+    pub error: Option<ErrorCode>,
+    /// Partitions in order: `partitions[i].partition() == i`.
+    pub partitions: Arc<[PartitionInfo]>,
+}
+
+/// An immutable snapshot of the cluster.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Cluster {
+    pub brokers: HashMap<i32, Broker>,
+    pub topics: HashMap<Arc<str>, TopicMetadata>,
+}
+
+impl Cluster {
+    /// Builds a snapshot from a Metadata response.
+    pub fn from_response(md: &MetadataResponse) -> Cluster {
+        let brokers = md
+            .brokers
+            .iter()
+            .map(|b| {
+                let broker = Broker {
+                    node_id: b.node_id,
+                    address: format!("{}:{}", b.host, b.port),
+                };
+                (b.node_id, broker)
+            })
+            .collect();
+        let mut topics = HashMap::new();
+        for t in &md.topics {
+            let Some(name) = t.name.as_deref() else {
+                continue;
+            };
+            let name: Arc<str> = Arc::from(name);
+            let error = (t.error_code != 0).then(|| ErrorCode::from_code(t.error_code));
+            let mut parts: Vec<&crate::protocol::metadata::MetadataPartition> =
+                t.partitions.iter().collect();
+            parts.sort_by_key(|p| p.partition_index);
+            // Partitions must be 0..n with no gap; a response that breaks this is partial
+            // (some partitions unknown), so keep the prefix that is complete.
+            let complete = parts
+                .iter()
+                .enumerate()
+                .take_while(|(i, p)| p.partition_index == *i as i32)
+                .count();
+            let partitions: Arc<[PartitionInfo]> = parts[..complete]
+                .iter()
+                .map(|p| {
+                    let leader = (p.leader_id >= 0
+                        && p.error_code != ErrorCode::LeaderNotAvailable.code())
+                    .then_some(p.leader_id);
+                    PartitionInfo::new(
+                        Arc::clone(&name),
+                        p.partition_index,
+                        leader,
+                        p.replica_nodes.clone(),
+                        p.isr_nodes.clone(),
+                        p.offline_replicas.clone(),
+                    )
+                })
+                .collect();
+            topics.insert(name, TopicMetadata { error, partitions });
+        }
+        Cluster { brokers, topics }
+    }
+
+    /// The leader of `topic`-`partition`, if known.
+    pub fn leader(&self, topic: &str, partition: i32) -> Option<i32> {
+        self.topics
+            .get(topic)?
+            .partitions
+            .get(usize::try_from(partition).ok()?)?
+            .leader()
+    }
+
+    /// A topic's partitions, when the topic is known without error and has some.
+    pub fn partitions(&self, topic: &str) -> Option<&Arc<[PartitionInfo]>> {
+        self.topics
+            .get(topic)
+            .filter(|t| t.error.is_none() && !t.partitions.is_empty())
+            .map(|t| &t.partitions)
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    cluster: Arc<Cluster>,
+    /// Topics that callers wait for or produce to.
+    wanted: HashSet<Arc<str>>,
+    /// A refresh was requested (unknown topic, unknown leader, stale leader).
+    update_requested: bool,
+    /// Bumped on every install.
+    version: u64,
+}
+
+/// The shared cache. See the module docs.
+#[derive(Debug, Default)]
+pub(crate) struct Metadata {
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+impl Metadata {
+    /// The current snapshot.
+    pub fn cluster(&self) -> Arc<Cluster> {
+        Arc::clone(&self.state.lock().cluster)
+    }
+
+    /// The partitions of `topic`, waiting until `deadline` for the sender to fetch them.
+    /// `wake` is called once when a fetch is needed (it wakes the sender).
+    pub fn wait_for_topic(
+        &self,
+        topic: &str,
+        deadline: Instant,
+        wake: impl Fn(),
+    ) -> Result<Arc<[PartitionInfo]>, Error> {
+        let start = Instant::now();
+        let mut s = self.state.lock();
+        if let Some(p) = s.cluster.partitions(topic) {
+            return Ok(Arc::clone(p));
+        }
+        if !s.wanted.contains(topic) {
+            s.wanted.insert(Arc::from(topic));
+        }
+        s.update_requested = true;
+        let mut woken = false;
+        loop {
+            if let Some(p) = s.cluster.partitions(topic) {
+                return Ok(Arc::clone(p));
+            }
+            if !woken {
+                woken = true;
+                drop(s);
+                wake();
+                s = self.state.lock();
+                continue;
+            }
+            if self.changed.wait_until(&mut s, deadline).timed_out()
+                && s.cluster.partitions(topic).is_none()
+            {
+                let topic_error = s.cluster.topics.get(topic).and_then(|t| t.error);
+                if let Some(code) = topic_error.filter(|c| !c.is_retriable()) {
+                    return Err(Error::Broker {
+                        code,
+                        message: Some(format!("metadata for topic {topic:?}")),
+                    });
+                }
+                return Err(Error::MetadataTimeout {
+                    topic: topic.to_owned(),
+                    waited_ms: start.elapsed().as_millis() as u64,
+                });
+            }
+        }
+    }
+
+    /// The cached partitions of `topic`, without waiting (`try_send`); registers the topic
+    /// as wanted when it is missing.
+    pub fn cached_partitions(&self, topic: &str) -> Option<Arc<[PartitionInfo]>> {
+        let mut s = self.state.lock();
+        if let Some(p) = s.cluster.partitions(topic) {
+            return Some(Arc::clone(p));
+        }
+        if !s.wanted.contains(topic) {
+            s.wanted.insert(Arc::from(topic));
+        }
+        s.update_requested = true;
+        None
+    }
+
+    /// Asks the sender for a refresh (a leader is unknown or moved).
+    pub fn request_update(&self) {
+        self.state.lock().update_requested = true;
+    }
+
+    /// Whether a refresh was requested since the last install.
+    pub fn update_requested(&self) -> bool {
+        self.state.lock().update_requested
+    }
+
+    /// The topics to ask for: every wanted topic.
+    pub fn wanted_topics(&self) -> Vec<String> {
+        let s = self.state.lock();
+        let mut v: Vec<String> = s.wanted.iter().map(|t| t.to_string()).collect();
+        v.sort();
+        v
+    }
+
+    /// Installs a new snapshot (sender thread only) and wakes waiting callers.
+    pub fn install(&self, cluster: Cluster) {
+        let mut s = self.state.lock();
+        // A refresh stays requested while some wanted topic is missing or leaderless.
+        s.update_requested = s.wanted.iter().any(|t| match cluster.partitions(t) {
+            None => true,
+            Some(p) => p.iter().any(|p| p.leader().is_none()),
+        });
+        s.cluster = Arc::new(cluster);
+        s.version += 1;
+        drop(s);
+        self.changed.notify_all();
+    }
+
+    /// Wakes waiting callers without a new snapshot (close).
+    pub fn notify_all(&self) {
+        self.changed.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::metadata::{MetadataBroker, MetadataPartition, MetadataTopic};
+    use std::time::Duration;
+
+    fn response(partitions: i32) -> MetadataResponse {
+        MetadataResponse {
+            brokers: vec![MetadataBroker {
+                node_id: 1,
+                host: "h".into(),
+                port: 9,
+                rack: None,
+            }],
+            topics: vec![MetadataTopic {
+                name: Some("t".into()),
+                partitions: (0..partitions)
+                    .rev()
+                    .map(|i| MetadataPartition {
+                        partition_index: i,
+                        leader_id: if i == 1 { -1 } else { 1 },
+                        ..MetadataPartition::default()
+                    })
+                    .collect(),
+                ..MetadataTopic::default()
+            }],
+            ..MetadataResponse::default()
+        }
+    }
+
+    #[test]
+    fn partitions_are_ordered_and_leaderless_ones_have_no_leader() {
+        let c = Cluster::from_response(&response(3));
+        let p = c.partitions("t").unwrap();
+        assert_eq!(
+            p.iter().map(|p| p.partition()).collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
+        assert_eq!(c.leader("t", 0), Some(1));
+        assert_eq!(c.leader("t", 1), None);
+        assert_eq!(c.leader("t", 7), None);
+        assert_eq!(c.brokers[&1].address, "h:9");
+    }
+
+    #[test]
+    fn a_waiting_caller_sees_the_topic_once_installed() {
+        let md = Arc::new(Metadata::default());
+        let m = Arc::clone(&md);
+        let waiter = std::thread::spawn(move || {
+            m.wait_for_topic("t", Instant::now() + Duration::from_secs(5), || {})
+                .map(|p| p.len())
+        });
+        while md.wanted_topics().is_empty() {
+            std::thread::yield_now();
+        }
+        md.install(Cluster::from_response(&response(2)));
+        assert_eq!(waiter.join().unwrap().unwrap(), 2);
+    }
+
+    #[test]
+    fn a_missing_topic_times_out() {
+        let md = Metadata::default();
+        let err = md
+            .wait_for_topic("nope", Instant::now() + Duration::from_millis(30), || {})
+            .unwrap_err();
+        assert!(matches!(err, Error::MetadataTimeout { .. }), "{err}");
+        assert!(md.update_requested());
+    }
+}

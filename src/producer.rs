@@ -1,0 +1,723 @@
+//! [`Producer`]: the public face. `send` runs on the caller's thread up to the accumulator;
+//! the sender thread does the rest (see `DESIGN.md`).
+//!
+//! # Ownership
+//!
+//! Every clone of a `Producer` shares one `Handle`; the last clone to go drops it, and its
+//! `Drop` closes the producer gracefully. The handle owns the serializers, the optional
+//! custom partitioner, the shared [`Core`], and (behind the `lifecycle` lock, taken only by
+//! close and by the rare early-error callback path) the sender and callback threads.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::accumulator::{AppendRecord, Completion};
+use crate::config::{Acks, ProducerConfig};
+use crate::core::{Core, SenderEvent};
+use crate::delivery::{run_one, Callback, CallbackJob, CallbackThread, SendFuture};
+use crate::error::Error;
+use crate::metrics::ProducerMetrics;
+use crate::partition::{partition_for_key, Partitioner};
+use crate::record::{PartitionInfo, ProducerRecord, RecordMetadata};
+use crate::record_batch::{RecordBatchBuilder, HEADER_SIZE};
+use crate::sender::Sender;
+use crate::serialize::{BytesSerializer, Serializer};
+use crate::Compression;
+
+/// A thread-safe Kafka producer. `Producer` alone is `Producer<Vec<u8>, Vec<u8>>`.
+///
+/// Clones share one sender thread and one callback thread. Dropping the last clone closes
+/// the producer gracefully: everything sent before is delivered (or fails) first.
+///
+/// ```no_run
+/// use kafka_producer::{Producer, ProducerRecord};
+/// # fn main() -> Result<(), kafka_producer::Error> {
+/// let producer: Producer = Producer::from_properties([
+///     ("bootstrap.servers", "127.0.0.1:9092"),
+///     ("linger.ms", "5"),
+/// ])?;
+/// let md = producer
+///     .send(ProducerRecord::new("orders", b"hello".to_vec()).with_key(b"k1".to_vec()))
+///     .wait()?;
+/// println!("{}-{}@{}", md.topic(), md.partition(), md.offset());
+/// producer.close()?;
+/// # Ok(()) }
+/// ```
+pub struct Producer<K = Vec<u8>, V = Vec<u8>> {
+    handle: Arc<Handle<K, V>>,
+}
+
+impl<K, V> Clone for Producer<K, V> {
+    fn clone(&self) -> Self {
+        Producer {
+            handle: Arc::clone(&self.handle),
+        }
+    }
+}
+
+impl<K, V> std::fmt::Debug for Producer<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("client_id", &self.handle.core.config.client_id)
+            .field("closed", &self.handle.core.is_closed())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Handle<K, V> {
+    core: Arc<Core>,
+    key_serializer: Box<dyn Serializer<K>>,
+    value_serializer: Box<dyn Serializer<V>>,
+    partitioner: Option<Box<dyn Partitioner>>,
+    lifecycle: Mutex<Lifecycle>,
+    /// Set by the sender thread when it exits; close waits on it with a deadline.
+    sender_done: Arc<(Mutex<bool>, Condvar)>,
+}
+
+struct Lifecycle {
+    sender: Option<JoinHandle<()>>,
+    callback_thread: CallbackThread,
+    /// The producer's own handle on the callback queue (for records that fail before they
+    /// reach a batch); dropped by close so the callback thread can end.
+    callbacks: Option<crossbeam_channel::Sender<CallbackJob>>,
+}
+
+/// A `try_send` that did not buffer its record: the reason, and the record back.
+#[derive(Debug)]
+pub struct TrySendError<K, V> {
+    /// Why the record was not buffered (for example [`Error::BufferExhausted`]).
+    pub error: Error,
+    /// The record, untouched, to retry or drop.
+    pub record: ProducerRecord<K, V>,
+}
+
+impl<K: std::fmt::Debug, V: std::fmt::Debug> std::fmt::Display for TrySendError<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "record not buffered: {}", self.error)
+    }
+}
+
+impl<K: std::fmt::Debug, V: std::fmt::Debug> std::error::Error for TrySendError<K, V> {}
+
+/// Builds a [`Producer`]: typed settings, any Java property by name, serializers and
+/// partitioner. Errors in settings surface from [`ProducerBuilder::build`].
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use kafka_producer::{Acks, Compression, Producer, StringSerializer};
+/// # fn main() -> Result<(), kafka_producer::Error> {
+/// let producer: Producer<String, String> = Producer::builder()
+///     .bootstrap_servers("127.0.0.1:9092")
+///     .acks(Acks::All)
+///     .linger(Duration::from_millis(5))
+///     .compression(Compression::Lz4)
+///     .set("delivery.timeout.ms", "30000")
+///     .key_serializer(StringSerializer)
+///     .value_serializer(StringSerializer)
+///     .build()?;
+/// # Ok(()) }
+/// ```
+pub struct ProducerBuilder<K, V> {
+    config: ProducerConfig,
+    error: Option<Error>,
+    key_serializer: Box<dyn Serializer<K>>,
+    value_serializer: Box<dyn Serializer<V>>,
+    partitioner: Option<Box<dyn Partitioner>>,
+}
+
+impl<K, V> std::fmt::Debug for ProducerBuilder<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProducerBuilder")
+            .field("config", &self.config)
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Producer {
+    /// A builder for a producer of bytes; set serializers to produce other types.
+    pub fn builder() -> ProducerBuilder<Vec<u8>, Vec<u8>> {
+        ProducerBuilder {
+            config: ProducerConfig::default(),
+            error: None,
+            key_serializer: Box::new(BytesSerializer),
+            value_serializer: Box::new(BytesSerializer),
+            partitioner: None,
+        }
+    }
+
+    /// A bytes producer from Java-style properties (`bootstrap.servers`, `acks`, …).
+    pub fn from_properties<I, P, Q>(properties: I) -> Result<Producer, Error>
+    where
+        I: IntoIterator<Item = (P, Q)>,
+        P: AsRef<str>,
+        Q: AsRef<str>,
+    {
+        let config = ProducerConfig::from_properties(properties)?;
+        Producer::with_config(config)
+    }
+
+    /// A bytes producer from a validated (or default-filled) [`ProducerConfig`].
+    pub fn with_config(config: ProducerConfig) -> Result<Producer, Error> {
+        ProducerBuilder {
+            config,
+            error: None,
+            key_serializer: Box::new(BytesSerializer),
+            value_serializer: Box::new(BytesSerializer),
+            partitioner: None,
+        }
+        .build()
+    }
+}
+
+impl<K, V> ProducerBuilder<K, V> {
+    /// Sets any Java producer property by name (for example `"delivery.timeout.ms"`).
+    pub fn set(mut self, name: &str, value: impl AsRef<str>) -> Self {
+        if self.error.is_none() {
+            if let Err(e) = self.config.set(name, value.as_ref()) {
+                self.error = Some(e);
+            }
+        }
+        self
+    }
+
+    /// `bootstrap.servers`: comma-separated `host:port` list.
+    pub fn bootstrap_servers(self, servers: &str) -> Self {
+        self.set("bootstrap.servers", servers)
+    }
+
+    /// `client.id`.
+    pub fn client_id(self, id: &str) -> Self {
+        self.set("client.id", id)
+    }
+
+    /// `acks`.
+    pub fn acks(self, acks: Acks) -> Self {
+        self.set("acks", acks.as_str())
+    }
+
+    /// `linger.ms`.
+    pub fn linger(self, linger: Duration) -> Self {
+        self.set("linger.ms", linger.as_millis().to_string())
+    }
+
+    /// `batch.size` in bytes.
+    pub fn batch_size(self, bytes: usize) -> Self {
+        self.set("batch.size", bytes.to_string())
+    }
+
+    /// `buffer.memory` in bytes.
+    pub fn buffer_memory(self, bytes: usize) -> Self {
+        self.set("buffer.memory", bytes.to_string())
+    }
+
+    /// `max.block.ms`.
+    pub fn max_block(self, max_block: Duration) -> Self {
+        self.set("max.block.ms", max_block.as_millis().to_string())
+    }
+
+    /// `compression.type`.
+    pub fn compression(self, compression: Compression) -> Self {
+        self.set("compression.type", compression.name())
+    }
+
+    /// A custom partitioner for records without an explicit partition.
+    pub fn partitioner(mut self, partitioner: impl Partitioner) -> Self {
+        self.partitioner = Some(Box::new(partitioner));
+        self
+    }
+
+    /// The key serializer (and with it the key type).
+    pub fn key_serializer<K2, S: Serializer<K2>>(self, serializer: S) -> ProducerBuilder<K2, V> {
+        ProducerBuilder {
+            config: self.config,
+            error: self.error,
+            key_serializer: Box::new(serializer),
+            value_serializer: self.value_serializer,
+            partitioner: self.partitioner,
+        }
+    }
+
+    /// The value serializer (and with it the value type).
+    pub fn value_serializer<V2, S: Serializer<V2>>(self, serializer: S) -> ProducerBuilder<K, V2> {
+        ProducerBuilder {
+            config: self.config,
+            error: self.error,
+            key_serializer: self.key_serializer,
+            value_serializer: Box::new(serializer),
+            partitioner: self.partitioner,
+        }
+    }
+
+    /// Validates the settings and starts the producer's threads.
+    pub fn build(self) -> Result<Producer<K, V>, Error> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let mut config = self.config;
+        config.validate()?;
+        if config.enable_idempotence {
+            log::debug!(
+                "enable.idempotence=true: producer ids and sequence numbers are not sent yet; \
+                 ordering under retries relies on the retry path keeping queue order"
+            );
+        }
+        let (events_tx, events_rx) = crossbeam_channel::unbounded();
+        let core = Arc::new(Core::new(config, events_tx));
+        let (callback_thread, callbacks) = CallbackThread::start(format!(
+            "kafka-producer-callbacks-{}",
+            core.config.client_id
+        ));
+        let sender = Sender::new(Arc::clone(&core), events_rx, callbacks.clone());
+        let sender_done = Arc::new((Mutex::new(false), Condvar::new()));
+        let done = Arc::clone(&sender_done);
+        let thread = std::thread::Builder::new()
+            .name(format!("kafka-producer-sender-{}", core.config.client_id))
+            .spawn(move || {
+                sender.run();
+                *done.0.lock() = true;
+                done.1.notify_all();
+            })
+            .map_err(|e| Error::Fatal(format!("could not start the sender thread: {e}")))?;
+        Ok(Producer {
+            handle: Arc::new(Handle {
+                core,
+                key_serializer: self.key_serializer,
+                value_serializer: self.value_serializer,
+                partitioner: self.partitioner,
+                lifecycle: Mutex::new(Lifecycle {
+                    sender: Some(thread),
+                    callback_thread,
+                    callbacks: Some(callbacks),
+                }),
+                sender_done,
+            }),
+        })
+    }
+}
+
+/// A record's serialized key and value (`None` for null).
+type SerializedKeyValue = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// How long `send` may block.
+#[derive(Debug, Clone, Copy)]
+enum Blocking {
+    /// Up to max.block.ms (for metadata and buffer space).
+    UpTo(Instant),
+    /// Not at all (`try_send`).
+    Never,
+}
+
+impl<K: 'static, V: 'static> Producer<K, V> {
+    /// Sends a record. Blocks only while topic metadata or buffer space is missing (up to
+    /// max.block.ms); errors found before the record is buffered complete the returned
+    /// future. Dropping the future never cancels delivery.
+    pub fn send(&self, record: ProducerRecord<K, V>) -> SendFuture {
+        let deadline = Instant::now() + self.handle.core.config.max_block;
+        match self
+            .handle
+            .send(&record, Completion::Future, Blocking::UpTo(deadline))
+        {
+            Ok(future) => future.unwrap_or_else(|| SendFuture::ready(Err(Error::Closed))),
+            Err((error, _)) => SendFuture::ready(Err(error)),
+        }
+    }
+
+    /// Sends a record; `callback` runs once with the result, on the producer's callback
+    /// thread (one callback at a time, in send order per partition).
+    pub fn send_with_callback<F>(&self, record: ProducerRecord<K, V>, callback: F)
+    where
+        F: FnOnce(Result<RecordMetadata, Error>) + Send + 'static,
+    {
+        let deadline = Instant::now() + self.handle.core.config.max_block;
+        let completion = Completion::Callback(Box::new(callback));
+        let sent = self
+            .handle
+            .send(&record, completion, Blocking::UpTo(deadline));
+        if let Err((error, Completion::Callback(cb))) = sent {
+            self.handle.early_callback(cb, error);
+        }
+    }
+
+    /// Sends a record without ever blocking: when metadata is not cached yet or the buffer
+    /// is full, returns the error with the record.
+    // The record comes back by value, like crossbeam's `TrySendError<T>`: boxing it would
+    // cost an allocation on the path meant for back-pressure.
+    #[allow(clippy::result_large_err)]
+    pub fn try_send(&self, record: ProducerRecord<K, V>) -> Result<SendFuture, TrySendError<K, V>> {
+        match self
+            .handle
+            .send(&record, Completion::Future, Blocking::Never)
+        {
+            Ok(future) => Ok(future.unwrap_or_else(|| SendFuture::ready(Err(Error::Closed)))),
+            Err((error, _)) => Err(TrySendError { error, record }),
+        }
+    }
+}
+
+impl<K, V> Producer<K, V> {
+    /// Blocks until every record sent before the call has completed (and its callback ran).
+    pub fn flush(&self) -> Result<(), Error> {
+        self.handle.flush(None)
+    }
+
+    /// Like [`Producer::flush`], giving up with [`Error::Timeout`] after `timeout`.
+    pub fn flush_timeout(&self, timeout: Duration) -> Result<(), Error> {
+        self.handle.flush(Some(Instant::now() + timeout))
+    }
+
+    /// The partitions of `topic`, waiting up to max.block.ms for metadata.
+    pub fn partitions_for(&self, topic: &str) -> Result<Vec<PartitionInfo>, Error> {
+        validate_topic(topic)?;
+        let core = &self.handle.core;
+        let deadline = Instant::now() + core.config.max_block;
+        let partitions = core
+            .metadata
+            .wait_for_topic(topic, deadline, || core.wake_sender())?;
+        Ok(partitions.to_vec())
+    }
+
+    /// A snapshot of the producer's counters.
+    pub fn metrics(&self) -> ProducerMetrics {
+        let core = &self.handle.core;
+        core.metrics
+            .snapshot(core.accumulator.buffer_in_use(), core.config.buffer_memory)
+    }
+
+    /// Closes gracefully: delivers everything buffered (flush), then stops the threads.
+    /// Later sends fail with [`Error::Closed`]. Waits as long as delivery takes (bounded by
+    /// delivery.timeout.ms).
+    pub fn close(&self) -> Result<(), Error> {
+        self.handle.close(None)
+    }
+
+    /// Like [`Producer::close`], but after `timeout` fails whatever is still undelivered
+    /// with [`Error::Closed`] and returns [`Error::Timeout`].
+    pub fn close_timeout(&self, timeout: Duration) -> Result<(), Error> {
+        self.handle.close(Some(Instant::now() + timeout))
+    }
+
+    /// The validated configuration.
+    pub fn config(&self) -> &ProducerConfig {
+        &self.handle.core.config
+    }
+}
+
+impl<K: 'static, V: 'static> Handle<K, V> {
+    /// The caller-thread half of a send. `Ok(None)` for a callback completion.
+    fn send(
+        &self,
+        record: &ProducerRecord<K, V>,
+        completion: Completion,
+        blocking: Blocking,
+    ) -> Result<Option<SendFuture>, (Error, Completion)> {
+        let core = &self.core;
+        let fail = |e: Error, c: Completion| {
+            crate::metrics::Metrics::add(&core.metrics.record_errors, 1);
+            Err((e, c))
+        };
+        if core.is_closed() {
+            return fail(Error::Closed, completion);
+        }
+        let topic = record.topic();
+        if let Err(e) = validate_topic(topic) {
+            return fail(e, completion);
+        }
+        let partitions = match blocking {
+            Blocking::UpTo(deadline) => core
+                .metadata
+                .wait_for_topic(topic, deadline, || core.wake_sender()),
+            Blocking::Never => core.metadata.cached_partitions(topic).ok_or_else(|| {
+                core.wake_sender();
+                Error::MetadataTimeout {
+                    topic: topic.to_owned(),
+                    waited_ms: 0,
+                }
+            }),
+        };
+        let partitions = match partitions {
+            Ok(p) => p,
+            Err(e) => return fail(e, completion),
+        };
+        let serialized = self.serialize(record);
+        let (key, value) = match serialized {
+            Ok(kv) => kv,
+            Err(e) => return fail(e, completion),
+        };
+        let (key, value) = (key.as_deref(), value.as_deref());
+        let headers = record.headers().as_slice();
+        let record_size = RecordBatchBuilder::record_size(0, 0, key, value, headers);
+        if let Err(e) = check_size(HEADER_SIZE + record_size, &core.config) {
+            return fail(e, completion);
+        }
+        let (partition, sticky) = match self.choose_partition(record, key, value, &partitions) {
+            Ok(p) => p,
+            Err(e) => return fail(e, completion),
+        };
+        let timestamp = record.timestamp().unwrap_or_else(now_ms);
+        let append = AppendRecord {
+            timestamp,
+            key,
+            value,
+            headers,
+        };
+        let queue = core.accumulator.queue(topic, partition);
+        let deadline = match blocking {
+            Blocking::UpTo(d) => Some(d),
+            Blocking::Never => None,
+        };
+        if core.is_closed() {
+            return fail(Error::Closed, completion);
+        }
+        let appended = match core
+            .accumulator
+            .append(&queue, &append, completion, deadline)
+        {
+            Ok(a) => a,
+            Err((e, c)) => return fail(e, c),
+        };
+        if appended.wake_sender {
+            core.wake_sender();
+        }
+        if sticky {
+            core.sticky.on_append(
+                topic,
+                partition,
+                record_size,
+                appended.batch_full,
+                &partitions,
+            );
+        }
+        Ok(appended.future)
+    }
+
+    fn serialize(&self, record: &ProducerRecord<K, V>) -> Result<SerializedKeyValue, Error> {
+        let topic = record.topic();
+        let key = record
+            .key()
+            .map(|k| self.key_serializer.serialize(topic, k))
+            .transpose()?;
+        let value = record
+            .value()
+            .map(|v| self.value_serializer.serialize(topic, v))
+            .transpose()?;
+        Ok((key, value))
+    }
+
+    /// Explicit partition, else the custom partitioner, else the key's murmur2, else
+    /// uniform sticky. Returns the partition and whether the sticky partitioner chose it.
+    fn choose_partition(
+        &self,
+        record: &ProducerRecord<K, V>,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        partitions: &[PartitionInfo],
+    ) -> Result<(i32, bool), Error> {
+        let topic = record.topic();
+        let count = partitions.len();
+        let check = |p: i32| {
+            if p >= 0 && (p as usize) < count {
+                Ok(p)
+            } else {
+                Err(Error::UnknownPartition {
+                    topic: topic.to_owned(),
+                    partition: p,
+                    partitions: count,
+                })
+            }
+        };
+        if let Some(p) = record.partition() {
+            return check(p).map(|p| (p, false));
+        }
+        if let Some(custom) = &self.partitioner {
+            if let Some(p) = custom.partition(topic, key, value, partitions) {
+                return check(p).map(|p| (p, false));
+            }
+        }
+        if let (Some(key), false) = (key, self.core.config.partitioner_ignore_keys) {
+            return Ok((partition_for_key(key, count), false));
+        }
+        Ok((self.core.sticky.partition(topic, partitions), true))
+    }
+}
+
+impl<K, V> Handle<K, V> {
+    /// Reports an error for a record that never reached a batch through its callback, on
+    /// the callback thread (or inline once the producer is closed and that thread is gone).
+    fn early_callback(&self, callback: Callback, error: Error) {
+        let job = CallbackJob::Single {
+            callback,
+            result: Err(error),
+        };
+        let rejected = {
+            let lifecycle = self.lifecycle.lock();
+            match &lifecycle.callbacks {
+                Some(tx) => tx.send(job).err().map(|e| e.0),
+                None => Some(job),
+            }
+        };
+        if let Some(CallbackJob::Single { callback, result }) = rejected {
+            run_one(callback, result);
+        }
+    }
+
+    fn flush(&self, deadline: Option<Instant>) -> Result<(), Error> {
+        let core = &self.core;
+        let start = Instant::now();
+        core.accumulator.begin_flush();
+        core.wake_sender();
+        let on_callback_thread = self.lifecycle.lock().callback_thread.is_current();
+        let mut result = Ok(());
+        for batch in core.accumulator.incomplete() {
+            // From inside a callback, waiting for other callbacks would deadlock: wait for
+            // the broker's answers only.
+            let done = if on_callback_thread {
+                batch.wait_outcome(deadline).is_some()
+            } else {
+                batch.wait_settled(deadline)
+            };
+            if !done {
+                result = Err(Error::Timeout {
+                    operation: "flush",
+                    waited_ms: start.elapsed().as_millis() as u64,
+                });
+                break;
+            }
+        }
+        core.accumulator.end_flush();
+        result
+    }
+
+    fn close(&self, deadline: Option<Instant>) -> Result<(), Error> {
+        let start = Instant::now();
+        let core = &self.core;
+        if core.mark_closed() {
+            core.accumulator.begin_close();
+            let _ = core.events.send(SenderEvent::Close);
+            core.metadata.notify_all();
+        }
+        let (lock, cond) = &*self.sender_done;
+        let mut done = lock.lock();
+        let mut timed_out = false;
+        while !*done {
+            match deadline {
+                None => cond.wait(&mut done),
+                Some(d) => {
+                    if cond.wait_until(&mut done, d).timed_out() && !*done {
+                        timed_out = true;
+                        let _ = core.events.send(SenderEvent::ForceClose);
+                        cond.wait(&mut done);
+                    }
+                }
+            }
+        }
+        drop(done);
+        let mut lifecycle = self.lifecycle.lock();
+        if let Some(sender) = lifecycle.sender.take() {
+            let _ = sender.join();
+        }
+        lifecycle.callbacks = None;
+        lifecycle.callback_thread.join();
+        if timed_out {
+            return Err(Error::Timeout {
+                operation: "close",
+                waited_ms: start.elapsed().as_millis() as u64,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl<K, V> Drop for Handle<K, V> {
+    fn drop(&mut self) {
+        if let Err(e) = self.close(None) {
+            log::warn!("closing the producer on drop: {e}");
+        }
+    }
+}
+
+/// Kafka's topic name rules: 1–249 characters of `[a-zA-Z0-9._-]`, not "." or "..".
+fn validate_topic(topic: &str) -> Result<(), Error> {
+    let invalid = |reason: &str| {
+        Err(Error::InvalidTopic {
+            topic: topic.to_owned(),
+            reason: reason.to_owned(),
+        })
+    };
+    if topic.is_empty() {
+        return invalid("a topic name may not be empty");
+    }
+    if topic == "." || topic == ".." {
+        return invalid("a topic name may not be \".\" or \"..\"");
+    }
+    if topic.len() > 249 {
+        return invalid("a topic name is at most 249 characters long");
+    }
+    if let Some(c) = topic
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return invalid(&format!(
+            "{c:?} is not allowed; use ASCII letters, digits, '.', '_' and '-'"
+        ));
+    }
+    Ok(())
+}
+
+fn check_size(size: usize, config: &ProducerConfig) -> Result<(), Error> {
+    if size > config.max_request_size {
+        return Err(Error::RecordTooLarge {
+            size,
+            limit: config.max_request_size,
+            setting: "max.request.size",
+        });
+    }
+    if size > config.buffer_memory {
+        return Err(Error::RecordTooLarge {
+            size,
+            limit: config.buffer_memory,
+            setting: "buffer.memory",
+        });
+    }
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_follow_kafka_rules() {
+        assert!(validate_topic("orders.v1_a-b").is_ok());
+        for bad in ["", ".", "..", "bad topic!", &"x".repeat(250)] {
+            assert!(
+                matches!(validate_topic(bad), Err(Error::InvalidTopic { .. })),
+                "{bad:?}"
+            );
+        }
+        assert!(validate_topic(&"x".repeat(249)).is_ok());
+    }
+
+    #[test]
+    fn oversized_records_name_the_limit() {
+        let config = ProducerConfig::default();
+        let err = check_size(config.max_request_size + 1, &config).unwrap_err();
+        assert!(matches!(
+            err,
+            Error::RecordTooLarge {
+                setting: "max.request.size",
+                ..
+            }
+        ));
+    }
+}

@@ -1,0 +1,314 @@
+//! The produce half of the sender: ready check, drain per leader, requests, responses.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{InFlight, Sender, BUSY_TICK, IDLE_TICK};
+use crate::accumulator::{PartitionQueue, ProducerBatch, QueueState};
+use crate::delivery::BatchOutcome;
+use crate::error::{Error, ErrorCode};
+use crate::metadata::Cluster;
+use crate::metrics::Metrics;
+use crate::protocol::produce::{
+    PartitionProduceData, PartitionProduceResponse, ProduceRequest, ProduceResponse,
+    TopicProduceData,
+};
+use crate::protocol::{DecodeError, ResponseBody};
+use crate::record_batch::ProducerState;
+
+/// How often adaptive partitioning's queue statistics are refreshed.
+const LOAD_STATS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
+impl Sender {
+    /// Expires overdue batches and sends one request to every leader with a ready batch.
+    /// Returns when the next pass is due.
+    pub(super) fn send_ready(&mut self, now: Instant) -> Instant {
+        let cluster = self.core.metadata.cluster();
+        let mut next = now + IDLE_TICK;
+        let mut expired = Vec::new();
+        let mut by_node: HashMap<i32, Vec<Arc<PartitionQueue>>> = HashMap::new();
+        let mut ready_nodes: HashSet<i32> = HashSet::new();
+        for queue in self.core.accumulator.queues() {
+            let state = self.core.accumulator.inspect(&queue, now, &mut expired);
+            match state {
+                QueueState::Empty => continue,
+                QueueState::Lingering(at) | QueueState::Backoff(at) => next = next.min(at),
+                QueueState::Ready => {}
+            }
+            next = next.min(now + BUSY_TICK); // delivery timeouts are checked each pass
+            let Some(leader) = cluster.leader(queue.tp.topic(), queue.tp.partition()) else {
+                self.core.metadata.request_update();
+                continue;
+            };
+            if state == QueueState::Ready {
+                ready_nodes.insert(leader);
+            }
+            by_node.entry(leader).or_default().push(queue);
+        }
+        for batch in expired {
+            let elapsed_ms = now.saturating_duration_since(batch.created).as_millis() as u64;
+            self.fail(batch, Error::DeliveryTimeout { elapsed_ms });
+        }
+        self.update_load_stats(&cluster, &by_node, now);
+        let max_in_flight = self
+            .core
+            .config
+            .max_in_flight_requests_per_connection
+            .max(1);
+        for node in ready_nodes {
+            if self.in_flight_per_node.get(&node).copied().unwrap_or(0) >= max_in_flight {
+                continue;
+            }
+            if self.nodes.ready(node).is_none() {
+                match cluster.brokers.get(&node) {
+                    Some(b) => {
+                        let address = b.address.clone();
+                        if let Some(retry_at) = self.nodes.connect(node, &address, now) {
+                            next = next.min(retry_at);
+                        }
+                    }
+                    None => self.core.metadata.request_update(),
+                }
+                continue;
+            }
+            let batches = self.drain_node(&by_node[&node], now);
+            if !batches.is_empty() {
+                self.send_produce(node, batches, now);
+                next = now; // more may be ready: look again at once
+            }
+        }
+        next
+    }
+
+    /// Takes the front batch of each of `queues` (one leader's partitions), round-robin, up
+    /// to max.request.size (at least one batch).
+    fn drain_node(&mut self, queues: &[Arc<PartitionQueue>], now: Instant) -> Vec<ProducerBatch> {
+        let max = self.core.config.max_request_size;
+        let n = queues.len();
+        let start = self.drain_cursor % n.max(1);
+        self.drain_cursor = self.drain_cursor.wrapping_add(1);
+        let mut size = 0;
+        let mut out = Vec::new();
+        for i in 0..n {
+            let queue = &queues[(start + i) % n];
+            if self.muted.contains(&queue.tp) {
+                continue;
+            }
+            let room = max.saturating_sub(size);
+            let taken = self
+                .core
+                .accumulator
+                .take_front(queue, now, room, out.is_empty());
+            if let Some(batch) = taken {
+                size += batch.size();
+                out.push(batch);
+            }
+            if size >= max {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Encodes `batches` (compressing on first send) and sends them as one request.
+    fn send_produce(&mut self, node: i32, mut batches: Vec<ProducerBatch>, now: Instant) {
+        let config = &self.core.config;
+        let mut topics: Vec<TopicProduceData> = Vec::new();
+        for batch in &mut batches {
+            batch.attempts += 1;
+            let records = batch.encode(ProducerState::NONE);
+            let data = PartitionProduceData {
+                index: batch.tp.partition(),
+                records: Some(records),
+            };
+            match topics.iter_mut().find(|t| t.name == batch.tp.topic()) {
+                Some(t) => t.partitions.push(data),
+                None => topics.push(TopicProduceData {
+                    name: batch.tp.topic().to_owned(),
+                    partitions: vec![data],
+                }),
+            }
+        }
+        let request = ProduceRequest {
+            transactional_id: None,
+            acks: config.acks.as_i16(),
+            timeout_ms: i32::try_from(config.request_timeout.as_millis()).unwrap_or(i32::MAX),
+            topics,
+        };
+        let deadline = now + config.request_timeout;
+        let mute = config.max_in_flight_requests_per_connection == 1;
+        let conn = self
+            .nodes
+            .ready(node)
+            .expect("caller checked the node is ready");
+        let connection = conn.id();
+        match conn.send(&request) {
+            Ok(Some(correlation_id)) => {
+                Metrics::add(&self.core.metrics.requests, 1);
+                Metrics::add(&self.core.metrics.in_flight_requests, 1);
+                *self.in_flight_per_node.entry(node).or_insert(0) += 1;
+                if mute {
+                    self.muted.extend(batches.iter().map(|b| b.tp.clone()));
+                }
+                let request = InFlight {
+                    node,
+                    batches,
+                    sent_at: now,
+                    deadline,
+                };
+                self.in_flight.insert((connection, correlation_id), request);
+            }
+            Ok(None) => {
+                // acks=0: written to the socket is all we will ever know; offsets unknown.
+                Metrics::add(&self.core.metrics.requests, 1);
+                let outcome = BatchOutcome {
+                    base_offset: -1,
+                    log_append_time: -1,
+                };
+                for batch in batches {
+                    self.succeed(batch, outcome);
+                }
+            }
+            Err(error) => {
+                self.connection_lost(connection, &error, now);
+                for batch in batches.into_iter().rev() {
+                    self.fail_or_retry(batch, error.clone(), now);
+                }
+            }
+        }
+    }
+
+    fn succeed(&self, batch: ProducerBatch, outcome: BatchOutcome) {
+        let m = &self.core.metrics;
+        Metrics::add(&m.records_sent, u64::from(batch.record_count()));
+        Metrics::add(&m.bytes_sent, batch.size() as u64);
+        Metrics::add(&m.batches_sent, 1);
+        self.core
+            .accumulator
+            .complete(batch, Ok(outcome), &self.callbacks);
+    }
+
+    /// Matches a Produce response to its batches and completes, retries or fails each.
+    pub(super) fn produce_response(
+        &mut self,
+        request: InFlight,
+        body: Result<ResponseBody, DecodeError>,
+        now: Instant,
+    ) {
+        self.request_done(&request, now);
+        let response = match body {
+            Ok(ResponseBody::Produce(r)) => r,
+            other => {
+                let reason = match other {
+                    Err(e) => format!("undecodable produce response: {e}"),
+                    Ok(b) => format!("unexpected response {b:?}"),
+                };
+                let error = Error::Network {
+                    broker: format!("node {}", request.node),
+                    reason,
+                };
+                for batch in request.batches.into_iter().rev() {
+                    self.fail_or_retry(batch, error.clone(), now);
+                }
+                return;
+            }
+        };
+        for batch in request.batches.into_iter().rev() {
+            match find_partition(&response, &batch) {
+                Some(p) if p.error_code == 0 => {
+                    let outcome = BatchOutcome {
+                        base_offset: p.base_offset,
+                        log_append_time: p.log_append_time_ms,
+                    };
+                    self.succeed(batch, outcome);
+                }
+                Some(p) => {
+                    let code = ErrorCode::from_code(p.error_code);
+                    if invalidates_metadata(code) {
+                        self.core.metadata.request_update();
+                    }
+                    let message = p.error_message.clone().or_else(|| {
+                        p.record_errors
+                            .first()
+                            .and_then(|e| e.batch_index_error_message.clone())
+                    });
+                    self.fail_or_retry(batch, Error::Broker { code, message }, now);
+                }
+                None => {
+                    let error = Error::Broker {
+                        code: ErrorCode::UnknownServerError,
+                        message: Some(format!("the response has no entry for {}", batch.tp)),
+                    };
+                    self.fail(batch, error);
+                }
+            }
+        }
+    }
+
+    /// Feeds adaptive partitioning: per topic, each led partition's leader queue length.
+    fn update_load_stats(
+        &mut self,
+        cluster: &Cluster,
+        by_node: &HashMap<i32, Vec<Arc<PartitionQueue>>>,
+        now: Instant,
+    ) {
+        if !self.core.sticky.adaptive()
+            || self
+                .last_load_stats
+                .is_some_and(|t| now.saturating_duration_since(t) < LOAD_STATS_INTERVAL)
+        {
+            return;
+        }
+        self.last_load_stats = Some(now);
+        let node_load: HashMap<i32, usize> = by_node
+            .iter()
+            .map(|(node, queues)| {
+                let batches = queues
+                    .iter()
+                    .map(|q| self.core.accumulator.queued_batches(q))
+                    .sum();
+                (*node, batches)
+            })
+            .collect();
+        let topics: HashSet<&str> = by_node.values().flatten().map(|q| q.tp.topic()).collect();
+        for topic in topics {
+            let Some(partitions) = cluster.partitions(topic) else {
+                continue;
+            };
+            let sizes: Vec<(i32, usize)> = partitions
+                .iter()
+                .filter_map(|p| {
+                    let leader = p.leader()?;
+                    Some((p.partition(), node_load.get(&leader).copied().unwrap_or(0)))
+                })
+                .collect();
+            self.core.sticky.update_load_stats(topic, &sizes);
+        }
+    }
+}
+
+fn find_partition<'a>(
+    response: &'a ProduceResponse,
+    batch: &ProducerBatch,
+) -> Option<&'a PartitionProduceResponse> {
+    response
+        .responses
+        .iter()
+        .filter(|t| t.name == batch.tp.topic())
+        .flat_map(|t| t.partitions.iter())
+        .find(|p| p.index == batch.tp.partition())
+}
+
+/// Errors after which Java refreshes metadata (its `InvalidMetadataException` family).
+fn invalidates_metadata(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::NotLeaderOrFollower
+            | ErrorCode::UnknownTopicOrPartition
+            | ErrorCode::LeaderNotAvailable
+            | ErrorCode::KafkaStorageError
+            | ErrorCode::FencedLeaderEpoch
+            | ErrorCode::UnknownLeaderEpoch
+    )
+}
