@@ -4,7 +4,7 @@
 //! sender thread. Each field documents who writes it; the locks live inside the fields
 //! (accumulator, metadata) and are described there.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crossbeam_channel::Sender;
 
@@ -59,6 +59,11 @@ pub(crate) struct Core {
     wake_pending: AtomicBool,
     /// Set once by close (SeqCst); `send` checks it first.
     closed: AtomicBool,
+    /// Sends between their closed check and their append (SeqCst). Incremented *before*
+    /// the closed check, so a send either sees `closed` and fails, or is counted here and
+    /// the sender thread waits for its record before it exits: no record is queued after
+    /// the sender is gone.
+    appends: AtomicUsize,
 }
 
 impl Core {
@@ -91,6 +96,7 @@ impl Core {
             events,
             wake_pending: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            appends: AtomicUsize::new(0),
         }
     }
 
@@ -111,8 +117,38 @@ impl Core {
         self.closed.load(Ordering::SeqCst)
     }
 
+    /// Starts an append: `None` when the producer is closed, else a guard that ends the
+    /// append when dropped.
+    pub fn begin_append(&self) -> Option<AppendGuard<'_>> {
+        self.appends.fetch_add(1, Ordering::SeqCst);
+        if self.closed.load(Ordering::SeqCst) {
+            self.appends.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(AppendGuard(self))
+    }
+
+    /// Whether some send is between its closed check and its append.
+    pub fn appends_in_progress(&self) -> bool {
+        self.appends.load(Ordering::SeqCst) > 0
+    }
+
     /// Marks the producer closed; true for the first caller.
     pub fn mark_closed(&self) -> bool {
         !self.closed.swap(true, Ordering::SeqCst)
+    }
+}
+
+/// An append in progress (see [`Core::begin_append`]).
+#[derive(Debug)]
+pub(crate) struct AppendGuard<'a>(&'a Core);
+
+impl Drop for AppendGuard<'_> {
+    fn drop(&mut self) {
+        self.0.appends.fetch_sub(1, Ordering::SeqCst);
+        // The sender may be waiting for this append to finish closing.
+        if self.0.is_closed() {
+            self.0.wake_sender();
+        }
     }
 }

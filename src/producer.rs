@@ -277,9 +277,9 @@ impl<K, V> ProducerBuilder<K, V> {
         let thread = std::thread::Builder::new()
             .name(format!("kafka-producer-sender-{}", core.config.client_id))
             .spawn(move || {
+                // Set `done` even if the sender panics, so close never waits forever.
+                let _done = SetOnDrop(done);
                 sender.run();
-                *done.0.lock() = true;
-                done.1.notify_all();
             })
             .map_err(|e| Error::Fatal(format!("could not start the sender thread: {e}")))?;
         Ok(Producer {
@@ -296,6 +296,16 @@ impl<K, V> ProducerBuilder<K, V> {
                 sender_done,
             }),
         })
+    }
+}
+
+/// Marks the sender thread done when dropped (also while unwinding from a panic).
+struct SetOnDrop(Arc<(Mutex<bool>, Condvar)>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        *self.0 .0.lock() = true;
+        self.0 .1.notify_all();
     }
 }
 
@@ -419,9 +429,9 @@ impl<K: 'static, V: 'static> Handle<K, V> {
             crate::metrics::Metrics::add(&core.metrics.record_errors, 1);
             Err((e, c))
         };
-        if core.is_closed() {
+        let Some(_append) = core.begin_append() else {
             return fail(Error::Closed, completion);
-        }
+        };
         let topic = record.topic();
         if let Err(e) = validate_topic(topic) {
             return fail(e, completion);
@@ -469,9 +479,6 @@ impl<K: 'static, V: 'static> Handle<K, V> {
             Blocking::UpTo(d) => Some(d),
             Blocking::Never => None,
         };
-        if core.is_closed() {
-            return fail(Error::Closed, completion);
-        }
         let appended = match core
             .accumulator
             .append(&queue, &append, completion, deadline)
@@ -618,6 +625,14 @@ impl<K, V> Handle<K, V> {
         let mut lifecycle = self.lifecycle.lock();
         if let Some(sender) = lifecycle.sender.take() {
             let _ = sender.join();
+        }
+        // After a forced close (or a sender panic) nothing drains the queues any more: fail
+        // whatever is left so that every record still completes exactly once.
+        while core.appends_in_progress() {
+            std::thread::yield_now();
+        }
+        if let Some(callbacks) = &lifecycle.callbacks {
+            core.accumulator.abort_all(&Error::Closed, callbacks);
         }
         lifecycle.callbacks = None;
         lifecycle.callback_thread.join();

@@ -178,12 +178,13 @@ impl ProducerBatch {
 
     /// Completes the batch exactly once: wakes its futures, and queues its callbacks (in
     /// record order) on the callback thread, which settles the batch after running them.
-    pub fn complete(self, outcome: Result<BatchOutcome, Error>, callbacks: &Sender<CallbackJob>) {
-        let ProducerBatch {
-            result,
-            callbacks: records,
-            ..
-        } = self;
+    pub fn complete(
+        mut self,
+        outcome: Result<BatchOutcome, Error>,
+        callbacks: &Sender<CallbackJob>,
+    ) {
+        let records = std::mem::take(&mut self.callbacks);
+        let result = Arc::clone(&self.result);
         if records.is_empty() {
             result.complete(outcome, true);
             return;
@@ -194,11 +195,32 @@ impl ProducerBatch {
             outcome,
             batch: Arc::clone(&result),
         };
-        if let Err(returned) = callbacks.send(job) {
-            // The callback thread is gone (only after close): run nothing, but settle so
-            // that no flush waits forever.
-            drop(returned);
+        if callbacks.send(job).is_err() {
+            // The callback thread is gone (only after close): settle anyway so that no
+            // flush waits forever.
             result.settle();
+        }
+    }
+}
+
+impl Drop for ProducerBatch {
+    /// A batch dropped without completion is a bug (or a panicking sender thread): its
+    /// futures still get an answer rather than waiting forever.
+    fn drop(&mut self) {
+        // An empty batch (one allocated by `append` but not needed) has nobody waiting.
+        if self.record_count > 0 && !self.result.is_complete() {
+            log::error!(
+                "batch {} of {} dropped without completion",
+                self.id,
+                self.tp
+            );
+            self.result.complete(
+                Err(Error::Fatal(format!(
+                    "a batch of {} was dropped without completion",
+                    self.tp
+                ))),
+                true,
+            );
         }
     }
 }

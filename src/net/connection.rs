@@ -48,6 +48,9 @@ pub struct ConnectionConfig {
     pub receive_buffer_bytes: Option<usize>,
     /// Largest response frame accepted; a larger size prefix closes the connection.
     pub max_response_size: usize,
+    /// How long one request write may block (a broker that stops reading fills the
+    /// socket buffers); a write that times out breaks the connection. `None`: no limit.
+    pub write_timeout: Option<Duration>,
 }
 
 impl Default for ConnectionConfig {
@@ -60,6 +63,7 @@ impl Default for ConnectionConfig {
             send_buffer_bytes: Some(128 * 1024),
             receive_buffer_bytes: Some(32 * 1024),
             max_response_size: 100 * 1024 * 1024,
+            write_timeout: Some(Duration::from_secs(30)),
         }
     }
 }
@@ -373,7 +377,8 @@ fn handshake(
     }
     stream
         .set_read_timeout(None)
-        .map_err(|e| net_error(broker, "clear timeout", &e))?;
+        .and_then(|()| stream.set_write_timeout(config.write_timeout))
+        .map_err(|e| net_error(broker, "set socket timeouts", &e))?;
     Ok((version, response))
 }
 

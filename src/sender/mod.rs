@@ -98,6 +98,7 @@ impl Sender {
             setup_timeout: c.socket_connection_setup_timeout,
             send_buffer_bytes: c.send_buffer_bytes,
             receive_buffer_bytes: c.receive_buffer_bytes,
+            write_timeout: Some(c.request_timeout),
             ..ConnectionConfig::default()
         };
         let nodes = Nodes::new(
@@ -144,9 +145,15 @@ impl Sender {
         self.shut_down();
     }
 
+    /// Whether close has sent (or failed) everything. A `send` that passed its closed check
+    /// before close began is counted in `appends_in_progress` until its record is queued, so
+    /// it is drained too (see `Core::begin_append`).
     fn finished(&self) -> bool {
         self.force_closing
-            || (self.closing && self.in_flight.is_empty() && self.core.accumulator.is_empty())
+            || (self.closing
+                && self.in_flight.is_empty()
+                && !self.core.appends_in_progress()
+                && self.core.accumulator.is_empty())
     }
 
     fn shut_down(&mut self) {
