@@ -594,8 +594,39 @@ impl<K, V> Handle<K, V> {
                 break;
             }
         }
+        // Batches that completed before the snapshot above are no longer in it, but their
+        // callbacks may still be queued: wait for the callback thread to reach this point.
+        if result.is_ok() && !on_callback_thread && !self.wait_for_queued_callbacks(deadline) {
+            result = Err(Error::Timeout {
+                operation: "flush",
+                waited_ms: start.elapsed().as_millis() as u64,
+            });
+        }
         core.accumulator.end_flush();
         result
+    }
+
+    /// Waits until the callback thread ran every job queued so far; false on timeout.
+    fn wait_for_queued_callbacks(&self, deadline: Option<Instant>) -> bool {
+        let Some(callbacks) = self.lifecycle.lock().callbacks.clone() else {
+            return true; // closed: the callback thread already ran everything
+        };
+        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+        if callbacks.send(CallbackJob::Barrier(done_tx)).is_err() {
+            return true;
+        }
+        drop(callbacks);
+        match deadline {
+            // Disconnected means the callback thread ended: nothing is left to wait for.
+            None => {
+                let _ = done_rx.recv();
+                true
+            }
+            Some(d) => !matches!(
+                done_rx.recv_deadline(d),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout)
+            ),
+        }
     }
 
     fn close(&self, deadline: Option<Instant>) -> Result<(), Error> {

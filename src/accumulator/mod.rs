@@ -341,14 +341,19 @@ impl Accumulator {
     }
 
     /// Completes a batch and forgets it for `flush`.
+    ///
+    /// The batch's callbacks are queued *before* it leaves the incomplete set: a flush that
+    /// no longer finds the batch there then finds its callbacks ahead of the barrier it
+    /// queues on the callback thread, and so waits for them.
     pub fn complete(
         &self,
         batch: ProducerBatch,
         outcome: Result<crate::delivery::BatchOutcome, Error>,
         callbacks: &Sender<CallbackJob>,
     ) {
-        self.incomplete.lock().remove(&batch.id);
+        let id = batch.id;
         batch.complete(outcome, callbacks);
+        self.incomplete.lock().remove(&id);
     }
 
     /// Fails every queued batch with `error` (force close).
