@@ -281,6 +281,8 @@ pub(crate) enum CallbackJob {
         callback: Callback,
         result: Result<RecordMetadata, Error>,
     },
+    /// Signalled once every job queued before it has run (`flush` waits on it).
+    Barrier(Sender<()>),
 }
 
 impl std::fmt::Debug for CallbackJob {
@@ -296,6 +298,7 @@ impl std::fmt::Debug for CallbackJob {
             CallbackJob::Single { result, .. } => {
                 f.debug_struct("Single").field("result", result).finish()
             }
+            CallbackJob::Barrier(_) => f.write_str("Barrier"),
         }
     }
 }
@@ -358,6 +361,9 @@ fn run_callbacks(rx: Receiver<CallbackJob>) {
                 batch.settle();
             }
             CallbackJob::Single { callback, result } => run_one(callback, result),
+            CallbackJob::Barrier(done) => {
+                let _ = done.send(());
+            }
         }
     }
 }

@@ -588,7 +588,39 @@ impl<K, V> Handle<K, V> {
             }
         }
         core.accumulator.end_flush();
+        // Records that failed before reaching a batch have their callbacks queued on the
+        // callback thread, not in any batch: wait until the callbacks queued before now ran.
+        if result.is_ok() && !on_callback_thread && !self.queued_callbacks_ran(deadline) {
+            result = Err(Error::Timeout {
+                operation: "flush",
+                waited_ms: start.elapsed().as_millis() as u64,
+            });
+        }
         result
+    }
+
+    /// Waits until the callback thread has run every job queued before this call; true at
+    /// once when that thread is gone (after close, early callbacks run inline).
+    fn queued_callbacks_ran(&self, deadline: Option<Instant>) -> bool {
+        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+        let queued = match &self.lifecycle.lock().callbacks {
+            Some(tx) => tx.send(CallbackJob::Barrier(done_tx)).is_ok(),
+            None => false,
+        };
+        if !queued {
+            return true;
+        }
+        match deadline {
+            // An Err means the thread ended (it drops the barrier only when it exits).
+            None => {
+                let _ = done_rx.recv();
+                true
+            }
+            Some(d) => !matches!(
+                done_rx.recv_deadline(d),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout)
+            ),
+        }
     }
 
     fn close(&self, deadline: Option<Instant>) -> Result<(), Error> {
