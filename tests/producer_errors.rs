@@ -867,3 +867,31 @@ fn close_timeout_with_a_stalled_broker_returns_in_time_and_fails_what_is_left() 
 
     good.finish(&[]);
 }
+
+#[test]
+fn flush_waits_for_the_callbacks_of_records_that_failed_before_buffering() {
+    let (tansu, topic) = tansu_with_topic("flush-early-errors");
+    // Good traffic from another producer: batches of this one would hold flush up
+    // (their callbacks queue behind the early ones) and hide what is tested.
+    let good = GoodTraffic::start(producer(tansu.bootstrap(), &[]), tansu.bootstrap(), &topic);
+    let producer = producer(tansu.bootstrap(), &[]);
+
+    // The first callback keeps the callback thread busy, so the second waits in its queue.
+    let ran = Arc::new(AtomicUsize::new(0));
+    for delay in [300, 0] {
+        let ran = Arc::clone(&ran);
+        producer.send_with_callback(ProducerRecord::new("bad topic!", b"v".to_vec()), move |r| {
+            assert!(matches!(r, Err(Error::InvalidTopic { .. })), "{r:?}");
+            std::thread::sleep(Duration::from_millis(delay));
+            ran.fetch_add(1, Ordering::SeqCst);
+        });
+    }
+    producer.flush().unwrap();
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        2,
+        "flush returned before the callbacks of records sent before it ran"
+    );
+
+    good.finish(&[]);
+}
