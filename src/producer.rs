@@ -641,6 +641,8 @@ impl<K, V> Handle<K, V> {
                     if cond.wait_until(&mut done, d).timed_out() && !*done {
                         timed_out = true;
                         let _ = core.events.send(SenderEvent::ForceClose);
+                        // The sender may be blocked writing to a stalled broker: unblock it.
+                        core.shut_down_sockets();
                         cond.wait(&mut done);
                     }
                 }

@@ -174,7 +174,12 @@ impl Sender {
     fn handle(&mut self, event: SenderEvent, now: Instant) {
         match event {
             SenderEvent::Wakeup => {}
-            SenderEvent::Connected { node, result } => self.nodes.connected(node, result, now),
+            SenderEvent::Connected { node, result } => {
+                if let Ok(connection) = &result {
+                    self.core.register_socket(connection.shutdown_handle());
+                }
+                self.nodes.connected(node, result, now)
+            }
             SenderEvent::Connection(e) => self.connection_event(e, now),
             SenderEvent::Close => self.closing = true,
             SenderEvent::ForceClose => {
