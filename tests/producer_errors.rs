@@ -895,3 +895,68 @@ fn flush_waits_for_the_callbacks_of_records_that_failed_before_buffering() {
 
     good.finish(&[]);
 }
+
+/// Runs `close_timeout(timeout)` on another thread; panics (which resumes a [`Stopped`]
+/// broker through its guard) when it has not returned within `timeout` plus a margin.
+fn close_within(producer: &Producer, timeout: Duration) -> Result<(), Error> {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let closing = producer.clone();
+    std::thread::spawn(move || {
+        let start = Instant::now();
+        let result = closing.close_timeout(timeout);
+        let _ = tx.send((result, start.elapsed()));
+    });
+    match rx.recv_timeout(timeout + Duration::from_secs(1)) {
+        Ok((result, elapsed)) => {
+            assert!(
+                elapsed < timeout + Duration::from_secs(1),
+                "close_timeout({timeout:?}) took {elapsed:?}"
+            );
+            result
+        }
+        Err(_) => panic!("close_timeout({timeout:?}) did not return within a second after it"),
+    }
+}
+
+#[test]
+fn close_timeout_returns_in_time_when_the_stalled_brokers_socket_is_full() {
+    let (healthy, healthy_topic) = tansu_with_topic("close-full-good");
+    let good = GoodTraffic::start(
+        producer(healthy.bootstrap(), &[]),
+        healthy.bootstrap(),
+        &healthy_topic,
+    );
+
+    let (tansu, topic) = tansu_with_topic("close-full-stalled");
+    let producer = producer(tansu.bootstrap(), &[]);
+    producer
+        .send(ProducerRecord::new(topic.as_str(), b"warm-up".to_vec()))
+        .wait()
+        .unwrap();
+    let _stopped = Stopped::stop(&tansu);
+
+    // 30 MB in 100 KB records: five 1 MB requests in flight are more than the loopback
+    // socket buffers hold, so a write to the stopped broker blocks.
+    let futures: Vec<_> = (0..300)
+        .map(|i| {
+            let mut value = format!("stuck-{i}").into_bytes();
+            value.resize(100_000, b'.');
+            producer.send(ProducerRecord::new(topic.as_str(), value))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+
+    let closed = close_within(&producer, Duration::from_secs(1));
+    assert!(
+        matches!(closed, Err(Error::Timeout { .. })),
+        "close_timeout with undelivered records: {closed:?}"
+    );
+    for (i, future) in futures.iter().enumerate() {
+        match future.wait_timeout(Duration::from_secs(5)) {
+            Some(Err(_)) => {}
+            other => panic!("future {i} after close_timeout: {other:?}"),
+        }
+    }
+
+    good.finish(&[]);
+}
