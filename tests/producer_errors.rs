@@ -651,7 +651,10 @@ fn a_stalled_broker_exhausts_the_buffer_and_delivers_the_rest_after_it_resumes()
         match future.wait_timeout(Duration::ZERO) {
             None => pending.push((value, future)),
             Some(Err(Error::BufferExhausted { waited_ms })) => {
-                assert!(start.elapsed() >= max_block && waited_ms >= 100);
+                assert!(start.elapsed() >= max_block, "{:?}", start.elapsed());
+                // Whole milliseconds of the wait for memory, which starts a little after
+                // the send (and so its max.block.ms deadline) began.
+                assert!(waited_ms >= 99, "waited_ms {waited_ms}");
                 assert!(
                     start.elapsed() < Duration::from_secs(2),
                     "{:?}",
@@ -840,27 +843,24 @@ fn close_timeout_with_a_stalled_broker_returns_in_time_and_fails_what_is_left() 
     // Let the sender write some of them to the (stopped) broker's socket.
     std::thread::sleep(Duration::from_millis(200));
 
-    let timeout = Duration::from_secs(1);
-    let start = Instant::now();
-    let closed = producer.close_timeout(timeout);
-    let elapsed = start.elapsed();
-    assert!(
-        elapsed < timeout + Duration::from_millis(1000),
-        "close_timeout({timeout:?}) took {elapsed:?}"
-    );
+    let closed = close_within(&producer, Duration::from_secs(1));
     assert!(
         matches!(closed, Err(Error::Timeout { .. })),
         "close_timeout with undelivered records: {closed:?}"
     );
     for (i, future) in futures.iter().enumerate() {
         match future.wait_timeout(Duration::from_secs(5)) {
-            Some(Err(_)) => {}
+            // close_timeout fails what is still undelivered with Closed.
+            Some(Err(Error::Closed)) => {}
             other => panic!("future {i} after close_timeout: {other:?}"),
         }
     }
     let mut callbacks = 0;
     while let Ok(result) = rx.recv_timeout(Duration::from_secs(5)) {
-        assert!(result.is_err(), "callback after close_timeout: {result:?}");
+        assert!(
+            matches!(result, Err(Error::Closed)),
+            "callback after close_timeout: {result:?}"
+        );
         callbacks += 1;
     }
     assert_eq!(callbacks, 100, "every callback ran");
@@ -914,7 +914,13 @@ fn close_within(producer: &Producer, timeout: Duration) -> Result<(), Error> {
             );
             result
         }
-        Err(_) => panic!("close_timeout({timeout:?}) did not return within a second after it"),
+        Err(_) => {
+            // Tell a slow close from one that waits for the broker to resume.
+            let late = rx
+                .recv_timeout(Duration::from_secs(30))
+                .map(|(_, took)| took);
+            panic!("close_timeout({timeout:?}) did not return within a second after it: {late:?}")
+        }
     }
 }
 
@@ -953,7 +959,8 @@ fn close_timeout_returns_in_time_when_the_stalled_brokers_socket_is_full() {
     );
     for (i, future) in futures.iter().enumerate() {
         match future.wait_timeout(Duration::from_secs(5)) {
-            Some(Err(_)) => {}
+            // close_timeout fails what is still undelivered with Closed.
+            Some(Err(Error::Closed)) => {}
             other => panic!("future {i} after close_timeout: {other:?}"),
         }
     }
