@@ -4,9 +4,12 @@
 //! sender thread. Each field documents who writes it; the locks live inside the fields
 //! (accumulator, metadata) and are described there.
 
+use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Weak;
 
 use crossbeam_channel::Sender;
+use parking_lot::Mutex;
 
 use crate::accumulator::{Accumulator, AccumulatorConfig};
 use crate::config::ProducerConfig;
@@ -64,6 +67,11 @@ pub(crate) struct Core {
     /// the sender thread waits for its record before it exits: no record is queued after
     /// the sender is gone.
     appends: AtomicUsize,
+    /// Guards the sockets of the connections the sender opened (added by the sender
+    /// thread, dead entries pruned then), which a forced close shuts down: the sender
+    /// thread may be blocked writing to a stalled broker and would never see the
+    /// `ForceClose` event otherwise. Leaf lock.
+    sockets: Mutex<Vec<Weak<TcpStream>>>,
 }
 
 impl Core {
@@ -97,6 +105,7 @@ impl Core {
             wake_pending: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             appends: AtomicUsize::new(0),
+            sockets: Mutex::new(Vec::new()),
         }
     }
 
@@ -131,6 +140,27 @@ impl Core {
     /// Whether some send is between its closed check and its append.
     pub fn appends_in_progress(&self) -> bool {
         self.appends.load(Ordering::SeqCst) > 0
+    }
+
+    /// Remembers a new connection's socket for [`Core::shut_down_sockets`].
+    pub fn register_socket(&self, socket: Weak<TcpStream>) {
+        let mut sockets = self.sockets.lock();
+        sockets.retain(|s| s.strong_count() > 0);
+        sockets.push(socket);
+    }
+
+    /// Shuts down every open connection's socket (forced close): a blocked write fails at
+    /// once, and the reader threads see the connection end.
+    pub fn shut_down_sockets(&self) {
+        let sockets: Vec<_> = self
+            .sockets
+            .lock()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for socket in sockets {
+            let _ = socket.shutdown(Shutdown::Both);
+        }
     }
 
     /// Marks the producer closed; true for the first caller.

@@ -595,7 +595,8 @@ impl<K, V> Handle<K, V> {
             }
         }
         // Batches that completed before the snapshot above are no longer in it, but their
-        // callbacks may still be queued: wait for the callback thread to reach this point.
+        // callbacks may still be queued, and so may the callbacks of records that failed
+        // before reaching a batch: wait for the callback thread to reach this point.
         if result.is_ok() && !on_callback_thread && !self.wait_for_queued_callbacks(deadline) {
             result = Err(Error::Timeout {
                 operation: "flush",
@@ -647,6 +648,8 @@ impl<K, V> Handle<K, V> {
                     if cond.wait_until(&mut done, d).timed_out() && !*done {
                         timed_out = true;
                         let _ = core.events.send(SenderEvent::ForceClose);
+                        // The sender may be blocked writing to a stalled broker: unblock it.
+                        core.shut_down_sockets();
                         cond.wait(&mut done);
                     }
                 }

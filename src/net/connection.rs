@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -127,7 +127,8 @@ static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 pub struct Connection {
     id: u64,
     broker: String,
-    stream: TcpStream,
+    /// Shared only with [`Connection::shutdown_handle`]s; the reader has its own clone.
+    stream: Arc<TcpStream>,
     shared: Arc<Shared>,
     client_id: Option<String>,
     next_correlation_id: i32,
@@ -169,7 +170,7 @@ impl Connection {
         Ok(Connection {
             id,
             broker: broker.to_owned(),
-            stream,
+            stream: Arc::new(stream),
             shared,
             client_id: config.client_id.clone(),
             next_correlation_id,
@@ -177,6 +178,14 @@ impl Connection {
             handshake_version,
             reader: Some(reader),
         })
+    }
+
+    /// A handle that shuts this connection's socket down from another thread, so that a
+    /// forced close can unblock an owner stuck in `write_all` to a stalled broker (a full
+    /// socket buffer blocks the write for as long as the broker stalls). It is dead once
+    /// the connection is dropped.
+    pub(crate) fn shutdown_handle(&self) -> Weak<TcpStream> {
+        Arc::downgrade(&self.stream)
     }
 
     /// This connection's id, as it appears in its events.
@@ -238,7 +247,7 @@ impl Connection {
             };
             self.shared.pending.lock().insert(correlation_id, pending);
         }
-        if let Err(e) = self.stream.write_all(&frame) {
+        if let Err(e) = (&*self.stream).write_all(&frame) {
             self.shared.pending.lock().remove(&correlation_id);
             return Err(net_error(&self.broker, "write request", &e));
         }

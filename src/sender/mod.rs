@@ -181,7 +181,12 @@ impl Sender {
     fn handle(&mut self, event: SenderEvent, now: Instant) {
         match event {
             SenderEvent::Wakeup => {}
-            SenderEvent::Connected { node, result } => self.nodes.connected(node, result, now),
+            SenderEvent::Connected { node, result } => {
+                if let Ok(connection) = &result {
+                    self.core.register_socket(connection.shutdown_handle());
+                }
+                self.nodes.connected(node, result, now)
+            }
             SenderEvent::Connection(e) => self.connection_event(e, now),
             SenderEvent::Close => self.closing = true,
             SenderEvent::ForceClose => {
@@ -369,7 +374,12 @@ impl Sender {
         let within_delivery =
             now.saturating_duration_since(batch.created) < config.delivery_timeout;
         let retries_left = i64::from(batch.attempts) <= i64::from(config.retries);
-        if error.is_retriable() && retries_left && within_delivery && !self.force_closing {
+        if error.is_retriable() && retries_left && within_delivery && self.force_closing {
+            // close_timeout gave up: a batch that would have been retried is undelivered and
+            // fails with Closed, as close_timeout documents (the retriable error is often
+            // just the socket that the forced close shut down).
+            self.fail(batch, Error::Closed);
+        } else if error.is_retriable() && retries_left && within_delivery {
             let exp = config
                 .retry_backoff
                 .saturating_mul(1 << batch.attempts.saturating_sub(1).min(16))
