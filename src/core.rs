@@ -13,6 +13,7 @@ use parking_lot::Mutex;
 
 use crate::accumulator::{Accumulator, AccumulatorConfig};
 use crate::config::ProducerConfig;
+use crate::error::Error;
 use crate::metadata::Metadata;
 use crate::metrics::Metrics;
 use crate::net::ConnectionEvent;
@@ -83,7 +84,8 @@ impl Core {
             _ => None,
         };
         let accumulator = Accumulator::new(AccumulatorConfig {
-            batch_size: config.batch_size.max(1),
+            // A batch never holds more than the whole memory budget.
+            batch_size: config.batch_size.clamp(1, config.buffer_memory.max(1)),
             buffer_memory: config.buffer_memory,
             compression: config.compression,
             compression_level,
@@ -161,6 +163,16 @@ impl Core {
         for socket in sockets {
             let _ = socket.shutdown(Shutdown::Both);
         }
+    }
+
+    /// Stops accepting work: later and waiting sends fail (memory waits and metadata waits
+    /// give up), and the sender drains without lingering. `error` is what waiting sends
+    /// report.
+    pub fn shut_down(&self, error: &Error) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.accumulator.begin_close(error);
+        self.metadata.close();
+        self.wake_sender();
     }
 
     /// Marks the producer closed; true for the first caller.

@@ -1,23 +1,32 @@
 //! Completions: [`SendFuture`] and the callback thread.
 //!
-//! # Ownership
+//! # Ownership and order
 //!
 //! Every batch owns one [`BatchResult`], shared (`Arc`) with the [`SendFuture`]s of its
 //! records, so a future costs one reference count, not an allocation. The sender thread
-//! completes a batch exactly once ([`BatchResult::complete`]): that wakes the futures. The
-//! batch's callbacks then go, in record order, to the single callback thread as one
-//! [`CallbackJob`]; once they ran, the callback thread marks the batch *settled*, and only
-//! then does `flush` consider it done. Batches without callbacks are settled by the sender
-//! right away.
+//! completes each batch exactly once, in the order the broker acknowledged them (which is
+//! send order per partition):
+//!
+//! - when the batch has no callbacks and the callback thread is idle, it completes the
+//!   batch's result directly, which wakes the futures;
+//! - otherwise it queues the batch on the callback thread ([`CallbackQueue`]), which runs
+//!   the batch's callbacks in record order and then completes the result. So a future never
+//!   resolves before the callbacks of records sent before it (as in Java, where callbacks
+//!   run before futures are completed).
+//!
+//! A completed result is also *settled*: `flush` waits for that.
 //!
 //! # Lock
 //!
 //! `BatchResult::state` guards the outcome, the settled flag and the async wakers; it is a
 //! leaf lock (nothing else is taken while it is held) and is held only to read or write
-//! those fields.
+//! those fields. `CallbackQueue::pending` is an atomic counter: incremented (SeqCst) before
+//! a job is sent, decremented after the callback thread ran it.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
@@ -68,12 +77,6 @@ impl BatchResult {
         };
         self.changed.notify_all();
         wakers.into_iter().for_each(Waker::wake);
-    }
-
-    /// Marks the batch settled: its callbacks ran.
-    pub fn settle(&self) {
-        self.state.lock().settled = true;
-        self.changed.notify_all();
     }
 
     /// Whether the outcome is known.
@@ -206,10 +209,16 @@ impl SendFuture {
     }
 
     /// Blocks until the record is acknowledged or failed.
+    ///
+    /// Inside a producer callback this does not block: the result may need the callback
+    /// thread itself, so an unfinished future answers [`Error::IllegalState`] there.
     pub fn wait(self) -> Result<RecordMetadata, Error> {
         match self.state {
             FutureState::Ready(r) => r,
             FutureState::InBatch { batch, slot } => {
+                if on_callback_thread() && !batch.is_complete() {
+                    return Err(wait_in_callback());
+                }
                 let outcome = batch
                     .wait_outcome(None)
                     .unwrap_or_else(|| Err(Error::Fatal("batch result lost".into())));
@@ -219,9 +228,13 @@ impl SendFuture {
     }
 
     /// Blocks up to `timeout`; `None` when the record is still in flight (wait again later).
+    /// Inside a producer callback an unfinished future answers [`Error::IllegalState`].
     pub fn wait_timeout(&self, timeout: Duration) -> Option<Result<RecordMetadata, Error>> {
         match &self.state {
             FutureState::Ready(r) => Some(r.clone()),
+            FutureState::InBatch { batch, .. } if on_callback_thread() && !batch.is_complete() => {
+                Some(Err(wait_in_callback()))
+            }
             FutureState::InBatch { batch, slot } => batch
                 .wait_outcome(Some(Instant::now() + timeout))
                 .map(|o| slot.metadata(&o)),
@@ -270,7 +283,8 @@ impl std::fmt::Debug for RecordCallback {
 
 /// Work for the callback thread.
 pub(crate) enum CallbackJob {
-    /// A completed batch's callbacks, in record order; the batch is settled after them.
+    /// An acknowledged (or failed) batch: its callbacks run in record order, then its result
+    /// completes (waking its futures).
     Batch {
         callbacks: Vec<RecordCallback>,
         outcome: Result<BatchOutcome, Error>,
@@ -283,6 +297,28 @@ pub(crate) enum CallbackJob {
     },
     /// Signals once every job queued before it ran (`flush` waits for it).
     Barrier(Sender<()>),
+}
+
+impl CallbackJob {
+    /// Runs the job on the current thread.
+    fn run(self) {
+        match self {
+            CallbackJob::Batch {
+                callbacks,
+                outcome,
+                batch,
+            } => {
+                for c in callbacks {
+                    run_one(c.callback, c.slot.metadata(&outcome));
+                }
+                batch.complete(outcome, true);
+            }
+            CallbackJob::Single { callback, result } => run_one(callback, result),
+            CallbackJob::Barrier(done) => {
+                let _ = done.send(());
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for CallbackJob {
@@ -303,6 +339,67 @@ impl std::fmt::Debug for CallbackJob {
     }
 }
 
+/// The callback thread's inbox, with a count of jobs not yet finished.
+#[derive(Debug, Clone)]
+pub(crate) struct CallbackQueue {
+    tx: Sender<CallbackJob>,
+    pending: Arc<AtomicUsize>,
+}
+
+impl CallbackQueue {
+    /// Queues `job`; when the callback thread is gone (after close) the job runs here, on
+    /// the calling thread, so that it still runs exactly once.
+    pub fn submit(&self, job: CallbackJob) {
+        self.pending.fetch_add(1, Ordering::SeqCst);
+        if let Err(returned) = self.tx.send(job) {
+            self.pending.fetch_sub(1, Ordering::SeqCst);
+            returned.0.run();
+        }
+    }
+
+    /// Whether every job queued so far has finished.
+    pub fn is_idle(&self) -> bool {
+        self.pending.load(Ordering::SeqCst) == 0
+    }
+
+    /// Completes a batch in order with everything queued before it: directly when nothing
+    /// is queued and it has no callbacks, else through the callback thread.
+    pub fn complete_batch(
+        &self,
+        batch: Arc<BatchResult>,
+        callbacks: Vec<RecordCallback>,
+        outcome: Result<BatchOutcome, Error>,
+    ) {
+        if callbacks.is_empty() && self.is_idle() {
+            batch.complete(outcome, true);
+        } else {
+            self.submit(CallbackJob::Batch {
+                callbacks,
+                outcome,
+                batch,
+            });
+        }
+    }
+}
+
+thread_local! {
+    /// True on a producer's callback thread (set once when it starts).
+    static ON_CALLBACK_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the calling thread is a producer's callback thread.
+pub(crate) fn on_callback_thread() -> bool {
+    ON_CALLBACK_THREAD.with(Cell::get)
+}
+
+fn wait_in_callback() -> Error {
+    Error::IllegalState(
+        "waiting for a send inside a producer callback would deadlock: the result is \
+         delivered by the callback thread itself"
+            .into(),
+    )
+}
+
 /// The single thread that runs user callbacks one at a time, in the order jobs arrive.
 ///
 /// The thread ends when every sender of its channel is gone (the producer closed).
@@ -313,12 +410,14 @@ pub(crate) struct CallbackThread {
 }
 
 impl CallbackThread {
-    /// Starts the thread; jobs sent on the returned channel run in order.
-    pub fn start(name: String) -> (CallbackThread, Sender<CallbackJob>) {
+    /// Starts the thread; jobs submitted to the returned queue run in order.
+    pub fn start(name: String) -> (CallbackThread, CallbackQueue) {
         let (tx, rx) = crossbeam_channel::unbounded();
+        let pending = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&pending);
         let handle = std::thread::Builder::new()
             .name(name)
-            .spawn(move || run_callbacks(rx))
+            .spawn(move || run_callbacks(rx, counter))
             .expect("spawn the callback thread");
         let thread_id = handle.thread().id();
         (
@@ -326,19 +425,13 @@ impl CallbackThread {
                 handle: Some(handle),
                 thread_id,
             },
-            tx,
+            CallbackQueue { tx, pending },
         )
     }
 
-    /// Whether the calling thread is the callback thread (closing from a callback must not
-    /// wait for itself).
-    pub fn is_current(&self) -> bool {
-        std::thread::current().id() == self.thread_id
-    }
-
     /// Waits for the thread to finish its queue and exit (after its channel closed).
-    pub fn join(&mut self) {
-        if self.is_current() {
+    pub fn join(mut self) {
+        if std::thread::current().id() == self.thread_id {
             return;
         }
         if let Some(h) = self.handle.take() {
@@ -347,25 +440,17 @@ impl CallbackThread {
     }
 }
 
-fn run_callbacks(rx: Receiver<CallbackJob>) {
+fn run_callbacks(rx: Receiver<CallbackJob>, pending: Arc<AtomicUsize>) {
+    ON_CALLBACK_THREAD.with(|c| c.set(true));
     for job in rx {
-        match job {
-            CallbackJob::Batch {
-                callbacks,
-                outcome,
-                batch,
-            } => {
-                for c in callbacks {
-                    run_one(c.callback, c.slot.metadata(&outcome));
-                }
-                batch.settle();
-            }
-            CallbackJob::Single { callback, result } => run_one(callback, result),
-            CallbackJob::Barrier(done) => {
-                let _ = done.send(());
-            }
-        }
+        job.run();
+        pending.fetch_sub(1, Ordering::SeqCst);
     }
+}
+
+/// Runs a job on the calling thread (the callback thread is gone, after close).
+pub(crate) fn run_inline(job: CallbackJob) {
+    job.run();
 }
 
 /// Runs one callback; a panic is caught and logged so the thread carries on.
@@ -428,18 +513,16 @@ mod tests {
 
     #[test]
     fn a_panicking_callback_does_not_stop_the_callback_thread() {
-        let (mut thread, tx) = CallbackThread::start("test-callbacks".into());
+        let (thread, tx) = CallbackThread::start("test-callbacks".into());
         let (done_tx, done_rx) = crossbeam_channel::unbounded();
-        tx.send(CallbackJob::Single {
+        tx.submit(CallbackJob::Single {
             callback: Box::new(|_| panic!("boom")),
             result: Err(Error::Closed),
-        })
-        .unwrap();
-        tx.send(CallbackJob::Single {
+        });
+        tx.submit(CallbackJob::Single {
             callback: Box::new(move |r| done_tx.send(r.is_err()).unwrap()),
             result: Err(Error::Closed),
-        })
-        .unwrap();
+        });
         assert!(done_rx.recv_timeout(Duration::from_secs(5)).unwrap());
         drop(tx);
         thread.join();

@@ -100,6 +100,10 @@ pub enum Error {
         /// How long it waited.
         waited_ms: u64,
     },
+    /// The call is not allowed where it was made (for example `flush`, or waiting for a
+    /// send, inside a producer callback, which would deadlock).
+    #[error("illegal state: {0}")]
+    IllegalState(String),
     /// The producer was closed.
     #[error("the producer is closed")]
     Closed,

@@ -125,6 +125,8 @@ struct State {
     update_requested: bool,
     /// Bumped on every install.
     version: u64,
+    /// Set at close: waiting callers give up.
+    closed: bool,
 }
 
 /// The shared cache. See the module docs.
@@ -169,16 +171,21 @@ impl Metadata {
                 s = self.state.lock();
                 continue;
             }
+            if s.closed {
+                return Err(Error::Closed);
+            }
+            // A non-retriable topic error (authorization, invalid topic) will not go away:
+            // fail at the first answer that carries it, as Java does.
+            let topic_error = s.cluster.topics.get(topic).and_then(|t| t.error);
+            if let Some(code) = topic_error.filter(|c| !c.is_retriable()) {
+                return Err(Error::Broker {
+                    code,
+                    message: Some(format!("metadata for topic {topic:?}")),
+                });
+            }
             if self.changed.wait_until(&mut s, deadline).timed_out()
                 && s.cluster.partitions(topic).is_none()
             {
-                let topic_error = s.cluster.topics.get(topic).and_then(|t| t.error);
-                if let Some(code) = topic_error.filter(|c| !c.is_retriable()) {
-                    return Err(Error::Broker {
-                        code,
-                        message: Some(format!("metadata for topic {topic:?}")),
-                    });
-                }
                 return Err(Error::MetadataTimeout {
                     topic: topic.to_owned(),
                     waited_ms: start.elapsed().as_millis() as u64,
@@ -233,8 +240,9 @@ impl Metadata {
         self.changed.notify_all();
     }
 
-    /// Wakes waiting callers without a new snapshot (close).
-    pub fn notify_all(&self) {
+    /// Makes waiting and later waits for topics fail with [`Error::Closed`] (close).
+    pub fn close(&self) {
+        self.state.lock().closed = true;
         self.changed.notify_all();
     }
 }

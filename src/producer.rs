@@ -17,7 +17,9 @@ use parking_lot::{Condvar, Mutex};
 use crate::accumulator::{AppendRecord, Completion};
 use crate::config::{Acks, ProducerConfig};
 use crate::core::{Core, SenderEvent};
-use crate::delivery::{run_one, Callback, CallbackJob, CallbackThread, SendFuture};
+use crate::delivery::{
+    on_callback_thread, Callback, CallbackJob, CallbackQueue, CallbackThread, SendFuture,
+};
 use crate::error::Error;
 use crate::metrics::ProducerMetrics;
 use crate::partition::{partition_for_key, Partitioner};
@@ -75,14 +77,19 @@ struct Handle<K, V> {
     lifecycle: Mutex<Lifecycle>,
     /// Set by the sender thread when it exits; close waits on it with a deadline.
     sender_done: Arc<(Mutex<bool>, Condvar)>,
+    /// The sender thread, which must never wait for itself (a last clone dropped there).
+    sender_thread: std::thread::ThreadId,
 }
 
+/// The threads and the callback queue. Close *takes* them out under the lock and waits
+/// for the threads after releasing it, so a callback that sends, flushes or closes while
+/// the producer is closing never blocks on this lock.
 struct Lifecycle {
     sender: Option<JoinHandle<()>>,
-    callback_thread: CallbackThread,
+    callback_thread: Option<CallbackThread>,
     /// The producer's own handle on the callback queue (for records that fail before they
     /// reach a batch); dropped by close so the callback thread can end.
-    callbacks: Option<crossbeam_channel::Sender<CallbackJob>>,
+    callbacks: Option<CallbackQueue>,
 }
 
 /// A `try_send` that did not buffer its record: the reason, and the record back.
@@ -274,14 +281,24 @@ impl<K, V> ProducerBuilder<K, V> {
         let sender = Sender::new(Arc::clone(&core), events_rx, callbacks.clone());
         let sender_done = Arc::new((Mutex::new(false), Condvar::new()));
         let done = Arc::clone(&sender_done);
+        let (panic_core, panic_callbacks) = (Arc::clone(&core), callbacks.clone());
         let thread = std::thread::Builder::new()
             .name(format!("kafka-producer-sender-{}", core.config.client_id))
             .spawn(move || {
                 // Set `done` even if the sender panics, so close never waits forever.
                 let _done = SetOnDrop(done);
-                sender.run();
+                let run = std::panic::AssertUnwindSafe(move || sender.run());
+                if std::panic::catch_unwind(run).is_err() {
+                    // The sender's own batches answered their records as they dropped; the
+                    // producer cannot go on: refuse new sends and fail what is queued.
+                    log::error!("the producer's sender thread panicked; closing the producer");
+                    panic_core.shut_down(&Error::Fatal("the sender thread panicked".into()));
+                    let error = Error::Fatal("the sender thread panicked".into());
+                    panic_core.accumulator.abort_all(&error, &panic_callbacks);
+                }
             })
             .map_err(|e| Error::Fatal(format!("could not start the sender thread: {e}")))?;
+        let sender_thread = thread.thread().id();
         Ok(Producer {
             handle: Arc::new(Handle {
                 core,
@@ -290,10 +307,11 @@ impl<K, V> ProducerBuilder<K, V> {
                 partitioner: self.partitioner,
                 lifecycle: Mutex::new(Lifecycle {
                     sender: Some(thread),
-                    callback_thread,
+                    callback_thread: Some(callback_thread),
                     callbacks: Some(callbacks),
                 }),
                 sender_done,
+                sender_thread,
             }),
         })
     }
@@ -559,64 +577,53 @@ impl<K, V> Handle<K, V> {
             callback,
             result: Err(error),
         };
-        let rejected = {
-            let lifecycle = self.lifecycle.lock();
-            match &lifecycle.callbacks {
-                Some(tx) => tx.send(job).err().map(|e| e.0),
-                None => Some(job),
-            }
-        };
-        if let Some(CallbackJob::Single { callback, result }) = rejected {
-            run_one(callback, result);
+        let queue = self.lifecycle.lock().callbacks.clone();
+        match queue {
+            Some(q) => q.submit(job),
+            None => crate::delivery::run_inline(job),
         }
     }
 
     fn flush(&self, deadline: Option<Instant>) -> Result<(), Error> {
+        if on_callback_thread() {
+            // Java refuses this too: the batches flush waits for complete on this thread.
+            return Err(Error::IllegalState(
+                "flush() inside a producer callback would deadlock".into(),
+            ));
+        }
         let core = &self.core;
         let start = Instant::now();
+        let timeout = || Error::Timeout {
+            operation: "flush",
+            waited_ms: start.elapsed().as_millis() as u64,
+        };
         core.accumulator.begin_flush();
         core.wake_sender();
-        let on_callback_thread = self.lifecycle.lock().callback_thread.is_current();
         let mut result = Ok(());
         for batch in core.accumulator.incomplete() {
-            // From inside a callback, waiting for other callbacks would deadlock: wait for
-            // the broker's answers only.
-            let done = if on_callback_thread {
-                batch.wait_outcome(deadline).is_some()
-            } else {
-                batch.wait_settled(deadline)
-            };
-            if !done {
-                result = Err(Error::Timeout {
-                    operation: "flush",
-                    waited_ms: start.elapsed().as_millis() as u64,
-                });
+            if !batch.wait_settled(deadline) {
+                result = Err(timeout());
                 break;
             }
         }
+        core.accumulator.end_flush();
         // Batches that completed before the snapshot above are no longer in it, but their
         // callbacks may still be queued, and so may the callbacks of records that failed
         // before reaching a batch: wait for the callback thread to reach this point.
-        if result.is_ok() && !on_callback_thread && !self.wait_for_queued_callbacks(deadline) {
-            result = Err(Error::Timeout {
-                operation: "flush",
-                waited_ms: start.elapsed().as_millis() as u64,
-            });
+        if result.is_ok() && !self.wait_for_queued_callbacks(deadline) {
+            result = Err(timeout());
         }
-        core.accumulator.end_flush();
         result
     }
 
     /// Waits until the callback thread ran every job queued so far; false on timeout.
     fn wait_for_queued_callbacks(&self, deadline: Option<Instant>) -> bool {
-        let Some(callbacks) = self.lifecycle.lock().callbacks.clone() else {
+        let Some(queue) = self.lifecycle.lock().callbacks.clone() else {
             return true; // closed: the callback thread already ran everything
         };
         let (done_tx, done_rx) = crossbeam_channel::bounded(1);
-        if callbacks.send(CallbackJob::Barrier(done_tx)).is_err() {
-            return true;
-        }
-        drop(callbacks);
+        queue.submit(CallbackJob::Barrier(done_tx));
+        drop(queue);
         match deadline {
             // Disconnected means the callback thread ended: nothing is left to wait for.
             None => {
@@ -634,10 +641,51 @@ impl<K, V> Handle<K, V> {
         let start = Instant::now();
         let core = &self.core;
         if core.mark_closed() {
-            core.accumulator.begin_close();
+            core.shut_down(&Error::Closed);
             let _ = core.events.send(SenderEvent::Close);
-            core.metadata.notify_all();
         }
+        if std::thread::current().id() == self.sender_thread {
+            // The last clone was dropped on the sender thread (in a waker): it cannot wait
+            // for itself; it exits once everything is sent.
+            return Ok(());
+        }
+        let timed_out = self.wait_for_sender(deadline);
+        let (sender, callbacks, callback_thread) = {
+            let mut l = self.lifecycle.lock();
+            (
+                l.sender.take(),
+                l.callbacks.take(),
+                l.callback_thread.take(),
+            )
+        };
+        if let Some(sender) = sender {
+            let _ = sender.join();
+        }
+        // After a forced close (or a sender panic) nothing drains the queues any more: fail
+        // whatever is left so that every record still completes exactly once. Appends in
+        // progress end quickly: waits for metadata and memory give up once closed.
+        while core.appends_in_progress() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if let Some(callbacks) = callbacks {
+            core.accumulator.abort_all(&Error::Closed, &callbacks);
+        }
+        if let Some(t) = callback_thread {
+            t.join();
+        }
+        if timed_out {
+            return Err(Error::Timeout {
+                operation: "close",
+                waited_ms: start.elapsed().as_millis() as u64,
+            });
+        }
+        Ok(())
+    }
+
+    /// Waits for the sender thread to finish; past `deadline` forces it (fails what is left)
+    /// and returns true.
+    fn wait_for_sender(&self, deadline: Option<Instant>) -> bool {
+        let core = &self.core;
         let (lock, cond) = &*self.sender_done;
         let mut done = lock.lock();
         let mut timed_out = false;
@@ -655,28 +703,7 @@ impl<K, V> Handle<K, V> {
                 }
             }
         }
-        drop(done);
-        let mut lifecycle = self.lifecycle.lock();
-        if let Some(sender) = lifecycle.sender.take() {
-            let _ = sender.join();
-        }
-        // After a forced close (or a sender panic) nothing drains the queues any more: fail
-        // whatever is left so that every record still completes exactly once.
-        while core.appends_in_progress() {
-            std::thread::yield_now();
-        }
-        if let Some(callbacks) = &lifecycle.callbacks {
-            core.accumulator.abort_all(&Error::Closed, callbacks);
-        }
-        lifecycle.callbacks = None;
-        lifecycle.callback_thread.join();
-        if timed_out {
-            return Err(Error::Timeout {
-                operation: "close",
-                waited_ms: start.elapsed().as_millis() as u64,
-            });
-        }
-        Ok(())
+        timed_out
     }
 }
 

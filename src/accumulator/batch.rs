@@ -10,10 +10,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use crossbeam_channel::Sender;
 
 use super::pool::Reservation;
-use crate::delivery::{BatchOutcome, BatchResult, CallbackJob, RecordCallback, RecordSlot};
+use crate::delivery::{
+    run_one, BatchOutcome, BatchResult, CallbackQueue, RecordCallback, RecordSlot,
+};
 use crate::error::Error;
 use crate::record::TopicPartition;
 use crate::record_batch::{Header, ProducerState, RecordBatchBuilder};
@@ -74,6 +75,8 @@ pub(crate) struct ProducerBatch {
     pub retry_at: Option<Instant>,
     /// No more appends: full, or drained.
     closed: bool,
+    /// Set by `complete`; a batch dropped without it answers its records with an error.
+    completed: bool,
     /// Bytes of `buffer.memory` held until the batch is dropped.
     _memory: Reservation,
 }
@@ -100,6 +103,7 @@ impl ProducerBatch {
             attempts: 0,
             retry_at: None,
             closed: false,
+            completed: false,
             _memory: memory,
         }
     }
@@ -176,51 +180,35 @@ impl ProducerBatch {
         self.encoded.clone().unwrap_or_default()
     }
 
-    /// Completes the batch exactly once: wakes its futures, and queues its callbacks (in
-    /// record order) on the callback thread, which settles the batch after running them.
-    pub fn complete(
-        mut self,
-        outcome: Result<BatchOutcome, Error>,
-        callbacks: &Sender<CallbackJob>,
-    ) {
-        let records = std::mem::take(&mut self.callbacks);
-        let result = Arc::clone(&self.result);
-        if records.is_empty() {
-            result.complete(outcome, true);
-            return;
-        }
-        result.complete(outcome.clone(), false);
-        let job = CallbackJob::Batch {
-            callbacks: records,
-            outcome,
-            batch: Arc::clone(&result),
-        };
-        if callbacks.send(job).is_err() {
-            // The callback thread is gone (only after close): settle anyway so that no
-            // flush waits forever.
-            result.settle();
-        }
+    /// Completes the batch exactly once, in order with every batch completed before it:
+    /// its callbacks run (on the callback thread, in record order) and its futures wake.
+    pub fn complete(mut self, outcome: Result<BatchOutcome, Error>, queue: &CallbackQueue) {
+        self.completed = true;
+        let callbacks = std::mem::take(&mut self.callbacks);
+        queue.complete_batch(Arc::clone(&self.result), callbacks, outcome);
     }
 }
 
 impl Drop for ProducerBatch {
     /// A batch dropped without completion is a bug (or a panicking sender thread): its
-    /// futures still get an answer rather than waiting forever.
+    /// records still get an answer, here and now, rather than waiting forever.
     fn drop(&mut self) {
         // An empty batch (one allocated by `append` but not needed) has nobody waiting.
-        if self.record_count > 0 && !self.result.is_complete() {
-            log::error!(
-                "batch {} of {} dropped without completion",
-                self.id,
-                self.tp
-            );
-            self.result.complete(
-                Err(Error::Fatal(format!(
-                    "a batch of {} was dropped without completion",
-                    self.tp
-                ))),
-                true,
-            );
+        if self.completed || self.record_count == 0 {
+            return;
         }
+        log::error!(
+            "batch {} of {} dropped without completion",
+            self.id,
+            self.tp
+        );
+        let error = Error::Fatal(format!(
+            "a batch of {} was dropped without completion",
+            self.tp
+        ));
+        for c in std::mem::take(&mut self.callbacks) {
+            run_one(c.callback, Err(error.clone()));
+        }
+        self.result.complete(Err(error), true);
     }
 }

@@ -29,13 +29,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
 use parking_lot::{Mutex, RwLock};
 
 pub(crate) use batch::{AppendRecord, Completion, ProducerBatch};
 use pool::BufferPool;
 
-use crate::delivery::{BatchResult, CallbackJob};
+use crate::delivery::{BatchResult, CallbackQueue};
 use crate::error::Error;
 use crate::record::TopicPartition;
 use crate::record_batch::{RecordBatchBuilder, HEADER_SIZE};
@@ -270,14 +269,18 @@ impl Accumulator {
 
     /// Whether the front batch of `queue` should be sent now, else when to look again.
     /// Also removes batches whose delivery timeout passed (returned in `expired`).
+    ///
+    /// A partition with a batch in flight (`in_flight`) expires nothing: its queued batches
+    /// must not fail before the older batch in flight is answered.
     pub fn inspect(
         &self,
         queue: &PartitionQueue,
         now: Instant,
+        in_flight: bool,
         expired: &mut Vec<ProducerBatch>,
     ) -> QueueState {
         let mut batches = queue.batches.lock();
-        while let Some(front) = batches.front() {
+        while let Some(front) = batches.front().filter(|_| !in_flight) {
             if now.saturating_duration_since(front.created) >= self.cfg.delivery_timeout {
                 expired.extend(batches.pop_front());
             } else {
@@ -349,7 +352,7 @@ impl Accumulator {
         &self,
         batch: ProducerBatch,
         outcome: Result<crate::delivery::BatchOutcome, Error>,
-        callbacks: &Sender<CallbackJob>,
+        callbacks: &CallbackQueue,
     ) {
         let id = batch.id;
         batch.complete(outcome, callbacks);
@@ -357,7 +360,7 @@ impl Accumulator {
     }
 
     /// Fails every queued batch with `error` (force close).
-    pub fn abort_all(&self, error: &Error, callbacks: &Sender<CallbackJob>) {
+    pub fn abort_all(&self, error: &Error, callbacks: &CallbackQueue) {
         for q in self.queues() {
             let drained: Vec<ProducerBatch> = q.batches.lock().queue.drain(..).collect();
             for b in drained {
@@ -391,9 +394,11 @@ impl Accumulator {
         self.flushes_in_progress.fetch_sub(1, Ordering::SeqCst);
     }
 
-    /// From now on every batch is ready at once (close drains without lingering).
-    pub fn begin_close(&self) {
+    /// From now on every batch is ready at once (close drains without lingering), and sends
+    /// waiting for memory fail with `error`.
+    pub fn begin_close(&self, error: &Error) {
         self.closing.store(true, Ordering::SeqCst);
+        self.pool.close(error);
     }
 }
 
@@ -452,7 +457,7 @@ mod tests {
         assert_eq!(q.batches.lock().len(), 2);
         assert!(q.batches.lock().front().unwrap().is_closed());
         assert_eq!(
-            a.inspect(&q, Instant::now(), &mut Vec::new()),
+            a.inspect(&q, Instant::now(), false, &mut Vec::new()),
             QueueState::Ready
         );
     }
@@ -464,11 +469,14 @@ mod tests {
         a.append(&q, &rec(b"x"), Completion::Future, None).unwrap();
         let now = Instant::now();
         assert!(matches!(
-            a.inspect(&q, now, &mut Vec::new()),
+            a.inspect(&q, now, false, &mut Vec::new()),
             QueueState::Lingering(_)
         ));
         a.begin_flush();
-        assert_eq!(a.inspect(&q, now, &mut Vec::new()), QueueState::Ready);
+        assert_eq!(
+            a.inspect(&q, now, false, &mut Vec::new()),
+            QueueState::Ready
+        );
         a.end_flush();
     }
 
@@ -495,7 +503,7 @@ mod tests {
             .future
             .unwrap();
         let batch = a.take_front(&q, Instant::now(), 1 << 20, true).unwrap();
-        let (tx, _rx) = crossbeam_channel::unbounded();
+        let (thread, tx) = crate::delivery::CallbackThread::start("test-callbacks".into());
         assert_eq!(a.incomplete().len(), 1);
         a.complete(
             batch,
@@ -508,5 +516,7 @@ mod tests {
         assert_eq!(f.wait().unwrap().offset(), 9);
         assert_eq!(a.buffer_in_use(), 0);
         assert!(a.incomplete().is_empty());
+        drop(tx);
+        thread.join();
     }
 }

@@ -29,6 +29,8 @@ pub(crate) struct BufferPool {
 struct PoolState {
     available: usize,
     waiters: usize,
+    /// Set at close: waiting and later reservations fail with this error.
+    closed: Option<Error>,
 }
 
 impl BufferPool {
@@ -39,6 +41,7 @@ impl BufferPool {
             state: Mutex::new(PoolState {
                 available: total,
                 waiters: 0,
+                closed: None,
             }),
             freed: Condvar::new(),
         })
@@ -55,6 +58,9 @@ impl BufferPool {
         let start = Instant::now();
         let mut s = self.state.lock();
         while s.available < bytes {
+            if let Some(e) = &s.closed {
+                return Err(e.clone());
+            }
             let Some(d) = deadline.filter(|d| *d > Instant::now()) else {
                 return Err(Error::BufferExhausted {
                     waited_ms: start.elapsed().as_millis() as u64,
@@ -69,6 +75,12 @@ impl BufferPool {
             pool: Arc::clone(self),
             bytes,
         })
+    }
+
+    /// Fails every waiting and later reservation that has to wait, with `error` (close).
+    pub fn close(&self, error: &Error) {
+        self.state.lock().closed = Some(error.clone());
+        self.freed.notify_all();
     }
 
     /// Bytes reserved right now.

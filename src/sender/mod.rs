@@ -29,7 +29,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::accumulator::ProducerBatch;
 use crate::core::{Core, SenderEvent};
-use crate::delivery::CallbackJob;
+use crate::delivery::CallbackQueue;
 use crate::error::Error;
 use crate::metadata::Cluster;
 use crate::net::{ConnectionConfig, ConnectionEvent, ConnectionEventKind};
@@ -65,7 +65,7 @@ struct MetadataInFlight {
 pub(crate) struct Sender {
     core: Arc<Core>,
     inbox: Receiver<SenderEvent>,
-    callbacks: crossbeam_channel::Sender<CallbackJob>,
+    callbacks: CallbackQueue,
     nodes: Nodes,
     /// (connection id, correlation id) → request.
     in_flight: HashMap<(u64, i32), InFlight>,
@@ -79,19 +79,18 @@ pub(crate) struct Sender {
     /// Round-robin start over a node's partitions, so no partition starves in full requests.
     drain_cursor: usize,
     /// Partitions with a batch in flight, when order must be kept by sending one batch per
-    /// partition at a time (max.in.flight.requests.per.connection = 1).
+    /// partition at a time (see `Sender::mutes_partitions`).
     muted: HashSet<TopicPartition>,
+    /// Metadata refreshes in a row that left a wanted topic missing or leaderless; the
+    /// backoff between refreshes doubles with each, up to retry.backoff.max.ms.
+    metadata_misses: u32,
     last_load_stats: Option<Instant>,
     closing: bool,
     force_closing: bool,
 }
 
 impl Sender {
-    pub fn new(
-        core: Arc<Core>,
-        inbox: Receiver<SenderEvent>,
-        callbacks: crossbeam_channel::Sender<CallbackJob>,
-    ) -> Self {
+    pub fn new(core: Arc<Core>, inbox: Receiver<SenderEvent>, callbacks: CallbackQueue) -> Self {
         let c = &core.config;
         let conn = ConnectionConfig {
             client_id: Some(c.client_id.clone()),
@@ -119,6 +118,7 @@ impl Sender {
             metadata_cursor: 0,
             drain_cursor: 0,
             muted: HashSet::new(),
+            metadata_misses: 0,
             last_load_stats: None,
             closing: false,
             force_closing: false,
@@ -140,6 +140,9 @@ impl Sender {
             }
             while let Ok(event) = self.inbox.try_recv() {
                 self.handle(event, Instant::now());
+            }
+            if self.force_closing {
+                break; // no further pass: nothing more may be sent
             }
         }
         self.shut_down();
@@ -166,7 +169,7 @@ impl Sender {
         }
         self.core.accumulator.abort_all(&error, &self.callbacks);
         self.nodes.close_all();
-        self.core.metadata.notify_all();
+        self.core.metadata.close();
     }
 
     /// One pass at `now`; returns when the next pass is due.
@@ -357,7 +360,6 @@ impl Sender {
         now: Instant,
     ) {
         self.last_metadata = Some(now);
-        self.next_metadata_at = now + self.core.config.retry_backoff;
         match body {
             Ok(ResponseBody::Metadata(md)) if !md.brokers.is_empty() => {
                 self.core.metadata.install(Cluster::from_response(&md));
@@ -365,8 +367,29 @@ impl Sender {
             Ok(other) => log::warn!("unusable metadata response: {other:?}"),
             Err(e) => log::warn!("metadata response did not decode: {e}"),
         }
+        // While a wanted topic stays missing or leaderless, refresh with exponential
+        // backoff (retry.backoff.ms doubling up to retry.backoff.max.ms), as Java does.
+        let config = &self.core.config;
+        self.metadata_misses = if self.core.metadata.update_requested() {
+            self.metadata_misses.saturating_add(1)
+        } else {
+            0
+        };
+        let backoff = config
+            .retry_backoff
+            .saturating_mul(1 << self.metadata_misses.saturating_sub(1).min(16))
+            .min(config.retry_backoff_max.max(config.retry_backoff));
+        self.next_metadata_at = now + nodes::jitter(backoff);
     }
 
+    /// Whether a partition may have only one batch in flight. With
+    /// max.in.flight.requests.per.connection = 1 that is Java's ordering guarantee; with
+    /// idempotence enabled it stands in for sequence numbers (not sent yet), so that a
+    /// retried batch can never land behind a later one.
+    pub(super) fn mutes_partitions(&self) -> bool {
+        let c = &self.core.config;
+        c.enable_idempotence || c.max_in_flight_requests_per_connection == 1
+    }
     /// Retries a batch after a retriable error while retries and delivery time remain;
     /// otherwise completes it with the error.
     fn fail_or_retry(&mut self, batch: ProducerBatch, error: Error, now: Instant) {

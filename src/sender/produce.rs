@@ -30,7 +30,11 @@ impl Sender {
         let mut by_node: HashMap<i32, Vec<Arc<PartitionQueue>>> = HashMap::new();
         let mut ready_nodes: HashSet<i32> = HashSet::new();
         for queue in self.core.accumulator.queues() {
-            let state = self.core.accumulator.inspect(&queue, now, &mut expired);
+            let in_flight = self.muted.contains(&queue.tp);
+            let state = self
+                .core
+                .accumulator
+                .inspect(&queue, now, in_flight, &mut expired);
             match state {
                 QueueState::Empty => continue,
                 QueueState::Lingering(at) | QueueState::Backoff(at) => next = next.min(at),
@@ -137,7 +141,7 @@ impl Sender {
             topics,
         };
         let deadline = now + config.request_timeout;
-        let mute = config.max_in_flight_requests_per_connection == 1;
+        let mute = self.mutes_partitions();
         let conn = self
             .nodes
             .ready(node)
