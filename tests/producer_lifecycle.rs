@@ -1,0 +1,157 @@
+//! Close, flush and completion order when callbacks and futures mix, against tansu.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{read_back, unique_topic, Tansu};
+use kafka_producer::{Error, Producer, ProducerRecord};
+
+fn producer(bootstrap: &str, extra: &[(&str, &str)]) -> Producer {
+    let mut props = vec![("bootstrap.servers", bootstrap)];
+    props.extend_from_slice(extra);
+    Producer::from_properties(props).expect("producer")
+}
+
+#[test]
+fn a_future_never_resolves_before_the_callbacks_of_earlier_records() {
+    let tansu = Tansu::start();
+    let topic = unique_topic("order-mix");
+    tansu.create_topic(&topic, 1);
+    let p = producer(tansu.bootstrap(), &[("linger.ms", "0")]);
+    let ran = Arc::new(AtomicUsize::new(0));
+    for i in 0..300 {
+        let r = Arc::clone(&ran);
+        p.send_with_callback(
+            ProducerRecord::new(topic.clone(), format!("cb-{i}").into_bytes()),
+            move |res| {
+                res.expect("delivered");
+                r.fetch_add(1, Ordering::SeqCst);
+            },
+        );
+        let md = p
+            .send(ProducerRecord::new(
+                topic.clone(),
+                format!("f-{i}").into_bytes(),
+            ))
+            .wait()
+            .expect("delivered");
+        assert_eq!(
+            ran.load(Ordering::SeqCst),
+            i + 1,
+            "the future of record f-{i} (offset {}) resolved before the callback of the \
+             record sent before it",
+            md.offset()
+        );
+    }
+    p.close().unwrap();
+}
+
+#[test]
+fn flush_and_waits_inside_a_callback_fail_instead_of_deadlocking() {
+    let tansu = Tansu::start();
+    let topic = unique_topic("in-callback");
+    tansu.create_topic(&topic, 1);
+    let p = producer(tansu.bootstrap(), &[]);
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let inner = p.clone();
+    let t = topic.clone();
+    p.send_with_callback(
+        ProducerRecord::new(topic.clone(), b"a".to_vec()),
+        move |_| {
+            let flushed = inner.flush();
+            let waited = inner.send(ProducerRecord::new(t, b"b".to_vec())).wait();
+            tx.send((flushed, waited)).unwrap();
+        },
+    );
+    let (flushed, waited) = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the callback finished: no deadlock");
+    assert!(
+        matches!(flushed, Err(Error::IllegalState(_))),
+        "{flushed:?}"
+    );
+    assert!(matches!(waited, Err(Error::IllegalState(_))), "{waited:?}");
+    p.flush().unwrap();
+    p.close().unwrap();
+    // The record sent inside the callback is still delivered.
+    assert_eq!(read_back(tansu.bootstrap(), &topic, 2).len(), 2);
+}
+
+#[test]
+fn close_does_not_deadlock_with_callbacks_that_send_and_flush() {
+    let tansu = Tansu::start();
+    let topic = unique_topic("close-cb");
+    tansu.create_topic(&topic, 3);
+    let p = producer(tansu.bootstrap(), &[]);
+    let results = Arc::new(Mutex::new(Vec::new()));
+    for i in 0..2_000 {
+        let inner = p.clone();
+        let (t, results) = (topic.clone(), Arc::clone(&results));
+        p.send_with_callback(
+            ProducerRecord::new(topic.clone(), format!("{i}").into_bytes()),
+            move |res| {
+                if res.is_err() {
+                    return;
+                }
+                // Re-send from the callback, and try to flush: both while close runs.
+                let r = Arc::clone(&results);
+                inner.send_with_callback(ProducerRecord::new(t, b"again".to_vec()), move |x| {
+                    r.lock().unwrap().push(x.is_ok())
+                });
+                let _ = inner.flush();
+            },
+        );
+    }
+    let start = Instant::now();
+    let closer = {
+        let p = p.clone();
+        std::thread::spawn(move || p.close_timeout(Duration::from_secs(10)))
+    };
+    let closed = closer.join().unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "close took {:?}",
+        start.elapsed()
+    );
+    assert!(
+        closed.is_ok() || matches!(closed, Err(Error::Timeout { .. })),
+        "{closed:?}"
+    );
+    drop(p);
+    // Every re-send's callback ran exactly once (delivered, or failed with Closed).
+    assert_eq!(results.lock().unwrap().len(), 2_000);
+}
+
+#[test]
+fn close_timeout_gives_up_on_sends_waiting_for_metadata() {
+    let tansu = Tansu::start();
+    let p = producer(tansu.bootstrap(), &[("max.block.ms", "60000")]);
+    let waiting = {
+        let p = p.clone();
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            let res = p
+                .send(ProducerRecord::new("no-such-topic", b"x".to_vec()))
+                .wait();
+            (res, start.elapsed())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    let closed = p.close_timeout(Duration::from_secs(1));
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "close_timeout(1s) took {:?}",
+        start.elapsed()
+    );
+    assert!(closed.is_ok() || matches!(closed, Err(Error::Timeout { .. })));
+    let (res, waited) = waiting.join().unwrap();
+    assert!(matches!(res, Err(Error::Closed)), "{res:?}");
+    assert!(
+        waited < Duration::from_secs(5),
+        "the send waited {waited:?}"
+    );
+}
