@@ -544,10 +544,20 @@ fn canonical_name(name: &str) -> Result<&'static str, Error> {
             "property {name:?} is a Java producer property that this client does not support"
         )));
     }
-    Err(Error::Config(format!(
-        "unknown property {name:?}; did you mean {:?}?",
-        closest_property(name)
-    )))
+    let closest = closest_property(name);
+    // Only a near miss is a likely typo; otherwise still name the nearest property, but
+    // without pretending it is what the user meant.
+    let distance = edit_distance(&name.to_ascii_lowercase(), closest);
+    if distance * 2 <= name.len().max(closest.len()) {
+        Err(Error::Config(format!(
+            "unknown property {name:?}; did you mean {closest:?}?"
+        )))
+    } else {
+        Err(Error::Config(format!(
+            "unknown property {name:?} (no known producer property is close; the nearest is \
+             {closest:?})"
+        )))
+    }
 }
 
 /// The known property with the smallest edit distance to `name` (case-insensitively, since
@@ -913,6 +923,9 @@ mod tests {
             message.contains(r#"did you mean "batch.size"?"#),
             "{message}"
         );
+        let message = config_error(with(&[("bogus", "5")]));
+        assert!(!message.contains("did you mean"), "{message}");
+        assert!(message.contains("the nearest is"), "{message}");
         let message = config_error(with(&[("max.in.flight.request.per.connection", "5")]));
         assert!(
             message.contains("max.in.flight.requests.per.connection"),
