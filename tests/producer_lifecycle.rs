@@ -155,3 +155,74 @@ fn close_timeout_gives_up_on_sends_waiting_for_metadata() {
         "the send waited {waited:?}"
     );
 }
+
+/// SIGSTOPs a tansu process until dropped (SIGCONT), so a failing test never leaves it
+/// stopped.
+struct Stopped(u32);
+
+impl Stopped {
+    fn stop(tansu: &Tansu) -> Stopped {
+        signal("-STOP", tansu.pid());
+        Stopped(tansu.pid())
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        signal("-CONT", self.0);
+    }
+}
+
+fn signal(sig: &str, pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {sig} {pid}");
+}
+
+#[test]
+fn a_stalled_broker_fails_every_record_with_delivery_timeout_in_time() {
+    let tansu = Tansu::start();
+    let topic = unique_topic("expire");
+    tansu.create_topic(&topic, 3);
+    let delivery = Duration::from_millis(3_000);
+    let p = producer(
+        tansu.bootstrap(),
+        &[
+            ("delivery.timeout.ms", "3000"),
+            ("request.timeout.ms", "1000"),
+            ("linger.ms", "5"),
+        ],
+    );
+    p.send(ProducerRecord::new(topic.clone(), b"warm-up".to_vec()))
+        .wait()
+        .expect("metadata and a first record before the stall");
+    let _stopped = Stopped::stop(&tansu);
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let records = 2_000;
+    for i in 0..records {
+        let tx = tx.clone();
+        let sent_at = Instant::now();
+        let value = format!("r{i}").into_bytes();
+        p.send_with_callback(ProducerRecord::new(topic.clone(), value), move |r| {
+            tx.send((r, sent_at.elapsed())).unwrap()
+        });
+    }
+    for _ in 0..records {
+        let (result, took) = rx
+            .recv_timeout(delivery + Duration::from_secs(10))
+            .expect("every record completes: none hangs");
+        assert!(
+            matches!(result, Err(Error::DeliveryTimeout { .. })),
+            "{result:?}"
+        );
+        assert!(
+            took <= delivery + Duration::from_secs(1),
+            "a record failed {took:?} after its send (delivery.timeout.ms = {delivery:?})"
+        );
+    }
+    assert_eq!(p.metrics().buffer_bytes_in_use, 0, "memory returns to 0");
+    drop(_stopped);
+    p.close_timeout(Duration::from_secs(5)).unwrap();
+}

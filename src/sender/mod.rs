@@ -416,6 +416,12 @@ impl Sender {
             self.core
                 .accumulator
                 .reenqueue(batch, now + nodes::jitter(exp));
+        } else if error.is_retriable() && retries_left && !within_delivery {
+            // Out of delivery time, not out of retries: report the timeout, as Java does
+            // ("Expiring N record(s) … since batch creation"), naming the last error in the log.
+            log::debug!("{} expired after {error}", batch.tp);
+            let elapsed_ms = now.saturating_duration_since(batch.created).as_millis() as u64;
+            self.fail(batch, Error::DeliveryTimeout { elapsed_ms });
         } else {
             self.fail(batch, error);
         }
