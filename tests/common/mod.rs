@@ -12,6 +12,8 @@
 //! ([`external_bootstrap`]).
 #![allow(dead_code)]
 
+pub mod checker;
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
