@@ -13,6 +13,7 @@
 #![allow(dead_code)]
 
 pub mod checker;
+pub mod proxy;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
