@@ -12,6 +12,9 @@
 //! ([`external_bootstrap`]).
 #![allow(dead_code)]
 
+pub mod checker;
+pub mod proxy;
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

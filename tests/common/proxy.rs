@@ -1,0 +1,439 @@
+//! A fault-injecting TCP proxy for the faults real brokers cannot produce (issue 4): a
+//! connection cut after the broker answered a Produce request but before the client got the
+//! answer, delayed responses, truncated response frames, and a blackhole.
+//!
+//! One [`Proxy`] stands in front of one single-broker upstream (tansu). It listens on
+//! 127.0.0.1:0 and forwards each client connection to the upstream, frame by frame (Kafka's
+//! 4-byte size prefix). Metadata responses name the upstream's real address, so the proxy
+//! rewrites every broker's host and port to its own: a producer bootstrapped through the
+//! proxy then keeps talking through it.
+//!
+//! Threads: one accept thread, and two pumps per connection (client → broker requests,
+//! broker → client responses). Dropping the proxy sets `stop`, wakes the accept thread with
+//! a connection to itself, shuts every socket down (which unblocks the pumps' reads and
+//! writes) and joins every thread.
+//!
+//! The [`Script`] lives behind a mutex, so a test may change it while traffic flows. Every
+//! Produce request forwarded is kept as a [`CapturedProduce`], so a test can compare a
+//! retried request with the one whose response was cut.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use kafka_producer::protocol::header::ResponseHeader;
+use kafka_producer::protocol::metadata::MetadataResponse;
+use kafka_producer::protocol::{ApiKey, DecodeResult, Reader, Response};
+use kafka_producer::record_batch::RecordBatch;
+
+/// Largest frame the proxy accepts (a guard against garbage, not a Kafka limit).
+const MAX_FRAME: usize = 256 << 20;
+/// Produce and Metadata become flexible (header v2 / v1) at v9.
+const FIRST_FLEXIBLE: i16 = 9;
+
+/// What the proxy does to the traffic; change it with [`Proxy::set_script`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Script {
+    /// Cut the connection carrying the Nth Produce request (1-based, counted over the
+    /// proxy's life) once the broker has answered it, without returning the answer. Fires
+    /// once, then clears itself.
+    pub cut_after_produce: Option<usize>,
+    /// Hold every response this long before returning it.
+    pub response_delay: Duration,
+    /// Return only the first half of the next Produce response frame, then cut the
+    /// connection. Fires once, then clears itself.
+    pub truncate_next_produce_response: bool,
+    /// Swallow every request (no response ever comes), as an unreachable broker would.
+    pub blackhole: bool,
+}
+
+/// One record batch of a captured Produce request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapturedBatch {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// The batch's producer id (-1 without idempotence).
+    pub producer_id: i64,
+    /// The batch's producer epoch.
+    pub producer_epoch: i16,
+    /// The batch's base sequence.
+    pub base_sequence: i32,
+    /// Records in the batch.
+    pub record_count: i32,
+    /// The whole encoded batch.
+    pub bytes: Vec<u8>,
+}
+
+/// A Produce request the proxy forwarded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapturedProduce {
+    /// The proxy's number for the client connection (in accept order).
+    pub connection: usize,
+    /// Request header correlation id.
+    pub correlation_id: i32,
+    /// Produce version.
+    pub api_version: i16,
+    /// The whole frame, size prefix included.
+    pub frame: Vec<u8>,
+    /// Every partition's batch, in request order.
+    pub batches: Vec<CapturedBatch>,
+    /// Whether the proxy cut the connection instead of returning the response.
+    pub cut: bool,
+}
+
+/// A fault-injecting proxy in front of one broker; stops on drop.
+#[derive(Debug)]
+pub struct Proxy {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    accept: Option<JoinHandle<()>>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    upstream: String,
+    addr: SocketAddr,
+    stop: AtomicBool,
+    connections: AtomicUsize,
+    produce_requests: AtomicUsize,
+    script: Mutex<Script>,
+    captured: Mutex<Vec<CapturedProduce>>,
+    sockets: Mutex<Vec<TcpStream>>,
+    pumps: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Proxy {
+    /// A proxy forwarding to `upstream` (`host:port`), passing everything through.
+    pub fn start(upstream: &str) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        let addr = listener.local_addr().unwrap();
+        let shared = Arc::new(Shared {
+            upstream: upstream.to_string(),
+            addr,
+            stop: AtomicBool::new(false),
+            connections: AtomicUsize::new(0),
+            produce_requests: AtomicUsize::new(0),
+            script: Mutex::new(Script::default()),
+            captured: Mutex::new(Vec::new()),
+            sockets: Mutex::new(Vec::new()),
+            pumps: Mutex::new(Vec::new()),
+        });
+        let s = Arc::clone(&shared);
+        let accept = thread::Builder::new()
+            .name("proxy-accept".into())
+            .spawn(move || accept_loop(&listener, &s))
+            .unwrap();
+        Proxy {
+            addr,
+            shared,
+            accept: Some(accept),
+        }
+    }
+
+    /// The `host:port` clients bootstrap from.
+    pub fn bootstrap(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Replaces the script; takes effect for the next frame.
+    pub fn set_script(&self, script: Script) {
+        *self.shared.script.lock().unwrap() = script;
+    }
+
+    /// The current script (one-shot faults clear themselves when they fire).
+    pub fn script(&self) -> Script {
+        self.shared.script.lock().unwrap().clone()
+    }
+
+    /// Every Produce request forwarded so far, in forwarding order.
+    pub fn produce_requests(&self) -> Vec<CapturedProduce> {
+        self.shared.captured.lock().unwrap().clone()
+    }
+
+    /// Client connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.shared.connections.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        // Wake the accept thread; it sees `stop` and returns.
+        let _ = TcpStream::connect(self.addr);
+        if let Some(accept) = self.accept.take() {
+            let _ = accept.join();
+        }
+        for s in self.shared.sockets.lock().unwrap().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+        let pumps: Vec<_> = self.shared.pumps.lock().unwrap().drain(..).collect();
+        for p in pumps {
+            let _ = p.join();
+        }
+    }
+}
+
+fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
+    for client in listener.incoming() {
+        if shared.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(client) = client else { continue };
+        // A failed upstream connect drops the client: it sees a broken connection.
+        let Ok(upstream) = TcpStream::connect(&shared.upstream) else {
+            continue;
+        };
+        let _ = client.set_nodelay(true);
+        let _ = upstream.set_nodelay(true);
+        if let Err(e) = start_pumps(shared, client, upstream) {
+            eprintln!("proxy: could not start a connection: {e}");
+        }
+    }
+}
+
+/// What the request pump tells the response pump about a connection's requests.
+#[derive(Debug, Default)]
+struct Pending {
+    /// (api key, api version, index into `captured` for Produce) by correlation id.
+    requests: HashMap<i32, (ApiKey, i16, Option<usize>)>,
+    /// Correlation id whose response is to be swallowed and the connection cut.
+    cut: Option<i32>,
+}
+
+/// One client connection: both sockets and the state the two pumps share.
+#[derive(Debug)]
+struct Conn {
+    id: usize,
+    client: TcpStream,
+    upstream: TcpStream,
+    pending: Mutex<Pending>,
+}
+
+impl Conn {
+    fn cut(&self) {
+        let _ = self.client.shutdown(Shutdown::Both);
+        let _ = self.upstream.shutdown(Shutdown::Both);
+    }
+}
+
+fn start_pumps(shared: &Arc<Shared>, client: TcpStream, upstream: TcpStream) -> io::Result<()> {
+    {
+        let mut sockets = shared.sockets.lock().unwrap();
+        sockets.push(client.try_clone()?);
+        sockets.push(upstream.try_clone()?);
+    }
+    let conn = Arc::new(Conn {
+        id: shared.connections.fetch_add(1, Ordering::SeqCst),
+        client,
+        upstream,
+        pending: Mutex::new(Pending::default()),
+    });
+    if shared.stop.load(Ordering::SeqCst) {
+        // Drop may have drained `sockets` before we registered ours.
+        conn.cut();
+        return Ok(());
+    }
+    let (s1, c1) = (Arc::clone(shared), Arc::clone(&conn));
+    let requests = thread::Builder::new()
+        .name(format!("proxy-req-{}", conn.id))
+        .spawn(move || {
+            let _ = pump_requests(&s1, &c1);
+            c1.cut();
+        })?;
+    let (s2, c2) = (Arc::clone(shared), conn);
+    let responses = thread::Builder::new()
+        .name(format!("proxy-resp-{}", c2.id))
+        .spawn(move || {
+            let _ = pump_responses(&s2, &c2);
+            c2.cut();
+        })?;
+    shared.pumps.lock().unwrap().extend([requests, responses]);
+    Ok(())
+}
+
+/// Reads one frame (size prefix included) or fails at EOF.
+fn read_frame(mut from: &TcpStream) -> io::Result<Vec<u8>> {
+    let mut size = [0u8; 4];
+    from.read_exact(&mut size)?;
+    let len = i32::from_be_bytes(size);
+    if len < 0 || len as usize > MAX_FRAME {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "bad frame size"));
+    }
+    let mut frame = vec![0u8; 4 + len as usize];
+    frame[..4].copy_from_slice(&size);
+    from.read_exact(&mut frame[4..])?;
+    Ok(frame)
+}
+
+fn pump_requests(shared: &Shared, conn: &Conn) -> io::Result<()> {
+    loop {
+        let frame = read_frame(&conn.client)?;
+        if shared.script.lock().unwrap().blackhole {
+            continue;
+        }
+        let mut r = Reader::new(&frame[4..]);
+        let (key, version, correlation_id) = match (r.i16(), r.i16(), r.i32()) {
+            (Ok(k), Ok(v), Ok(c)) => (ApiKey(k), v, c),
+            _ => return Err(io::Error::new(io::ErrorKind::InvalidData, "short header")),
+        };
+        let mut captured = None;
+        if key == ApiKey::PRODUCE {
+            captured = Some(capture_produce(
+                shared,
+                conn,
+                &frame,
+                version,
+                correlation_id,
+            ));
+        }
+        // Registered before forwarding, so the response pump always finds it.
+        conn.pending
+            .lock()
+            .unwrap()
+            .requests
+            .insert(correlation_id, (key, version, captured));
+        (&conn.upstream).write_all(&frame)?;
+    }
+}
+
+/// Records a Produce request and arms the cut when it is the scripted one.
+fn capture_produce(
+    shared: &Shared,
+    conn: &Conn,
+    frame: &[u8],
+    version: i16,
+    correlation_id: i32,
+) -> usize {
+    let batches = decode_produce(&frame[4..], version).unwrap_or_else(|e| {
+        panic!("the proxy could not decode Produce v{version} request {correlation_id}: {e}")
+    });
+    let n = shared.produce_requests.fetch_add(1, Ordering::SeqCst) + 1;
+    {
+        let mut script = shared.script.lock().unwrap();
+        if script.cut_after_produce == Some(n) {
+            script.cut_after_produce = None;
+            conn.pending.lock().unwrap().cut = Some(correlation_id);
+        }
+    }
+    let mut captured = shared.captured.lock().unwrap();
+    captured.push(CapturedProduce {
+        connection: conn.id,
+        correlation_id,
+        api_version: version,
+        frame: frame.to_vec(),
+        batches,
+        cut: false,
+    });
+    captured.len() - 1
+}
+
+/// The batches of a Produce request frame (after the size prefix).
+fn decode_produce(frame: &[u8], version: i16) -> DecodeResult<Vec<CapturedBatch>> {
+    let flexible = version >= FIRST_FLEXIBLE;
+    let mut r = Reader::new(frame);
+    r.take(8)?; // api key, version, correlation id
+    r.nullable_str(false)?; // client id
+    r.skip_tagged_fields(flexible)?;
+    r.nullable_str(flexible)?; // transactional id
+    r.i16()?; // acks
+    r.i32()?; // timeout
+    let mut out = Vec::new();
+    for _ in 0..r.array_len(flexible, 2)? {
+        let topic = r.string(flexible)?;
+        for _ in 0..r.array_len(flexible, 5)? {
+            let partition = r.i32()?;
+            if let Some(bytes) = r.nullable_bytes(flexible)? {
+                out.push(capture_batch(&topic, partition, bytes));
+            }
+            r.skip_tagged_fields(flexible)?;
+        }
+        r.skip_tagged_fields(flexible)?;
+    }
+    r.skip_tagged_fields(flexible)?;
+    Ok(out)
+}
+
+fn capture_batch(topic: &str, partition: i32, bytes: &[u8]) -> CapturedBatch {
+    let (batch, _rest) = RecordBatch::parse(bytes)
+        .unwrap_or_else(|e| panic!("a Produce batch for {topic}/{partition} does not parse: {e}"));
+    CapturedBatch {
+        topic: topic.to_string(),
+        partition,
+        producer_id: batch.producer_id(),
+        producer_epoch: batch.producer_epoch(),
+        base_sequence: batch.base_sequence(),
+        record_count: batch.record_count(),
+        bytes: bytes.to_vec(),
+    }
+}
+
+fn pump_responses(shared: &Shared, conn: &Conn) -> io::Result<()> {
+    loop {
+        let mut frame = read_frame(&conn.upstream)?;
+        let correlation_id = Reader::new(&frame[4..])
+            .i32()
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "short response"))?;
+        let (request, cut) = {
+            let mut pending = conn.pending.lock().unwrap();
+            let request = pending.requests.remove(&correlation_id);
+            let cut = pending.cut == Some(correlation_id);
+            (request, cut)
+        };
+        if cut {
+            if let Some((_, _, Some(i))) = request {
+                shared.captured.lock().unwrap()[i].cut = true;
+            }
+            conn.cut();
+            return Ok(());
+        }
+        let (delay, truncate) = {
+            let mut script = shared.script.lock().unwrap();
+            let is_produce = matches!(request, Some((ApiKey::PRODUCE, _, _)));
+            let truncate = is_produce && script.truncate_next_produce_response;
+            if truncate {
+                script.truncate_next_produce_response = false;
+            }
+            (script.response_delay, truncate)
+        };
+        if !delay.is_zero() {
+            thread::sleep(delay);
+        }
+        if let Some((ApiKey::METADATA, version, _)) = request {
+            frame = rewrite_metadata(&frame, version, shared.addr).unwrap_or_else(|e| {
+                panic!("the proxy could not decode Metadata v{version} response: {e}")
+            });
+        }
+        if truncate {
+            (&conn.client).write_all(&frame[..4 + (frame.len() - 4) / 2])?;
+            conn.cut();
+            return Ok(());
+        }
+        (&conn.client).write_all(&frame)?;
+    }
+}
+
+/// The Metadata response `frame` with every broker's address replaced by `proxy`.
+fn rewrite_metadata(frame: &[u8], version: i16, proxy: SocketAddr) -> DecodeResult<Vec<u8>> {
+    let header_version = i16::from(version >= FIRST_FLEXIBLE);
+    let mut r = Reader::new(&frame[4..]);
+    let header = ResponseHeader::decode(&mut r, header_version)?;
+    let mut body = MetadataResponse::decode_body(&mut r, version)?;
+    for b in &mut body.brokers {
+        b.host = proxy.ip().to_string();
+        b.port = i32::from(proxy.port());
+    }
+    let mut out = vec![0u8; 4];
+    header.encode(header_version, &mut out);
+    body.encode_body(version, &mut out);
+    let size = (out.len() - 4) as i32;
+    out[..4].copy_from_slice(&size.to_be_bytes());
+    Ok(out)
+}

@@ -1,0 +1,383 @@
+//! Fault tests (issue 4): the producer under faults brokers cannot inject themselves, made
+//! by the fault-injecting proxy (`common::proxy`) in front of tansu, and judged by the
+//! delivery checker (`common::checker`) against what the rdkafka consumer reads back.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::checker::{self, Ledger, Outcome, Report};
+use common::proxy::{CapturedProduce, Proxy, Script};
+use common::{read_back, unique_topic, Tansu};
+use kafka_producer::{Error, Producer, ProducerRecord};
+
+/// Bytes of every record value.
+const VALUE_SIZE: usize = 100;
+const PARTITIONS: i32 = 6;
+
+/// A bytes producer for `bootstrap` with linger 5 ms and `extra` properties.
+fn producer(bootstrap: &str, extra: &[(&str, &str)]) -> Producer {
+    let mut props = vec![("bootstrap.servers", bootstrap), ("linger.ms", "5")];
+    props.extend_from_slice(extra);
+    Producer::from_properties(props).expect("a valid configuration")
+}
+
+/// Sends `per_thread` records from each of `threads` threads with callbacks that fill the
+/// ledger, then flushes.
+fn send_workload(
+    producer: &Producer,
+    topic: &str,
+    threads: usize,
+    per_thread: usize,
+) -> Arc<Ledger> {
+    let ledger = Arc::new(Ledger::new(threads, per_thread));
+    thread::scope(|s| {
+        for t in 0..threads {
+            let (producer, ledger) = (producer.clone(), Arc::clone(&ledger));
+            s.spawn(move || {
+                for seq in 0..per_thread {
+                    let record = ProducerRecord::new(topic, checker::encode(t, seq, VALUE_SIZE));
+                    let ledger = Arc::clone(&ledger);
+                    producer.send_with_callback(record, move |r| match r {
+                        Ok(md) => ledger.complete(t, seq, Some(md.partition()), Outcome::Acked),
+                        Err(_) => ledger.complete(t, seq, None, Outcome::Failed),
+                    });
+                }
+            });
+        }
+    });
+    producer.flush().expect("flush");
+    ledger
+}
+
+/// Reads `topic` back from tansu and checks it against the ledger; prints the report.
+fn check(name: &str, tansu: &Tansu, topic: &str, ledger: &Ledger) -> Report {
+    let sends = ledger.sends();
+    let acked = sends
+        .iter()
+        .flatten()
+        .filter(|s| s.outcome == Outcome::Acked)
+        .count();
+    let records = read_back(tansu.bootstrap(), topic, acked);
+    let report = checker::check(&sends, &records);
+    report.print(name);
+    report
+}
+
+/// A tansu broker with a fresh 6-partition topic, and a proxy in front of it.
+fn tansu_behind_proxy(prefix: &str) -> (Tansu, Proxy, String) {
+    let tansu = Tansu::start();
+    let topic = unique_topic(prefix);
+    tansu.create_topic(&topic, PARTITIONS);
+    let proxy = Proxy::start(tansu.bootstrap());
+    (tansu, proxy, topic)
+}
+
+#[test]
+fn proxy_forwards_a_full_run_to_tansu_unchanged() {
+    let (tansu, proxy, topic) = tansu_behind_proxy("faults-pass");
+    let producer = producer(&proxy.bootstrap(), &[]);
+    let ledger = send_workload(&producer, &topic, 4, 5_000);
+    producer.close().unwrap();
+    let report = check("pass-through", &tansu, &topic, &ledger);
+    let t = report.total;
+    assert_eq!((t.sent, t.acked, t.failed), (20_000, 20_000, 0));
+    assert_eq!(
+        (t.lost, t.duplicated, t.reordered, t.unexpected),
+        (0, 0, 0, 0)
+    );
+    assert_eq!(t.read_back, 20_000);
+    let requests = proxy.produce_requests();
+    let records: i32 = requests
+        .iter()
+        .flat_map(|r| &r.batches)
+        .map(|b| b.record_count)
+        .sum();
+    assert!(!requests.is_empty(), "the producer went around the proxy");
+    assert_eq!(
+        records, 20_000,
+        "records in the Produce requests the proxy forwarded"
+    );
+    assert!(requests.iter().all(|r| !r.cut));
+}
+
+/// The cut request, and for each of its batches the first later request that carries the
+/// same partition's batch byte for byte.
+fn retries_of(requests: &[CapturedProduce]) -> (&CapturedProduce, Vec<&CapturedProduce>) {
+    let i = requests
+        .iter()
+        .position(|r| r.cut)
+        .expect("the proxy cut a Produce request");
+    let lost = &requests[i];
+    let retries = lost
+        .batches
+        .iter()
+        .map(|b| {
+            requests[i + 1..]
+                .iter()
+                .find(|r| {
+                    r.batches.iter().any(|x| {
+                        x.topic == b.topic && x.partition == b.partition && x.bytes == b.bytes
+                    })
+                })
+                .unwrap_or_else(|| panic!("no retry of the cut batch of partition {}", b.partition))
+        })
+        .collect();
+    (lost, retries)
+}
+
+#[test]
+fn a_connection_cut_before_the_response_is_retried_and_the_checker_sees_it() {
+    let (tansu, proxy, topic) = tansu_behind_proxy("faults-cut");
+    proxy.set_script(Script {
+        cut_after_produce: Some(3),
+        ..Script::default()
+    });
+    let producer = producer(
+        &proxy.bootstrap(),
+        &[
+            ("enable.idempotence", "false"),
+            ("max.in.flight.requests.per.connection", "1"),
+        ],
+    );
+    let ledger = send_workload(&producer, &topic, 2, 5_000);
+    producer.close().unwrap();
+    let report = check("cut-before-response", &tansu, &topic, &ledger);
+    let t = report.total;
+    assert_eq!((t.acked, t.failed), (10_000, 0));
+    assert_eq!((t.lost, t.reordered, t.unexpected), (0, 0, 0));
+
+    let requests = proxy.produce_requests();
+    assert_eq!(
+        proxy.script().cut_after_produce,
+        None,
+        "the cut never fired"
+    );
+    let (lost, retries) = retries_of(&requests);
+    assert!(retries.iter().all(|r| r.connection != lost.connection));
+    let resent: i32 = lost.batches.iter().map(|b| b.record_count).sum();
+    eprintln!(
+        "cut request {} on connection {} carried {} batches, {resent} records; duplicated {}",
+        lost.correlation_id,
+        lost.connection,
+        lost.batches.len(),
+        t.duplicated
+    );
+    // The broker appended the cut request before the proxy swallowed its answer, and the
+    // retry appended the same batches again: every record of it is in the log twice.
+    assert_eq!(t.duplicated, resent as usize);
+}
+
+/// When each record was sent and how it completed.
+#[derive(Debug, Default)]
+struct Timings {
+    sent: Vec<Option<Instant>>,
+    done: Vec<Option<(Instant, Result<(), Error>)>>,
+}
+
+#[test]
+fn scenario_unreachable_longer_than_delivery_timeout_fails_every_record_in_time() {
+    const RECORDS: usize = 10_000;
+    const DELIVERY_TIMEOUT: Duration = Duration::from_millis(3_000);
+    let (_tansu, proxy, topic) = tansu_behind_proxy("faults-unreachable");
+    let producer = producer(
+        &proxy.bootstrap(),
+        &[
+            ("delivery.timeout.ms", "3000"),
+            ("request.timeout.ms", "1000"),
+        ],
+    );
+    // Metadata and the producer id arrive while the broker is still reachable.
+    let warm_up = ProducerRecord::new(topic.as_str(), b"warm-up".to_vec());
+    producer.send(warm_up).wait().expect("the warm-up record");
+    proxy.set_script(Script {
+        blackhole: true,
+        ..Script::default()
+    });
+
+    let timings = Arc::new(Mutex::new(Timings {
+        sent: vec![None; RECORDS],
+        done: vec![None; RECORDS],
+    }));
+    let completed = Arc::new(AtomicUsize::new(0));
+    for seq in 0..RECORDS {
+        let record = ProducerRecord::new(topic.as_str(), checker::encode(0, seq, VALUE_SIZE));
+        let (timings2, completed2) = (Arc::clone(&timings), Arc::clone(&completed));
+        timings.lock().unwrap().sent[seq] = Some(Instant::now());
+        producer.send_with_callback(record, move |r| {
+            // No assertion here: a panic belongs to the test thread, not the producer's.
+            timings2.lock().unwrap().done[seq] = Some((Instant::now(), r.map(drop)));
+            completed2.fetch_add(1, Ordering::SeqCst);
+        });
+    }
+    let deadline = Instant::now() + DELIVERY_TIMEOUT + Duration::from_secs(2);
+    while completed.load(Ordering::SeqCst) < RECORDS && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    let timings = timings.lock().unwrap();
+    let mut slowest = Duration::ZERO;
+    for seq in 0..RECORDS {
+        let sent = timings.sent[seq].unwrap();
+        let (done, e) = timings.done[seq]
+            .as_ref()
+            .unwrap_or_else(|| panic!("record {seq} hangs {:?} after its send", sent.elapsed()));
+        assert!(
+            matches!(
+                e,
+                Err(Error::DeliveryTimeout { .. } | Error::Network { .. })
+            ),
+            "record {seq} completed with {e:?}"
+        );
+        slowest = slowest.max(*done - sent);
+    }
+    let timeouts = timings
+        .done
+        .iter()
+        .filter(|d| matches!(d, Some((_, Err(Error::DeliveryTimeout { .. })))))
+        .count();
+    eprintln!(
+        "unreachable: {RECORDS} records failed ({timeouts} DeliveryTimeout, {} Network), \
+         the slowest {slowest:?} after its send",
+        RECORDS - timeouts
+    );
+    assert!(
+        slowest <= DELIVERY_TIMEOUT + Duration::from_secs(1),
+        "slowest failure {slowest:?}"
+    );
+    let memory_deadline = Instant::now() + Duration::from_secs(1);
+    while producer.metrics().buffer_bytes_in_use > 0 && Instant::now() < memory_deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(producer.metrics().buffer_bytes_in_use, 0);
+    drop(timings);
+    producer.close_timeout(Duration::from_secs(1)).ok();
+}
+
+// ---------------------------------------------------------------------------------------
+// The checker itself, on hand-made logs.
+// ---------------------------------------------------------------------------------------
+
+mod checker_unit {
+    use super::checker::{check, decode, encode, Outcome, Sent};
+    use super::common::ReadRecord;
+
+    fn log(entries: &[(i32, usize, usize)]) -> Vec<ReadRecord> {
+        entries
+            .iter()
+            .enumerate()
+            .map(|(i, &(partition, thread, seq))| ReadRecord {
+                partition,
+                offset: i as i64,
+                key: None,
+                value: Some(encode(thread, seq, 20)),
+                headers: Vec::new(),
+                timestamp: 0,
+            })
+            .collect()
+    }
+
+    /// Two threads, three acked records each, alternating over partitions 0 and 1.
+    fn sent() -> Vec<Vec<Sent>> {
+        (0..2)
+            .map(|_| {
+                (0..3)
+                    .map(|seq| Sent {
+                        seq,
+                        partition: Some(seq as i32 % 2),
+                        outcome: Outcome::Acked,
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    const CLEAN: [(i32, usize, usize); 6] = [
+        (0, 0, 0),
+        (0, 1, 0),
+        (0, 0, 2),
+        (0, 1, 2),
+        (1, 0, 1),
+        (1, 1, 1),
+    ];
+
+    #[test]
+    fn values_round_trip_and_pad_to_size() {
+        let v = encode(3, 12345, 100);
+        assert_eq!(v.len(), 100);
+        assert!(v.starts_with(b"t3-s12345-"));
+        assert_eq!(decode(&v), Some((3, 12345)));
+        assert_eq!(decode(&encode(7, 0, 0)), Some((7, 0)));
+        assert_eq!(decode(b"x3-s1-"), None);
+        assert_eq!(decode(b"t3-s1"), None);
+    }
+
+    #[test]
+    fn a_clean_run_reports_zeros() {
+        let report = check(&sent(), &log(&CLEAN));
+        let t = report.total;
+        assert_eq!((t.sent, t.acked, t.failed, t.read_back), (6, 6, 0, 6));
+        assert_eq!(
+            (t.lost, t.duplicated, t.reordered, t.unexpected),
+            (0, 0, 0, 0)
+        );
+        assert_eq!(report.partitions[&0].sent, 4);
+        assert_eq!(report.partitions[&1].read_back, 2);
+    }
+
+    #[test]
+    fn a_missing_acked_record_is_lost_but_a_missing_failed_one_is_not() {
+        let mut sent = sent();
+        sent[1][1].outcome = Outcome::Failed;
+        let report = check(&sent, &log(&CLEAN[..4]));
+        assert_eq!(report.total.lost, 1, "{report:?}");
+        assert_eq!(report.partitions[&1].lost, 1);
+        assert_eq!(report.total.failed, 1);
+    }
+
+    #[test]
+    fn a_second_copy_is_a_duplicate_not_a_reordering() {
+        let mut entries = CLEAN.to_vec();
+        entries.insert(2, (0, 0, 0));
+        let report = check(&sent(), &log(&entries));
+        assert_eq!(report.total.duplicated, 1);
+        assert_eq!(report.partitions[&0].duplicated, 1);
+        assert_eq!((report.total.reordered, report.total.lost), (0, 0));
+    }
+
+    #[test]
+    fn a_lower_sequence_after_a_higher_one_of_the_same_thread_is_reordered() {
+        let entries = [
+            (0, 0, 2),
+            (0, 1, 0),
+            (0, 0, 0),
+            (0, 1, 2),
+            (1, 0, 1),
+            (1, 1, 1),
+        ];
+        let report = check(&sent(), &log(&entries));
+        assert_eq!(report.total.reordered, 1);
+        assert_eq!(report.partitions[&0].reordered, 1);
+        assert_eq!((report.total.duplicated, report.total.lost), (0, 0));
+    }
+
+    #[test]
+    fn a_record_never_sent_is_unexpected() {
+        let mut entries = CLEAN.to_vec();
+        entries.push((1, 5, 0));
+        let report = check(&sent(), &log(&entries));
+        assert_eq!(report.total.unexpected, 1);
+        assert!(report.total.to_string().ends_with("unexpected 1"));
+    }
+
+    #[test]
+    fn the_totals_line_names_every_count() {
+        let report = check(&sent(), &log(&CLEAN));
+        assert_eq!(
+            report.total.to_string(),
+            "sent 6, acked 6, failed 0, read back 6, lost 0, duplicated 0, reordered 0"
+        );
+    }
+}
