@@ -8,7 +8,6 @@
 mod common;
 
 use std::net::TcpListener;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -17,7 +16,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use kafka_producer::{Error, Producer, ProducerRecord, RecordMetadata, Serializer};
 
-use common::Tansu;
+use common::{Stopped, Tansu};
 
 /// At least this many good records are sent by every [`GoodTraffic`].
 const MIN_GOOD: usize = 20;
@@ -153,33 +152,6 @@ fn send_good_records(producer: &Producer, topic: &str, stop: &AtomicBool) -> Vec
         callback_result(&rx).expect("a good record sent with a callback failed");
     }
     sent
-}
-
-/// A broker process stopped with SIGSTOP until drop, which sends SIGCONT.
-struct Stopped {
-    pid: u32,
-}
-
-impl Stopped {
-    fn stop(tansu: &Tansu) -> Stopped {
-        let pid = tansu.pid();
-        signal("-STOP", pid);
-        Stopped { pid }
-    }
-}
-
-impl Drop for Stopped {
-    fn drop(&mut self) {
-        signal("-CONT", self.pid);
-    }
-}
-
-fn signal(sig: &str, pid: u32) {
-    let status = Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill {sig} {pid} failed: {status}");
 }
 
 /// A loopback port with nothing listening on it.

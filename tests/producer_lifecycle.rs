@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{read_back, unique_topic, Tansu};
+use common::{read_back, unique_topic, Stopped, Tansu};
 use kafka_producer::{Error, Producer, ProducerRecord};
 
 fn producer(bootstrap: &str, extra: &[(&str, &str)]) -> Producer {
@@ -154,31 +154,6 @@ fn close_timeout_gives_up_on_sends_waiting_for_metadata() {
         waited < Duration::from_secs(5),
         "the send waited {waited:?}"
     );
-}
-
-/// SIGSTOPs a tansu process until dropped (SIGCONT), so a failing test never leaves it
-/// stopped.
-struct Stopped(u32);
-
-impl Stopped {
-    fn stop(tansu: &Tansu) -> Stopped {
-        signal("-STOP", tansu.pid());
-        Stopped(tansu.pid())
-    }
-}
-
-impl Drop for Stopped {
-    fn drop(&mut self) {
-        signal("-CONT", self.0);
-    }
-}
-
-fn signal(sig: &str, pid: u32) {
-    let status = std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill {sig} {pid}");
 }
 
 #[test]

@@ -182,6 +182,36 @@ impl Drop for Tansu {
     }
 }
 
+/// A tansu process stopped with SIGSTOP (a stalled broker) until drop, which sends
+/// SIGCONT, so a failing test never leaves the broker stopped.
+#[derive(Debug)]
+pub struct Stopped {
+    pid: u32,
+}
+
+impl Stopped {
+    /// Stops `tansu` now.
+    pub fn stop(tansu: &Tansu) -> Stopped {
+        let pid = tansu.pid();
+        signal("-STOP", pid);
+        Stopped { pid }
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        signal("-CONT", self.pid);
+    }
+}
+
+fn signal(sig: &str, pid: u32) {
+    let status = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {sig} {pid} failed: {status}");
+}
+
 /// librdkafka's in-process mock cluster.
 pub struct Mock {
     cluster: MockCluster<'static, DefaultProducerContext>,
