@@ -73,6 +73,11 @@ pub(crate) struct Core {
     /// thread may be blocked writing to a stalled broker and would never see the
     /// `ForceClose` event otherwise. Leaf lock.
     sockets: Mutex<Vec<Weak<TcpStream>>>,
+    /// Set once (SeqCst) by the sender thread when the producer hit a fatal error (see
+    /// `idempotence`); `send` checks it and reports the error. `fatal_error` holds the
+    /// error (leaf lock), written before the flag is set.
+    has_fatal: AtomicBool,
+    fatal_error: Mutex<Option<Error>>,
 }
 
 impl Core {
@@ -108,6 +113,8 @@ impl Core {
             closed: AtomicBool::new(false),
             appends: AtomicUsize::new(0),
             sockets: Mutex::new(Vec::new()),
+            has_fatal: AtomicBool::new(false),
+            fatal_error: Mutex::new(None),
         }
     }
 
@@ -173,6 +180,21 @@ impl Core {
         self.accumulator.begin_close(error);
         self.metadata.close();
         self.wake_sender();
+    }
+
+    /// Records the producer's fatal error (the first one stays); later sends report it.
+    pub fn set_fatal(&self, error: Error) {
+        self.fatal_error.lock().get_or_insert(error);
+        self.has_fatal.store(true, Ordering::SeqCst);
+    }
+
+    /// The fatal error, if the producer hit one.
+    pub fn fatal(&self) -> Option<Error> {
+        if self.has_fatal.load(Ordering::SeqCst) {
+            self.fatal_error.lock().clone()
+        } else {
+            None
+        }
     }
 
     /// Marks the producer closed; true for the first caller.

@@ -35,6 +35,7 @@ pub mod config;
 mod core;
 mod delivery;
 pub mod error;
+mod idempotence;
 mod metadata;
 mod metrics;
 pub mod net;

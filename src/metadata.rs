@@ -21,6 +21,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Error, ErrorCode};
 use crate::protocol::metadata::MetadataResponse;
+use crate::protocol::produce::{LeaderIdAndEpoch, NodeEndpoint};
 use crate::record::PartitionInfo;
 
 /// A broker's address.
@@ -37,6 +38,8 @@ pub(crate) struct TopicMetadata {
     pub error: Option<ErrorCode>,
     /// Partitions in order: `partitions[i].partition() == i`.
     pub partitions: Arc<[PartitionInfo]>,
+    /// Each partition's leader epoch (-1 when the broker did not say).
+    pub leader_epochs: Arc<[i32]>,
 }
 
 /// An immutable snapshot of the cluster.
@@ -93,7 +96,15 @@ impl Cluster {
                     )
                 })
                 .collect();
-            topics.insert(name, TopicMetadata { error, partitions });
+            let leader_epochs = parts[..complete].iter().map(|p| p.leader_epoch).collect();
+            topics.insert(
+                name,
+                TopicMetadata {
+                    error,
+                    partitions,
+                    leader_epochs,
+                },
+            );
         }
         Cluster { brokers, topics }
     }
@@ -105,6 +116,59 @@ impl Cluster {
             .partitions
             .get(usize::try_from(partition).ok()?)?
             .leader()
+    }
+
+    /// A copy of this snapshot with `leader` (KIP-951: a Produce response's CurrentLeader)
+    /// leading `topic`-`partition`, and `endpoints` added to the brokers; `None` when the
+    /// hint is not newer than what the snapshot knows or names an unknown broker.
+    pub fn with_leader_hint(
+        &self,
+        topic: &str,
+        partition: i32,
+        leader: LeaderIdAndEpoch,
+        endpoints: &[NodeEndpoint],
+    ) -> Option<Cluster> {
+        let index = usize::try_from(partition).ok()?;
+        let t = self.topics.get(topic)?;
+        let known_epoch = *t.leader_epochs.get(index)?;
+        let current = t.partitions.get(index)?;
+        if leader.leader_id < 0 || leader.leader_epoch < 0 || leader.leader_epoch <= known_epoch {
+            return None;
+        }
+        let mut brokers = self.brokers.clone();
+        for e in endpoints {
+            brokers.insert(
+                e.node_id,
+                Broker {
+                    node_id: e.node_id,
+                    address: format!("{}:{}", e.host, e.port),
+                },
+            );
+        }
+        if !brokers.contains_key(&leader.leader_id) {
+            return None;
+        }
+        let mut partitions = t.partitions.to_vec();
+        partitions[index] = PartitionInfo::new(
+            Arc::clone(current.topic_arc()),
+            partition,
+            Some(leader.leader_id),
+            current.replicas().to_vec(),
+            current.in_sync_replicas().to_vec(),
+            current.offline_replicas().to_vec(),
+        );
+        let mut leader_epochs = t.leader_epochs.to_vec();
+        leader_epochs[index] = leader.leader_epoch;
+        let mut topics = self.topics.clone();
+        topics.insert(
+            Arc::clone(self.topics.get_key_value(topic)?.0),
+            TopicMetadata {
+                error: t.error,
+                partitions: partitions.into(),
+                leader_epochs: leader_epochs.into(),
+            },
+        );
+        Some(Cluster { brokers, topics })
     }
 
     /// A topic's partitions, when the topic is known without error and has some.
@@ -240,6 +304,29 @@ impl Metadata {
         self.changed.notify_all();
     }
 
+    /// Applies a Produce response's CurrentLeader hint (sender thread only); true when it
+    /// changed the snapshot. The periodic and requested refreshes still follow.
+    pub fn apply_leader_hint(
+        &self,
+        topic: &str,
+        partition: i32,
+        leader: LeaderIdAndEpoch,
+        endpoints: &[NodeEndpoint],
+    ) -> bool {
+        let mut s = self.state.lock();
+        let Some(updated) = s
+            .cluster
+            .with_leader_hint(topic, partition, leader, endpoints)
+        else {
+            return false;
+        };
+        s.cluster = Arc::new(updated);
+        s.version += 1;
+        drop(s);
+        self.changed.notify_all();
+        true
+    }
+
     /// Makes waiting and later waits for topics fail with [`Error::Closed`] (close).
     pub fn close(&self) {
         self.state.lock().closed = true;
@@ -275,6 +362,52 @@ mod tests {
             }],
             ..MetadataResponse::default()
         }
+    }
+
+    #[test]
+    fn a_newer_current_leader_hint_moves_the_partition_and_adds_the_endpoint() {
+        let mut md = response(3);
+        md.topics[0]
+            .partitions
+            .iter_mut()
+            .for_each(|p| p.leader_epoch = 4);
+        let c = Cluster::from_response(&md);
+        let hint = |leader_id, leader_epoch| LeaderIdAndEpoch {
+            leader_id,
+            leader_epoch,
+        };
+        let endpoint = NodeEndpoint {
+            node_id: 2,
+            host: "b2".into(),
+            port: 19,
+            rack: None,
+        };
+        assert!(
+            c.with_leader_hint("t", 0, hint(2, 4), std::slice::from_ref(&endpoint))
+                .is_none(),
+            "not newer"
+        );
+        assert!(
+            c.with_leader_hint("t", 0, hint(2, 5), &[]).is_none(),
+            "unknown broker"
+        );
+        assert!(
+            c.with_leader_hint("t", 9, hint(1, 5), &[]).is_none(),
+            "unknown partition"
+        );
+        let moved = c.with_leader_hint("t", 0, hint(2, 5), &[endpoint]).unwrap();
+        assert_eq!(moved.leader("t", 0), Some(2));
+        assert_eq!(moved.brokers[&2].address, "b2:19");
+        assert_eq!(moved.leader("t", 2), Some(1), "other partitions unchanged");
+        assert!(
+            moved.with_leader_hint("t", 0, hint(1, 5), &[]).is_none(),
+            "same epoch again"
+        );
+
+        let cache = Metadata::default();
+        cache.install(c);
+        assert!(cache.apply_leader_hint("t", 0, hint(1, 6), &[]));
+        assert_eq!(cache.cluster().topics["t"].leader_epochs[0], 6);
     }
 
     #[test]

@@ -15,6 +15,9 @@ pub(crate) struct Metrics {
     pub bytes_sent: AtomicU64,
     pub batches_sent: AtomicU64,
     pub batch_retries: AtomicU64,
+    pub batch_splits: AtomicU64,
+    pub duplicate_batches: AtomicU64,
+    pub leader_hints: AtomicU64,
     pub record_errors: AtomicU64,
     pub requests: AtomicU64,
     pub in_flight_requests: AtomicU64,
@@ -52,6 +55,9 @@ impl Metrics {
                 bytes as f64 / batches as f64
             },
             batch_retries: self.batch_retries.load(Relaxed),
+            batch_splits: self.batch_splits.load(Relaxed),
+            duplicate_batches: self.duplicate_batches.load(Relaxed),
+            leader_hints: self.leader_hints.load(Relaxed),
             record_errors: self.record_errors.load(Relaxed),
             requests: self.requests.load(Relaxed),
             in_flight_requests: self.in_flight_requests.load(Relaxed),
@@ -82,6 +88,13 @@ pub struct ProducerMetrics {
     pub average_batch_size: f64,
     /// Batches sent again after a retriable error.
     pub batch_retries: u64,
+    /// Batches split in two after MESSAGE_TOO_LARGE.
+    pub batch_splits: u64,
+    /// Batches the broker already held when they were retried (idempotence:
+    /// DUPLICATE_SEQUENCE_NUMBER, counted as success).
+    pub duplicate_batches: u64,
+    /// Leader moves learned from a Produce response's CurrentLeader field (KIP-951).
+    pub leader_hints: u64,
     /// Records that completed with an error.
     pub record_errors: u64,
     /// Produce requests sent.

@@ -450,6 +450,9 @@ impl<K: 'static, V: 'static> Handle<K, V> {
         let Some(_append) = core.begin_append() else {
             return fail(Error::Closed, completion);
         };
+        if let Some(fatal) = core.fatal() {
+            return fail(fatal, completion);
+        }
         let topic = record.topic();
         if let Err(e) = validate_topic(topic) {
             return fail(e, completion);

@@ -359,6 +359,9 @@ impl PartitionInfo {
     pub fn partition(&self) -> i32 {
         self.partition
     }
+    pub(crate) fn topic_arc(&self) -> &Arc<str> {
+        &self.topic
+    }
     /// The leader's node id, `None` when leaderless.
     pub fn leader(&self) -> Option<i32> {
         self.leader

@@ -171,6 +171,56 @@ fn a_connection_cut_before_the_response_is_retried_and_the_checker_sees_it() {
     assert_eq!(t.duplicated, resent as usize);
 }
 
+#[test]
+fn scenario_4_idempotent_retry_after_a_cut_is_byte_identical_and_deduplicated() {
+    let (tansu, proxy, topic) = tansu_behind_proxy("faults-cut-idem");
+    proxy.set_script(Script {
+        cut_after_produce: Some(5),
+        ..Script::default()
+    });
+    let producer = producer(&proxy.bootstrap(), &[("enable.idempotence", "true")]);
+    let ledger = send_workload(&producer, &topic, 4, 5_000);
+    producer.close().unwrap();
+    let report = check(
+        "scenario 4 (cut before response, idempotent)",
+        &tansu,
+        &topic,
+        &ledger,
+    );
+    let t = report.total;
+    assert_eq!(
+        proxy.script().cut_after_produce,
+        None,
+        "the cut never fired"
+    );
+    assert_eq!((t.sent, t.acked, t.failed), (20_000, 20_000, 0));
+    assert_eq!(
+        (t.lost, t.duplicated, t.reordered, t.unexpected),
+        (0, 0, 0, 0)
+    );
+    let requests = proxy.produce_requests();
+    let (lost, retries) = retries_of(&requests);
+    for (b, retry) in lost.batches.iter().zip(&retries) {
+        assert!(
+            b.producer_id >= 0 && b.base_sequence >= 0,
+            "idempotent batch"
+        );
+        let again = retry
+            .batches
+            .iter()
+            .find(|x| x.topic == b.topic && x.partition == b.partition && x.bytes == b.bytes)
+            .expect("the retry carries the batch");
+        assert_eq!(
+            (again.producer_id, again.producer_epoch, again.base_sequence),
+            (b.producer_id, b.producer_epoch, b.base_sequence)
+        );
+        assert_ne!(
+            retry.connection, lost.connection,
+            "retried on a new connection"
+        );
+    }
+}
+
 /// When each record was sent and how it completed.
 #[derive(Debug, Default)]
 struct Timings {

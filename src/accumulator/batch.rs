@@ -17,7 +17,7 @@ use crate::delivery::{
 };
 use crate::error::Error;
 use crate::record::TopicPartition;
-use crate::record_batch::{Header, ProducerState, RecordBatchBuilder};
+use crate::record_batch::{set_producer_state, Header, ProducerState, RecordBatchBuilder};
 
 /// A record ready to be appended: already serialized, partition chosen.
 #[derive(Debug, Clone, Copy)]
@@ -64,6 +64,8 @@ pub(crate) struct ProducerBatch {
     builder: Option<RecordBatchBuilder>,
     /// The wire bytes, once the batch was drained for the first time.
     encoded: Option<Bytes>,
+    /// The producer id, epoch and base sequence written into `encoded` (idempotence).
+    pub producer: Option<ProducerState>,
     pub result: Arc<BatchResult>,
     callbacks: Vec<RecordCallback>,
     record_count: u32,
@@ -96,6 +98,7 @@ impl ProducerBatch {
             tp,
             builder: Some(builder),
             encoded: None,
+            producer: None,
             result: Arc::new(BatchResult::default()),
             callbacks: Vec::new(),
             record_count: 0,
@@ -170,13 +173,22 @@ impl ProducerBatch {
         }
     }
 
-    /// The wire bytes, encoding (and compressing) the batch on first use. Encoding closes
-    /// the batch; later calls return the same bytes, so retries resend the same batch.
+    /// The wire bytes with `producer`'s id, epoch and base sequence, encoding (and
+    /// compressing) the batch on first use. Encoding closes the batch; later calls with the
+    /// same producer state return the same bytes, so a retry resends the same batch. A new
+    /// state (an idempotent partition restarting its sequences) patches the header and CRC.
     pub fn encode(&mut self, producer: ProducerState) -> Bytes {
         self.closed = true;
         if let Some(builder) = self.builder.take() {
             self.encoded = Some(builder.build(producer));
+        } else if self.producer != Some(producer) {
+            if let Some(old) = self.encoded.take() {
+                let mut bytes = old.to_vec();
+                set_producer_state(&mut bytes, producer);
+                self.encoded = Some(Bytes::from(bytes));
+            }
         }
+        self.producer = Some(producer);
         self.encoded.clone().unwrap_or_default()
     }
 

@@ -310,6 +310,7 @@ impl Accumulator {
     /// Takes the front batch of `queue` if it is not backing off, closing it to appends.
     /// `room` is the space left in the request; a batch that does not fit stays, unless
     /// `must_take` (the request is still empty).
+    #[cfg(test)]
     pub fn take_front(
         &self,
         queue: &PartitionQueue,
@@ -317,6 +318,22 @@ impl Accumulator {
         room: usize,
         must_take: bool,
     ) -> Option<ProducerBatch> {
+        self.take_front_with(queue, now, room, must_take, |_| Some(()))
+            .map(|(b, ())| b)
+    }
+
+    /// [`Accumulator::take_front`], when `decide` (called last, under the partition lock,
+    /// only if the batch would otherwise be taken) also says yes; returns what it said.
+    /// The sender's idempotence bookkeeping assigns sequence numbers in `decide`, so a
+    /// sequence is assigned exactly when its batch leaves the queue.
+    pub fn take_front_with<T>(
+        &self,
+        queue: &PartitionQueue,
+        now: Instant,
+        room: usize,
+        must_take: bool,
+        decide: impl FnOnce(&ProducerBatch) -> Option<T>,
+    ) -> Option<(ProducerBatch, T)> {
         let mut batches = queue.batches.lock();
         let front = batches.front_mut()?;
         if front.retry_at.is_some_and(|at| at > now) {
@@ -325,8 +342,9 @@ impl Accumulator {
         if front.size() > room && !must_take {
             return None;
         }
+        let decided = decide(front)?;
         front.close();
-        batches.pop_front()
+        batches.pop_front().map(|b| (b, decided))
     }
 
     /// Puts a batch that failed retriably back into its queue at its original place (by

@@ -6,7 +6,17 @@
 //! The [`Sender`] is owned by its thread and owns everything it touches without locks: the
 //! connections ([`nodes::Nodes`]), the in-flight table (batches travel from the accumulator
 //! into an [`InFlight`] entry and from there to completion or back to the accumulator), and
-//! the metadata request in flight. It shares only [`Core`] with the callers.
+//! the metadata and InitProducerId requests in flight, and the idempotence bookkeeping
+//! ([`Idempotence`]). It shares only [`Core`] with the callers.
+//!
+//! # Order per partition
+//!
+//! `partition_in_flight` counts each partition's batches in flight and names the node they
+//! went to. A partition whose leader moved sends nothing to the new leader until every
+//! request on the old one is answered (or its connection is gone), so batches never pass
+//! each other across a leader move. Responses on one connection arrive in request order, so
+//! a partition's batches complete in send order; retries go back to their place in the
+//! queue (by queue position) and, under idempotence, are resent one at a time, oldest first.
 //!
 //! # The loop
 //!
@@ -14,7 +24,8 @@
 //! again: it times out overdue requests, refreshes metadata if needed, expires batches past
 //! delivery.timeout.ms, and drains ready batches into one Produce request per ready leader
 //! (all its ready partitions, up to max.request.size, up to
-//! max.in.flight.requests.per.connection requests). Between passes the thread sleeps on its
+//! max.in.flight.requests.per.connection requests). With idempotence it first obtains a
+//! producer id (InitProducerId) and asks [`Idempotence`] for each batch's sequence. Between passes the thread sleeps on its
 //! one inbox until that instant or until an event arrives: a wake-up from `send`, a
 //! response or close from a connection's reader thread, a finished connect, or close.
 
@@ -30,9 +41,11 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use crate::accumulator::ProducerBatch;
 use crate::core::{Core, SenderEvent};
 use crate::delivery::CallbackQueue;
-use crate::error::Error;
+use crate::error::{Error, ErrorCode};
+use crate::idempotence::Idempotence;
 use crate::metadata::Cluster;
 use crate::net::{ConnectionConfig, ConnectionEvent, ConnectionEventKind};
+use crate::protocol::init_producer_id::InitProducerIdRequest;
 use crate::protocol::metadata::MetadataRequest;
 use crate::protocol::ResponseBody;
 use crate::record::TopicPartition;
@@ -52,9 +65,9 @@ struct InFlight {
     deadline: Instant,
 }
 
-/// The Metadata request in flight.
+/// A Metadata or InitProducerId request in flight.
 #[derive(Debug, Clone, Copy)]
-struct MetadataInFlight {
+struct RequestInFlight {
     connection: u64,
     correlation_id: i32,
     deadline: Instant,
@@ -70,7 +83,15 @@ pub(crate) struct Sender {
     /// (connection id, correlation id) → request.
     in_flight: HashMap<(u64, i32), InFlight>,
     in_flight_per_node: HashMap<i32, usize>,
-    metadata_request: Option<MetadataInFlight>,
+    metadata_request: Option<RequestInFlight>,
+    /// The InitProducerId request in flight (idempotence).
+    producer_id_request: Option<RequestInFlight>,
+    /// No InitProducerId request before this instant (backoff after a failure).
+    next_producer_id_at: Instant,
+    /// InitProducerId failures in a row (for the backoff).
+    producer_id_failures: u32,
+    /// Producer id, epoch and sequences; `None` without idempotence.
+    idempotence: Option<Idempotence>,
     /// No metadata request before this instant (retry.backoff.ms between refreshes).
     next_metadata_at: Instant,
     last_metadata: Option<Instant>,
@@ -78,9 +99,8 @@ pub(crate) struct Sender {
     metadata_cursor: usize,
     /// Round-robin start over a node's partitions, so no partition starves in full requests.
     drain_cursor: usize,
-    /// Partitions with a batch in flight, when order must be kept by sending one batch per
-    /// partition at a time (see `Sender::mutes_partitions`).
-    muted: HashSet<TopicPartition>,
+    /// Partition → (node, batches in flight there). See "Order per partition".
+    partition_in_flight: HashMap<TopicPartition, (i32, usize)>,
     /// Metadata refreshes in a row that left a wanted topic missing or leaderless; the
     /// backoff between refreshes doubles with each, up to retry.backoff.max.ms.
     metadata_misses: u32,
@@ -113,11 +133,15 @@ impl Sender {
             in_flight: HashMap::new(),
             in_flight_per_node: HashMap::new(),
             metadata_request: None,
+            producer_id_request: None,
+            next_producer_id_at: Instant::now(),
+            producer_id_failures: 0,
+            idempotence: c.enable_idempotence.then(Idempotence::new),
             next_metadata_at: Instant::now(),
             last_metadata: None,
             metadata_cursor: 0,
             drain_cursor: 0,
-            muted: HashSet::new(),
+            partition_in_flight: HashMap::new(),
             metadata_misses: 0,
             last_load_stats: None,
             closing: false,
@@ -176,9 +200,14 @@ impl Sender {
     pub fn run_once(&mut self, now: Instant) -> Instant {
         self.core.clear_wakeup();
         self.expire_requests(now);
+        if let Some(fatal) = self.core.fatal() {
+            // Nothing more is sent; what callers still queue fails at once.
+            self.core.accumulator.abort_all(&fatal, &self.callbacks);
+        }
         let metadata_next = self.refresh_metadata(now);
+        let producer_id_next = self.init_producer_id(now);
         let produce_next = self.send_ready(now);
-        metadata_next.min(produce_next)
+        metadata_next.min(producer_id_next).min(produce_next)
     }
 
     fn handle(&mut self, event: SenderEvent, now: Instant) {
@@ -214,6 +243,12 @@ impl Sender {
                 {
                     self.metadata_request = None;
                     self.metadata_response(body, now);
+                } else if self
+                    .producer_id_request
+                    .is_some_and(|m| (m.connection, m.correlation_id) == key)
+                {
+                    self.producer_id_request = None;
+                    self.producer_id_response(body, now);
                 } else if let Some(request) = self.in_flight.remove(&key) {
                     self.produce_response(request, body, now);
                 } else {
@@ -237,6 +272,12 @@ impl Sender {
             .is_some_and(|m| m.connection == connection)
         {
             self.metadata_request = None;
+        }
+        if self
+            .producer_id_request
+            .is_some_and(|m| m.connection == connection)
+        {
+            self.producer_id_request = None;
         }
         let lost: Vec<(u64, i32)> = self
             .in_flight
@@ -264,7 +305,11 @@ impl Sender {
             .filter(|(_, f)| f.deadline <= now)
             .map(|((c, _), _)| *c)
             .collect();
-        if let Some(m) = self.metadata_request.filter(|m| m.deadline <= now) {
+        for m in [self.metadata_request, self.producer_id_request]
+            .into_iter()
+            .flatten()
+            .filter(|m| m.deadline <= now)
+        {
             overdue.insert(m.connection);
         }
         for connection in overdue {
@@ -311,7 +356,7 @@ impl Sender {
         match conn.send(&request) {
             Ok(Some(correlation_id)) => {
                 let deadline = now + self.core.config.request_timeout;
-                self.metadata_request = Some(MetadataInFlight {
+                self.metadata_request = Some(RequestInFlight {
                     connection,
                     correlation_id,
                     deadline,
@@ -382,27 +427,28 @@ impl Sender {
         self.next_metadata_at = now + nodes::jitter(backoff);
     }
 
-    /// Whether a partition may have only one batch in flight. With
-    /// max.in.flight.requests.per.connection = 1 that is Java's ordering guarantee; with
-    /// idempotence enabled it stands in for sequence numbers (not sent yet), so that a
-    /// retried batch can never land behind a later one.
-    pub(super) fn mutes_partitions(&self) -> bool {
-        let c = &self.core.config;
-        c.enable_idempotence || c.max_in_flight_requests_per_connection == 1
-    }
     /// Retries a batch after a retriable error while retries and delivery time remain;
     /// otherwise completes it with the error.
     fn fail_or_retry(&mut self, batch: ProducerBatch, error: Error, now: Instant) {
+        let retriable = error.is_retriable();
+        self.retry_or_fail(batch, error, retriable, now);
+    }
+
+    /// Retries `batch` if `retriable` (the error's own class, or the idempotence rules)
+    /// while retries and delivery time remain; otherwise completes it with `error`.
+    fn retry_or_fail(&mut self, batch: ProducerBatch, error: Error, retriable: bool, now: Instant) {
         let config = &self.core.config;
         let within_delivery =
             now.saturating_duration_since(batch.created) < config.delivery_timeout;
         let retries_left = i64::from(batch.attempts) <= i64::from(config.retries);
-        if error.is_retriable() && retries_left && within_delivery && self.force_closing {
+        if retriable && retries_left && within_delivery && self.force_closing {
             // close_timeout gave up: a batch that would have been retried is undelivered and
             // fails with Closed, as close_timeout documents (the retriable error is often
             // just the socket that the forced close shut down).
-            self.fail(batch, Error::Closed);
-        } else if error.is_retriable() && retries_left && within_delivery {
+            self.fail_for_good(batch, Error::Closed, false);
+        } else if let Some(fatal) = self.core.fatal() {
+            self.fail_for_good(batch, fatal, false);
+        } else if retriable && retries_left && within_delivery {
             let exp = config
                 .retry_backoff
                 .saturating_mul(1 << batch.attempts.saturating_sub(1).min(16))
@@ -416,15 +462,137 @@ impl Sender {
             self.core
                 .accumulator
                 .reenqueue(batch, now + nodes::jitter(exp));
-        } else if error.is_retriable() && retries_left && !within_delivery {
+        } else if retriable && retries_left && !within_delivery {
             // Out of delivery time, not out of retries: report the timeout, as Java does
             // ("Expiring N record(s) … since batch creation"), naming the last error in the log.
             log::debug!("{} expired after {error}", batch.tp);
             let elapsed_ms = now.saturating_duration_since(batch.created).as_millis() as u64;
-            self.fail(batch, Error::DeliveryTimeout { elapsed_ms });
+            self.fail_for_good(batch, Error::DeliveryTimeout { elapsed_ms }, false);
         } else {
-            self.fail(batch, error);
+            // A broker's non-retriable answer means it wrote none of the batch.
+            let not_written = !retriable && matches!(error, Error::Broker { .. });
+            self.fail_for_good(batch, error, not_written);
         }
+    }
+
+    /// Fails `batch` for good, telling the idempotence bookkeeping whether the broker
+    /// surely holds none of it (`not_written`).
+    fn fail_for_good(&mut self, batch: ProducerBatch, error: Error, not_written: bool) {
+        if let (Some(idem), Some(state)) = (self.idempotence.as_mut(), sequenced(&batch)) {
+            idem.gave_up(&batch.tp, batch.seq, state, not_written);
+        }
+        self.fail(batch, error);
+    }
+
+    /// The producer cannot go on: record the error (later sends report it) and fail
+    /// everything queued.
+    fn go_fatal(&mut self, error: Error) {
+        log::error!("the producer failed: {error}");
+        if let Some(idem) = self.idempotence.as_mut() {
+            idem.set_fatal(error.clone());
+        }
+        self.core.set_fatal(error.clone());
+        self.core.accumulator.abort_all(&error, &self.callbacks);
+    }
+
+    /// Sends InitProducerId when idempotence needs a producer id or a new epoch; returns
+    /// when to look again.
+    fn init_producer_id(&mut self, now: Instant) -> Instant {
+        let far = now + IDLE_TICK;
+        let Some(idem) = self.idempotence.as_ref() else {
+            return far;
+        };
+        if !idem.needs_producer_id() {
+            return far;
+        }
+        if let Some(r) = self.producer_id_request {
+            return r.deadline;
+        }
+        if now < self.next_producer_id_at {
+            return self.next_producer_id_at;
+        }
+        let (producer_id, producer_epoch) = idem.init_request_ids();
+        let target = self
+            .nodes
+            .ready_ids()
+            .into_iter()
+            .min_by_key(|n| (self.in_flight_per_node.get(n).copied().unwrap_or(0), *n));
+        let Some(node) = target else {
+            let cluster = self.core.metadata.cluster();
+            return self.connect_for_metadata(&cluster, now);
+        };
+        let request = InitProducerIdRequest {
+            producer_id,
+            producer_epoch,
+            ..InitProducerIdRequest::default()
+        };
+        let conn = self.nodes.ready(node).expect("node is ready");
+        let connection = conn.id();
+        match conn.send(&request) {
+            Ok(Some(correlation_id)) => {
+                let deadline = now + self.core.config.request_timeout;
+                self.producer_id_request = Some(RequestInFlight {
+                    connection,
+                    correlation_id,
+                    deadline,
+                });
+                deadline
+            }
+            Ok(None) => now,
+            Err(Error::UnsupportedVersion { .. }) => {
+                self.go_fatal(Error::Fatal(
+                    "enable.idempotence needs InitProducerId, which the broker does not \
+                     support; set enable.idempotence=false"
+                        .into(),
+                ));
+                far
+            }
+            Err(e) => {
+                self.connection_lost(connection, &e, now);
+                now
+            }
+        }
+    }
+
+    fn producer_id_response(
+        &mut self,
+        body: Result<ResponseBody, crate::protocol::DecodeError>,
+        now: Instant,
+    ) {
+        let Some(idem) = self.idempotence.as_mut() else {
+            return;
+        };
+        let failure = match body {
+            Ok(ResponseBody::InitProducerId(r)) if r.error_code == 0 => {
+                idem.producer_id_received(r.producer_id, r.producer_epoch);
+                self.producer_id_failures = 0;
+                return;
+            }
+            Ok(ResponseBody::InitProducerId(r)) => {
+                let code = ErrorCode::from_code(r.error_code);
+                log::warn!("InitProducerId failed: {}", code.name());
+                idem.producer_id_failed(code, None)
+            }
+            Ok(other) => {
+                log::warn!("unexpected answer to InitProducerId: {other:?}");
+                None
+            }
+            Err(e) => {
+                log::warn!("InitProducerId response did not decode: {e}");
+                None
+            }
+        };
+        if let Some(fatal) = failure {
+            self.go_fatal(fatal);
+            return;
+        }
+        let config = &self.core.config;
+        self.producer_id_failures = self.producer_id_failures.saturating_add(1);
+        let backoff = config
+            .retry_backoff
+            .saturating_mul(1 << self.producer_id_failures.saturating_sub(1).min(16))
+            .min(config.retry_backoff_max.max(config.retry_backoff));
+        self.next_producer_id_at = now + nodes::jitter(backoff);
     }
 
     fn fail(&self, batch: ProducerBatch, error: Error) {
@@ -449,7 +617,19 @@ impl Sender {
             .metrics
             .request_latency(now.saturating_duration_since(request.sent_at));
         for b in &request.batches {
-            self.muted.remove(&b.tp);
+            if let Some(entry) = self.partition_in_flight.get_mut(&b.tp) {
+                entry.1 = entry.1.saturating_sub(1);
+                if entry.1 == 0 {
+                    self.partition_in_flight.remove(&b.tp);
+                }
+            }
         }
     }
+}
+
+/// The producer state of a batch that carries a real sequence (idempotence), if any.
+fn sequenced(batch: &ProducerBatch) -> Option<crate::record_batch::ProducerState> {
+    batch
+        .producer
+        .filter(|s| s.producer_id >= 0 && s.base_sequence >= 0)
 }

@@ -4,10 +4,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{InFlight, Sender, BUSY_TICK, IDLE_TICK};
+use super::{sequenced, InFlight, Sender, BUSY_TICK, IDLE_TICK};
 use crate::accumulator::{PartitionQueue, ProducerBatch, QueueState};
 use crate::delivery::BatchOutcome;
 use crate::error::{Error, ErrorCode};
+use crate::idempotence::{Drain, Verdict};
 use crate::metadata::Cluster;
 use crate::metrics::Metrics;
 use crate::protocol::produce::{
@@ -30,7 +31,7 @@ impl Sender {
         let mut by_node: HashMap<i32, Vec<Arc<PartitionQueue>>> = HashMap::new();
         let mut ready_nodes: HashSet<i32> = HashSet::new();
         for queue in self.core.accumulator.queues() {
-            let in_flight = self.muted.contains(&queue.tp);
+            let in_flight = self.partition_in_flight.contains_key(&queue.tp);
             let state = self
                 .core
                 .accumulator
@@ -52,7 +53,7 @@ impl Sender {
         }
         for batch in expired {
             let elapsed_ms = now.saturating_duration_since(batch.created).as_millis() as u64;
-            self.fail(batch, Error::DeliveryTimeout { elapsed_ms });
+            self.fail_for_good(batch, Error::DeliveryTimeout { elapsed_ms }, false);
         }
         self.update_load_stats(&cluster, &by_node, now);
         let max_in_flight = self
@@ -76,7 +77,7 @@ impl Sender {
                 }
                 continue;
             }
-            let batches = self.drain_node(&by_node[&node], now);
+            let batches = self.drain_node(node, &by_node[&node], now);
             if !batches.is_empty() {
                 self.send_produce(node, batches, now);
                 next = now; // more may be ready: look again at once
@@ -86,27 +87,59 @@ impl Sender {
     }
 
     /// Takes the front batch of each of `queues` (one leader's partitions), round-robin, up
-    /// to max.request.size (at least one batch).
-    fn drain_node(&mut self, queues: &[Arc<PartitionQueue>], now: Instant) -> Vec<ProducerBatch> {
+    /// to max.request.size (at least one batch), with the producer state each is sent with.
+    /// Skips a partition with batches in flight to another node (its leader moved: the old
+    /// requests are answered first), and, under idempotence, a front batch that must wait
+    /// for its turn (see `Idempotence::drain`).
+    fn drain_node(
+        &mut self,
+        node: i32,
+        queues: &[Arc<PartitionQueue>],
+        now: Instant,
+    ) -> Vec<(ProducerBatch, ProducerState)> {
         let max = self.core.config.max_request_size;
         let n = queues.len();
         let start = self.drain_cursor % n.max(1);
         self.drain_cursor = self.drain_cursor.wrapping_add(1);
         let mut size = 0;
-        let mut out = Vec::new();
+        let mut out: Vec<(ProducerBatch, ProducerState)> = Vec::new();
         for i in 0..n {
             let queue = &queues[(start + i) % n];
-            if self.muted.contains(&queue.tp) {
-                continue;
-            }
+            let in_flight = match self.partition_in_flight.get(&queue.tp) {
+                Some((other, _)) if *other != node => continue,
+                Some((_, count)) => *count,
+                None => 0,
+            };
             let room = max.saturating_sub(size);
-            let taken = self
-                .core
-                .accumulator
-                .take_front(queue, now, room, out.is_empty());
-            if let Some(batch) = taken {
+            let idempotence = &mut self.idempotence;
+            let taken =
+                self.core
+                    .accumulator
+                    .take_front_with(
+                        queue,
+                        now,
+                        room,
+                        out.is_empty(),
+                        |batch| match idempotence {
+                            None => Some(ProducerState::NONE),
+                            Some(idem) => {
+                                let count = i32::try_from(batch.record_count()).unwrap_or(i32::MAX);
+                                match idem.drain(
+                                    &batch.tp,
+                                    batch.seq,
+                                    sequenced(batch),
+                                    count,
+                                    in_flight,
+                                ) {
+                                    Drain::Send(state) => Some(state),
+                                    Drain::Wait => None,
+                                }
+                            }
+                        },
+                    );
+            if let Some((batch, state)) = taken {
                 size += batch.size();
-                out.push(batch);
+                out.push((batch, state));
             }
             if size >= max {
                 break;
@@ -116,12 +149,18 @@ impl Sender {
     }
 
     /// Encodes `batches` (compressing on first send) and sends them as one request.
-    fn send_produce(&mut self, node: i32, mut batches: Vec<ProducerBatch>, now: Instant) {
+    fn send_produce(
+        &mut self,
+        node: i32,
+        drained: Vec<(ProducerBatch, ProducerState)>,
+        now: Instant,
+    ) {
         let config = &self.core.config;
         let mut topics: Vec<TopicProduceData> = Vec::new();
-        for batch in &mut batches {
+        let mut batches = Vec::with_capacity(drained.len());
+        for (mut batch, state) in drained {
             batch.attempts += 1;
-            let records = batch.encode(ProducerState::NONE);
+            let records = batch.encode(state);
             let data = PartitionProduceData {
                 index: batch.tp.partition(),
                 records: Some(records),
@@ -133,6 +172,7 @@ impl Sender {
                     partitions: vec![data],
                 }),
             }
+            batches.push(batch);
         }
         let request = ProduceRequest {
             transactional_id: None,
@@ -141,7 +181,6 @@ impl Sender {
             topics,
         };
         let deadline = now + config.request_timeout;
-        let mute = self.mutes_partitions();
         let conn = self
             .nodes
             .ready(node)
@@ -152,8 +191,11 @@ impl Sender {
                 Metrics::add(&self.core.metrics.requests, 1);
                 Metrics::add(&self.core.metrics.in_flight_requests, 1);
                 *self.in_flight_per_node.entry(node).or_insert(0) += 1;
-                if mute {
-                    self.muted.extend(batches.iter().map(|b| b.tp.clone()));
+                for b in &batches {
+                    self.partition_in_flight
+                        .entry(b.tp.clone())
+                        .or_insert((node, 0))
+                        .1 += 1;
                 }
                 let request = InFlight {
                     node,
@@ -218,33 +260,65 @@ impl Sender {
                 return;
             }
         };
-        for batch in request.batches.into_iter().rev() {
-            match find_partition(&response, &batch) {
-                Some(p) if p.error_code == 0 => {
-                    let outcome = BatchOutcome {
-                        base_offset: p.base_offset,
-                        log_append_time: p.log_append_time_ms,
-                    };
-                    self.succeed(batch, outcome);
+        for batch in request.batches {
+            let Some(p) = find_partition(&response, &batch) else {
+                let error = Error::Broker {
+                    code: ErrorCode::UnknownServerError,
+                    message: Some(format!("the response has no entry for {}", batch.tp)),
+                };
+                self.fail_for_good(batch, error, false);
+                continue;
+            };
+            let code = ErrorCode::from_code(p.error_code);
+            let state = sequenced(&batch);
+            let duplicate = code == ErrorCode::DuplicateSequenceNumber && state.is_some();
+            if p.error_code == 0 || duplicate {
+                if let (Some(idem), Some(state)) = (self.idempotence.as_mut(), state) {
+                    idem.acked(&batch.tp, batch.seq, state);
                 }
-                Some(p) => {
-                    let code = ErrorCode::from_code(p.error_code);
-                    if invalidates_metadata(code) {
-                        self.core.metadata.request_update();
+                if duplicate {
+                    log::debug!("{}: the broker already had this batch", batch.tp);
+                    Metrics::add(&self.core.metrics.duplicate_batches, 1);
+                }
+                let outcome = BatchOutcome {
+                    base_offset: p.base_offset,
+                    log_append_time: p.log_append_time_ms,
+                };
+                self.succeed(batch, outcome);
+                continue;
+            }
+            if invalidates_metadata(code) {
+                self.core.metadata.request_update();
+                if let Some(leader) = p.current_leader {
+                    // KIP-951: the broker named the new leader; use it for the retry now.
+                    if self.core.metadata.apply_leader_hint(
+                        batch.tp.topic(),
+                        batch.tp.partition(),
+                        leader,
+                        &response.node_endpoints,
+                    ) {
+                        log::debug!("{}: leader hint {leader:?} applied", batch.tp);
+                        Metrics::add(&self.core.metrics.leader_hints, 1);
                     }
-                    let message = p.error_message.clone().or_else(|| {
-                        p.record_errors
-                            .first()
-                            .and_then(|e| e.batch_index_error_message.clone())
-                    });
-                    self.fail_or_retry(batch, Error::Broker { code, message }, now);
                 }
-                None => {
-                    let error = Error::Broker {
-                        code: ErrorCode::UnknownServerError,
-                        message: Some(format!("the response has no entry for {}", batch.tp)),
-                    };
-                    self.fail(batch, error);
+            }
+            let message = p.error_message.clone().or_else(|| {
+                p.record_errors
+                    .first()
+                    .and_then(|e| e.batch_index_error_message.clone())
+            });
+            let error = Error::Broker { code, message };
+            let verdict = match (self.idempotence.as_mut(), state) {
+                (Some(idem), Some(state)) => idem.on_error(&batch.tp, batch.seq, state, code),
+                _ if code.is_retriable() => Verdict::Retry,
+                _ => Verdict::Fail,
+            };
+            match verdict {
+                Verdict::Retry => self.retry_or_fail(batch, error, true, now),
+                Verdict::Fail => self.retry_or_fail(batch, error, false, now),
+                Verdict::Fatal(fatal) => {
+                    self.go_fatal(fatal.clone());
+                    self.fail(batch, fatal);
                 }
             }
         }

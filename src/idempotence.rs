@@ -1,0 +1,554 @@
+//! The idempotent producer's bookkeeping: its producer id and epoch, and each partition's
+//! sequence numbers.
+//!
+//! # Ownership
+//!
+//! [`Idempotence`] is owned by the sender thread and touched by nothing else, so it has no
+//! locks. It is pure state: the sender asks it what to do with a batch ([`Idempotence::drain`],
+//! [`Idempotence::on_error`]) and tells it what happened ([`Idempotence::acked`],
+//! [`Idempotence::gave_up`], [`Idempotence::producer_id_received`]). The unit tests at the
+//! bottom drive every rule with decoded responses, without sockets.
+//!
+//! # The rules (Java's `TransactionManager` for an idempotent producer is the reference)
+//!
+//! - Nothing is produced before InitProducerId gave a producer id and epoch.
+//! - A batch gets its base sequence when it is drained for the first time; the partition's
+//!   next sequence advances by its record count (wrapping at `i32::MAX` as Kafka does). A
+//!   retried batch keeps producer id, epoch and base sequence, so its bytes are identical.
+//! - A partition may have several batches in flight (up to max.in.flight per connection).
+//!   A batch that already has a sequence (a retry) is sent only when it is the partition's
+//!   oldest unresolved batch and nothing of the partition is in flight: during recovery a
+//!   partition has one request in flight, so the broker sees sequences in order again.
+//! - DUPLICATE_SEQUENCE_NUMBER means the broker already holds the batch: success.
+//! - OUT_OF_ORDER_SEQUENCE_NUMBER / UNKNOWN_PRODUCER_ID / INVALID_PRODUCER_EPOCH on a batch
+//!   that is *not* the partition's oldest unresolved one means an earlier batch failed or
+//!   is being retried: retry it as it is. On the oldest one, the broker holds nothing of the
+//!   partition past the last acknowledged sequence: the partition is *reset*. A reset asks
+//!   for a new epoch (InitProducerId with the current id and epoch, KIP-360) and, once the
+//!   partition has nothing in flight, restarts its sequences at 0 under the new epoch; every
+//!   batch of the partition still unacknowledged is then sequenced again, in queue order.
+//!   Nothing is duplicated: the broker wrote none of them.
+//! - A batch that fails for good after the broker answered it with a non-retriable error was
+//!   not written, so it leaves a gap: if it was the partition's newest batch its sequences
+//!   are reused, otherwise the partition is reset. A batch that fails for good without a
+//!   definite answer (out of retries or delivery time after a lost connection) may have been
+//!   written: nothing is reset, and the broker's answer to the next batch decides.
+//! - Other partitions move to a new epoch lazily, when they have no unresolved batch left
+//!   (their old-epoch retries must keep their bytes).
+//! - Fatal errors (authorization, unsupported version, fenced) end the producer.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::error::{Error, ErrorCode};
+use crate::record::TopicPartition;
+use crate::record_batch::ProducerState;
+
+/// A producer id and epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ProducerIdEpoch {
+    pub id: i64,
+    pub epoch: i16,
+}
+
+impl ProducerIdEpoch {
+    fn of(state: ProducerState) -> Self {
+        ProducerIdEpoch {
+            id: state.producer_id,
+            epoch: state.producer_epoch,
+        }
+    }
+}
+
+/// What to do with the front batch of a partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Drain {
+    /// Not now: no producer id yet, a retry waiting its turn, or a reset waiting for the
+    /// partition's requests in flight.
+    Wait,
+    /// Send it with this producer state (new, reassigned, or the batch's own).
+    Send(ProducerState),
+}
+
+/// What to do with a batch the broker answered with an error.
+#[derive(Debug, Clone)]
+pub(crate) enum Verdict {
+    /// Retry (the sender still applies retries and delivery.timeout.ms).
+    Retry,
+    /// Fail the batch with the broker's error (non-retriable).
+    Fail,
+    /// The producer cannot continue: fail it with this error.
+    Fatal(Error),
+}
+
+/// Sequence state of one partition.
+#[derive(Debug, Default)]
+struct PartitionSequences {
+    /// The producer id and epoch the sequences below belong to.
+    owner: Option<ProducerIdEpoch>,
+    /// Base sequence of the next new batch.
+    next_sequence: i32,
+    /// Batches with a sequence under `owner` that are not acknowledged or given up yet:
+    /// queue position (`ProducerBatch::seq`) → (base sequence, record count).
+    unresolved: BTreeMap<u64, (i32, i32)>,
+    /// Restart at sequence 0 under a newer epoch once nothing is in flight.
+    reset: bool,
+}
+
+/// The idempotent producer's state. See the module docs.
+#[derive(Debug, Default)]
+pub(crate) struct Idempotence {
+    /// The id and epoch new batches get; `None` until InitProducerId answered.
+    current: Option<ProducerIdEpoch>,
+    /// A reset partition waits for a new epoch.
+    bump_needed: bool,
+    /// The last bump was refused: ask for a new producer id instead.
+    fresh_id_needed: bool,
+    fatal: Option<Error>,
+    partitions: HashMap<TopicPartition, PartitionSequences>,
+}
+
+impl Idempotence {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether an InitProducerId request is needed (first id, or an epoch bump).
+    pub fn needs_producer_id(&self) -> bool {
+        self.fatal.is_none() && (self.current.is_none() || self.bump_needed)
+    }
+
+    /// The (producer id, epoch) to put in InitProducerId: the current ones to bump the
+    /// epoch (v3+), or -1/-1 for a new id.
+    pub fn init_request_ids(&self) -> (i64, i16) {
+        match self.current {
+            Some(c) if !self.fresh_id_needed => (c.id, c.epoch),
+            _ => (-1, -1),
+        }
+    }
+
+    /// The fatal error, once the producer failed.
+    #[cfg(test)]
+    pub fn fatal(&self) -> Option<&Error> {
+        self.fatal.as_ref()
+    }
+
+    /// Installs the id and epoch InitProducerId returned.
+    pub fn producer_id_received(&mut self, id: i64, epoch: i16) {
+        let new = ProducerIdEpoch { id, epoch };
+        if self.current != Some(new) {
+            log::info!("idempotent producer id {id}, epoch {epoch}");
+        }
+        self.current = Some(new);
+        self.bump_needed = false;
+        self.fresh_id_needed = false;
+    }
+
+    /// InitProducerId failed with `code`; returns the fatal error if the producer cannot go
+    /// on (retriable codes are retried by the caller after a backoff).
+    pub fn producer_id_failed(
+        &mut self,
+        code: ErrorCode,
+        message: Option<String>,
+    ) -> Option<Error> {
+        if code.is_retriable() {
+            return None;
+        }
+        let bumping = self.current.is_some() && !self.fresh_id_needed;
+        if bumping && !is_fatal(code) {
+            // The broker would not bump this epoch (an old broker, or the id expired):
+            // start over with a new producer id, as Java does.
+            log::warn!(
+                "epoch bump refused with {}; asking for a new producer id",
+                code.name()
+            );
+            self.fresh_id_needed = true;
+            return None;
+        }
+        let error = Error::Fatal(format!(
+            "InitProducerId failed with {}{}",
+            code.name(),
+            message.map(|m| format!(": {m}")).unwrap_or_default()
+        ));
+        self.fatal = Some(error.clone());
+        Some(error)
+    }
+
+    /// Fails the producer with `error` (for example InitProducerId unsupported).
+    pub fn set_fatal(&mut self, error: Error) {
+        self.fatal.get_or_insert(error);
+    }
+
+    /// Decides about the front batch of `tp` at queue position `position` with
+    /// `record_count` records and producer state `assigned` (`None` before its first send),
+    /// given the partition's requests in flight. Assigns (or reassigns) its sequence when
+    /// it may go.
+    pub fn drain(
+        &mut self,
+        tp: &TopicPartition,
+        position: u64,
+        assigned: Option<ProducerState>,
+        record_count: i32,
+        in_flight: usize,
+    ) -> Drain {
+        let Some(current) = self.current.filter(|_| self.fatal.is_none()) else {
+            return Drain::Wait;
+        };
+        let p = self.partitions.entry(tp.clone()).or_default();
+        if p.reset {
+            if in_flight > 0 || p.owner == Some(current) {
+                return Drain::Wait; // answers outstanding, or the new epoch not here yet
+            }
+            log::info!(
+                "{tp}: sequences restart at 0 under epoch {} of producer {}",
+                current.epoch,
+                current.id
+            );
+            *p = PartitionSequences {
+                owner: Some(current),
+                ..PartitionSequences::default()
+            };
+        }
+        if let Some(state) = assigned.filter(|s| Some(ProducerIdEpoch::of(*s)) == p.owner) {
+            // A retry: only as the oldest unresolved batch, with nothing else in flight.
+            let oldest = p.unresolved.keys().next() == Some(&position);
+            return if oldest && in_flight == 0 {
+                Drain::Send(state)
+            } else {
+                Drain::Wait
+            };
+        }
+        if p.owner != Some(current) {
+            if !p.unresolved.is_empty() {
+                return Drain::Wait; // old-epoch batches first
+            }
+            p.owner = Some(current);
+            p.next_sequence = 0;
+        }
+        let state = ProducerState {
+            producer_id: current.id,
+            producer_epoch: current.epoch,
+            base_sequence: p.next_sequence,
+        };
+        p.next_sequence = increment_sequence(p.next_sequence, record_count);
+        p.unresolved
+            .insert(position, (state.base_sequence, record_count));
+        Drain::Send(state)
+    }
+
+    /// The broker acknowledged the batch (or answered DUPLICATE_SEQUENCE_NUMBER).
+    pub fn acked(&mut self, tp: &TopicPartition, position: u64, state: ProducerState) {
+        if let Some(p) = self.owned(tp, state) {
+            p.unresolved.remove(&position);
+        }
+    }
+
+    /// The broker answered the batch with `code` (not success, not a duplicate).
+    pub fn on_error(
+        &mut self,
+        tp: &TopicPartition,
+        position: u64,
+        state: ProducerState,
+        code: ErrorCode,
+    ) -> Verdict {
+        if is_fatal(code) {
+            let error = Error::Fatal(format!(
+                "the broker answered a produce to {tp} with {}",
+                code.name()
+            ));
+            self.fatal.get_or_insert(error.clone());
+            return Verdict::Fatal(error);
+        }
+        let sequence_error = matches!(
+            code,
+            ErrorCode::OutOfOrderSequenceNumber
+                | ErrorCode::UnknownProducerId
+                | ErrorCode::InvalidProducerEpoch
+        );
+        if !sequence_error {
+            return if code.is_retriable() {
+                Verdict::Retry
+            } else {
+                Verdict::Fail
+            };
+        }
+        let Some(p) = self.owned(tp, state) else {
+            return Verdict::Retry; // an old epoch's batch: it gets a new sequence
+        };
+        if p.unresolved.keys().next() == Some(&position) {
+            log::info!(
+                "{tp}: {} on the oldest unacknowledged batch; resetting",
+                code.name()
+            );
+            p.reset = true;
+            self.bump_needed = true;
+        }
+        Verdict::Retry
+    }
+
+    /// The batch fails for good. `not_written`: the broker answered it with a non-retriable
+    /// error, so it holds none of it; otherwise its fate is unknown.
+    pub fn gave_up(
+        &mut self,
+        tp: &TopicPartition,
+        position: u64,
+        state: ProducerState,
+        not_written: bool,
+    ) {
+        let Some(p) = self.owned(tp, state) else {
+            return;
+        };
+        let Some((base, count)) = p.unresolved.remove(&position) else {
+            return;
+        };
+        if !not_written {
+            return;
+        }
+        let newest = p.unresolved.range(position..).next().is_none()
+            && increment_sequence(base, count) == p.next_sequence;
+        if newest && !p.reset {
+            p.next_sequence = base; // the gap is at the end: reuse its sequences
+        } else {
+            p.reset = true;
+            self.bump_needed = true;
+        }
+    }
+
+    /// The partition's state if `state` is its current owner's.
+    fn owned(
+        &mut self,
+        tp: &TopicPartition,
+        state: ProducerState,
+    ) -> Option<&mut PartitionSequences> {
+        self.partitions
+            .get_mut(tp)
+            .filter(|p| p.owner == Some(ProducerIdEpoch::of(state)))
+    }
+}
+
+/// Errors after which an idempotent producer cannot continue (Java's fatal errors).
+pub(crate) fn is_fatal(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::ClusterAuthorizationFailed
+            | ErrorCode::TransactionalIdAuthorizationFailed
+            | ErrorCode::ProducerFenced
+            | ErrorCode::UnsupportedVersion
+            | ErrorCode::UnsupportedForMessageFormat
+            | ErrorCode::InvalidProducerIdMapping
+    )
+}
+
+/// `sequence + increment`, wrapping past `i32::MAX` to 0 as Kafka does.
+pub(crate) fn increment_sequence(sequence: i32, increment: i32) -> i32 {
+    if sequence > i32::MAX - increment {
+        increment - (i32::MAX - sequence) - 1
+    } else {
+        sequence + increment
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::decode_response;
+    use crate::protocol::produce::{
+        PartitionProduceResponse, ProduceRequest, ProduceResponse, TopicProduceResponse,
+    };
+
+    fn tp(p: i32) -> TopicPartition {
+        TopicPartition::new("t", p)
+    }
+
+    fn ready(id: i64, epoch: i16) -> Idempotence {
+        let mut i = Idempotence::new();
+        assert!(i.needs_producer_id());
+        assert_eq!(i.drain(&tp(0), 0, None, 1, 0), Drain::Wait, "no id yet");
+        i.producer_id_received(id, epoch);
+        assert!(!i.needs_producer_id());
+        i
+    }
+
+    fn sent(d: Drain) -> ProducerState {
+        match d {
+            Drain::Send(s) => s,
+            Drain::Wait => panic!("expected a send"),
+        }
+    }
+
+    fn state(id: i64, epoch: i16, seq: i32) -> ProducerState {
+        ProducerState {
+            producer_id: id,
+            producer_epoch: epoch,
+            base_sequence: seq,
+        }
+    }
+
+    /// The error code the broker gave partition 0 of topic `t`, from a Produce response
+    /// encoded as a broker would and decoded by our decoder (the sender's input).
+    fn decoded_error(code: ErrorCode) -> ErrorCode {
+        let response = ProduceResponse {
+            responses: vec![TopicProduceResponse {
+                name: "t".into(),
+                partitions: vec![PartitionProduceResponse {
+                    index: 0,
+                    error_code: code.code(),
+                    base_offset: -1,
+                    ..PartitionProduceResponse::default()
+                }],
+            }],
+            ..ProduceResponse::default()
+        };
+        let mut body = Vec::new();
+        response.encode_body(9, &mut body);
+        let mut frame = 7i32.to_be_bytes().to_vec();
+        frame.push(0); // empty tagged fields of the flexible response header
+        frame.extend_from_slice(&body);
+        let (_, decoded) = decode_response::<ProduceRequest>(9, &frame).expect("decodes");
+        ErrorCode::from_code(decoded.responses[0].partitions[0].error_code)
+    }
+
+    #[test]
+    fn sequences_are_assigned_at_drain_per_partition_and_kept_on_retry() {
+        let mut i = ready(7, 0);
+        let a = sent(i.drain(&tp(0), 0, None, 3, 0));
+        let b = sent(i.drain(&tp(0), 1, None, 2, 1));
+        let c = sent(i.drain(&tp(1), 0, None, 5, 0));
+        assert_eq!(
+            (a.base_sequence, b.base_sequence, c.base_sequence),
+            (0, 3, 0)
+        );
+        assert_eq!((a.producer_id, a.producer_epoch), (7, 0));
+        // b's request was lost with the connection: while a is unresolved b waits, ...
+        assert_eq!(i.drain(&tp(0), 1, Some(b), 2, 0), Drain::Wait);
+        // ... a retries byte for byte once nothing is in flight, then b.
+        assert_eq!(i.drain(&tp(0), 0, Some(a), 3, 1), Drain::Wait);
+        assert_eq!(i.drain(&tp(0), 0, Some(a), 3, 0), Drain::Send(a));
+        i.acked(&tp(0), 0, a);
+        assert_eq!(i.drain(&tp(0), 1, Some(b), 2, 0), Drain::Send(b));
+        i.acked(&tp(0), 1, b);
+        let d = sent(i.drain(&tp(0), 2, None, 1, 0));
+        assert_eq!(d.base_sequence, 5);
+    }
+
+    #[test]
+    fn duplicate_is_success_and_sequence_errors_behind_a_failed_batch_retry() {
+        let mut i = ready(7, 0);
+        let a = sent(i.drain(&tp(0), 0, None, 1, 0));
+        let b = sent(i.drain(&tp(0), 1, None, 1, 1));
+        // a failed retriably (its answer NOT_LEADER), b came back OUT_OF_ORDER: b is not
+        // the oldest, so it is simply retried, and no reset happens.
+        let code = decoded_error(ErrorCode::NotLeaderOrFollower);
+        assert!(matches!(i.on_error(&tp(0), 0, a, code), Verdict::Retry));
+        let code = decoded_error(ErrorCode::OutOfOrderSequenceNumber);
+        assert!(matches!(i.on_error(&tp(0), 1, b, code), Verdict::Retry));
+        assert!(!i.needs_producer_id());
+        // a is resent and answered DUPLICATE_SEQUENCE_NUMBER (the sender treats it as
+        // success and calls `acked`); then b goes with its original sequence.
+        assert_eq!(i.drain(&tp(0), 0, Some(a), 1, 0), Drain::Send(a));
+        assert_eq!(
+            decoded_error(ErrorCode::DuplicateSequenceNumber),
+            ErrorCode::DuplicateSequenceNumber
+        );
+        i.acked(&tp(0), 0, a);
+        assert_eq!(i.drain(&tp(0), 1, Some(b), 1, 0), Drain::Send(b));
+    }
+
+    #[test]
+    fn out_of_order_on_the_oldest_batch_bumps_the_epoch_and_resequences_the_partition() {
+        let mut i = ready(7, 0);
+        let a = sent(i.drain(&tp(0), 0, None, 2, 0));
+        let b = sent(i.drain(&tp(0), 1, None, 2, 1));
+        let other = sent(i.drain(&tp(1), 0, None, 4, 0));
+        i.acked(&tp(0), 0, a);
+        let code = decoded_error(ErrorCode::OutOfOrderSequenceNumber);
+        assert!(matches!(i.on_error(&tp(0), 1, b, code), Verdict::Retry));
+        assert!(i.needs_producer_id(), "a reset asks for a new epoch");
+        assert_eq!(i.init_request_ids(), (7, 0), "bump: current id and epoch");
+        assert_eq!(
+            i.drain(&tp(0), 1, Some(b), 2, 0),
+            Drain::Wait,
+            "until the bump"
+        );
+        i.producer_id_received(7, 1);
+        assert_eq!(i.drain(&tp(0), 1, Some(b), 2, 1), Drain::Wait, "in flight");
+        let b2 = sent(i.drain(&tp(0), 1, Some(b), 2, 0));
+        assert_eq!(b2, state(7, 1, 0), "b restarts the partition at sequence 0");
+        let c = sent(i.drain(&tp(0), 2, None, 1, 1));
+        assert_eq!(c, state(7, 1, 2));
+        // Partition 1 keeps epoch 0 while its batch is unresolved (a retry keeps its
+        // bytes), new batches wait; then it moves to epoch 1 at sequence 0.
+        assert_eq!(i.drain(&tp(1), 1, None, 1, 1), Drain::Wait);
+        assert_eq!(i.drain(&tp(1), 0, Some(other), 4, 0), Drain::Send(other));
+        i.acked(&tp(1), 0, other);
+        assert_eq!(sent(i.drain(&tp(1), 1, None, 1, 0)), state(7, 1, 0));
+    }
+
+    #[test]
+    fn unknown_producer_id_on_the_oldest_batch_resets_too() {
+        let mut i = ready(3, 5);
+        let a = sent(i.drain(&tp(2), 0, None, 1, 0));
+        let code = decoded_error(ErrorCode::UnknownProducerId);
+        assert!(matches!(i.on_error(&tp(2), 0, a, code), Verdict::Retry));
+        assert!(i.needs_producer_id());
+        i.producer_id_received(3, 6);
+        assert_eq!(sent(i.drain(&tp(2), 0, Some(a), 1, 0)), state(3, 6, 0));
+    }
+
+    #[test]
+    fn a_batch_failed_for_good_reuses_or_resets_sequences() {
+        let mut i = ready(1, 0);
+        // The newest batch fails with a non-retriable answer: its sequences are reused.
+        let a = sent(i.drain(&tp(0), 0, None, 3, 0));
+        let code = decoded_error(ErrorCode::PolicyViolation);
+        assert!(matches!(i.on_error(&tp(0), 0, a, code), Verdict::Fail));
+        i.gave_up(&tp(0), 0, a, true);
+        assert!(!i.needs_producer_id());
+        assert_eq!(sent(i.drain(&tp(0), 1, None, 1, 0)), state(1, 0, 0));
+        // A failure with a later batch in flight leaves a gap: reset.
+        let c = sent(i.drain(&tp(0), 2, None, 1, 1));
+        i.gave_up(&tp(0), 1, state(1, 0, 0), true);
+        assert!(i.needs_producer_id());
+        i.producer_id_received(1, 1);
+        assert_eq!(sent(i.drain(&tp(0), 2, Some(c), 1, 0)), state(1, 1, 0));
+        // Unknown fate (lost connection, out of time): no reset; the broker decides.
+        let d = sent(i.drain(&tp(0), 3, None, 1, 0));
+        i.gave_up(&tp(0), 3, d, false);
+        assert!(!i.needs_producer_id());
+    }
+
+    #[test]
+    fn fatal_errors_stop_the_producer_and_refused_bumps_ask_for_a_new_id() {
+        let mut i = ready(9, 0);
+        let a = sent(i.drain(&tp(0), 0, None, 1, 0));
+        let code = decoded_error(ErrorCode::ClusterAuthorizationFailed);
+        assert!(matches!(
+            i.on_error(&tp(0), 0, a, code),
+            Verdict::Fatal(Error::Fatal(_))
+        ));
+        assert!(i.fatal().is_some());
+        assert!(!i.needs_producer_id());
+        assert_eq!(i.drain(&tp(0), 1, None, 1, 0), Drain::Wait);
+
+        let mut i = ready(9, 0);
+        let a = sent(i.drain(&tp(0), 0, None, 1, 0));
+        i.on_error(&tp(0), 0, a, ErrorCode::OutOfOrderSequenceNumber);
+        assert_eq!(i.init_request_ids(), (9, 0));
+        assert!(i
+            .producer_id_failed(ErrorCode::InvalidProducerEpoch, None)
+            .is_none());
+        assert_eq!(i.init_request_ids(), (-1, -1), "then a new id");
+        assert!(i
+            .producer_id_failed(ErrorCode::CoordinatorNotAvailable, None)
+            .is_none());
+        let fatal = i.producer_id_failed(ErrorCode::ClusterAuthorizationFailed, None);
+        assert!(matches!(fatal, Some(Error::Fatal(_))));
+    }
+
+    #[test]
+    fn sequences_wrap_like_kafka() {
+        assert_eq!(increment_sequence(0, 5), 5);
+        assert_eq!(increment_sequence(i32::MAX - 1, 1), i32::MAX);
+        assert_eq!(increment_sequence(i32::MAX, 1), 0);
+        assert_eq!(increment_sequence(i32::MAX - 2, 5), 2);
+    }
+}
