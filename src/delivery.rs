@@ -48,6 +48,12 @@ pub(crate) struct BatchOutcome {
 }
 
 /// A batch's result, shared by the batch and its records' futures.
+///
+/// A batch rebuilt as several batches (split in two after MESSAGE_TOO_LARGE, or with records
+/// taken out after INVALID_RECORD) forwards its result to theirs ([`BatchResult::forward`]):
+/// the record at relative offset `r` finds its outcome in result `targets[r].0` at offset
+/// `targets[r].1`. Futures and `flush` follow the forwarding, so a future made before the
+/// split still resolves.
 #[derive(Debug, Default)]
 pub(crate) struct BatchResult {
     state: Mutex<ResultState>,
@@ -59,6 +65,23 @@ struct ResultState {
     outcome: Option<Result<BatchOutcome, Error>>,
     settled: bool,
     wakers: Vec<Waker>,
+    split: Option<Split>,
+}
+
+/// Where a rebuilt batch's records went.
+#[derive(Debug, Clone)]
+struct Split {
+    /// Per relative offset: (index into `results`, offset there).
+    targets: Arc<[(usize, u32)]>,
+    results: Arc<[Arc<BatchResult>]>,
+}
+
+/// What a record's future finds in a result.
+enum Lookup {
+    Done(Result<BatchOutcome, Error>),
+    /// The batch was split: look in this result at this relative offset.
+    Moved(Arc<BatchResult>, u32),
+    Pending,
 }
 
 impl BatchResult {
@@ -67,7 +90,7 @@ impl BatchResult {
     pub fn complete(&self, outcome: Result<BatchOutcome, Error>, settled: bool) {
         let wakers = {
             let mut s = self.state.lock();
-            if s.outcome.is_some() {
+            if s.outcome.is_some() || s.split.is_some() {
                 debug_assert!(false, "batch completed twice");
                 return;
             }
@@ -79,15 +102,56 @@ impl BatchResult {
         wakers.into_iter().for_each(Waker::wake);
     }
 
-    /// Whether the outcome is known.
-    pub fn is_complete(&self) -> bool {
-        self.state.lock().outcome.is_some()
+    /// Forwards this (never completed) result to the results of the batches its records
+    /// went to: record `r` to `results[targets[r].0]` at offset `targets[r].1`.
+    pub fn forward(&self, targets: Vec<(usize, u32)>, results: Vec<Arc<BatchResult>>) {
+        let wakers = {
+            let mut s = self.state.lock();
+            debug_assert!(s.outcome.is_none() && s.split.is_none());
+            s.split = Some(Split {
+                targets: targets.into(),
+                results: results.into(),
+            });
+            std::mem::take(&mut s.wakers)
+        };
+        self.changed.notify_all();
+        wakers.into_iter().for_each(Waker::wake);
     }
 
-    /// Waits until the batch is settled or `deadline` passes; true when settled.
+    fn lookup(s: &ResultState, relative_offset: u32) -> Lookup {
+        if let Some(o) = &s.outcome {
+            return Lookup::Done(o.clone());
+        }
+        match &s.split {
+            Some(split) => match split.targets.get(relative_offset as usize) {
+                Some(&(i, offset)) => Lookup::Moved(Arc::clone(&split.results[i]), offset),
+                None => Lookup::Done(Err(Error::Fatal(format!(
+                    "record {relative_offset} is not in its rebuilt batch"
+                )))),
+            },
+            None => Lookup::Pending,
+        }
+    }
+
+    /// Whether the outcome of the record at `relative_offset` is known.
+    pub fn is_complete_for(&self, relative_offset: u32) -> bool {
+        let lookup = Self::lookup(&self.state.lock(), relative_offset);
+        match lookup {
+            Lookup::Done(_) => true,
+            Lookup::Moved(next, offset) => next.is_complete_for(offset),
+            Lookup::Pending => false,
+        }
+    }
+
+    /// Waits until the batch (both halves, if it was split) is settled or `deadline`
+    /// passes; true when settled.
     pub fn wait_settled(&self, deadline: Option<Instant>) -> bool {
         let mut s = self.state.lock();
         while !s.settled {
+            if let Some(split) = s.split.clone() {
+                drop(s);
+                return split.results.iter().all(|r| r.wait_settled(deadline));
+            }
             match deadline {
                 None => self.changed.wait(&mut s),
                 Some(d) => {
@@ -100,34 +164,50 @@ impl BatchResult {
         true
     }
 
-    /// Waits for the outcome until `deadline`.
-    pub fn wait_outcome(&self, deadline: Option<Instant>) -> Option<Result<BatchOutcome, Error>> {
+    /// Waits until the record at `relative_offset` has an outcome here or moved to a
+    /// split half, or `deadline` passes.
+    fn wait_lookup(&self, relative_offset: u32, deadline: Option<Instant>) -> Lookup {
         let mut s = self.state.lock();
         loop {
-            if let Some(o) = &s.outcome {
-                return Some(o.clone());
+            match Self::lookup(&s, relative_offset) {
+                Lookup::Pending => {}
+                found => return found,
             }
             match deadline {
                 None => self.changed.wait(&mut s),
                 Some(d) => {
-                    if self.changed.wait_until(&mut s, d).timed_out() && s.outcome.is_none() {
-                        return None;
+                    if self.changed.wait_until(&mut s, d).timed_out() {
+                        return Self::lookup(&s, relative_offset);
                     }
                 }
             }
         }
     }
 
-    fn poll_outcome(&self, waker: &Waker) -> Option<Result<BatchOutcome, Error>> {
+    fn poll_lookup(&self, relative_offset: u32, waker: &Waker) -> Lookup {
         let mut s = self.state.lock();
-        match &s.outcome {
-            Some(o) => Some(o.clone()),
-            None => {
-                if !s.wakers.iter().any(|w| w.will_wake(waker)) {
-                    s.wakers.push(waker.clone());
-                }
-                None
-            }
+        let found = Self::lookup(&s, relative_offset);
+        if matches!(found, Lookup::Pending) && !s.wakers.iter().any(|w| w.will_wake(waker)) {
+            s.wakers.push(waker.clone());
+        }
+        found
+    }
+}
+
+/// The record `slot` of `batch`: its metadata once known (following splits), or `None`
+/// when `deadline` passed first.
+fn resolve(
+    batch: &Arc<BatchResult>,
+    slot: &RecordSlot,
+    deadline: Option<Instant>,
+) -> Option<Result<RecordMetadata, Error>> {
+    let mut batch = Arc::clone(batch);
+    let mut offset = slot.relative_offset;
+    loop {
+        match batch.wait_lookup(offset, deadline) {
+            Lookup::Done(o) => return Some(slot.with_offset(offset).metadata(&o)),
+            Lookup::Moved(next, o) => (batch, offset) = (next, o),
+            Lookup::Pending => return None,
         }
     }
 }
@@ -145,6 +225,14 @@ pub(crate) struct RecordSlot {
 }
 
 impl RecordSlot {
+    /// This slot at another relative offset (its place in a split half).
+    pub fn with_offset(&self, relative_offset: u32) -> RecordSlot {
+        RecordSlot {
+            relative_offset,
+            ..self.clone()
+        }
+    }
+
     /// The record's metadata (or error) given its batch's outcome.
     pub fn metadata(&self, outcome: &Result<BatchOutcome, Error>) -> Result<RecordMetadata, Error> {
         let o = outcome.as_ref().map_err(Clone::clone)?;
@@ -216,13 +304,11 @@ impl SendFuture {
         match self.state {
             FutureState::Ready(r) => r,
             FutureState::InBatch { batch, slot } => {
-                if on_callback_thread() && !batch.is_complete() {
+                if on_callback_thread() && !batch.is_complete_for(slot.relative_offset) {
                     return Err(wait_in_callback());
                 }
-                let outcome = batch
-                    .wait_outcome(None)
-                    .unwrap_or_else(|| Err(Error::Fatal("batch result lost".into())));
-                slot.metadata(&outcome)
+                resolve(&batch, &slot, None)
+                    .unwrap_or_else(|| Err(Error::Fatal("batch result lost".into())))
             }
         }
     }
@@ -232,12 +318,14 @@ impl SendFuture {
     pub fn wait_timeout(&self, timeout: Duration) -> Option<Result<RecordMetadata, Error>> {
         match &self.state {
             FutureState::Ready(r) => Some(r.clone()),
-            FutureState::InBatch { batch, .. } if on_callback_thread() && !batch.is_complete() => {
+            FutureState::InBatch { batch, slot }
+                if on_callback_thread() && !batch.is_complete_for(slot.relative_offset) =>
+            {
                 Some(Err(wait_in_callback()))
             }
-            FutureState::InBatch { batch, slot } => batch
-                .wait_outcome(Some(Instant::now() + timeout))
-                .map(|o| slot.metadata(&o)),
+            FutureState::InBatch { batch, slot } => {
+                resolve(batch, slot, Some(Instant::now() + timeout))
+            }
         }
     }
 
@@ -245,7 +333,7 @@ impl SendFuture {
     pub fn is_done(&self) -> bool {
         match &self.state {
             FutureState::Ready(_) => true,
-            FutureState::InBatch { batch, .. } => batch.is_complete(),
+            FutureState::InBatch { batch, slot } => batch.is_complete_for(slot.relative_offset),
         }
     }
 }
@@ -253,13 +341,23 @@ impl SendFuture {
 impl Future for SendFuture {
     type Output = Result<RecordMetadata, Error>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match &self.state {
-            FutureState::Ready(r) => Poll::Ready(r.clone()),
-            FutureState::InBatch { batch, slot } => match batch.poll_outcome(cx.waker()) {
-                Some(o) => Poll::Ready(slot.metadata(&o)),
-                None => Poll::Pending,
-            },
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            let (next, offset) = match &self.state {
+                FutureState::Ready(r) => return Poll::Ready(r.clone()),
+                FutureState::InBatch { batch, slot } => {
+                    match batch.poll_lookup(slot.relative_offset, cx.waker()) {
+                        Lookup::Done(o) => return Poll::Ready(slot.metadata(&o)),
+                        Lookup::Pending => return Poll::Pending,
+                        Lookup::Moved(next, offset) => (next, offset),
+                    }
+                }
+            };
+            // The batch was split: follow the record into its half.
+            if let FutureState::InBatch { batch, slot } = &mut self.state {
+                *batch = next;
+                slot.relative_offset = offset;
+            }
         }
     }
 }

@@ -285,6 +285,28 @@ impl Idempotence {
         Verdict::Retry
     }
 
+    /// A batch refused as too large was split in two: the halves (queue position, record
+    /// count) take over its sequence range, the first from its base sequence.
+    pub fn split(
+        &mut self,
+        tp: &TopicPartition,
+        position: u64,
+        state: ProducerState,
+        halves: [(u64, i32); 2],
+    ) {
+        let Some(p) = self.owned(tp, state) else {
+            return;
+        };
+        if p.unresolved.remove(&position).is_none() {
+            return;
+        }
+        let [(first, first_count), (second, second_count)] = halves;
+        p.unresolved
+            .insert(first, (state.base_sequence, first_count));
+        let second_base = increment_sequence(state.base_sequence, first_count);
+        p.unresolved.insert(second, (second_base, second_count));
+    }
+
     /// The batch fails for good. `not_written`: the broker answered it with a non-retriable
     /// error, so it holds none of it; otherwise its fate is unknown.
     pub fn gave_up(
@@ -542,6 +564,23 @@ mod tests {
             .is_none());
         let fatal = i.producer_id_failed(ErrorCode::ClusterAuthorizationFailed, None);
         assert!(matches!(fatal, Some(Error::Fatal(_))));
+    }
+
+    #[test]
+    fn the_halves_of_a_split_batch_take_over_its_sequence_range() {
+        let mut i = ready(4, 2);
+        let a = sent(i.drain(&tp(0), 0, None, 10, 0));
+        let b = sent(i.drain(&tp(0), 100, None, 5, 1));
+        assert_eq!(b.base_sequence, 10);
+        // a was refused as too large: its halves (positions 0 and 50) go first, in order.
+        i.split(&tp(0), 0, a, [(0, 5), (50, 5)]);
+        let second = state(4, 2, 5);
+        assert_eq!(i.drain(&tp(0), 50, Some(second), 5, 0), Drain::Wait);
+        assert_eq!(i.drain(&tp(0), 0, Some(a), 5, 0), Drain::Send(a));
+        i.acked(&tp(0), 0, a);
+        assert_eq!(i.drain(&tp(0), 50, Some(second), 5, 0), Drain::Send(second));
+        i.acked(&tp(0), 50, second);
+        assert_eq!(i.drain(&tp(0), 100, Some(b), 5, 0), Drain::Send(b));
     }
 
     #[test]

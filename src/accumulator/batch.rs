@@ -19,6 +19,12 @@ use crate::error::Error;
 use crate::record::TopicPartition;
 use crate::record_batch::{set_producer_state, Header, ProducerState, RecordBatchBuilder};
 
+/// Queue positions of consecutive batches differ by this much, leaving room for the halves
+/// of up to [`MAX_SPLIT_DEPTH`] nested splits in between.
+pub(crate) const POSITION_SPACING: u64 = 1 << 20;
+/// The most times a batch is split (a batch of 2^20 records would need more).
+const MAX_SPLIT_DEPTH: u32 = 19;
+
 /// A record ready to be appended: already serialized, partition chosen.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct AppendRecord<'a> {
@@ -57,8 +63,11 @@ impl std::fmt::Debug for Completion {
 pub(crate) struct ProducerBatch {
     pub id: u64,
     /// Position in its partition's queue, assigned under the partition lock when the batch
-    /// is queued; a retried batch goes back to its place by this number.
+    /// is queued ([`POSITION_SPACING`] apart); a retried batch goes back to its place by
+    /// this number, and the halves of a split batch take places inside its gap.
     pub seq: u64,
+    /// How many splits made this batch (0 for a batch made by `send`).
+    split_depth: u32,
     pub tp: TopicPartition,
     /// The open records; `None` once encoded.
     builder: Option<RecordBatchBuilder>,
@@ -95,6 +104,7 @@ impl ProducerBatch {
         ProducerBatch {
             id,
             seq: 0,
+            split_depth: 0,
             tp,
             builder: Some(builder),
             encoded: None,
@@ -198,6 +208,163 @@ impl ProducerBatch {
         self.completed = true;
         let callbacks = std::mem::take(&mut self.callbacks);
         queue.complete_batch(Arc::clone(&self.result), callbacks, outcome);
+    }
+}
+
+impl ProducerBatch {
+    /// Splits a batch the broker refused as too large (MESSAGE_TOO_LARGE) into two halves by
+    /// record count, the older records first, each re-encoded on its next drain with
+    /// `compression`. The halves take places inside the batch's queue gap, keep its creation
+    /// time (delivery.timeout.ms still counts from it) and memory. An idempotent batch's
+    /// halves keep its producer id and epoch and cover its sequence range: the first starts
+    /// at its base sequence, the second after the first.
+    ///
+    /// Returns the batch unchanged when it cannot be split: a single record, never encoded,
+    /// split too often, or its bytes do not decode.
+    // The refused batch comes back by value on a rare path; boxing would not pay.
+    #[allow(clippy::result_large_err)]
+    pub fn split(
+        self,
+        compression: crate::Compression,
+        compression_level: Option<i32>,
+        ids: (u64, u64),
+    ) -> Result<[ProducerBatch; 2], ProducerBatch> {
+        if self.record_count < 2 || self.split_depth >= MAX_SPLIT_DEPTH {
+            return Err(self);
+        }
+        let n = self.record_count;
+        let boundary = n / 2;
+        let groups = [(0..boundary).collect(), (boundary..n).collect()];
+        let (position, depth, producer) = (self.seq, self.split_depth + 1, self.producer);
+        let halves = self.regroup(&groups, compression, compression_level, &[ids.0, ids.1])?;
+        let [mut first, mut second]: [ProducerBatch; 2] =
+            halves.try_into().expect("two groups, two batches");
+        for (i, half) in [&mut first, &mut second].into_iter().enumerate() {
+            half.split_depth = depth;
+            half.seq = position + if i == 0 { 0 } else { POSITION_SPACING >> depth };
+            half.producer = producer.filter(|s| s.base_sequence >= 0).map(|s| {
+                let offset = if i == 0 { 0 } else { boundary as i32 };
+                ProducerState {
+                    base_sequence: crate::idempotence::increment_sequence(s.base_sequence, offset),
+                    ..s
+                }
+            });
+        }
+        Ok([first, second])
+    }
+
+    /// Takes the records at `rejected` (relative offsets, ascending) out of a batch the
+    /// broker refused for them (INVALID_RECORD with per-record errors). Returns the batch of
+    /// the other records, at the same queue place and with no producer state (it is
+    /// sequenced again when drained; `None` when every record was rejected), and one
+    /// single-record batch per rejected record, to be failed with its own error. Returns the
+    /// batch unchanged if its bytes do not decode or an offset is out of range.
+    #[allow(clippy::type_complexity)]
+    // The refused batch comes back by value on a rare path; boxing would not pay.
+    #[allow(clippy::result_large_err)]
+    pub fn take_out(
+        self,
+        rejected: &[u32],
+        compression: crate::Compression,
+        compression_level: Option<i32>,
+        mut next_id: impl FnMut() -> u64,
+    ) -> Result<(Option<ProducerBatch>, Vec<ProducerBatch>), ProducerBatch> {
+        if rejected.is_empty() || rejected.iter().any(|&r| r >= self.record_count) {
+            return Err(self);
+        }
+        let kept: Vec<u32> = (0..self.record_count)
+            .filter(|r| !rejected.contains(r))
+            .collect();
+        let mut groups: Vec<Vec<u32>> = Vec::new();
+        if !kept.is_empty() {
+            groups.push(kept);
+        }
+        groups.extend(rejected.iter().map(|&r| vec![r]));
+        let ids: Vec<u64> = groups.iter().map(|_| next_id()).collect();
+        let (position, depth, has_kept) =
+            (self.seq, self.split_depth, groups.len() > rejected.len());
+        let mut batches = self.regroup(&groups, compression, compression_level, &ids)?;
+        let kept = if has_kept {
+            let mut k = batches.remove(0);
+            k.seq = position;
+            k.split_depth = depth;
+            Some(k)
+        } else {
+            None
+        };
+        Ok((kept, batches))
+    }
+
+    /// Rebuilds the batch's records as one new closed, unencoded batch per group of
+    /// relative offsets (each group ascending; together covering every record once), with
+    /// ids `ids`. Callbacks move with their records and the batch's result forwards each
+    /// record's future to its new batch. The first new batch takes the memory.
+    #[allow(clippy::result_large_err)] // the batch comes back by value on a rare path
+    fn regroup(
+        mut self,
+        groups: &[Vec<u32>],
+        compression: crate::Compression,
+        compression_level: Option<i32>,
+        ids: &[u64],
+    ) -> Result<Vec<ProducerBatch>, ProducerBatch> {
+        let Some(bytes) = self.encoded.clone() else {
+            return Err(self);
+        };
+        let records = match crate::record_batch::RecordBatch::parse(&bytes)
+            .and_then(|(batch, _)| batch.records())
+        {
+            Ok(r) if r.len() == self.record_count as usize => r,
+            _ => return Err(self),
+        };
+        let mut targets = vec![(0usize, 0u32); records.len()];
+        let mut out = Vec::with_capacity(groups.len());
+        for (g, group) in groups.iter().enumerate() {
+            let part: Vec<&crate::record_batch::Record> =
+                group.iter().map(|&r| &records[r as usize]).collect();
+            let size: usize = part
+                .iter()
+                .map(|r| {
+                    RecordBatchBuilder::record_size(
+                        0,
+                        0,
+                        r.key.as_deref(),
+                        r.value.as_deref(),
+                        &r.headers,
+                    )
+                })
+                .sum();
+            let mut builder = RecordBatchBuilder::with_capacity(
+                compression,
+                compression_level,
+                crate::record_batch::HEADER_SIZE + size,
+            );
+            for r in &part {
+                builder.append(
+                    r.timestamp,
+                    r.key.as_deref(),
+                    r.value.as_deref(),
+                    &r.headers,
+                );
+            }
+            for (new_offset, &r) in group.iter().enumerate() {
+                targets[r as usize] = (g, new_offset as u32);
+            }
+            let memory = self._memory.split_off(if g == 0 { usize::MAX } else { 0 });
+            let mut batch =
+                ProducerBatch::new(ids[g], self.tp.clone(), builder, memory, self.created);
+            batch.record_count = part.len() as u32;
+            batch.closed = true;
+            out.push(batch);
+        }
+        for mut c in std::mem::take(&mut self.callbacks) {
+            let (g, offset) = targets[c.slot.relative_offset as usize];
+            c.slot.relative_offset = offset;
+            out[g].callbacks.push(c);
+        }
+        let results = out.iter().map(|b| Arc::clone(&b.result)).collect();
+        self.result.forward(targets, results);
+        self.completed = true; // answered through the new batches
+        Ok(out)
     }
 }
 

@@ -227,7 +227,7 @@ impl Accumulator {
             .lock()
             .insert(fresh.id, Arc::clone(&fresh.result));
         fresh.seq = batches.next_seq;
-        batches.next_seq += 1;
+        batches.next_seq += batch::POSITION_SPACING;
         batches.push_back(fresh);
         Ok(Appended {
             future,
@@ -359,6 +359,50 @@ impl Accumulator {
             .position(|b| b.seq > batch.seq)
             .unwrap_or(batches.len());
         batches.insert(at, batch);
+    }
+
+    /// Splits a batch refused as too large into two (see [`ProducerBatch::split`]); the
+    /// halves replace it in the incomplete set. Returns it unchanged if it cannot be split.
+    // The refused batch comes back by value on a rare path; boxing would not pay.
+    #[allow(clippy::result_large_err)]
+    pub fn split(&self, batch: ProducerBatch) -> Result<[ProducerBatch; 2], ProducerBatch> {
+        let ids = (
+            self.next_batch_id.fetch_add(1, Ordering::Relaxed),
+            self.next_batch_id.fetch_add(1, Ordering::Relaxed),
+        );
+        let old = batch.id;
+        let halves = batch.split(self.cfg.compression, self.cfg.compression_level, ids)?;
+        let mut incomplete = self.incomplete.lock();
+        for h in &halves {
+            incomplete.insert(h.id, Arc::clone(&h.result));
+        }
+        incomplete.remove(&old);
+        Ok(halves)
+    }
+
+    /// Takes rejected records out of a batch (see [`ProducerBatch::take_out`]); the new
+    /// batches replace it in the incomplete set.
+    #[allow(clippy::type_complexity)]
+    // The refused batch comes back by value on a rare path; boxing would not pay.
+    #[allow(clippy::result_large_err)]
+    pub fn take_out(
+        &self,
+        batch: ProducerBatch,
+        rejected: &[u32],
+    ) -> Result<(Option<ProducerBatch>, Vec<ProducerBatch>), ProducerBatch> {
+        let old = batch.id;
+        let (kept, failed) = batch.take_out(
+            rejected,
+            self.cfg.compression,
+            self.cfg.compression_level,
+            || self.next_batch_id.fetch_add(1, Ordering::Relaxed),
+        )?;
+        let mut incomplete = self.incomplete.lock();
+        for b in kept.iter().chain(&failed) {
+            incomplete.insert(b.id, Arc::clone(&b.result));
+        }
+        incomplete.remove(&old);
+        Ok((kept, failed))
     }
 
     /// Completes a batch and forgets it for `flush`.
@@ -509,6 +553,166 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, Error::BufferExhausted { .. }));
         assert!(a.buffer_in_use() <= 1_000);
+    }
+
+    #[test]
+    fn a_split_batch_answers_every_record_from_its_half_with_the_right_offset() {
+        let a = acc(10_000, 100_000);
+        let q = a.queue("t", 0);
+        let (thread, tx) = crate::delivery::CallbackThread::start("test-callbacks".into());
+        let (cb_tx, cb_rx) = crossbeam_channel::unbounded();
+        let mut futures = Vec::new();
+        for i in 0..5u8 {
+            let value = [i; 10];
+            let appended = if i == 3 {
+                let cb_tx = cb_tx.clone();
+                let callback = Box::new(move |r: Result<crate::RecordMetadata, Error>| {
+                    cb_tx.send(r.map(|m| m.offset())).unwrap();
+                });
+                a.append(&q, &rec(&value), Completion::Callback(callback), None)
+            } else {
+                a.append(&q, &rec(&value), Completion::Future, None)
+            };
+            futures.push(appended.unwrap().future);
+        }
+        let mut batch = a.take_front(&q, Instant::now(), 1 << 20, true).unwrap();
+        batch.encode(crate::record_batch::ProducerState::NONE);
+        assert_eq!(a.incomplete().len(), 1);
+        let [first, second] = a.split(batch).expect("five records split");
+        assert_eq!((first.record_count(), second.record_count()), (2, 3));
+        assert!(first.seq < second.seq && second.seq < batch::POSITION_SPACING);
+        assert_eq!(
+            a.incomplete().len(),
+            2,
+            "the halves replace the batch for flush"
+        );
+        // The halves hold the records in order, re-encoded.
+        let mut second = second;
+        let bytes = second.encode(crate::record_batch::ProducerState::NONE);
+        let (parsed, _) = crate::record_batch::RecordBatch::parse(&bytes).unwrap();
+        let values: Vec<u8> = parsed
+            .records()
+            .unwrap()
+            .iter()
+            .map(|r| r.value.as_ref().unwrap()[0])
+            .collect();
+        assert_eq!(values, [2, 3, 4]);
+        let outcome = |base_offset| {
+            Ok(BatchOutcome {
+                base_offset,
+                log_append_time: -1,
+            })
+        };
+        a.complete(first, outcome(100), &tx);
+        a.complete(second, outcome(200), &tx);
+        let offsets: Vec<Option<i64>> = futures
+            .into_iter()
+            .map(|f| f.map(|f| f.wait().unwrap().offset()))
+            .collect();
+        assert_eq!(offsets, [Some(100), Some(101), Some(200), None, Some(202)]);
+        assert_eq!(cb_rx.recv().unwrap().unwrap(), 201, "callback of record 3");
+        assert!(a.incomplete().is_empty());
+        assert_eq!(a.buffer_in_use(), 0, "the halves gave the memory back");
+        drop(tx);
+        thread.join();
+    }
+
+    #[test]
+    fn rejected_records_are_taken_out_and_the_rest_resent_in_order() {
+        let a = acc(10_000, 100_000);
+        let (thread, tx) = crate::delivery::CallbackThread::start("test-callbacks".into());
+        let q = a.queue("t", 0);
+        let f = a.append(&q, &rec(b"v"), Completion::Future, None).unwrap();
+        let mut batch = a.take_front(&q, Instant::now(), 1 << 20, true).unwrap();
+        batch.encode(crate::record_batch::ProducerState::NONE);
+        let batch = a.take_out(batch, &[7]).expect_err("offset out of range");
+        a.complete(
+            batch,
+            Err(Error::broker(crate::ErrorCode::InvalidRecord)),
+            &tx,
+        );
+        assert!(f.future.unwrap().wait().is_err());
+
+        // The real case: records 1 and 3 rejected.
+        let q2 = a.queue("t", 1);
+        let futures2: Vec<SendFuture> = (0..5u8)
+            .map(|i| {
+                a.append(&q2, &rec(&[i; 8]), Completion::Future, None)
+                    .unwrap()
+                    .future
+                    .unwrap()
+            })
+            .collect();
+        let mut batch = a.take_front(&q2, Instant::now(), 1 << 20, true).unwrap();
+        batch.encode(crate::record_batch::ProducerState::NONE);
+        let (kept, failed) = a.take_out(batch, &[1, 3]).unwrap();
+        let mut kept = kept.expect("three records remain");
+        assert_eq!(kept.record_count(), 3);
+        assert!(kept.producer.is_none(), "sequenced again when drained");
+        let bytes = kept.encode(crate::record_batch::ProducerState::NONE);
+        let (parsed, _) = crate::record_batch::RecordBatch::parse(&bytes).unwrap();
+        let firsts: Vec<u8> = parsed
+            .records()
+            .unwrap()
+            .iter()
+            .map(|r| r.value.as_ref().unwrap()[0])
+            .collect();
+        assert_eq!(firsts, [0, 2, 4]);
+        for f in failed {
+            a.complete(f, Err(Error::broker(crate::ErrorCode::InvalidRecord)), &tx);
+        }
+        a.complete(
+            kept,
+            Ok(BatchOutcome {
+                base_offset: 10,
+                log_append_time: -1,
+            }),
+            &tx,
+        );
+        let results: Vec<Result<i64, Error>> = futures2
+            .into_iter()
+            .map(|f| f.wait().map(|m| m.offset()))
+            .collect();
+        assert_eq!(results[0].as_ref().unwrap(), &10);
+        assert!(matches!(
+            results[1],
+            Err(Error::Broker {
+                code: crate::ErrorCode::InvalidRecord,
+                ..
+            })
+        ));
+        assert_eq!(results[2].as_ref().unwrap(), &11);
+        assert!(results[3].is_err());
+        assert_eq!(results[4].as_ref().unwrap(), &12);
+        drop(tx);
+        thread.join();
+    }
+
+    #[test]
+    fn a_single_record_batch_does_not_split() {
+        let a = acc(10_000, 100_000);
+        let q = a.queue("t", 0);
+        let f = a
+            .append(&q, &rec(b"only"), Completion::Future, None)
+            .unwrap();
+        let mut batch = a.take_front(&q, Instant::now(), 1 << 20, true).unwrap();
+        batch.encode(crate::record_batch::ProducerState::NONE);
+        let batch = a.split(batch).expect_err("one record");
+        let (thread, tx) = crate::delivery::CallbackThread::start("test-callbacks".into());
+        a.complete(
+            batch,
+            Err(Error::broker(crate::ErrorCode::MessageTooLarge)),
+            &tx,
+        );
+        assert!(matches!(
+            f.future.unwrap().wait(),
+            Err(Error::Broker {
+                code: crate::ErrorCode::MessageTooLarge,
+                ..
+            })
+        ));
+        drop(tx);
+        thread.join();
     }
 
     #[test]

@@ -113,6 +113,17 @@ pub(crate) struct Reservation {
 }
 
 impl Reservation {
+    /// Splits off `bytes` (at most all of it) into a second reservation, for the halves of
+    /// a split batch; the total stays reserved.
+    pub fn split_off(&mut self, bytes: usize) -> Reservation {
+        let bytes = bytes.min(self.bytes);
+        self.bytes -= bytes;
+        Reservation {
+            pool: Arc::clone(&self.pool),
+            bytes,
+        }
+    }
+
     /// The reserved size.
     #[cfg(test)]
     pub fn bytes(&self) -> usize {

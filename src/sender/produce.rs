@@ -287,6 +287,19 @@ impl Sender {
                 self.succeed(batch, outcome);
                 continue;
             }
+            let batch = if code == ErrorCode::MessageTooLarge {
+                match self.split(batch, now) {
+                    Some(unsplit) => unsplit,
+                    None => continue,
+                }
+            } else if code == ErrorCode::InvalidRecord && !p.record_errors.is_empty() {
+                match self.reject_records(batch, p, now) {
+                    Some(unchanged) => unchanged,
+                    None => continue,
+                }
+            } else {
+                batch
+            };
             if invalidates_metadata(code) {
                 self.core.metadata.request_update();
                 if let Some(leader) = p.current_leader {
@@ -322,6 +335,91 @@ impl Sender {
                 }
             }
         }
+    }
+
+    /// MESSAGE_TOO_LARGE: splits a batch of several records in two and queues the halves
+    /// at its place, to be sent at once (as Java does). Returns the batch if it holds one
+    /// record (or cannot be split): that one fails with the error.
+    fn split(&mut self, batch: ProducerBatch, now: Instant) -> Option<ProducerBatch> {
+        if batch.record_count() < 2 || self.core.fatal().is_some() {
+            return Some(batch);
+        }
+        let (tp, position, state, count) = (
+            batch.tp.clone(),
+            batch.seq,
+            sequenced(&batch),
+            batch.record_count(),
+        );
+        let halves = match self.core.accumulator.split(batch) {
+            Ok(h) => h,
+            Err(unsplit) => return Some(unsplit),
+        };
+        log::info!(
+            "{tp}: a batch of {count} records was too large for the broker; split into {} + {}",
+            halves[0].record_count(),
+            halves[1].record_count()
+        );
+        Metrics::add(&self.core.metrics.batch_splits, 1);
+        if let (Some(idem), Some(state)) = (self.idempotence.as_mut(), state) {
+            let [a, b] = &halves;
+            let count = |b: &ProducerBatch| i32::try_from(b.record_count()).unwrap_or(i32::MAX);
+            idem.split(&tp, position, state, [(a.seq, count(a)), (b.seq, count(b))]);
+        }
+        for half in halves {
+            self.core.accumulator.reenqueue(half, now);
+        }
+        None
+    }
+
+    /// INVALID_RECORD naming records: those fail, each with its own message, and the rest
+    /// of the batch (which the broker refused with them) is queued again at its place, so a
+    /// bad record fails only itself. Returns the batch if the named records do not fit it.
+    fn reject_records(
+        &mut self,
+        batch: ProducerBatch,
+        p: &PartitionProduceResponse,
+        now: Instant,
+    ) -> Option<ProducerBatch> {
+        if self.core.fatal().is_some() {
+            return Some(batch);
+        }
+        let mut rejected: Vec<u32> = p
+            .record_errors
+            .iter()
+            .filter_map(|e| u32::try_from(e.batch_index).ok())
+            .collect();
+        rejected.sort_unstable();
+        rejected.dedup();
+        let (tp, position, state) = (batch.tp.clone(), batch.seq, sequenced(&batch));
+        let (kept, failed) = match self.core.accumulator.take_out(batch, &rejected) {
+            Ok(parts) => parts,
+            Err(unchanged) => return Some(unchanged),
+        };
+        log::warn!(
+            "{tp}: the broker rejected {} record(s) of a batch as invalid; resending the other {}",
+            failed.len(),
+            kept.as_ref().map_or(0, |k| k.record_count())
+        );
+        if let (Some(idem), Some(state)) = (self.idempotence.as_mut(), state) {
+            idem.gave_up(&tp, position, state, true); // the broker wrote none of it
+        }
+        for (index, bad) in rejected.iter().zip(failed) {
+            let message = p
+                .record_errors
+                .iter()
+                .find(|e| e.batch_index as u32 == *index)
+                .and_then(|e| e.batch_index_error_message.clone())
+                .or_else(|| p.error_message.clone());
+            let error = Error::Broker {
+                code: ErrorCode::InvalidRecord,
+                message,
+            };
+            self.fail(bad, error);
+        }
+        if let Some(kept) = kept {
+            self.core.accumulator.reenqueue(kept, now);
+        }
+        None
     }
 
     /// Feeds adaptive partitioning: per topic, each led partition's leader queue length.
