@@ -431,3 +431,86 @@ mod checker_unit {
         );
     }
 }
+
+#[test]
+fn a_batch_in_flight_at_its_delivery_timeout_is_answered_then_not_later() {
+    // Every response takes 1.5 s; one request at a time: batches wait behind the first
+    // request, go out ~1.5 s after their send and are still in flight when their 2 s
+    // delivery timeout passes, long before the 1.9 s request timeout of their request.
+    const RECORDS: usize = 2_000;
+    let (tansu, proxy, topic) = tansu_behind_proxy("faults-inflight-expiry");
+    let producer = producer(
+        &proxy.bootstrap(),
+        &[
+            ("delivery.timeout.ms", "2000"),
+            ("request.timeout.ms", "1900"),
+            ("linger.ms", "0"),
+            ("batch.size", "4096"),
+            ("max.in.flight.requests.per.connection", "1"),
+        ],
+    );
+    producer
+        .send(ProducerRecord::new(topic.as_str(), b"warm-up".to_vec()))
+        .wait()
+        .expect("the warm-up record");
+    proxy.set_script(Script {
+        response_delay: Duration::from_millis(1_500),
+        ..Script::default()
+    });
+    let start = Instant::now();
+    let results: Arc<Mutex<Vec<(usize, Duration, Result<(), Error>)>>> = Arc::default();
+    for seq in 0..RECORDS {
+        let record = ProducerRecord::new(topic.as_str(), checker::encode(0, seq, VALUE_SIZE));
+        let results = Arc::clone(&results);
+        let sent = Instant::now();
+        producer.send_with_callback(record, move |r| {
+            results.lock().unwrap().push((seq, sent.elapsed(), r.map(drop)));
+        });
+    }
+    producer.flush().unwrap();
+    let flushed = start.elapsed();
+    proxy.set_script(Script::default());
+    let results = results.lock().unwrap();
+    assert_eq!(results.len(), RECORDS);
+    let slowest = results.iter().map(|r| r.1).max().unwrap();
+    let timed_out = results
+        .iter()
+        .filter(|r| matches!(r.2, Err(Error::DeliveryTimeout { .. })))
+        .count();
+    let acked: Vec<usize> = results
+        .iter()
+        .filter(|r| r.2.is_ok())
+        .map(|r| r.0)
+        .collect();
+    eprintln!(
+        "in-flight expiry: {} acked, {timed_out} DeliveryTimeout, slowest {slowest:?}, \
+         flush after {flushed:?}",
+        acked.len()
+    );
+    assert!(timed_out > 0, "some batch expired in flight");
+    assert_eq!(acked.len() + timed_out, RECORDS, "only timeouts fail");
+    assert!(
+        slowest <= Duration::from_millis(2_000 + 400),
+        "a record completed {slowest:?} after its send"
+    );
+    // The producer goes on: a record after the fault is delivered, and every record
+    // acknowledged is in the log (expired ones may be there too: they were sent).
+    let after = ProducerRecord::new(topic.as_str(), checker::encode(1, 0, VALUE_SIZE));
+    producer.send(after).wait().expect("delivered after the fault");
+    producer.close().unwrap();
+    let read = read_back(tansu.bootstrap(), &topic, acked.len() + 2);
+    let in_log: std::collections::HashSet<(usize, usize)> = read
+        .iter()
+        .filter_map(|r| checker::decode(r.value.as_deref()?))
+        .collect();
+    assert!(acked.iter().all(|seq| in_log.contains(&(0, *seq))));
+    assert!(in_log.contains(&(1, 0)));
+    // Records answered DeliveryTimeout while their request was on the wire were written:
+    // only the in-flight expiry can report those (a queued batch never reached tansu).
+    let written_but_expired = results
+        .iter()
+        .filter(|r| r.2.is_err() && in_log.contains(&(0, r.0)))
+        .count();
+    eprintln!("{written_but_expired} records expired in flight and are in the log");
+    assert!(written_but_expired > 0, "no batch expired while in flight");
+}

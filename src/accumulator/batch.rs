@@ -88,6 +88,10 @@ pub(crate) struct ProducerBatch {
     closed: bool,
     /// Set by `complete`; a batch dropped without it answers its records with an error.
     completed: bool,
+    /// delivery.timeout.ms passed while the batch was in flight: its records were answered
+    /// with `DeliveryTimeout` ([`ProducerBatch::expire`]); its response only settles the
+    /// sender's bookkeeping.
+    expired: bool,
     /// Bytes of `buffer.memory` held until the batch is dropped.
     _memory: Reservation,
 }
@@ -117,6 +121,7 @@ impl ProducerBatch {
             retry_at: None,
             closed: false,
             completed: false,
+            expired: false,
             _memory: memory,
         }
     }
@@ -200,6 +205,20 @@ impl ProducerBatch {
         }
         self.producer = Some(producer);
         self.encoded.clone().unwrap_or_default()
+    }
+
+    /// Answers the records of a batch still in flight with `error` (delivery.timeout.ms
+    /// passed) and marks it expired; the batch itself stays with its request.
+    pub fn expire(&mut self, error: Error, queue: &CallbackQueue) {
+        self.completed = true;
+        self.expired = true;
+        let callbacks = std::mem::take(&mut self.callbacks);
+        queue.complete_batch(Arc::clone(&self.result), callbacks, Err(error));
+    }
+
+    /// Whether [`ProducerBatch::expire`] answered the records already.
+    pub fn is_expired(&self) -> bool {
+        self.expired
     }
 
     /// Completes the batch exactly once, in order with every batch completed before it:

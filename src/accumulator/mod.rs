@@ -268,19 +268,17 @@ impl Accumulator {
     }
 
     /// Whether the front batch of `queue` should be sent now, else when to look again.
-    /// Also removes batches whose delivery timeout passed (returned in `expired`).
-    ///
-    /// A partition with a batch in flight (`in_flight`) expires nothing: its queued batches
-    /// must not fail before the older batch in flight is answered.
+    /// Also removes batches whose delivery timeout passed (returned in `expired`). Batches
+    /// of the partition still in flight are older, so the sender expired them first: the
+    /// records of a partition time out in order.
     pub fn inspect(
         &self,
         queue: &PartitionQueue,
         now: Instant,
-        in_flight: bool,
         expired: &mut Vec<ProducerBatch>,
     ) -> QueueState {
         let mut batches = queue.batches.lock();
-        while let Some(front) = batches.front().filter(|_| !in_flight) {
+        while let Some(front) = batches.front() {
             if now.saturating_duration_since(front.created) >= self.cfg.delivery_timeout {
                 expired.extend(batches.pop_front());
             } else {
@@ -421,6 +419,13 @@ impl Accumulator {
         self.incomplete.lock().remove(&id);
     }
 
+    /// Answers the records of an in-flight batch with `error` and forgets it for `flush`
+    /// (see [`ProducerBatch::expire`]).
+    pub fn expire_in_flight(&self, batch: &mut ProducerBatch, error: Error, callbacks: &CallbackQueue) {
+        batch.expire(error, callbacks);
+        self.incomplete.lock().remove(&batch.id);
+    }
+
     /// Fails every queued batch with `error` (force close).
     pub fn abort_all(&self, error: &Error, callbacks: &CallbackQueue) {
         for q in self.queues() {
@@ -519,7 +524,7 @@ mod tests {
         assert_eq!(q.batches.lock().len(), 2);
         assert!(q.batches.lock().front().unwrap().is_closed());
         assert_eq!(
-            a.inspect(&q, Instant::now(), false, &mut Vec::new()),
+            a.inspect(&q, Instant::now(), &mut Vec::new()),
             QueueState::Ready
         );
     }
@@ -531,12 +536,12 @@ mod tests {
         a.append(&q, &rec(b"x"), Completion::Future, None).unwrap();
         let now = Instant::now();
         assert!(matches!(
-            a.inspect(&q, now, false, &mut Vec::new()),
+            a.inspect(&q, now, &mut Vec::new()),
             QueueState::Lingering(_)
         ));
         a.begin_flush();
         assert_eq!(
-            a.inspect(&q, now, false, &mut Vec::new()),
+            a.inspect(&q, now, &mut Vec::new()),
             QueueState::Ready
         );
         a.end_flush();

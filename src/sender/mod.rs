@@ -200,6 +200,7 @@ impl Sender {
     pub fn run_once(&mut self, now: Instant) -> Instant {
         self.core.clear_wakeup();
         self.expire_requests(now);
+        let in_flight_next = self.expire_in_flight(now);
         if let Some(fatal) = self.core.fatal() {
             // Nothing more is sent; what callers still queue fails at once.
             self.core.accumulator.abort_all(&fatal, &self.callbacks);
@@ -207,7 +208,10 @@ impl Sender {
         let metadata_next = self.refresh_metadata(now);
         let producer_id_next = self.init_producer_id(now);
         let produce_next = self.send_ready(now);
-        metadata_next.min(producer_id_next).min(produce_next)
+        metadata_next
+            .min(producer_id_next)
+            .min(produce_next)
+            .min(in_flight_next)
     }
 
     fn handle(&mut self, event: SenderEvent, now: Instant) {
@@ -319,6 +323,47 @@ impl Sender {
                 reason: format!("request timed out after {timeout:?}"),
             };
             self.connection_lost(connection, &error, now);
+        }
+    }
+
+    /// delivery.timeout.ms bounds a record's time in flight too: a batch past it is
+    /// answered with `DeliveryTimeout` now, while its request stays in flight (its response
+    /// or connection loss later settles the sequence bookkeeping). Returns when the next
+    /// in-flight batch expires.
+    fn expire_in_flight(&mut self, now: Instant) -> Instant {
+        let timeout = self.core.config.delivery_timeout;
+        let mut next = now + IDLE_TICK;
+        let mut expired = 0u64;
+        for request in self.in_flight.values_mut() {
+            for batch in request.batches.iter_mut().filter(|b| !b.is_expired()) {
+                let due = batch.created + timeout;
+                if due > now {
+                    next = next.min(due);
+                    continue;
+                }
+                let elapsed_ms = now.saturating_duration_since(batch.created).as_millis() as u64;
+                log::debug!("{}: expired in flight after {elapsed_ms} ms", batch.tp);
+                expired += u64::from(batch.record_count());
+                self.core.accumulator.expire_in_flight(
+                    batch,
+                    Error::DeliveryTimeout { elapsed_ms },
+                    &self.callbacks,
+                );
+            }
+        }
+        crate::metrics::Metrics::add(&self.core.metrics.record_errors, expired);
+        next
+    }
+
+    /// The response (or loss) of a batch already answered by [`Sender::expire_in_flight`]:
+    /// only the idempotence bookkeeping learns from it.
+    fn settle_expired(&mut self, batch: ProducerBatch, acked: bool) {
+        if let (Some(idem), Some(state)) = (self.idempotence.as_mut(), sequenced(&batch)) {
+            if acked {
+                idem.acked(&batch.tp, batch.seq, state);
+            } else {
+                idem.gave_up(&batch.tp, batch.seq, state, false);
+            }
         }
     }
 
@@ -437,6 +482,9 @@ impl Sender {
     /// Retries `batch` if `retriable` (the error's own class, or the idempotence rules)
     /// while retries and delivery time remain; otherwise completes it with `error`.
     fn retry_or_fail(&mut self, batch: ProducerBatch, error: Error, retriable: bool, now: Instant) {
+        if batch.is_expired() {
+            return self.settle_expired(batch, false);
+        }
         let config = &self.core.config;
         let within_delivery =
             now.saturating_duration_since(batch.created) < config.delivery_timeout;
@@ -596,6 +644,9 @@ impl Sender {
     }
 
     fn fail(&self, batch: ProducerBatch, error: Error) {
+        if batch.is_expired() {
+            return; // answered already
+        }
         crate::metrics::Metrics::add(
             &self.core.metrics.record_errors,
             u64::from(batch.record_count()),

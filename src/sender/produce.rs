@@ -31,11 +31,7 @@ impl Sender {
         let mut by_node: HashMap<i32, Vec<Arc<PartitionQueue>>> = HashMap::new();
         let mut ready_nodes: HashSet<i32> = HashSet::new();
         for queue in self.core.accumulator.queues() {
-            let in_flight = self.partition_in_flight.contains_key(&queue.tp);
-            let state = self
-                .core
-                .accumulator
-                .inspect(&queue, now, in_flight, &mut expired);
+            let state = self.core.accumulator.inspect(&queue, now, &mut expired);
             match state {
                 QueueState::Empty => continue,
                 QueueState::Lingering(at) | QueueState::Backoff(at) => next = next.min(at),
@@ -272,6 +268,10 @@ impl Sender {
             let code = ErrorCode::from_code(p.error_code);
             let state = sequenced(&batch);
             let duplicate = code == ErrorCode::DuplicateSequenceNumber && state.is_some();
+            if batch.is_expired() {
+                self.settle_expired(batch, p.error_code == 0 || duplicate);
+                continue;
+            }
             if p.error_code == 0 || duplicate {
                 if let (Some(idem), Some(state)) = (self.idempotence.as_mut(), state) {
                     idem.acked(&batch.tp, batch.seq, state);
