@@ -464,7 +464,10 @@ fn a_batch_in_flight_at_its_delivery_timeout_is_answered_then_not_later() {
         let results = Arc::clone(&results);
         let sent = Instant::now();
         producer.send_with_callback(record, move |r| {
-            results.lock().unwrap().push((seq, sent.elapsed(), r.map(drop)));
+            results
+                .lock()
+                .unwrap()
+                .push((seq, sent.elapsed(), r.map(drop)));
         });
     }
     producer.flush().unwrap();
@@ -496,7 +499,10 @@ fn a_batch_in_flight_at_its_delivery_timeout_is_answered_then_not_later() {
     // The producer goes on: a record after the fault is delivered, and every record
     // acknowledged is in the log (expired ones may be there too: they were sent).
     let after = ProducerRecord::new(topic.as_str(), checker::encode(1, 0, VALUE_SIZE));
-    producer.send(after).wait().expect("delivered after the fault");
+    producer
+        .send(after)
+        .wait()
+        .expect("delivered after the fault");
     producer.close().unwrap();
     let read = read_back(tansu.bootstrap(), &topic, acked.len() + 2);
     let in_log: std::collections::HashSet<(usize, usize)> = read

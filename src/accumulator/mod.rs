@@ -421,7 +421,12 @@ impl Accumulator {
 
     /// Answers the records of an in-flight batch with `error` and forgets it for `flush`
     /// (see [`ProducerBatch::expire`]).
-    pub fn expire_in_flight(&self, batch: &mut ProducerBatch, error: Error, callbacks: &CallbackQueue) {
+    pub fn expire_in_flight(
+        &self,
+        batch: &mut ProducerBatch,
+        error: Error,
+        callbacks: &CallbackQueue,
+    ) {
         batch.expire(error, callbacks);
         self.incomplete.lock().remove(&batch.id);
     }
@@ -540,10 +545,7 @@ mod tests {
             QueueState::Lingering(_)
         ));
         a.begin_flush();
-        assert_eq!(
-            a.inspect(&q, now, &mut Vec::new()),
-            QueueState::Ready
-        );
+        assert_eq!(a.inspect(&q, now, &mut Vec::new()), QueueState::Ready);
         a.end_flush();
     }
 

@@ -32,7 +32,7 @@
 mod nodes;
 mod produce;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,7 +40,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::accumulator::ProducerBatch;
 use crate::core::{Core, SenderEvent};
-use crate::delivery::CallbackQueue;
+use crate::delivery::{BatchOutcome, CallbackQueue};
 use crate::error::{Error, ErrorCode};
 use crate::idempotence::Idempotence;
 use crate::metadata::Cluster;
@@ -101,6 +101,12 @@ pub(crate) struct Sender {
     drain_cursor: usize,
     /// Partition → (node, batches in flight there). See "Order per partition".
     partition_in_flight: HashMap<TopicPartition, (i32, usize)>,
+    /// Partition → queue positions of batches sent and not completed (in flight, or queued
+    /// again for a retry). See [`Sender::finish`].
+    outstanding: HashMap<TopicPartition, BTreeSet<u64>>,
+    /// Partition → completions waiting for older batches of the partition, by position.
+    #[allow(clippy::type_complexity)]
+    held: HashMap<TopicPartition, BTreeMap<u64, (ProducerBatch, Result<BatchOutcome, Error>)>>,
     /// Metadata refreshes in a row that left a wanted topic missing or leaderless; the
     /// backoff between refreshes doubles with each, up to retry.backoff.max.ms.
     metadata_misses: u32,
@@ -142,6 +148,8 @@ impl Sender {
             metadata_cursor: 0,
             drain_cursor: 0,
             partition_in_flight: HashMap::new(),
+            outstanding: HashMap::new(),
+            held: HashMap::new(),
             metadata_misses: 0,
             last_load_stats: None,
             closing: false,
@@ -190,6 +198,12 @@ impl Sender {
             for b in f.batches {
                 self.fail(b, error.clone());
             }
+        }
+        // Nothing older can complete any more: release what waited for it, in order.
+        self.outstanding.clear();
+        let held: Vec<TopicPartition> = self.held.keys().cloned().collect();
+        for tp in held {
+            self.release_held(&tp);
         }
         self.core.accumulator.abort_all(&error, &self.callbacks);
         self.nodes.close_all();
@@ -344,6 +358,9 @@ impl Sender {
                 let elapsed_ms = now.saturating_duration_since(batch.created).as_millis() as u64;
                 log::debug!("{}: expired in flight after {elapsed_ms} ms", batch.tp);
                 expired += u64::from(batch.record_count());
+                if let Some(set) = self.outstanding.get_mut(&batch.tp) {
+                    set.remove(&batch.seq);
+                }
                 self.core.accumulator.expire_in_flight(
                     batch,
                     Error::DeliveryTimeout { elapsed_ms },
@@ -643,7 +660,7 @@ impl Sender {
         self.next_producer_id_at = now + nodes::jitter(backoff);
     }
 
-    fn fail(&self, batch: ProducerBatch, error: Error) {
+    fn fail(&mut self, batch: ProducerBatch, error: Error) {
         if batch.is_expired() {
             return; // answered already
         }
@@ -651,9 +668,59 @@ impl Sender {
             &self.core.metrics.record_errors,
             u64::from(batch.record_count()),
         );
+        self.finish(batch, Err(error));
+    }
+
+    /// Completes `batch` in order: while an older batch of its partition that was sent is
+    /// not complete yet (a retry waiting its turn), the completion is held, and released
+    /// right after the older ones complete. So futures and callbacks of one partition
+    /// complete in send order even when a later request succeeds before an earlier one's
+    /// retry.
+    fn finish(&mut self, batch: ProducerBatch, outcome: Result<BatchOutcome, Error>) {
+        let tp = batch.tp.clone();
+        let position = batch.seq;
+        let outstanding = self.outstanding.get_mut(&tp);
+        let older_pending = match outstanding {
+            Some(set) => {
+                set.remove(&position);
+                set.first().is_some_and(|&first| first < position)
+            }
+            None => false,
+        };
+        if older_pending {
+            self.held
+                .entry(tp)
+                .or_default()
+                .insert(position, (batch, outcome));
+            return;
+        }
         self.core
             .accumulator
-            .complete(batch, Err(error), &self.callbacks);
+            .complete(batch, outcome, &self.callbacks);
+        self.release_held(&tp);
+    }
+
+    /// Completes the held batches of `tp` that no older sent batch holds back any more.
+    fn release_held(&mut self, tp: &TopicPartition) {
+        let limit = match self.outstanding.get(tp) {
+            Some(set) if !set.is_empty() => set.first().copied().unwrap_or(u64::MAX),
+            _ => {
+                self.outstanding.remove(tp);
+                u64::MAX
+            }
+        };
+        let Some(held) = self.held.get_mut(tp) else {
+            return;
+        };
+        while let Some(entry) = held.first_entry().filter(|e| *e.key() < limit) {
+            let (batch, outcome) = entry.remove();
+            self.core
+                .accumulator
+                .complete(batch, outcome, &self.callbacks);
+        }
+        if held.is_empty() {
+            self.held.remove(tp);
+        }
     }
 
     fn request_done(&mut self, request: &InFlight, now: Instant) {

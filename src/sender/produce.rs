@@ -157,6 +157,11 @@ impl Sender {
         for (mut batch, state) in drained {
             batch.attempts += 1;
             let records = batch.encode(state);
+            // Later batches of the partition complete after this one (`Sender::finish`).
+            self.outstanding
+                .entry(batch.tp.clone())
+                .or_default()
+                .insert(batch.seq);
             let data = PartitionProduceData {
                 index: batch.tp.partition(),
                 records: Some(records),
@@ -221,14 +226,12 @@ impl Sender {
         }
     }
 
-    fn succeed(&self, batch: ProducerBatch, outcome: BatchOutcome) {
+    fn succeed(&mut self, batch: ProducerBatch, outcome: BatchOutcome) {
         let m = &self.core.metrics;
         Metrics::add(&m.records_sent, u64::from(batch.record_count()));
         Metrics::add(&m.bytes_sent, batch.size() as u64);
         Metrics::add(&m.batches_sent, 1);
-        self.core
-            .accumulator
-            .complete(batch, Ok(outcome), &self.callbacks);
+        self.finish(batch, Ok(outcome));
     }
 
     /// Matches a Produce response to its batches and completes, retries or fails each.
@@ -365,6 +368,12 @@ impl Sender {
             let count = |b: &ProducerBatch| i32::try_from(b.record_count()).unwrap_or(i32::MAX);
             idem.split(&tp, position, state, [(a.seq, count(a)), (b.seq, count(b))]);
         }
+        // The first half keeps the batch's place among the sent ones; the second joins it,
+        // so later batches still complete after both.
+        self.outstanding
+            .entry(tp)
+            .or_default()
+            .insert(halves[1].seq);
         for half in halves {
             self.core.accumulator.reenqueue(half, now);
         }
@@ -414,7 +423,11 @@ impl Sender {
                 code: ErrorCode::InvalidRecord,
                 message,
             };
-            self.fail(bad, error);
+            // Out of band: these records are answered now, ahead of the batch's others.
+            Metrics::add(&self.core.metrics.record_errors, 1);
+            self.core
+                .accumulator
+                .complete(bad, Err(error), &self.callbacks);
         }
         if let Some(kept) = kept {
             self.core.accumulator.reenqueue(kept, now);
