@@ -432,6 +432,9 @@ mod checker_unit {
     }
 }
 
+/// A record's sequence, its time from send to completion, and its result.
+type Completed = (usize, Duration, Result<(), Error>);
+
 #[test]
 fn a_batch_in_flight_at_its_delivery_timeout_is_answered_then_not_later() {
     // Every response takes 1.5 s; one request at a time: batches wait behind the first
@@ -458,7 +461,7 @@ fn a_batch_in_flight_at_its_delivery_timeout_is_answered_then_not_later() {
         ..Script::default()
     });
     let start = Instant::now();
-    let results: Arc<Mutex<Vec<(usize, Duration, Result<(), Error>)>>> = Arc::default();
+    let results: Arc<Mutex<Vec<Completed>>> = Arc::default();
     for seq in 0..RECORDS {
         let record = ProducerRecord::new(topic.as_str(), checker::encode(0, seq, VALUE_SIZE));
         let results = Arc::clone(&results);
