@@ -217,7 +217,7 @@ impl Sender {
         let in_flight_next = self.expire_in_flight(now);
         if let Some(fatal) = self.core.fatal() {
             // Nothing more is sent; what callers still queue fails at once.
-            self.core.accumulator.abort_all(&fatal, &self.callbacks);
+            self.abort_queued(&fatal);
         }
         let metadata_next = self.refresh_metadata(now);
         let producer_id_next = self.init_producer_id(now);
@@ -557,7 +557,30 @@ impl Sender {
             idem.set_fatal(error.clone());
         }
         self.core.set_fatal(error.clone());
-        self.core.accumulator.abort_all(&error, &self.callbacks);
+        self.abort_queued(&error);
+    }
+
+    /// Fails every queued batch with `error`. Retries among them were sent before, so the
+    /// sent-but-incomplete positions are rebuilt from what is still in flight, and the
+    /// completions held behind the aborted ones are released.
+    fn abort_queued(&mut self, error: &Error) {
+        if self.core.accumulator.is_empty() {
+            return;
+        }
+        self.core.accumulator.abort_all(error, &self.callbacks);
+        self.outstanding.clear();
+        for request in self.in_flight.values() {
+            for b in request.batches.iter().filter(|b| !b.is_expired()) {
+                self.outstanding
+                    .entry(b.tp.clone())
+                    .or_default()
+                    .insert(b.seq);
+            }
+        }
+        let held: Vec<TopicPartition> = self.held.keys().cloned().collect();
+        for tp in held {
+            self.release_held(&tp);
+        }
     }
 
     /// Sends InitProducerId when idempotence needs a producer id or a new epoch; returns

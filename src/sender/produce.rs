@@ -429,8 +429,15 @@ impl Sender {
                 .accumulator
                 .complete(bad, Err(error), &self.callbacks);
         }
-        if let Some(kept) = kept {
-            self.core.accumulator.reenqueue(kept, now);
+        match kept {
+            Some(kept) => self.core.accumulator.reenqueue(kept, now),
+            None => {
+                // Nothing left to resend: the batch's place no longer holds later ones back.
+                if let Some(set) = self.outstanding.get_mut(&tp) {
+                    set.remove(&position);
+                }
+                self.release_held(&tp);
+            }
         }
         None
     }
