@@ -18,7 +18,7 @@
 #![allow(dead_code)]
 
 use std::os::raw::c_int;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::bindings;
 use rdkafka::mocking::MockCluster;
@@ -196,24 +196,6 @@ impl FaultMock {
             // No stack yet for this API.
             0
         }
-    }
-
-    /// Waits up to `timeout` until `broker`'s own error stack of `api` is empty; returns
-    /// whether it is.
-    pub fn wait_broker_errors_consumed(
-        &self,
-        broker: i32,
-        api: RDKafkaApiKey,
-        timeout: Duration,
-    ) -> bool {
-        let deadline = Instant::now() + timeout;
-        while self.broker_errors_left(broker, api) > 0 {
-            if Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        true
     }
 
     /// The cluster's raw handle, valid while `self` is borrowed.
