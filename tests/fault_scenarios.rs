@@ -307,7 +307,7 @@ impl Rng {
                     .unwrap()
                     .as_nanos() as u64
             });
-        eprintln!("{name}: seed {seed} (SOAK_SEED={seed} repeats the fault schedule)");
+        eprintln!("{name}: seed {seed} (SOAK_SEED={seed} replays the same random choices)");
         Rng(seed)
     }
 
