@@ -5,6 +5,11 @@
 //! chosen size, and [`decode`] reads it back, so the checker needs nothing but the value to
 //! know which send a log entry came from.
 //!
+//! A run over several topics keeps one [`Ledger`] per topic ([`TopicLedgers`]): each thread
+//! numbers its sends to each topic on its own, so a value names its send together with the
+//! topic it was read from, and [`check_topics`] checks each topic's log against its own
+//! ledger ([`RunReport`]: a [`Report`] per topic and the totals).
+//!
 //! What is counted (per partition and in total, in [`Counts`]):
 //! - **lost**: acknowledged, but not in the log;
 //! - **duplicated**: every copy beyond the first of a record in the log;
@@ -84,6 +89,19 @@ impl Ledger {
         }
     }
 
+    /// Adds a pending send to `thread` and returns its sequence number, for runs whose
+    /// length is not known in advance (start them with `Ledger::new(threads, 0)`).
+    pub fn push(&self, thread: usize) -> usize {
+        let mut sends = self.threads[thread].lock().unwrap();
+        let seq = sends.len();
+        sends.push(Sent {
+            seq,
+            partition: None,
+            outcome: Outcome::Pending,
+        });
+        seq
+    }
+
     /// Records how send `seq` of `thread` completed, and where it went when known.
     pub fn complete(&self, thread: usize, seq: usize, partition: Option<i32>, outcome: Outcome) {
         let mut sends = self.threads[thread].lock().unwrap();
@@ -102,16 +120,60 @@ impl Ledger {
 
     /// How many sends have no result yet.
     pub fn pending(&self) -> usize {
+        self.count(Outcome::Pending)
+    }
+
+    /// How many sends completed with `outcome` (or are still pending).
+    pub fn count(&self, outcome: Outcome) -> usize {
         self.threads
             .iter()
             .map(|t| {
                 let sends = t.lock().unwrap();
-                sends
-                    .iter()
-                    .filter(|s| s.outcome == Outcome::Pending)
-                    .count()
+                sends.iter().filter(|s| s.outcome == outcome).count()
             })
             .sum()
+    }
+}
+
+/// The ledgers of a run over several topics: one [`Ledger`] per topic, each thread
+/// numbering its sends to each topic from 0.
+#[derive(Debug)]
+pub struct TopicLedgers {
+    topics: Vec<String>,
+    ledgers: Vec<Ledger>,
+}
+
+impl TopicLedgers {
+    /// Ledgers for `topics`, each of `threads` threads sending `per_thread` records to each
+    /// topic (0 for open-ended runs that [`Ledger::push`] their sends).
+    pub fn new(topics: &[String], threads: usize, per_thread: usize) -> TopicLedgers {
+        TopicLedgers {
+            topics: topics.to_vec(),
+            ledgers: topics
+                .iter()
+                .map(|_| Ledger::new(threads, per_thread))
+                .collect(),
+        }
+    }
+
+    /// The topics, in index order.
+    pub fn topics(&self) -> &[String] {
+        &self.topics
+    }
+
+    /// The ledger of topic `index`.
+    pub fn ledger(&self, index: usize) -> &Ledger {
+        &self.ledgers[index]
+    }
+
+    /// How many sends of every topic have no result yet.
+    pub fn pending(&self) -> usize {
+        self.count(Outcome::Pending)
+    }
+
+    /// How many sends of every topic completed with `outcome`.
+    pub fn count(&self, outcome: Outcome) -> usize {
+        self.ledgers.iter().map(|l| l.count(outcome)).sum()
     }
 }
 
@@ -174,6 +236,44 @@ impl Report {
         }
         eprintln!("{name}: {}", self.total);
     }
+}
+
+/// The checker's verdict on a run over several topics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunReport {
+    /// Each topic's name and report, in topic index order.
+    pub topics: Vec<(String, Report)>,
+    /// Counts over every topic.
+    pub total: Counts,
+}
+
+impl RunReport {
+    /// Prints each topic's partitions and totals (topics named by index, `t0`, `t1`, …),
+    /// then the totals line of the run, headed by `name`.
+    pub fn print(&self, name: &str) {
+        for (i, (topic, report)) in self.topics.iter().enumerate() {
+            eprintln!("{name}: t{i} is topic {topic}");
+            report.print(&format!("{name}: t{i}"));
+        }
+        eprintln!("{name}: TOTAL {}", self.total);
+    }
+
+    /// The report of topic `index`.
+    pub fn topic(&self, index: usize) -> &Report {
+        &self.topics[index].1
+    }
+}
+
+/// Checks each topic's log (`reads[i]`, in (partition, offset) order) against its ledger.
+pub fn check_topics(ledgers: &TopicLedgers, reads: &[Vec<ReadRecord>]) -> RunReport {
+    assert_eq!(reads.len(), ledgers.topics.len(), "one log per topic");
+    let mut run = RunReport::default();
+    for ((topic, ledger), read) in ledgers.topics.iter().zip(&ledgers.ledgers).zip(reads) {
+        let report = check(&ledger.sends(), read);
+        add(&mut run.total, &report.total);
+        run.topics.push((topic.clone(), report));
+    }
+    run
 }
 
 /// Checks `sent` (per thread, in send order) against `read` (the log, in (partition,

@@ -14,8 +14,9 @@
 //! writes) and joins every thread.
 //!
 //! The [`Script`] lives behind a mutex, so a test may change it while traffic flows. Every
-//! Produce request forwarded is kept as a [`CapturedProduce`], so a test can compare a
-//! retried request with the one whose response was cut.
+//! Produce request forwarded is kept as a [`CapturedProduce`] (unless capturing is turned
+//! off for a long run), so a test can compare a retried request with the one whose response
+//! was cut.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -50,6 +51,22 @@ pub struct Script {
     pub truncate_next_produce_response: bool,
     /// Swallow every request (no response ever comes), as an unreachable broker would.
     pub blackhole: bool,
+    /// Hold some Produce responses (and, the connection keeping its order, every response
+    /// behind them) before returning them: a round-trip time above request.timeout.ms for
+    /// some requests. Clears itself once its `times` ran out.
+    pub delay_produce: Option<ProduceDelay>,
+}
+
+/// Which Produce responses [`Script::delay_produce`] holds, and for how long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProduceDelay {
+    /// Hold every `every`th Produce response (1-based, counted over the proxy's life among
+    /// the responses the broker sent); 1 holds the next one.
+    pub every: usize,
+    /// How long to hold it.
+    pub delay: Duration,
+    /// How many more responses to hold; `None` for no limit.
+    pub times: Option<usize>,
 }
 
 /// One record batch of a captured Produce request.
@@ -103,6 +120,10 @@ struct Shared {
     stop: AtomicBool,
     connections: AtomicUsize,
     produce_requests: AtomicUsize,
+    produce_responses: AtomicUsize,
+    delayed_responses: AtomicUsize,
+    cuts: AtomicUsize,
+    capture: AtomicBool,
     script: Mutex<Script>,
     captured: Mutex<Vec<CapturedProduce>>,
     sockets: Mutex<Vec<TcpStream>>,
@@ -120,6 +141,10 @@ impl Proxy {
             stop: AtomicBool::new(false),
             connections: AtomicUsize::new(0),
             produce_requests: AtomicUsize::new(0),
+            produce_responses: AtomicUsize::new(0),
+            delayed_responses: AtomicUsize::new(0),
+            cuts: AtomicUsize::new(0),
+            capture: AtomicBool::new(true),
             script: Mutex::new(Script::default()),
             captured: Mutex::new(Vec::new()),
             sockets: Mutex::new(Vec::new()),
@@ -147,6 +172,12 @@ impl Proxy {
         *self.shared.script.lock().unwrap() = script;
     }
 
+    /// Changes the script in place, under its lock, so that a one-shot fault firing at the
+    /// same time is not undone.
+    pub fn update_script(&self, change: impl FnOnce(&mut Script)) {
+        change(&mut self.shared.script.lock().unwrap());
+    }
+
     /// The current script (one-shot faults clear themselves when they fire).
     pub fn script(&self) -> Script {
         self.shared.script.lock().unwrap().clone()
@@ -160,6 +191,28 @@ impl Proxy {
     /// Client connections accepted so far.
     pub fn connections(&self) -> usize {
         self.shared.connections.load(Ordering::SeqCst)
+    }
+
+    /// Produce requests forwarded so far (what [`Script::cut_after_produce`] counts),
+    /// whether or not they are captured.
+    pub fn produce_count(&self) -> usize {
+        self.shared.produce_requests.load(Ordering::SeqCst)
+    }
+
+    /// Connections cut by [`Script::cut_after_produce`] so far.
+    pub fn cuts(&self) -> usize {
+        self.shared.cuts.load(Ordering::SeqCst)
+    }
+
+    /// Produce responses [`Script::delay_produce`] held so far.
+    pub fn delayed_responses(&self) -> usize {
+        self.shared.delayed_responses.load(Ordering::SeqCst)
+    }
+
+    /// Whether to keep every forwarded Produce request for [`Proxy::produce_requests`]
+    /// (the default). Long runs turn it off: the captures hold every batch's bytes.
+    pub fn set_capture(&self, capture: bool) {
+        self.shared.capture.store(capture, Ordering::SeqCst);
     }
 }
 
@@ -286,13 +339,7 @@ fn pump_requests(shared: &Shared, conn: &Conn) -> io::Result<()> {
         };
         let mut captured = None;
         if key == ApiKey::PRODUCE {
-            captured = Some(capture_produce(
-                shared,
-                conn,
-                &frame,
-                version,
-                correlation_id,
-            ));
+            captured = capture_produce(shared, conn, &frame, version, correlation_id);
         }
         // Registered before forwarding, so the response pump always finds it.
         conn.pending
@@ -304,14 +351,15 @@ fn pump_requests(shared: &Shared, conn: &Conn) -> io::Result<()> {
     }
 }
 
-/// Records a Produce request and arms the cut when it is the scripted one.
+/// Counts a Produce request, arms the cut when it is the scripted one, and keeps it unless
+/// capturing is off (then `None`).
 fn capture_produce(
     shared: &Shared,
     conn: &Conn,
     frame: &[u8],
     version: i16,
     correlation_id: i32,
-) -> usize {
+) -> Option<usize> {
     let batches = decode_produce(&frame[4..], version).unwrap_or_else(|e| {
         panic!("the proxy could not decode Produce v{version} request {correlation_id}: {e}")
     });
@@ -323,6 +371,9 @@ fn capture_produce(
             conn.pending.lock().unwrap().cut = Some(correlation_id);
         }
     }
+    if !shared.capture.load(Ordering::SeqCst) {
+        return None;
+    }
     let mut captured = shared.captured.lock().unwrap();
     captured.push(CapturedProduce {
         connection: conn.id,
@@ -332,7 +383,7 @@ fn capture_produce(
         batches,
         cut: false,
     });
-    captured.len() - 1
+    Some(captured.len() - 1)
 }
 
 /// The batches of a Produce request frame (after the size prefix).
@@ -391,6 +442,7 @@ fn pump_responses(shared: &Shared, conn: &Conn) -> io::Result<()> {
             if let Some((_, _, Some(i))) = request {
                 shared.captured.lock().unwrap()[i].cut = true;
             }
+            shared.cuts.fetch_add(1, Ordering::SeqCst);
             conn.cut();
             return Ok(());
         }
@@ -401,7 +453,12 @@ fn pump_responses(shared: &Shared, conn: &Conn) -> io::Result<()> {
             if truncate {
                 script.truncate_next_produce_response = false;
             }
-            (script.response_delay, truncate)
+            let mut delay = script.response_delay;
+            if is_produce {
+                let n = shared.produce_responses.fetch_add(1, Ordering::SeqCst) + 1;
+                delay += produce_delay(shared, &mut script, n);
+            }
+            (delay, truncate)
         };
         if !delay.is_zero() {
             thread::sleep(delay);
@@ -418,6 +475,30 @@ fn pump_responses(shared: &Shared, conn: &Conn) -> io::Result<()> {
         }
         (&conn.client).write_all(&frame)?;
     }
+}
+
+/// How long [`Script::delay_produce`] holds the `n`th Produce response (zero when it does
+/// not hold it); counts the held responses and clears the delay once its `times` ran out.
+fn produce_delay(shared: &Shared, script: &mut Script, n: usize) -> Duration {
+    let Some(d) = script.delay_produce.as_mut() else {
+        return Duration::ZERO;
+    };
+    if d.times == Some(0) {
+        script.delay_produce = None;
+        return Duration::ZERO;
+    }
+    if d.every == 0 || !n.is_multiple_of(d.every) {
+        return Duration::ZERO;
+    }
+    let delay = d.delay;
+    if let Some(times) = d.times.as_mut() {
+        *times = times.saturating_sub(1);
+        if *times == 0 {
+            script.delay_produce = None;
+        }
+    }
+    shared.delayed_responses.fetch_add(1, Ordering::SeqCst);
+    delay
 }
 
 /// The Metadata response `frame` with every broker's address replaced by `proxy`.
