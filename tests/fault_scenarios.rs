@@ -19,7 +19,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use common::checker::{self, Outcome, RunReport, TopicLedgers};
 use common::mock::FaultMock;
-use common::proxy::{ProduceDelay, Proxy, Script};
+use common::proxy::{ProduceDelay, ProduceFailure, Proxy, Script};
 use common::{check_run, unique_topic, Tansu};
 use kafka_producer::partition::partition_for_key;
 use kafka_producer::{Error, ErrorCode, Producer, ProducerRecord};
@@ -100,6 +100,9 @@ struct Run {
     misplaced: AtomicUsize,
     /// Set to stop an open-ended run.
     stop: AtomicBool,
+    /// (topic, thread, partition, seq) of every record whose partition is known, in the
+    /// order the callbacks ran (one callback thread: completion order).
+    completions: Mutex<Vec<(usize, usize, i32, usize)>>,
 }
 
 impl Run {
@@ -109,6 +112,7 @@ impl Run {
             failures: Mutex::new(Vec::new()),
             misplaced: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
+            completions: Mutex::new(Vec::new()),
         })
     }
 }
@@ -127,6 +131,8 @@ fn send_one(producer: &Producer, run: &Arc<Run>, t: usize, k: usize, seq: usize)
     let run = Arc::clone(run);
     producer.send_with_callback(record, move |r| match r {
         Ok(md) => {
+            let partition = md.partition();
+            run.completions.lock().unwrap().push((k, t, partition, seq));
             if keyed_partition.is_some_and(|p| p != md.partition()) {
                 run.misplaced.fetch_add(1, Ordering::SeqCst);
             }
@@ -134,6 +140,9 @@ fn send_one(producer: &Producer, run: &Arc<Run>, t: usize, k: usize, seq: usize)
             ledger.complete(t, seq, Some(md.partition()), Outcome::Acked);
         }
         Err(error) => {
+            if let Some(p) = keyed_partition {
+                run.completions.lock().unwrap().push((k, t, p, seq));
+            }
             let ledger = run.ledgers.ledger(k);
             ledger.complete(t, seq, keyed_partition, Outcome::Failed);
             run.failures.lock().unwrap().push(Failure {
@@ -262,6 +271,7 @@ fn check(name: &str, bootstrap: &str, producer: &Producer, run: &Run, took: Dura
 /// partition, and nothing lost, duplicated, reordered or unexpected.
 fn assert_clean(report: &RunReport, run: &Run) {
     assert_eq!(run.ledgers.pending(), 0, "records without a result");
+    assert_completed_in_send_order(run);
     assert_eq!(
         run.misplaced.load(Ordering::SeqCst),
         0,
@@ -273,6 +283,27 @@ fn assert_clean(report: &RunReport, run: &Run) {
         (0, 0, 0, 0),
         "lost, duplicated, reordered, unexpected: {t}"
     );
+}
+
+/// Asserts that the callbacks of each (topic, thread, partition) ran in send order, failed
+/// records included (when their partition is known).
+fn assert_completed_in_send_order(run: &Run) {
+    let completions = run.completions.lock().unwrap();
+    let mut last: HashMap<(usize, usize, i32), usize> = HashMap::new();
+    let mut out_of_order = 0;
+    for &(k, t, p, seq) in completions.iter() {
+        if let Some(prev) = last.insert((k, t, p), seq) {
+            if seq < prev {
+                out_of_order += 1;
+                if out_of_order <= 3 {
+                    eprintln!(
+                        "topic {k} thread {t} partition {p}: seq {seq} completed after {prev}"
+                    );
+                }
+            }
+        }
+    }
+    assert_eq!(out_of_order, 0, "callbacks completed out of send order");
 }
 
 /// Asserts that every record was acknowledged (no failures), then [`assert_clean`].
@@ -582,7 +613,14 @@ fn scenario_2_one_broker_down_for_2s_mid_run() {
 fn scenario_3_retriable_produce_errors_on_5_percent_of_requests() {
     let name = "retriable-errors";
     let (mock, topics) = mock_with_topics("scenario-retriable", 3);
-    let producer = producer(mock.bootstrap(), &[]);
+    // One request in flight per connection: the mock checks sequences only for
+    // transactional producers, so with several in flight it would write a partition's
+    // later batch behind an earlier one it refused (Kafka and tansu refuse the later one with
+    // OUT_OF_ORDER_SEQUENCE_NUMBER instead). The pipelined case runs against tansu below.
+    let producer = producer(
+        mock.bootstrap(),
+        &[("max.in.flight.requests.per.connection", "1")],
+    );
     let run = Run::new(&topics, PER_THREAD);
     let mut rng = Rng(3);
     let mut next_code = 0;
@@ -608,6 +646,70 @@ fn scenario_3_retriable_produce_errors_on_5_percent_of_requests() {
         m.batch_retries,
         m.requests
     );
+    producer.close().unwrap();
+}
+
+/// Scenario 3 with the default five requests in flight, through the proxy on tansu (which
+/// enforces idempotent sequences): the proxy answers every 20th Produce request itself
+/// with NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS or NETWORK_EXCEPTION
+/// in turn, so tansu never sees it, and refuses the partition's pipelined later batches
+/// with OUT_OF_ORDER_SEQUENCE_NUMBER; the producer retries them in order. All acknowledged,
+/// 0 lost, duplicated, reordered, callbacks in send order.
+#[test]
+fn scenario_3_retriable_errors_with_requests_pipelined_on_tansu() {
+    retriable_errors_on_tansu("retriable-pipelined", false);
+}
+
+/// As above, but tansu does write the failed requests and only the answer the producer
+/// hears is an error (a lost acknowledgement): the retries are answered
+/// DUPLICATE_SEQUENCE_NUMBER while later batches of the partition already succeeded. Their
+/// completions wait for the retried batch: callbacks still run in send order.
+#[test]
+fn scenario_3_written_but_reported_failed_completes_in_send_order() {
+    retriable_errors_on_tansu("retriable-written", true);
+}
+
+fn retriable_errors_on_tansu(name: &str, forward: bool) {
+    let (tansu, proxy, topics) = tansu_behind_proxy(name);
+    proxy.set_capture(false);
+    let producer = producer(&proxy.bootstrap(), &[("retry.backoff.ms", "50")]);
+    let run = Run::new(&topics, PER_THREAD);
+    let codes = RETRIABLE.map(|(_, code)| code.code()).to_vec();
+    let took = drive(
+        &producer,
+        &run,
+        Load::Paced(Duration::from_secs(3)),
+        |done| {
+            proxy.update_script(|s| {
+                s.fail_produce = Some(ProduceFailure {
+                    every: 20,
+                    codes,
+                    times: None,
+                    forward,
+                    record_errors: Vec::new(),
+                })
+            });
+            while !done.load(Ordering::SeqCst) {
+                thread::sleep(TICK);
+            }
+            proxy.set_script(Script::default());
+        },
+    );
+    let report = check(name, tansu.bootstrap(), &producer, &run, took);
+    let m = producer.metrics();
+    eprintln!(
+        "{name}: the proxy failed {} Produce requests; {} batches answered as duplicates",
+        proxy.failed_produce(),
+        m.duplicate_batches
+    );
+    assert!(proxy.failed_produce() >= 5, "the fault hardly fired");
+    assert_all_acked(&report, &run);
+    if forward {
+        assert!(
+            m.duplicate_batches > 0,
+            "no retry met its own earlier write"
+        );
+    }
     producer.close().unwrap();
 }
 
@@ -719,6 +821,124 @@ fn scenario_5_responses_slower_than_request_timeout_are_retried_without_loss() {
     producer.close().unwrap();
 }
 
+/// Scenario 4: three times during the run the proxy cuts a connection after tansu answered
+/// a Produce request and before the producer got the answer. Every batch of a cut request
+/// is retried on a new connection with the same producer id, epoch, base sequence and bytes;
+/// tansu answers DUPLICATE_SEQUENCE_NUMBER for what it already wrote: 0 duplicated.
+#[test]
+fn scenario_4_cut_before_the_response_retries_byte_identical_batches_without_duplicates() {
+    let name = "cut-idempotent";
+    let (tansu, proxy, topics) = tansu_behind_proxy("scenario-cut");
+    let producer = producer(&proxy.bootstrap(), &[]);
+    let run = Run::new(&topics, PER_THREAD);
+    let cuts = 3;
+    let took = drive(
+        &producer,
+        &run,
+        Load::Paced(Duration::from_secs(3)),
+        |_done| {
+            for _ in 0..cuts {
+                thread::sleep(Duration::from_millis(700));
+                let n = proxy.produce_count() + 1;
+                proxy.update_script(|s| s.cut_after_produce = Some(n));
+                while proxy.script().cut_after_produce.is_some() {
+                    thread::sleep(Duration::from_millis(5));
+                }
+            }
+        },
+    );
+    let report = check(name, tansu.bootstrap(), &producer, &run, took);
+    assert_eq!(proxy.cuts(), cuts, "every cut fired");
+    assert_all_acked(&report, &run);
+    let requests = proxy.produce_requests();
+    let mut retried = 0;
+    for (i, lost) in requests.iter().enumerate().filter(|(_, r)| r.cut) {
+        for b in &lost.batches {
+            assert!(
+                b.producer_id >= 0 && b.base_sequence >= 0,
+                "an idempotent batch"
+            );
+            let retry = requests[i + 1..]
+                .iter()
+                .find(|r| r.batches.iter().any(|x| x.bytes == b.bytes))
+                .unwrap_or_else(|| {
+                    panic!("no byte-identical retry of {}-{}", b.topic, b.partition)
+                });
+            let again = retry.batches.iter().find(|x| x.bytes == b.bytes).unwrap();
+            assert_eq!(
+                (again.producer_id, again.producer_epoch, again.base_sequence),
+                (b.producer_id, b.producer_epoch, b.base_sequence)
+            );
+            assert_ne!(
+                retry.connection, lost.connection,
+                "retried on a new connection"
+            );
+            retried += 1;
+        }
+    }
+    let m = producer.metrics();
+    eprintln!(
+        "{name}: {cuts} cuts; {retried} batches of the cut requests retried byte for byte; \
+         {} batches answered DUPLICATE_SEQUENCE_NUMBER",
+        m.duplicate_batches
+    );
+    assert!(
+        m.duplicate_batches >= retried as u64,
+        "tansu saw the retries as duplicates"
+    );
+    producer.close().unwrap();
+}
+
+/// Scenario 4 with idempotence off (and one request in flight, so exactly the cut request
+/// is lost): the same cuts now leave every record of each cut request twice in the log,
+/// which proves the fault fires and that the idempotent run's 0 duplicates is earned.
+#[test]
+fn scenario_4_without_idempotence_the_cut_requests_are_duplicated() {
+    let name = "cut-not-idempotent";
+    let (tansu, proxy, topics) = tansu_behind_proxy("scenario-cut-plain");
+    let producer = producer(
+        &proxy.bootstrap(),
+        &[
+            ("enable.idempotence", "false"),
+            ("max.in.flight.requests.per.connection", "1"),
+        ],
+    );
+    let run = Run::new(&topics, PER_THREAD);
+    let cuts = 3;
+    let took = drive(
+        &producer,
+        &run,
+        Load::Paced(Duration::from_secs(3)),
+        |_done| {
+            for _ in 0..cuts {
+                thread::sleep(Duration::from_millis(700));
+                let n = proxy.produce_count() + 1;
+                proxy.update_script(|s| s.cut_after_produce = Some(n));
+                while proxy.script().cut_after_produce.is_some() {
+                    thread::sleep(Duration::from_millis(5));
+                }
+            }
+        },
+    );
+    let report = check(name, tansu.bootstrap(), &producer, &run, took);
+    let lost_records: i32 = proxy
+        .produce_requests()
+        .iter()
+        .filter(|r| r.cut)
+        .flat_map(|r| &r.batches)
+        .map(|b| b.record_count)
+        .sum();
+    let t = report.total;
+    eprintln!("{name}: {cuts} cuts lost the answers of {lost_records} records");
+    assert_eq!(proxy.cuts(), cuts);
+    assert_eq!((t.acked, t.lost, t.reordered), (t.sent, 0, 0), "{t}");
+    assert_eq!(
+        t.duplicated, lost_records as usize,
+        "each cut record written twice"
+    );
+    producer.close().unwrap();
+}
+
 // ---------------------------------------------------------------------------------------
 // Soak (scenario 8)
 // ---------------------------------------------------------------------------------------
@@ -797,7 +1017,11 @@ fn scenario_8_soak_on_the_mock_cluster() {
     let soak = soak_duration();
     let isolated = (0, 0);
     let (mock, topics) = mock_with_topics("soak-mock", 4);
-    let producer = producer(mock.bootstrap(), &[]);
+    // One request in flight: see scenario 3 (the mock does not enforce sequences).
+    let producer = producer(
+        mock.bootstrap(),
+        &[("max.in.flight.requests.per.connection", "1")],
+    );
     let run = Run::new(&topics, 0);
     let mut rng = Rng::from_env(name);
     let log = |start: Instant, what: String| {
@@ -929,15 +1153,39 @@ fn scenario_8_soak_through_the_proxy_on_tansu() {
         },
         |_done| {
             let start = Instant::now();
-            let turns = turns(start, soak, 3);
+            let turns = turns(start, soak, 4);
             let mut cut = Episode::new("cut before a response");
             let mut slow = Episode::new("a response held past request.timeout.ms");
             let mut blackhole = Episode::new("blackhole");
+            let mut errors = Episode::new("retriable errors");
+            let codes = RETRIABLE.map(|(_, code)| code.code()).to_vec();
             while start.elapsed() < soak {
                 let now = Instant::now();
                 // Cuts and held responses are one-shot; their episodes only space them out.
                 cut.ends(now);
                 slow.ends(now);
+                if errors.ends(now) {
+                    proxy.update_script(|s| s.fail_produce = None);
+                    log(start, "retriable errors end".into());
+                }
+                if errors.starts(&mut rng, now, turns[3]) {
+                    // Answered by the proxy (nothing written) or after tansu wrote it.
+                    let forward = rng.chance(0.5);
+                    let codes = codes.clone();
+                    proxy.update_script(|s| {
+                        s.fail_produce = Some(ProduceFailure {
+                            every: 10,
+                            codes,
+                            times: None,
+                            forward,
+                            record_errors: Vec::new(),
+                        })
+                    });
+                    log(
+                        start,
+                        format!("retriable errors start (written first: {forward})"),
+                    );
+                }
                 if blackhole.ends(now) {
                     proxy.update_script(|s| s.blackhole = false);
                     log(start, "blackhole end".into());
@@ -969,10 +1217,11 @@ fn scenario_8_soak_through_the_proxy_on_tansu() {
             log(
                 start,
                 format!(
-                    "faults over: {} cuts, {} held responses, {} blackholes",
+                    "faults over: {} cuts, {} held responses, {} blackholes, {} failed requests",
                     proxy.cuts(),
                     proxy.delayed_responses(),
-                    blackholes.load(Ordering::SeqCst)
+                    blackholes.load(Ordering::SeqCst),
+                    proxy.failed_produce()
                 ),
             );
         },
@@ -983,6 +1232,7 @@ fn scenario_8_soak_through_the_proxy_on_tansu() {
         "no fault fired"
     );
     assert!(blackholes.load(Ordering::SeqCst) > 0, "no blackhole");
+    assert!(proxy.failed_produce() > 0, "no retriable error");
     assert_all_acked(&report, &run);
     assert!(report.total.acked >= 100_000, "{}", report.total);
     producer.close().unwrap();

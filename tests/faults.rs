@@ -1,6 +1,9 @@
-//! Fault tests (issue 4): the producer under faults brokers cannot inject themselves, made
-//! by the fault-injecting proxy (`common::proxy`) in front of tansu, and judged by the
-//! delivery checker (`common::checker`) against what the rdkafka consumer reads back.
+//! Fault tests (issue 4) of single behaviours: the producer under faults brokers cannot
+//! inject themselves, made by the fault-injecting proxy (`common::proxy`) in front of tansu,
+//! and judged by the delivery checker (`common::checker`) against what the rdkafka consumer
+//! reads back: a pass-through run, an unreachable broker (scenario 7), a batch expiring in
+//! flight, records refused with INVALID_RECORD. The issue's multi-topic scenarios 1–6 and 8
+//! are in `fault_scenarios.rs`.
 
 mod common;
 
@@ -10,7 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::checker::{self, Ledger, Outcome, Report};
-use common::proxy::{CapturedProduce, Proxy, Script};
+use common::proxy::{ProduceFailure, Proxy, Script};
 use common::{read_back, unique_topic, Tansu};
 use kafka_producer::{Error, Producer, ProducerRecord};
 
@@ -102,123 +105,6 @@ fn proxy_forwards_a_full_run_to_tansu_unchanged() {
         "records in the Produce requests the proxy forwarded"
     );
     assert!(requests.iter().all(|r| !r.cut));
-}
-
-/// The cut request, and for each of its batches the first later request that carries the
-/// same partition's batch byte for byte.
-fn retries_of(requests: &[CapturedProduce]) -> (&CapturedProduce, Vec<&CapturedProduce>) {
-    let i = requests
-        .iter()
-        .position(|r| r.cut)
-        .expect("the proxy cut a Produce request");
-    let lost = &requests[i];
-    let retries = lost
-        .batches
-        .iter()
-        .map(|b| {
-            requests[i + 1..]
-                .iter()
-                .find(|r| {
-                    r.batches.iter().any(|x| {
-                        x.topic == b.topic && x.partition == b.partition && x.bytes == b.bytes
-                    })
-                })
-                .unwrap_or_else(|| panic!("no retry of the cut batch of partition {}", b.partition))
-        })
-        .collect();
-    (lost, retries)
-}
-
-#[test]
-fn a_connection_cut_before_the_response_is_retried_and_the_checker_sees_it() {
-    let (tansu, proxy, topic) = tansu_behind_proxy("faults-cut");
-    proxy.set_script(Script {
-        cut_after_produce: Some(3),
-        ..Script::default()
-    });
-    let producer = producer(
-        &proxy.bootstrap(),
-        &[
-            ("enable.idempotence", "false"),
-            ("max.in.flight.requests.per.connection", "1"),
-        ],
-    );
-    let ledger = send_workload(&producer, &topic, 2, 5_000);
-    producer.close().unwrap();
-    let report = check("cut-before-response", &tansu, &topic, &ledger);
-    let t = report.total;
-    assert_eq!((t.acked, t.failed), (10_000, 0));
-    assert_eq!((t.lost, t.reordered, t.unexpected), (0, 0, 0));
-
-    let requests = proxy.produce_requests();
-    assert_eq!(
-        proxy.script().cut_after_produce,
-        None,
-        "the cut never fired"
-    );
-    let (lost, retries) = retries_of(&requests);
-    assert!(retries.iter().all(|r| r.connection != lost.connection));
-    let resent: i32 = lost.batches.iter().map(|b| b.record_count).sum();
-    eprintln!(
-        "cut request {} on connection {} carried {} batches, {resent} records; duplicated {}",
-        lost.correlation_id,
-        lost.connection,
-        lost.batches.len(),
-        t.duplicated
-    );
-    // The broker appended the cut request before the proxy swallowed its answer, and the
-    // retry appended the same batches again: every record of it is in the log twice.
-    assert_eq!(t.duplicated, resent as usize);
-}
-
-#[test]
-fn scenario_4_idempotent_retry_after_a_cut_is_byte_identical_and_deduplicated() {
-    let (tansu, proxy, topic) = tansu_behind_proxy("faults-cut-idem");
-    proxy.set_script(Script {
-        cut_after_produce: Some(5),
-        ..Script::default()
-    });
-    let producer = producer(&proxy.bootstrap(), &[("enable.idempotence", "true")]);
-    let ledger = send_workload(&producer, &topic, 4, 5_000);
-    producer.close().unwrap();
-    let report = check(
-        "scenario 4 (cut before response, idempotent)",
-        &tansu,
-        &topic,
-        &ledger,
-    );
-    let t = report.total;
-    assert_eq!(
-        proxy.script().cut_after_produce,
-        None,
-        "the cut never fired"
-    );
-    assert_eq!((t.sent, t.acked, t.failed), (20_000, 20_000, 0));
-    assert_eq!(
-        (t.lost, t.duplicated, t.reordered, t.unexpected),
-        (0, 0, 0, 0)
-    );
-    let requests = proxy.produce_requests();
-    let (lost, retries) = retries_of(&requests);
-    for (b, retry) in lost.batches.iter().zip(&retries) {
-        assert!(
-            b.producer_id >= 0 && b.base_sequence >= 0,
-            "idempotent batch"
-        );
-        let again = retry
-            .batches
-            .iter()
-            .find(|x| x.topic == b.topic && x.partition == b.partition && x.bytes == b.bytes)
-            .expect("the retry carries the batch");
-        assert_eq!(
-            (again.producer_id, again.producer_epoch, again.base_sequence),
-            (b.producer_id, b.producer_epoch, b.base_sequence)
-        );
-        assert_ne!(
-            retry.connection, lost.connection,
-            "retried on a new connection"
-        );
-    }
 }
 
 /// When each record was sent and how it completed.
@@ -522,4 +408,87 @@ fn a_batch_in_flight_at_its_delivery_timeout_is_answered_then_not_later() {
         .count();
     eprintln!("{written_but_expired} records expired in flight and are in the log");
     assert!(written_but_expired > 0, "no batch expired while in flight");
+}
+
+#[test]
+fn invalid_record_errors_fail_exactly_the_named_records_and_the_rest_is_delivered() {
+    const RECORDS: usize = 3_000;
+    let (tansu, proxy, topic) = tansu_behind_proxy("faults-invalid-record");
+    let producer = producer(&proxy.bootstrap(), &[("linger.ms", "20")]);
+    producer
+        .send(ProducerRecord::new(topic.as_str(), b"warm-up".to_vec()))
+        .wait()
+        .expect("the warm-up record");
+    // The next three Produce requests: every partition's batch has its records 1 and 4
+    // named invalid (INVALID_RECORD with record errors), as a broker does for records it
+    // refuses; the proxy answers, tansu never sees those requests.
+    proxy.set_script(Script {
+        fail_produce: Some(ProduceFailure {
+            every: 1,
+            codes: vec![kafka_producer::ErrorCode::InvalidRecord.code()],
+            times: Some(3),
+            forward: false,
+            record_errors: vec![1, 4],
+        }),
+        ..Script::default()
+    });
+    let ledger = Arc::new(Ledger::new(1, RECORDS));
+    let failures: Arc<Mutex<Vec<(usize, Error)>>> = Arc::default();
+    for seq in 0..RECORDS {
+        let record = ProducerRecord::new(topic.as_str(), checker::encode(0, seq, VALUE_SIZE));
+        let (ledger, failures) = (Arc::clone(&ledger), Arc::clone(&failures));
+        producer.send_with_callback(record, move |r| match r {
+            Ok(md) => ledger.complete(0, seq, Some(md.partition()), Outcome::Acked),
+            Err(e) => {
+                ledger.complete(0, seq, None, Outcome::Failed);
+                failures.lock().unwrap().push((seq, e));
+            }
+        });
+    }
+    producer.flush().unwrap();
+    let metrics = producer.metrics();
+    producer.close().unwrap();
+    assert_eq!(proxy.failed_produce(), 3, "the fault fired");
+    let failures = failures.lock().unwrap();
+    // Each failed request carried one batch per partition with at least 5 records: two
+    // records of each were refused.
+    let batches: usize = proxy
+        .produce_requests()
+        .iter()
+        .take(4)
+        .skip(1)
+        .map(|r| r.batches.len())
+        .sum();
+    eprintln!(
+        "invalid records: {} refused from {batches} batches, {} others delivered, {} errors",
+        failures.len(),
+        RECORDS - failures.len(),
+        metrics.record_errors
+    );
+    assert_eq!(failures.len(), 2 * batches, "two records per refused batch");
+    for (seq, e) in failures.iter() {
+        match e {
+            Error::Broker {
+                code: kafka_producer::ErrorCode::InvalidRecord,
+                message: Some(m),
+            } => assert!(
+                m == "record 1 is invalid" || m == "record 4 is invalid",
+                "record {seq}: {m}"
+            ),
+            other => panic!("record {seq} failed with {other:?}"),
+        }
+    }
+    let report = check("invalid records", &tansu, &topic, &ledger);
+    let t = report.total;
+    assert_eq!(t.acked + t.failed, RECORDS);
+    // The warm-up record is the one value the checker did not write.
+    assert_eq!(
+        (t.lost, t.duplicated, t.reordered, t.unexpected),
+        (0, 0, 0, 1)
+    );
+    assert_eq!(
+        t.read_back,
+        t.acked + 1,
+        "the acknowledged records and the warm-up"
+    );
 }

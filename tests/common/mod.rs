@@ -388,7 +388,7 @@ pub fn read_back_within(
     out
 }
 
-/// Reads every topic of `ledgers` back (waiting up to 30 s for each topic's acknowledged
+/// Reads every topic of `ledgers` back (waiting up to 120 s for each topic's acknowledged
 /// records) and checks each log against its ledger.
 pub fn check_run(bootstrap: &str, ledgers: &checker::TopicLedgers) -> checker::RunReport {
     let reads: Vec<Vec<ReadRecord>> = ledgers
@@ -397,7 +397,7 @@ pub fn check_run(bootstrap: &str, ledgers: &checker::TopicLedgers) -> checker::R
         .enumerate()
         .map(|(i, topic)| {
             let acked = ledgers.ledger(i).count(checker::Outcome::Acked);
-            read_back_within(bootstrap, topic, acked, Duration::from_secs(30))
+            read_back_within(bootstrap, topic, acked, Duration::from_secs(120))
         })
         .collect();
     checker::check_topics(ledgers, &reads)

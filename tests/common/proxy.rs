@@ -55,6 +55,28 @@ pub struct Script {
     /// behind them) before returning them: a round-trip time above request.timeout.ms for
     /// some requests. Clears itself once its `times` ran out.
     pub delay_produce: Option<ProduceDelay>,
+    /// Answer some Produce requests with an error for every partition in them, either in
+    /// place of the broker (which never sees them) or instead of the broker's own answer.
+    /// Clears itself once its `times` ran out.
+    pub fail_produce: Option<ProduceFailure>,
+}
+
+/// Which Produce requests [`Script::fail_produce`] fails, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProduceFailure {
+    /// Fail every `every`th Produce request (1-based, counted over the proxy's life).
+    pub every: usize,
+    /// The error codes to answer with, in turn.
+    pub codes: Vec<i16>,
+    /// How many more requests to fail; `None` for no limit.
+    pub times: Option<usize>,
+    /// `false`: the proxy answers and the broker never sees the request (nothing written).
+    /// `true`: the request reaches the broker, whose answer is replaced (written, but the
+    /// client hears an error).
+    pub forward: bool,
+    /// Batch indexes named as per-record errors in every failed partition (for
+    /// INVALID_RECORD), each with the message `record N is invalid`.
+    pub record_errors: Vec<i32>,
 }
 
 /// Which Produce responses [`Script::delay_produce`] holds, and for how long.
@@ -123,6 +145,7 @@ struct Shared {
     produce_responses: AtomicUsize,
     delayed_responses: AtomicUsize,
     cuts: AtomicUsize,
+    failed_produce: AtomicUsize,
     capture: AtomicBool,
     script: Mutex<Script>,
     captured: Mutex<Vec<CapturedProduce>>,
@@ -144,6 +167,7 @@ impl Proxy {
             produce_responses: AtomicUsize::new(0),
             delayed_responses: AtomicUsize::new(0),
             cuts: AtomicUsize::new(0),
+            failed_produce: AtomicUsize::new(0),
             capture: AtomicBool::new(true),
             script: Mutex::new(Script::default()),
             captured: Mutex::new(Vec::new()),
@@ -204,6 +228,11 @@ impl Proxy {
         self.shared.cuts.load(Ordering::SeqCst)
     }
 
+    /// Produce requests [`Script::fail_produce`] failed so far.
+    pub fn failed_produce(&self) -> usize {
+        self.shared.failed_produce.load(Ordering::SeqCst)
+    }
+
     /// Produce responses [`Script::delay_produce`] held so far.
     pub fn delayed_responses(&self) -> usize {
         self.shared.delayed_responses.load(Ordering::SeqCst)
@@ -259,12 +288,16 @@ struct Pending {
     requests: HashMap<i32, (ApiKey, i16, Option<usize>)>,
     /// Correlation id whose response is to be swallowed and the connection cut.
     cut: Option<i32>,
+    /// Forwarded Produce requests whose answer is replaced by this error response frame.
+    replace: HashMap<i32, Vec<u8>>,
 }
 
 /// One client connection: both sockets and the state the two pumps share.
 #[derive(Debug)]
 struct Conn {
     id: usize,
+    /// Serializes whole frames written to the client (both pumps write to it).
+    client_writes: Mutex<()>,
     client: TcpStream,
     upstream: TcpStream,
     pending: Mutex<Pending>,
@@ -285,6 +318,7 @@ fn start_pumps(shared: &Arc<Shared>, client: TcpStream, upstream: TcpStream) -> 
     }
     let conn = Arc::new(Conn {
         id: shared.connections.fetch_add(1, Ordering::SeqCst),
+        client_writes: Mutex::new(()),
         client,
         upstream,
         pending: Mutex::new(Pending::default()),
@@ -340,6 +374,23 @@ fn pump_requests(shared: &Shared, conn: &Conn) -> io::Result<()> {
         let mut captured = None;
         if key == ApiKey::PRODUCE {
             captured = capture_produce(shared, conn, &frame, version, correlation_id);
+            if let Some((forward, response)) =
+                produce_failure(shared, &frame, version, correlation_id)
+            {
+                if !forward {
+                    // Answered here: the broker never sees it. (A broker answers in request
+                    // order; this answer may overtake earlier ones, which Kafka clients
+                    // match by correlation id anyway.)
+                    let _guard = conn.client_writes.lock().unwrap();
+                    (&conn.client).write_all(&response)?;
+                    continue;
+                }
+                conn.pending
+                    .lock()
+                    .unwrap()
+                    .replace
+                    .insert(correlation_id, response);
+            }
         }
         // Registered before forwarding, so the response pump always finds it.
         conn.pending
@@ -432,12 +483,16 @@ fn pump_responses(shared: &Shared, conn: &Conn) -> io::Result<()> {
         let correlation_id = Reader::new(&frame[4..])
             .i32()
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "short response"))?;
-        let (request, cut) = {
+        let (request, cut, replacement) = {
             let mut pending = conn.pending.lock().unwrap();
             let request = pending.requests.remove(&correlation_id);
             let cut = pending.cut == Some(correlation_id);
-            (request, cut)
+            let replacement = pending.replace.remove(&correlation_id);
+            (request, cut, replacement)
         };
+        if let Some(replacement) = replacement {
+            frame = replacement;
+        }
         if cut {
             if let Some((_, _, Some(i))) = request {
                 shared.captured.lock().unwrap()[i].cut = true;
@@ -468,6 +523,7 @@ fn pump_responses(shared: &Shared, conn: &Conn) -> io::Result<()> {
                 panic!("the proxy could not decode Metadata v{version} response: {e}")
             });
         }
+        let _guard = conn.client_writes.lock().unwrap();
         if truncate {
             (&conn.client).write_all(&frame[..4 + (frame.len() - 4) / 2])?;
             conn.cut();
@@ -499,6 +555,72 @@ fn produce_delay(shared: &Shared, script: &mut Script, n: usize) -> Duration {
     }
     shared.delayed_responses.fetch_add(1, Ordering::SeqCst);
     delay
+}
+
+/// Whether [`Script::fail_produce`] fails this Produce request; if so, whether it is still
+/// forwarded and the error response frame to answer it with.
+fn produce_failure(
+    shared: &Shared,
+    frame: &[u8],
+    version: i16,
+    correlation_id: i32,
+) -> Option<(bool, Vec<u8>)> {
+    use kafka_producer::protocol::produce::{
+        BatchIndexAndErrorMessage, PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
+    };
+    let n = shared.produce_requests.load(Ordering::SeqCst);
+    let (forward, code, record_errors) = {
+        let mut script = shared.script.lock().unwrap();
+        let f = script.fail_produce.as_mut()?;
+        if f.every == 0 || !n.is_multiple_of(f.every) || f.codes.is_empty() {
+            return None;
+        }
+        let failed = shared.failed_produce.fetch_add(1, Ordering::SeqCst);
+        let picked = (
+            f.forward,
+            f.codes[failed % f.codes.len()],
+            f.record_errors.clone(),
+        );
+        if let Some(times) = f.times.as_mut() {
+            *times = times.saturating_sub(1);
+            if *times == 0 {
+                script.fail_produce = None;
+            }
+        }
+        picked
+    };
+    let batches = decode_produce(&frame[4..], version).expect("decoded once already");
+    let mut response = ProduceResponse::default();
+    for b in batches {
+        let partition = PartitionProduceResponse {
+            index: b.partition,
+            error_code: code,
+            base_offset: -1,
+            record_errors: record_errors
+                .iter()
+                .map(|&i| BatchIndexAndErrorMessage {
+                    batch_index: i,
+                    batch_index_error_message: Some(format!("record {i} is invalid")),
+                })
+                .collect(),
+            error_message: Some(format!("injected by the test proxy (code {code})")),
+            ..PartitionProduceResponse::default()
+        };
+        match response.responses.iter_mut().find(|t| t.name == b.topic) {
+            Some(t) => t.partitions.push(partition),
+            None => response.responses.push(TopicProduceResponse {
+                name: b.topic,
+                partitions: vec![partition],
+            }),
+        }
+    }
+    let header_version = i16::from(version >= FIRST_FLEXIBLE);
+    let mut out = vec![0u8; 4];
+    ResponseHeader { correlation_id }.encode(header_version, &mut out);
+    response.encode_body(version, &mut out);
+    let size = (out.len() - 4) as i32;
+    out[..4].copy_from_slice(&size.to_be_bytes());
+    Some((forward, out))
 }
 
 /// The Metadata response `frame` with every broker's address replaced by `proxy`.
