@@ -115,10 +115,16 @@ struct Timings {
 }
 
 #[test]
-fn scenario_unreachable_longer_than_delivery_timeout_fails_every_record_in_time() {
-    const RECORDS: usize = 10_000;
+fn scenario_7_unreachable_longer_than_delivery_timeout_fails_every_record_in_time() {
+    // 100 000 records from 4 threads over 2 topics × 6 partitions.
+    const THREADS: usize = 4;
+    const PER_THREAD: usize = 25_000;
+    const RECORDS: usize = THREADS * PER_THREAD;
     const DELIVERY_TIMEOUT: Duration = Duration::from_millis(3_000);
-    let (_tansu, proxy, topic) = tansu_behind_proxy("faults-unreachable");
+    let (tansu, proxy, topic) = tansu_behind_proxy("faults-unreachable");
+    let second = unique_topic("faults-unreachable-b");
+    tansu.create_topic(&second, PARTITIONS);
+    let topics = [topic.as_str(), second.as_str()];
     let producer = producer(
         &proxy.bootstrap(),
         &[
@@ -127,8 +133,10 @@ fn scenario_unreachable_longer_than_delivery_timeout_fails_every_record_in_time(
         ],
     );
     // Metadata and the producer id arrive while the broker is still reachable.
-    let warm_up = ProducerRecord::new(topic.as_str(), b"warm-up".to_vec());
-    producer.send(warm_up).wait().expect("the warm-up record");
+    for t in topics {
+        let warm_up = ProducerRecord::new(t, b"warm-up".to_vec());
+        producer.send(warm_up).wait().expect("the warm-up record");
+    }
     proxy.set_script(Script {
         blackhole: true,
         ..Script::default()
@@ -139,16 +147,25 @@ fn scenario_unreachable_longer_than_delivery_timeout_fails_every_record_in_time(
         done: vec![None; RECORDS],
     }));
     let completed = Arc::new(AtomicUsize::new(0));
-    for seq in 0..RECORDS {
-        let record = ProducerRecord::new(topic.as_str(), checker::encode(0, seq, VALUE_SIZE));
-        let (timings2, completed2) = (Arc::clone(&timings), Arc::clone(&completed));
-        timings.lock().unwrap().sent[seq] = Some(Instant::now());
-        producer.send_with_callback(record, move |r| {
-            // No assertion here: a panic belongs to the test thread, not the producer's.
-            timings2.lock().unwrap().done[seq] = Some((Instant::now(), r.map(drop)));
-            completed2.fetch_add(1, Ordering::SeqCst);
-        });
-    }
+    thread::scope(|s| {
+        for t in 0..THREADS {
+            let (producer, timings, completed) = (&producer, &timings, &completed);
+            s.spawn(move || {
+                for i in 0..PER_THREAD {
+                    let seq = t * PER_THREAD + i;
+                    let value = checker::encode(t, i, VALUE_SIZE);
+                    let record = ProducerRecord::new(topics[i % 2], value);
+                    let (timings2, completed2) = (Arc::clone(timings), Arc::clone(completed));
+                    timings.lock().unwrap().sent[seq] = Some(Instant::now());
+                    producer.send_with_callback(record, move |r| {
+                        // No assertion here: a panic belongs to the test thread.
+                        timings2.lock().unwrap().done[seq] = Some((Instant::now(), r.map(drop)));
+                        completed2.fetch_add(1, Ordering::SeqCst);
+                    });
+                }
+            });
+        }
+    });
     let deadline = Instant::now() + DELIVERY_TIMEOUT + Duration::from_secs(2);
     while completed.load(Ordering::SeqCst) < RECORDS && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(20));
