@@ -351,23 +351,34 @@ pub fn read_back_within(
     expected: usize,
     patience: Duration,
 ) -> Vec<ReadRecord> {
-    let c = consumer(bootstrap);
     let partitions = partition_count(bootstrap, topic);
     assert!(partitions > 0, "topic {topic} has no partitions");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions as i32 {
-        tpl.add_partition_offset(topic, p, Offset::Offset(0))
-            .expect("add partition");
-    }
-    c.assign(&tpl).expect("assign partitions");
+    // The next offset to read per partition, so that a fresh consumer can take over.
+    let mut next = vec![0i64; partitions];
+    let assign = |next: &[i64]| {
+        let c = consumer(bootstrap);
+        let mut tpl = TopicPartitionList::new();
+        for (p, offset) in next.iter().enumerate() {
+            tpl.add_partition_offset(topic, p as i32, Offset::Offset(*offset))
+                .expect("add partition");
+        }
+        c.assign(&tpl).expect("assign partitions");
+        c
+    };
+    let mut c = assign(&next);
     let deadline = Instant::now() + patience;
     let quiet = Duration::from_secs(1);
+    // librdkafka's consumer sometimes stops fetching a partition of the mock cluster after
+    // a fault-heavy run (leader moves while brokers went down); a fresh consumer resumes.
+    let stalled = Duration::from_secs(10);
     let mut out = Vec::with_capacity(expected);
     let mut last_new = Instant::now();
     loop {
         match c.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
-                out.push(to_read_record(&m));
+                let r = to_read_record(&m);
+                next[r.partition as usize] = r.offset + 1;
+                out.push(r);
                 last_new = Instant::now();
             }
             Some(Err(e)) => panic!("consumer error reading {topic}: {e}"),
@@ -382,6 +393,15 @@ pub fn read_back_within(
                 out.len()
             );
             break;
+        }
+        if out.len() < expected && last_new.elapsed() >= stalled {
+            eprintln!(
+                "reading {topic}: no record for {stalled:?} at {} of {expected}; a new consumer \
+                 resumes at {next:?}",
+                out.len()
+            );
+            c = assign(&next);
+            last_new = Instant::now();
         }
     }
     out.sort_by_key(|r| (r.partition, r.offset));
