@@ -50,6 +50,8 @@
 mod broker;
 #[path = "throughput/client.rs"]
 mod client;
+#[path = "throughput/procfs.rs"]
+mod procfs;
 #[path = "throughput/scenario.rs"]
 mod scenario;
 #[path = "throughput/sink.rs"]
@@ -193,6 +195,9 @@ struct Figures {
     cpu_s: f64,
     peak_rss_kb: u64,
     rss_before_kb: u64,
+    /// The broker's (tansu's or the sink's) CPU time over the whole child run, warm-up
+    /// included; None for an external broker.
+    broker_cpu_s: Option<f64>,
     close_ms: u64,
     client_errors: u64,
     /// p50, p99, p99.9 and max in ms, where measured.
@@ -233,6 +238,7 @@ impl Figures {
             cpu_s: get("cpu_ticks")? as f64 / clk_tck,
             peak_rss_kb: get("peak_rss_kb")?,
             rss_before_kb: get("rss_before_kb")?,
+            broker_cpu_s: None,
             close_ms: get("close_ms")?,
             client_errors: get("client_errors")?,
             latency_ms,
@@ -263,6 +269,11 @@ impl Figures {
 
     fn peak_rss_mib(&self) -> f64 {
         self.peak_rss_kb as f64 / 1024.0
+    }
+
+    fn broker_cpu(&self) -> String {
+        self.broker_cpu_s
+            .map_or("—".to_string(), |s| format!("{s:.2}"))
     }
 }
 
@@ -298,6 +309,11 @@ fn backend_key(name: &str) -> &'static str {
 
 fn bench(mode: Mode) -> Result<bool, String> {
     let options = Options::from_env(mode)?;
+    for backend in &options.backends {
+        if let Kind::External(servers) = backend {
+            broker::check_reachable(servers)?;
+        }
+    }
     let (_, rdkafka_version) = rdkafka::util::get_rdkafka_version();
     println!(
         "throughput bench, {} mode: kafka-producer {} vs librdkafka {rdkafka_version} \
@@ -351,7 +367,7 @@ fn bench(mode: Mode) -> Result<bool, String> {
         print_ratio_table(&options, &results);
     }
 
-    let failures: Vec<String> = results
+    let mut failures: Vec<String> = results
         .runs
         .iter()
         .filter_map(|((backend, id, client), outcome)| match outcome {
@@ -359,6 +375,7 @@ fn bench(mode: Mode) -> Result<bool, String> {
             _ => None,
         })
         .collect();
+    failures.sort();
     println!(
         "\nfinished in {:.0} s; load average now {}",
         started.elapsed().as_secs_f64(),
@@ -456,6 +473,7 @@ fn run_child(
     topic: &str,
 ) -> Result<Figures, String> {
     let exe = std::env::current_exe().map_err(|e| format!("locating the bench binary: {e}"))?;
+    let broker_cpu_before = broker.cpu_ticks();
     let mut child = ChildProcess(
         Command::new(exe)
             .arg(CHILD_FLAG)
@@ -526,9 +544,14 @@ fn run_child(
         }
     };
     drop(stalled); // resume the broker only once the client is gone
+    let broker_cpu_s = broker
+        .cpu_ticks()
+        .zip(broker_cpu_before)
+        .map(|(after, before)| after.saturating_sub(before) as f64 / options.clk_tck);
     let figures = result
         .map(|line| Figures::parse(&line, options.clk_tck))
-        .transpose()?;
+        .transpose()?
+        .map(|f| Figures { broker_cpu_s, ..f });
     match (status.success(), figures) {
         (true, Some(figures)) => Ok(figures),
         (true, None) => Err("the child exited without a RESULT line".to_string()),
@@ -554,7 +577,7 @@ fn print_run(backend: &str, s: &Scenario, client: Client, outcome: &Outcome) {
             });
             println!(
                 "  {who} {} records in {:.2} s: {:.0} records/s, {:.1} MB/s, CPU {:.2} s \
-                 ({:.3} s per 1M records), peak RSS {:.1} MiB{latency}{} (load average {})",
+                 ({:.3} s per 1M records), peak RSS {:.1} MiB{latency}{}{} (load average {})",
                 f.records(s),
                 f.elapsed.as_secs_f64(),
                 f.records_per_s(s),
@@ -562,6 +585,8 @@ fn print_run(backend: &str, s: &Scenario, client: Client, outcome: &Outcome) {
                 f.cpu_s,
                 f.cpu_per_million(s),
                 f.peak_rss_mib(),
+                f.broker_cpu_s
+                    .map_or(String::new(), |cpu| format!(", {backend} CPU {cpu:.2} s")),
                 notes(s, f).map_or(String::new(), |n| format!("; {n}")),
                 load_average()
             );
@@ -597,9 +622,9 @@ fn print_figures_table(options: &Options, backend: &str, results: &Results) {
     println!("\n### {backend}\n");
     println!(
         "| scenario | client | records | time s | records/s | MB/s | CPU s | CPU s / 1M records \
-         | p50 ms | p99 ms | p99.9 ms | peak RSS MiB | notes |"
+         | p50 ms | p99 ms | p99.9 ms | peak RSS MiB | {backend} CPU s | notes |"
     );
-    println!("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|");
+    println!("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|");
     for &id in &options.scenarios {
         let s = scenario::scenario(id, options.mode);
         for client in Client::ALL {
@@ -621,7 +646,7 @@ fn print_figures_table(options: &Options, backend: &str, results: &Results) {
                     }
                     println!(
                         "| {id} | {client} | {} | {:.2} | {:.0} | {:.1} | {:.2} | {:.3} | {p50} \
-                         | {p99} | {p999} | {:.1} | {note} |",
+                         | {p99} | {p999} | {:.1} | {} | {note} |",
                         f.records(&s),
                         f.elapsed.as_secs_f64(),
                         f.records_per_s(&s),
@@ -629,13 +654,14 @@ fn print_figures_table(options: &Options, backend: &str, results: &Results) {
                         f.cpu_s,
                         f.cpu_per_million(&s),
                         f.peak_rss_mib(),
+                        f.broker_cpu(),
                     );
                 }
                 Some(Outcome::Failed(e)) => {
-                    println!("| {id} | {client} | FAILED: {e} |||||||||||");
+                    println!("| {id} | {client} | FAILED: {e} ||||||||||||");
                 }
                 Some(Outcome::Skipped(why)) => {
-                    println!("| {id} | {client} | skipped: {why} |||||||||||");
+                    println!("| {id} | {client} | skipped: {why} ||||||||||||");
                 }
                 None => {}
             }

@@ -3,7 +3,7 @@
 //! `KAFKA_BOOTSTRAP_SERVERS`, or the in-process [`Sink`].
 
 use std::future::Future;
-use std::net::{TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 use std::pin::pin;
 use std::process::{Child, Command, Stdio};
@@ -16,6 +16,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 
+use crate::procfs;
 use crate::sink::{Sink, Stall};
 
 /// Which kind of broker a run uses.
@@ -95,6 +96,17 @@ impl Broker {
         }
     }
 
+    /// The broker's CPU time so far in clock ticks: tansu's process, or (sink) this whole
+    /// process, whose other threads are idle while a child runs. None for an external one.
+    pub fn cpu_ticks(&self) -> Option<u64> {
+        let pid = match self {
+            Broker::Tansu(tansu) => tansu.child.id().to_string(),
+            Broker::Sink(_) => "self".to_string(),
+            Broker::External(_) => return None,
+        };
+        procfs::cpu_ticks(&pid).ok()
+    }
+
     /// Stops the broker answering: SIGSTOP for tansu, a stall for the sink. An external
     /// cluster cannot be stalled.
     pub fn stall(&self) -> Result<Stalled<'_>, String> {
@@ -172,6 +184,31 @@ impl Drop for Tansu {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Fails unless one of the comma-separated `host:port` servers accepts a TCP connection
+/// within 5 s: an unreachable cluster is a configuration error, not a slow run.
+pub fn check_reachable(servers: &str) -> Result<(), String> {
+    let mut errors = Vec::new();
+    for server in servers.split(',').map(str::trim) {
+        let addrs = match server.to_socket_addrs() {
+            Ok(addrs) => addrs,
+            Err(e) => {
+                errors.push(format!("{server}: {e}"));
+                continue;
+            }
+        };
+        for addr in addrs {
+            match TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
+                Ok(_) => return Ok(()),
+                Err(e) => errors.push(format!("{addr}: {e}")),
+            }
+        }
+    }
+    Err(format!(
+        "KAFKA_BOOTSTRAP_SERVERS={servers}: no server reachable ({})",
+        errors.join("; ")
+    ))
 }
 
 /// `$TANSU`, else `tansu` on PATH, else `~/.cargo/bin/tansu`.

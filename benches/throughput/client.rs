@@ -31,6 +31,7 @@ use rdkafka::producer::{
 };
 use rdkafka::ClientContext;
 
+use crate::procfs;
 use crate::scenario::{self, records_at_rate, Client, Load, Mode, Scenario};
 
 /// The first word of the result line.
@@ -43,12 +44,13 @@ pub const GO: &str = "GO";
 const DELIVERY_WAIT: Duration = Duration::from_secs(180);
 /// Stalled scenario: how long a close may take before undelivered records are dropped.
 const STALLED_CLOSE: Duration = Duration::from_millis(500);
-/// rdkafka's dedicated poll thread polls for this long per call. `BaseProducer::poll`
-/// serves events as they arrive until the timeout passes, so a long timeout adds no
-/// latency; but rdkafka-rust hands librdkafka the remaining time rounded *down* to whole
+/// rdkafka's dedicated poll thread polls for this long per call, as rdkafka's own
+/// `ThreadedProducer` does. `BaseProducer::poll` serves events as they arrive until the
+/// timeout passes, so this adds no latency, and bounds how long the thread takes to stop.
+/// Note: rdkafka-rust hands librdkafka the remaining time rounded *down* to whole
 /// milliseconds, so the last partial millisecond of every call is a busy loop of
-/// non-blocking polls. A long interval keeps that spin (charged to rdkafka's CPU) at 0.1 %.
-const POLL_INTERVAL: Duration = Duration::from_millis(1000);
+/// non-blocking polls: up to 1 % of a core here, as in `ThreadedProducer`.
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// rdkafka, after QueueFull: the sending thread serves the delivery reports that are ready
 /// (a non-blocking poll) and then sleeps this long before it retries. This is the C idiom
 /// "poll briefly on QueueFull" without rdkafka-rust's busy loop: `poll(1 ms)` would spin
@@ -124,8 +126,8 @@ trait Driver: Sync + Sized {
 
     /// Closes the client: gracefully, or (stalled) dropping what cannot be delivered
     /// within a short time. Every record handed over must have completed when it returns.
-    /// Returns how long the close took until every record had completed (rdkafka's poll
-    /// thread, which may take up to `POLL_INTERVAL` to notice the stop, is not counted).
+    /// Returns how long the close took until every record had completed (rdkafka: not
+    /// counting the poll thread's stop, up to `POLL_INTERVAL`, and the handle's teardown).
     fn close(self, stalled: bool) -> Result<Duration, String>;
 }
 
@@ -168,8 +170,8 @@ fn run<D: Driver>(driver: D, s: &Scenario) -> Result<Report, String> {
         Load::Stalled { .. } => (0, false),
     };
     let tally = Tally::leak(records, timed);
-    let rss_before_kb = memory_kb("VmRSS")?;
-    let cpu_before = cpu_ticks()?;
+    let rss_before_kb = procfs::memory_kb("VmRSS")?;
+    let cpu_before = procfs::cpu_ticks("self")?;
     let started = Instant::now();
     let sent = match s.load {
         Load::Count(n) => send_count(&driver, tally, &values, n, s.threads)?,
@@ -185,8 +187,8 @@ fn run<D: Driver>(driver: D, s: &Scenario) -> Result<Report, String> {
         ));
     }
     let elapsed = started.elapsed();
-    let cpu = cpu_ticks()? - cpu_before;
-    let peak_rss_kb = memory_kb("VmHWM")?;
+    let cpu = procfs::cpu_ticks("self")? - cpu_before;
+    let peak_rss_kb = procfs::memory_kb("VmHWM")?;
     let queue_full = driver.queue_full();
     let (client_errors, first_client_error) = driver.client_errors();
 
@@ -503,37 +505,6 @@ impl Report {
             )
         })
     }
-}
-
-/// User + system CPU time of the whole process (all threads, also those that ended), in
-/// clock ticks: fields 14 and 15 of `/proc/self/stat`. The parent converts with CLK_TCK.
-fn cpu_ticks() -> Result<u64, String> {
-    let stat = std::fs::read_to_string("/proc/self/stat").map_err(|e| e.to_string())?;
-    // The command name (field 2) is in parentheses and may contain spaces: count fields
-    // after its closing parenthesis, where field 3 (state) is the first.
-    let after_name = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .ok_or("unexpected /proc/self/stat")?;
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let field = |n: usize| -> Result<u64, String> {
-        fields
-            .get(n - 3)
-            .and_then(|f| f.parse().ok())
-            .ok_or(format!("no field {n} in /proc/self/stat"))
-    };
-    Ok(field(14)? + field(15)?)
-}
-
-/// A memory figure of `/proc/self/status` in KiB: `VmHWM` (peak resident set size) or
-/// `VmRSS` (resident set size now).
-fn memory_kb(field: &str) -> Result<u64, String> {
-    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| e.to_string())?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| format!("no {field} in /proc/self/status"))
 }
 
 // ---------------------------------------------------------------------------------------

@@ -17,6 +17,9 @@
 //! Anything else (an unknown API, a version outside the advertised range, a request that
 //! does not decode) is printed to stderr and closes the connection: the sink never guesses.
 //!
+//! With `BENCH_SINK_LOG=1` each sink prints, when it stops, how many requests of each API
+//! and version it answered (to check what the clients negotiated).
+//!
 //! [`Sink::stall`] makes it stop answering (the stalled-broker scenario): a connection thread
 //! that has read a request holds it and reads nothing more until the stall ends, so the
 //! client's socket buffers fill up as with a stopped broker.
@@ -85,6 +88,8 @@ struct State {
     /// The next offset of each partition of each topic produced to.
     offsets: Mutex<HashMap<String, Vec<i64>>>,
     next_producer_id: AtomicI64,
+    /// Requests answered per (API, version), for `BENCH_SINK_LOG`.
+    served: Mutex<HashMap<(i16, i16), u64>>,
     /// Every connection (a handle to shut it down on stop) and its thread.
     connections: Mutex<Vec<(TcpStream, JoinHandle<()>)>>,
 }
@@ -114,6 +119,7 @@ impl Sink {
             stopping: AtomicBool::new(false),
             offsets: Mutex::new(HashMap::new()),
             next_producer_id: AtomicI64::new(1000),
+            served: Mutex::new(HashMap::new()),
             connections: Mutex::new(Vec::new()),
         });
         let accept_state = Arc::clone(&state);
@@ -160,6 +166,18 @@ impl Drop for Sink {
         for (stream, thread) in connections {
             let _ = stream.shutdown(Shutdown::Both);
             let _ = thread.join();
+        }
+        if std::env::var_os("BENCH_SINK_LOG").is_some() {
+            let mut served: Vec<_> = lock(&self.state.served).drain().collect();
+            served.sort_unstable();
+            let served: Vec<String> = served
+                .into_iter()
+                .map(|((key, version), n)| match ApiKey::try_from(key) {
+                    Ok(api) => format!("{api:?} v{version} ×{n}"),
+                    Err(()) => format!("API {key} v{version} ×{n}"),
+                })
+                .collect();
+            eprintln!("sink served: {}", served.join(", "));
         }
     }
 }
@@ -263,6 +281,7 @@ impl State {
         let api = ApiKey::try_from(key)
             .map_err(|()| ConnError::Protocol(format!("unknown API key {key}")))?;
         let correlation_id = header.correlation_id;
+        *lock(&self.served).entry((key, version)).or_default() += 1;
         if api == ApiKey::ApiVersions {
             // Kafka answers an ApiVersions request of a version it does not know with
             // UNSUPPORTED_VERSION in a v0 body, so that the client can retry with one it
