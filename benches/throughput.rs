@@ -2,8 +2,8 @@
 //! (librdkafka) `BaseProducer`, with equivalent settings, on a real broker and on a sink.
 //!
 //! ```text
-//! cargo bench --bench throughput                     # full: about 3-5 minutes
-//! BENCH_QUICK=1 cargo bench --bench throughput       # a tenth of the records: < 2 minutes
+//! cargo bench --bench throughput                     # full: 1-2 minutes on 2 cores
+//! BENCH_QUICK=1 cargo bench --bench throughput       # a quarter of the records: < 1 minute
 //! BENCH_SMOKE=1 cargo bench --bench throughput       # a few seconds: delivery only
 //! cargo test --bench throughput                      # the smoke run, in the test profile
 //! ```
