@@ -44,6 +44,24 @@
 //! The run against tansu comes first, then the sink. The bench ends with the ratios
 //! ours / rdkafka and the targets of the issue, each marked met or missed. Targets do not
 //! affect the exit status; failed runs do.
+//!
+//! Caveats when reading the figures:
+//! - Each figure is one run. On a small machine, runs of a second or less vary by 10–20 %
+//!   from one bench to the next, and the p99 of scenario 3 on the sink more than that.
+//!   Compare several benches before you trust a ratio near its target. Every run line
+//!   shows the load average, because other work on the machine skews everything.
+//! - CPU time comes from `/proc` in clock ticks (10 ms). The broker's CPU is shown too
+//!   (tansu's process, or this process for the sink), to tell a client-bound run from a
+//!   broker-bound one. The sink shares the machine's cores with the client.
+//! - Scenario 3's CPU includes the pacing thread's sleeps (one per record), the same for
+//!   both clients.
+//! - Settings are equivalent, not identical. Ours gets its values as `Vec<u8>`
+//!   (`from_properties` makes a bytes producer), so each send allocates and copies; rdkafka
+//!   copies from a borrowed slice. Unkeyed records go to Java's uniform sticky partitioner
+//!   in ours and to librdkafka's sticky partitioning (`sticky.partitioning.linger.ms`,
+//!   twice linger.ms) in rdkafka. Both fill batches up to `batch.size` of uncompressed
+//!   records (Java would estimate the compressed size), so with lz4 both send batches
+//!   smaller than 64 KiB.
 
 // A bench's root file looks for modules beside itself; these live in `throughput/`.
 #[path = "throughput/broker.rs"]
