@@ -1,0 +1,801 @@
+//! Throughput, CPU, latency and memory of this crate's producer against rdkafka's
+//! (librdkafka) `BaseProducer`, with equivalent settings, on a real broker and on a sink.
+//!
+//! ```text
+//! cargo bench --bench throughput                     # full: 1-2 minutes on 2 cores
+//! BENCH_QUICK=1 cargo bench --bench throughput       # a quarter of the records: < 1 minute
+//! BENCH_SMOKE=1 cargo bench --bench throughput       # a few seconds: delivery only
+//! cargo test --bench throughput                      # the smoke run, in the test profile
+//! ```
+//!
+//! Environment:
+//! - `KAFKA_BOOTSTRAP_SERVERS`: use that cluster instead of starting tansu (a fresh topic
+//!   per run is created with CreateTopics; scenario 4 is skipped there, as the bench cannot
+//!   stop an external broker).
+//! - `BENCH_QUICK=1`, `BENCH_SMOKE=1`: the modes above. Without `--bench` among the
+//!   arguments (as under `cargo test`) the bench runs the smoke mode, like criterion's test
+//!   mode.
+//! - `BENCH_PARTITIONS` (default 6): partitions of every topic.
+//! - `BENCH_SCENARIOS=1,3`, `BENCH_BACKENDS=broker` or `sink`: run a subset.
+//!
+//! How it measures:
+//! - Every run (backend × scenario × client) gets a fresh broker (a new tansu process, or a
+//!   new sink) and a fresh topic, so no run inherits another's stored data.
+//! - The client runs in a child process, this same binary re-executed with `--child`, so
+//!   that the process's CPU time (user + system) and peak RSS (`VmHWM`) are the client's
+//!   alone. The child reports them as one `RESULT key=value ...` line on stdout (see
+//!   `throughput/client.rs`). The sink runs in this parent process.
+//! - Each child warms up (a few thousand records, acknowledged) before it measures. Records
+//!   per second count from the first send to the last acknowledgement; CPU is the process's
+//!   CPU time over the same span; peak RSS is `VmHWM` at its end.
+//! - Both clients must confirm every record (callbacks for ours, delivery reports for
+//!   rdkafka); a child exits non-zero if any record failed, and the bench reports the run
+//!   as failed (in the full and quick modes it retries once on a fresh broker, and says so).
+//!
+//! The scenarios (`throughput/scenario.rs` has the settings each client gets):
+//! 1. 100-byte values, 1 sending thread, acks=1, linger 5 ms, batch 64 KiB, no compression,
+//!    idempotence off, 2M records.
+//! 2. 1 KiB values, 4 sending threads, acks=all with idempotence, lz4, 500k records.
+//! 3. Latency: 10k records/s for 10 s, linger 0, acks=1; p50, p99 and p99.9 from send to
+//!    acknowledgement.
+//! 4. Stalled broker: the broker is stopped (SIGSTOP; the sink stops answering), then one
+//!    thread sends for 5 s with a 32 MiB buffer; the figure is the client's peak RSS.
+//!
+//! The run against tansu comes first, then the sink. The bench ends with the ratios
+//! ours / rdkafka and the targets of the issue, each marked met or missed. Targets do not
+//! affect the exit status; failed runs do.
+//!
+//! Caveats when reading the figures:
+//! - Each figure is one run. On a small machine, runs of a second or less vary by 10–20 %
+//!   from one bench to the next, and the p99 of scenario 3 on the sink more than that.
+//!   Compare several benches before you trust a ratio near its target. Every run line
+//!   shows the load average, because other work on the machine skews everything.
+//! - CPU time comes from `/proc` in clock ticks (10 ms). The broker's CPU is shown too
+//!   (tansu's process, or this process for the sink), to tell a client-bound run from a
+//!   broker-bound one. The sink shares the machine's cores with the client.
+//! - Scenario 3's CPU includes the pacing thread's sleeps (one per record), the same for
+//!   both clients.
+//! - Settings are equivalent, not identical. Ours gets its values as `Vec<u8>`
+//!   (`from_properties` makes a bytes producer), so each send allocates and copies; rdkafka
+//!   copies from a borrowed slice. Unkeyed records go to Java's uniform sticky partitioner
+//!   in ours and to librdkafka's sticky partitioning (`sticky.partitioning.linger.ms`,
+//!   twice linger.ms) in rdkafka. Both fill batches up to `batch.size` of uncompressed
+//!   records (Java would estimate the compressed size), so with lz4 both send batches
+//!   smaller than 64 KiB.
+
+// A bench's root file looks for modules beside itself; these live in `throughput/`.
+#[path = "throughput/broker.rs"]
+mod broker;
+#[path = "throughput/client.rs"]
+mod client;
+#[path = "throughput/procfs.rs"]
+mod procfs;
+#[path = "throughput/scenario.rs"]
+mod scenario;
+#[path = "throughput/sink.rs"]
+mod sink;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use broker::{Broker, Kind};
+use scenario::{Client, Mode, Scenario, BUFFER_MEMORY};
+
+/// The first argument of a child process.
+const CHILD_FLAG: &str = "--child";
+const MIB: f64 = 1024.0 * 1024.0;
+/// Ours may use at most buffer.memory plus this in scenario 4 (the issue's target).
+const STALLED_RSS_ALLOWANCE: u64 = 16 * 1024 * 1024;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some(CHILD_FLAG) {
+        return client::child_main(&args[1..]);
+    }
+    let mode = if env_flag("BENCH_SMOKE") || !args.iter().any(|a| a == "--bench") {
+        Mode::Smoke
+    } else if env_flag("BENCH_QUICK") {
+        Mode::Quick
+    } else {
+        Mode::Full
+    };
+    match bench(mode) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("throughput bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn env_flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// The bench's options, from the environment.
+struct Options {
+    mode: Mode,
+    partitions: i32,
+    scenarios: Vec<u8>,
+    backends: Vec<Kind>,
+    clk_tck: f64,
+}
+
+impl Options {
+    fn from_env(mode: Mode) -> Result<Options, String> {
+        let partitions = match std::env::var("BENCH_PARTITIONS") {
+            Ok(p) => p
+                .parse()
+                .ok()
+                .filter(|&p| p > 0)
+                .ok_or(format!("BENCH_PARTITIONS={p:?} is not a positive number"))?,
+            Err(_) => scenario::DEFAULT_PARTITIONS,
+        };
+        let scenarios = match std::env::var("BENCH_SCENARIOS") {
+            Ok(list) => list
+                .split(',')
+                .map(|id| {
+                    id.trim()
+                        .parse()
+                        .ok()
+                        .filter(|id| scenario::IDS.contains(id))
+                        .ok_or(format!("BENCH_SCENARIOS: no scenario {id:?} (1 to 4)"))
+                })
+                .collect::<Result<_, _>>()?,
+            Err(_) => scenario::IDS.to_vec(),
+        };
+        let broker = match std::env::var("KAFKA_BOOTSTRAP_SERVERS") {
+            Ok(servers) if !servers.trim().is_empty() => Kind::External(servers),
+            _ => Kind::Tansu,
+        };
+        let backends = match std::env::var("BENCH_BACKENDS") {
+            Ok(list) => list
+                .split(',')
+                .map(|b| match b.trim() {
+                    "broker" | "tansu" | "external" => Ok(broker.clone()),
+                    "sink" => Ok(Kind::Sink),
+                    other => Err(format!("BENCH_BACKENDS: {other:?} is not broker or sink")),
+                })
+                .collect::<Result<_, _>>()?,
+            Err(_) => vec![broker, Kind::Sink],
+        };
+        Ok(Options {
+            mode,
+            partitions,
+            scenarios,
+            backends,
+            clk_tck: clk_tck(),
+        })
+    }
+
+    /// How long a child may run before it is killed (and the run reported as failed).
+    fn child_timeout(&self) -> Duration {
+        Duration::from_secs(match self.mode {
+            Mode::Full => 600,
+            Mode::Quick => 180,
+            Mode::Smoke => 120,
+        })
+    }
+}
+
+/// Clock ticks per second of `/proc/<pid>/stat` (`getconf CLK_TCK`; USER_HZ is 100 on
+/// every common Linux platform, the fallback).
+fn clk_tck() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// The 1-minute load average: other work on the machine skews every figure.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".to_string())
+}
+
+/// What one child reported, in the parent's units.
+#[derive(Debug, Clone)]
+struct Figures {
+    sent: u64,
+    acked: u64,
+    refused: u64,
+    queue_full: u64,
+    elapsed: Duration,
+    cpu_s: f64,
+    peak_rss_kb: u64,
+    rss_before_kb: u64,
+    /// The broker's (tansu's or the sink's) CPU time over the whole child run, warm-up
+    /// included; None for an external broker.
+    broker_cpu_s: Option<f64>,
+    close_ms: u64,
+    client_errors: u64,
+    /// p50, p99, p99.9 and max in ms, where measured.
+    latency_ms: Option<[f64; 4]>,
+}
+
+impl Figures {
+    fn parse(line: &str, clk_tck: f64) -> Result<Figures, String> {
+        let fields: HashMap<&str, u64> = line
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|kv| kv.split_once('='))
+            .filter_map(|(k, v)| Some((k, v.parse().ok()?)))
+            .collect();
+        let get = |key: &str| {
+            fields
+                .get(key)
+                .copied()
+                .ok_or(format!("no {key} in the child's line {line:?}"))
+        };
+        let latency_ms = match (
+            fields.get("p50_us"),
+            fields.get("p99_us"),
+            fields.get("p999_us"),
+            fields.get("max_us"),
+        ) {
+            (Some(&a), Some(&b), Some(&c), Some(&d)) => {
+                Some([a, b, c, d].map(|us| us as f64 / 1000.0))
+            }
+            _ => None,
+        };
+        Ok(Figures {
+            sent: get("sent")?,
+            acked: get("acked")?,
+            refused: get("refused")?,
+            queue_full: get("queue_full")?,
+            elapsed: Duration::from_micros(get("elapsed_us")?),
+            cpu_s: get("cpu_ticks")? as f64 / clk_tck,
+            peak_rss_kb: get("peak_rss_kb")?,
+            rss_before_kb: get("rss_before_kb")?,
+            broker_cpu_s: None,
+            close_ms: get("close_ms")?,
+            client_errors: get("client_errors")?,
+            latency_ms,
+        })
+    }
+
+    /// Records that count: acknowledged ones, or (stalled) those the client accepted.
+    fn records(&self, s: &Scenario) -> u64 {
+        if s.is_stalled() {
+            self.sent - self.refused
+        } else {
+            self.acked
+        }
+    }
+
+    fn records_per_s(&self, s: &Scenario) -> f64 {
+        self.records(s) as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Value bytes per second in MB of 2^20 bytes, as Kafka's perf tool.
+    fn mb_per_s(&self, s: &Scenario) -> f64 {
+        self.records_per_s(s) * s.value_size as f64 / MIB
+    }
+
+    fn cpu_per_million(&self, s: &Scenario) -> f64 {
+        self.cpu_s / self.records(s).max(1) as f64 * 1e6
+    }
+
+    fn peak_rss_mib(&self) -> f64 {
+        self.peak_rss_kb as f64 / 1024.0
+    }
+
+    fn broker_cpu(&self) -> String {
+        self.broker_cpu_s
+            .map_or("—".to_string(), |s| format!("{s:.2}"))
+    }
+}
+
+/// The outcome of one run.
+enum Outcome {
+    Done(Figures),
+    Failed(String),
+    Skipped(String),
+}
+
+/// Every run's outcome by (backend name, scenario id, client), and notes on retries.
+struct Results {
+    runs: HashMap<(&'static str, u8, Client), Outcome>,
+    retried: HashMap<(&'static str, u8, Client), String>,
+}
+
+impl Results {
+    fn figures(&self, backend: &str, id: u8, client: Client) -> Option<&Figures> {
+        match self.runs.get(&(backend_key(backend), id, client)) {
+            Some(Outcome::Done(f)) => Some(f),
+            _ => None,
+        }
+    }
+}
+
+/// Interns a backend name as the `'static` key the results use.
+fn backend_key(name: &str) -> &'static str {
+    ["tansu", "external", "sink"]
+        .into_iter()
+        .find(|k| *k == name)
+        .unwrap_or("?")
+}
+
+fn bench(mode: Mode) -> Result<bool, String> {
+    let options = Options::from_env(mode)?;
+    for backend in &options.backends {
+        if let Kind::External(servers) = backend {
+            broker::check_reachable(servers)?;
+        }
+    }
+    let (_, rdkafka_version) = rdkafka::util::get_rdkafka_version();
+    println!(
+        "throughput bench, {} mode: kafka-producer {} vs librdkafka {rdkafka_version} \
+         (rdkafka BaseProducer); {} cores, load average {}; {} partitions per topic",
+        mode.name(),
+        env!("CARGO_PKG_VERSION"),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load_average(),
+        options.partitions
+    );
+    if mode == Mode::Smoke {
+        println!("smoke mode: tiny runs; checks delivery only, timings mean nothing");
+    }
+    for &id in &options.scenarios {
+        let s = scenario::scenario(id, mode);
+        println!("\nscenario {id}: {} — {}", s.title, s.load_description());
+        let show = |props: Vec<(&str, String)>| {
+            props
+                .into_iter()
+                .filter(|(k, _)| *k != "bootstrap.servers")
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        println!("  ours:    {}", show(s.java_properties("")));
+        println!("  rdkafka: {}", show(s.rdkafka_properties("")));
+    }
+
+    let started = Instant::now();
+    let mut results = Results {
+        runs: HashMap::new(),
+        retried: HashMap::new(),
+    };
+    for backend in &options.backends {
+        println!("\n== {} ==", backend.name());
+        for &id in &options.scenarios {
+            let s = scenario::scenario(id, mode);
+            for client in Client::ALL {
+                let outcome = run_with_retry(&options, backend, &s, client, &mut results);
+                print_run(backend.name(), &s, client, &outcome);
+                results
+                    .runs
+                    .insert((backend_key(backend.name()), id, client), outcome);
+            }
+        }
+        if mode != Mode::Smoke {
+            print_figures_table(&options, backend.name(), &results);
+        }
+    }
+    if mode != Mode::Smoke {
+        print_ratio_table(&options, &results);
+    }
+
+    let mut failures: Vec<String> = results
+        .runs
+        .iter()
+        .filter_map(|((backend, id, client), outcome)| match outcome {
+            Outcome::Failed(e) => Some(format!("{backend} scenario {id} {client}: {e}")),
+            _ => None,
+        })
+        .collect();
+    failures.sort();
+    println!(
+        "\nfinished in {:.0} s; load average now {}",
+        started.elapsed().as_secs_f64(),
+        load_average()
+    );
+    for ((backend, id, client), first) in &results.retried {
+        println!("RETRIED: {backend} scenario {id} {client}: the first attempt failed: {first}");
+    }
+    if failures.is_empty() {
+        if mode == Mode::Smoke {
+            println!("smoke: both clients delivered every record in every run");
+        }
+        Ok(true)
+    } else {
+        for failure in &failures {
+            println!("FAILED: {failure}");
+        }
+        Ok(false)
+    }
+}
+
+/// One run; in the full and quick modes a failed run is retried once on a fresh broker
+/// and topic, and the first failure is kept for the report.
+fn run_with_retry(
+    options: &Options,
+    backend: &Kind,
+    s: &Scenario,
+    client: Client,
+    results: &mut Results,
+) -> Outcome {
+    let first = run_once(options, backend, s, client);
+    let Outcome::Failed(error) = &first else {
+        return first;
+    };
+    if options.mode == Mode::Smoke {
+        return first;
+    }
+    println!(
+        "  RUN FAILED: {} scenario {} {client}: {error}\n  retrying once on a fresh broker \
+         and topic",
+        backend.name(),
+        s.id
+    );
+    results
+        .retried
+        .insert((backend_key(backend.name()), s.id, client), error.clone());
+    run_once(options, backend, s, client)
+}
+
+fn run_once(options: &Options, kind: &Kind, s: &Scenario, client: Client) -> Outcome {
+    if s.is_stalled() && matches!(kind, Kind::External(_)) {
+        return Outcome::Skipped("an external broker cannot be stopped".to_string());
+    }
+    let broker = match Broker::start(kind, options.partitions) {
+        Ok(broker) => broker,
+        Err(e) => return Outcome::Failed(e),
+    };
+    let topic = unique_topic(s.id, client);
+    if let Err(e) = broker.create_topic(&topic, options.partitions) {
+        return Outcome::Failed(e);
+    }
+    match run_child(options, &broker, s, client, &topic) {
+        Ok(figures) => Outcome::Done(figures),
+        Err(e) => Outcome::Failed(e),
+    }
+}
+
+/// A topic name no other run uses.
+fn unique_topic(id: u8, client: Client) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("bench-s{id}-{client}-{}-{nanos}", std::process::id())
+}
+
+/// A child process, killed if it is still running when dropped.
+struct ChildProcess(Child);
+
+impl Drop for ChildProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            eprintln!("killing child process {}", self.0.id());
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `client` through `s` in a child process against `broker`.
+fn run_child(
+    options: &Options,
+    broker: &Broker,
+    s: &Scenario,
+    client: Client,
+    topic: &str,
+) -> Result<Figures, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("locating the bench binary: {e}"))?;
+    let broker_cpu_before = broker.cpu_ticks();
+    let mut child = ChildProcess(
+        Command::new(exe)
+            .arg(CHILD_FLAG)
+            .args([client.name(), &s.id.to_string(), options.mode.name()])
+            .args([broker.bootstrap().as_str(), topic])
+            .stdin(if s.is_stalled() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("starting the child: {e}"))?,
+    );
+    let stdout = child.0.stdout.take().ok_or("the child has no stdout")?;
+    let (lines_tx, lines) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + options.child_timeout();
+    let next_line = || {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => Ok(Some(line)),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Ok(None),
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(format!(
+                "the child did not finish within {:?}",
+                options.child_timeout()
+            )),
+        }
+    };
+
+    let mut stalled = None;
+    if s.is_stalled() {
+        match next_line()? {
+            Some(line) if line == client::READY => {}
+            other => {
+                return Err(format!(
+                    "expected {} from the child, got {other:?}",
+                    client::READY
+                ))
+            }
+        }
+        stalled = Some(broker.stall()?);
+        let stdin = child.0.stdin.as_mut().ok_or("the child has no stdin")?;
+        writeln!(stdin, "{}", client::GO).map_err(|e| format!("writing GO: {e}"))?;
+    }
+    let mut result = None;
+    while let Some(line) = next_line()? {
+        if line.starts_with(client::RESULT_PREFIX) {
+            result = Some(line);
+        } else {
+            eprintln!("child stdout: {line}");
+        }
+    }
+    // Stdout closed: the child is exiting.
+    let status = loop {
+        match child.0.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Ok(None) => return Err("the child closed stdout but did not exit".to_string()),
+            Err(e) => return Err(format!("waiting for the child: {e}")),
+        }
+    };
+    drop(stalled); // resume the broker only once the client is gone
+    let broker_cpu_s = broker
+        .cpu_ticks()
+        .zip(broker_cpu_before)
+        .map(|(after, before)| after.saturating_sub(before) as f64 / options.clk_tck);
+    let figures = result
+        .map(|line| Figures::parse(&line, options.clk_tck))
+        .transpose()?
+        .map(|f| Figures { broker_cpu_s, ..f });
+    match (status.success(), figures) {
+        (true, Some(figures)) => Ok(figures),
+        (true, None) => Err("the child exited without a RESULT line".to_string()),
+        (false, Some(f)) => Err(format!(
+            "the child exited with {status} ({} of {} records acknowledged; its stderr above \
+             has the reason)",
+            f.acked, f.sent
+        )),
+        (false, None) => Err(format!(
+            "the child exited with {status} (its stderr above has the reason)"
+        )),
+    }
+}
+
+fn print_run(backend: &str, s: &Scenario, client: Client, outcome: &Outcome) {
+    let who = format!("[{backend}] scenario {} {client:<7}", s.id);
+    match outcome {
+        Outcome::Done(f) => {
+            let latency = f.latency_ms.map_or(String::new(), |[p50, p99, p999, max]| {
+                format!(
+                    ", latency p50 {p50:.2} ms, p99 {p99:.2} ms, p99.9 {p999:.2} ms, max {max:.2} ms"
+                )
+            });
+            println!(
+                "  {who} {} records in {:.2} s: {:.0} records/s, {:.1} MB/s, CPU {:.2} s \
+                 ({:.3} s per 1M records), peak RSS {:.1} MiB{latency}{}{} (load average {})",
+                f.records(s),
+                f.elapsed.as_secs_f64(),
+                f.records_per_s(s),
+                f.mb_per_s(s),
+                f.cpu_s,
+                f.cpu_per_million(s),
+                f.peak_rss_mib(),
+                f.broker_cpu_s
+                    .map_or(String::new(), |cpu| format!(", {backend} CPU {cpu:.2} s")),
+                notes(s, f).map_or(String::new(), |n| format!("; {n}")),
+                load_average()
+            );
+        }
+        Outcome::Failed(e) => println!("  {who} FAILED: {e}"),
+        Outcome::Skipped(why) => println!("  {who} skipped: {why}"),
+    }
+}
+
+/// QueueFull retries, refused records, the stalled close, client errors.
+fn notes(s: &Scenario, f: &Figures) -> Option<String> {
+    let mut notes = Vec::new();
+    if f.queue_full > 0 {
+        notes.push(format!("QueueFull ×{}", f.queue_full));
+    }
+    if f.refused > 0 {
+        notes.push(format!("{} sends failed with BufferExhausted", f.refused));
+    }
+    if s.is_stalled() {
+        notes.push(format!(
+            "RSS {:.1} MiB before sending",
+            f.rss_before_kb as f64 / 1024.0
+        ));
+        notes.push(format!("close took {} ms", f.close_ms));
+    }
+    if f.client_errors > 0 {
+        notes.push(format!("{} client error reports", f.client_errors));
+    }
+    (!notes.is_empty()).then(|| notes.join(", "))
+}
+
+fn print_figures_table(options: &Options, backend: &str, results: &Results) {
+    println!("\n### {backend}\n");
+    println!(
+        "| scenario | client | records | time s | records/s | MB/s | CPU s | CPU s / 1M records \
+         | p50 ms | p99 ms | p99.9 ms | peak RSS MiB | {backend} CPU s | notes |"
+    );
+    println!("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|");
+    for &id in &options.scenarios {
+        let s = scenario::scenario(id, options.mode);
+        for client in Client::ALL {
+            let key = (backend_key(backend), id, client);
+            let retried = results.retried.contains_key(&key);
+            match results.runs.get(&key) {
+                Some(Outcome::Done(f)) => {
+                    let [p50, p99, p999] =
+                        f.latency_ms.map_or(["—", "—", "—"].map(String::from), |l| {
+                            [l[0], l[1], l[2]].map(|ms| format!("{ms:.2}"))
+                        });
+                    let mut note = notes(&s, f).unwrap_or_default();
+                    if retried {
+                        note += if note.is_empty() {
+                            "retried"
+                        } else {
+                            "; retried"
+                        };
+                    }
+                    println!(
+                        "| {id} | {client} | {} | {:.2} | {:.0} | {:.1} | {:.2} | {:.3} | {p50} \
+                         | {p99} | {p999} | {:.1} | {} | {note} |",
+                        f.records(&s),
+                        f.elapsed.as_secs_f64(),
+                        f.records_per_s(&s),
+                        f.mb_per_s(&s),
+                        f.cpu_s,
+                        f.cpu_per_million(&s),
+                        f.peak_rss_mib(),
+                        f.broker_cpu(),
+                    );
+                }
+                Some(Outcome::Failed(e)) => {
+                    println!("| {id} | {client} | FAILED: {e} ||||||||||||");
+                }
+                Some(Outcome::Skipped(why)) => {
+                    println!("| {id} | {client} | skipped: {why} ||||||||||||");
+                }
+                None => {}
+            }
+        }
+    }
+}
+
+/// What a ratio row compares.
+#[derive(Clone, Copy)]
+enum Metric {
+    RecordsPerSec,
+    CpuPerMillion,
+    /// Index into `latency_ms`: 0 p50, 1 p99, 2 p99.9.
+    Latency(usize),
+    PeakRss,
+}
+
+/// A row's target on the ratio ours / rdkafka.
+#[derive(Clone, Copy)]
+enum Target {
+    AtLeast(f64),
+    AtMost(f64),
+    /// Scenario 4: ours at most buffer.memory + 16 MiB, and below rdkafka.
+    StalledRss,
+    /// Shown for information.
+    None,
+}
+
+fn print_ratio_table(options: &Options, results: &Results) {
+    let broker = options
+        .backends
+        .iter()
+        .find(|b| !matches!(b, Kind::Sink))
+        .map(Kind::name);
+    let sink = options
+        .backends
+        .iter()
+        .any(|b| matches!(b, Kind::Sink))
+        .then_some("sink");
+    // (scenario, backend, metric, target): the issue's targets, and a few figures for
+    // information. Targets of scenarios 2 to 4 apply on both backends.
+    let mut rows = Vec::new();
+    for (backend, is_sink) in [(broker, false), (sink, true)] {
+        let Some(backend) = backend else { continue };
+        let s1 = if is_sink { 2.0 } else { 1.0 };
+        rows.push((1, backend, Metric::RecordsPerSec, Target::AtLeast(s1)));
+        let cpu_target = if is_sink {
+            Target::None
+        } else {
+            Target::AtMost(0.5)
+        };
+        rows.push((1, backend, Metric::CpuPerMillion, cpu_target));
+        rows.push((2, backend, Metric::RecordsPerSec, Target::AtLeast(1.5)));
+        rows.push((2, backend, Metric::CpuPerMillion, Target::None));
+        rows.push((3, backend, Metric::Latency(0), Target::None));
+        rows.push((3, backend, Metric::Latency(1), Target::AtMost(1.0)));
+        rows.push((3, backend, Metric::Latency(2), Target::None));
+        rows.push((4, backend, Metric::PeakRss, Target::StalledRss));
+    }
+    rows.sort_by_key(|&(id, backend, ..)| (id, backend == "sink"));
+
+    println!("\n### ours / rdkafka\n");
+    println!("| scenario | metric | ours | rdkafka | ratio | target | status |");
+    println!("|---|---|--:|--:|--:|---|---|");
+    let limit_mib = (BUFFER_MEMORY + STALLED_RSS_ALLOWANCE) as f64 / MIB;
+    for (id, backend, metric, target) in rows {
+        if !options.scenarios.contains(&id) {
+            continue;
+        }
+        let s = scenario::scenario(id, options.mode);
+        let value = |f: &Figures| match metric {
+            Metric::RecordsPerSec => Some(f.records_per_s(&s)),
+            Metric::CpuPerMillion => Some(f.cpu_per_million(&s)),
+            Metric::Latency(i) => f.latency_ms.map(|l| l[i]),
+            Metric::PeakRss => Some(f.peak_rss_mib()),
+        };
+        let (name, unit_fmt): (&str, fn(f64) -> String) = match metric {
+            Metric::RecordsPerSec => ("records/s", |v| format!("{v:.0}")),
+            Metric::CpuPerMillion => ("CPU s per 1M records", |v| format!("{v:.3}")),
+            Metric::Latency(0) => ("p50 latency ms", |v| format!("{v:.2}")),
+            Metric::Latency(1) => ("p99 latency ms", |v| format!("{v:.2}")),
+            Metric::Latency(_) => ("p99.9 latency ms", |v| format!("{v:.2}")),
+            Metric::PeakRss => ("peak RSS MiB", |v| format!("{v:.1}")),
+        };
+        let ours = results.figures(backend, id, Client::Ours).and_then(value);
+        let theirs = results
+            .figures(backend, id, Client::Rdkafka)
+            .and_then(value);
+        let ratio = ours.zip(theirs).map(|(o, t)| o / t);
+        let target_text = match target {
+            Target::AtLeast(t) => format!("≥ {t:.1}"),
+            Target::AtMost(t) => format!("≤ {t:.1}"),
+            Target::StalledRss => format!("ours ≤ {limit_mib:.0} MiB and < rdkafka"),
+            Target::None => "—".to_string(),
+        };
+        let status = match (target, ratio, ours) {
+            (Target::None, ..) => "—",
+            (_, None, _) | (_, _, None) => "n/a (run failed or skipped)",
+            (Target::AtLeast(t), Some(r), _) => met(r >= t),
+            (Target::AtMost(t), Some(r), _) => met(r <= t),
+            (Target::StalledRss, Some(r), Some(o)) => met(o <= limit_mib && r < 1.0),
+        };
+        let show = |v: Option<f64>| v.map_or("—".to_string(), unit_fmt);
+        println!(
+            "| {id} ({backend}) | {name} | {} | {} | {} | {target_text} | {status} |",
+            show(ours),
+            show(theirs),
+            ratio.map_or("—".to_string(), |r| format!("{r:.2}")),
+        );
+    }
+}
+
+fn met(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "**missed**"
+    }
+}

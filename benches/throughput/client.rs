@@ -1,0 +1,733 @@
+//! The child process: runs one client through one scenario and reports its figures as one
+//! `RESULT key=value ...` line on stdout. Everything else goes to stderr.
+//!
+//! Being alone in its process, the client owns the process's CPU time (user + system,
+//! `/proc/self/stat`, every thread including librdkafka's) and its peak RSS (`VmHWM` in
+//! `/proc/self/status`).
+//!
+//! Steps: build the producer; warm up (send `warmup` records and wait for all of them, which
+//! also fetches metadata, connects and, with idempotence, gets a producer id); then measure
+//! the load (CPU and wall time from the first send to the last acknowledgement, peak RSS at
+//! its end); then close; then print the line. In the stalled scenario the child prints
+//! `READY` after the warm-up and waits for `GO` on stdin, which the parent sends once the
+//! broker is stopped.
+//!
+//! The exit status is non-zero when a record was not delivered (outside the stalled
+//! scenario), when a client call failed, or when the close failed.
+
+use std::fmt::Display;
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use kafka_producer::{Producer, ProducerRecord};
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{
+    BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext, PurgeConfig,
+};
+use rdkafka::ClientContext;
+
+use crate::procfs;
+use crate::scenario::{self, records_at_rate, Client, Load, Mode, Scenario};
+
+/// The first word of the result line.
+pub const RESULT_PREFIX: &str = "RESULT";
+/// Stalled scenario: the child is warmed up and waits for `GO`.
+pub const READY: &str = "READY";
+pub const GO: &str = "GO";
+
+/// How long the child waits for outstanding acknowledgements before it gives up.
+const DELIVERY_WAIT: Duration = Duration::from_secs(180);
+/// Stalled scenario: how long a close may take before undelivered records are dropped.
+const STALLED_CLOSE: Duration = Duration::from_millis(500);
+/// rdkafka's dedicated poll thread polls for this long per call, as rdkafka's own
+/// `ThreadedProducer` does. `BaseProducer::poll` serves events as they arrive until the
+/// timeout passes, so this adds no latency, and bounds how long the thread takes to stop.
+/// Note: rdkafka-rust hands librdkafka the remaining time rounded *down* to whole
+/// milliseconds, so the last partial millisecond of every call is a busy loop of
+/// non-blocking polls: up to 1 % of a core here, as in `ThreadedProducer`.
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// rdkafka, after QueueFull: the sending thread serves the delivery reports that are ready
+/// (a non-blocking poll) and then sleeps this long before it retries. This is the C idiom
+/// "poll briefly on QueueFull" without rdkafka-rust's busy loop: `poll(1 ms)` would spin
+/// for the whole millisecond (see `POLL_INTERVAL`), on every sending thread.
+const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(1);
+
+/// `args`: client, scenario id, mode, bootstrap servers, topic.
+pub fn child_main(args: &[String]) -> ExitCode {
+    let parsed = match args {
+        [client, id, mode, bootstrap, topic] => Client::parse(client)
+            .zip(
+                id.parse::<u8>()
+                    .ok()
+                    .filter(|id| scenario::IDS.contains(id)),
+            )
+            .zip(Mode::parse(mode))
+            .map(|((client, id), mode)| (client, scenario::scenario(id, mode), bootstrap, topic)),
+        _ => None,
+    };
+    let Some((client, scenario, bootstrap, topic)) = parsed else {
+        eprintln!("child: expected CLIENT SCENARIO MODE BOOTSTRAP TOPIC, got {args:?}");
+        return ExitCode::from(2);
+    };
+    let who = format!("child {client}, scenario {}", scenario.id);
+    let result = match client {
+        Client::Ours => Ours::start(&scenario, bootstrap, topic).and_then(|c| run(c, &scenario)),
+        Client::Rdkafka => {
+            Rdkafka::start(&scenario, bootstrap, topic).and_then(|c| run(c, &scenario))
+        }
+    };
+    match result {
+        Ok(report) => {
+            println!("{}", report.line());
+            let _ = std::io::stdout().flush();
+            match report.problem(&scenario) {
+                None => ExitCode::SUCCESS,
+                Some(problem) => {
+                    eprintln!("{who}: FAILED: {problem}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("{who}: FAILED: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What one client does; the load loops and the measurement are shared.
+trait Driver: Sync + Sized {
+    /// Hands one record to the client; its outcome goes to `tally`. `sent_ns` is the time of
+    /// the send on `tally`'s clock (0 when latency is not measured). `give_up`: the stalled
+    /// scenario's end, after which a client that has no room may drop the record.
+    /// `Ok(false)` when the record was dropped that way.
+    fn send(
+        &self,
+        tally: &'static Tally,
+        value: &[u8],
+        sent_ns: u64,
+        give_up: Option<Instant>,
+    ) -> Result<bool, String>;
+
+    /// QueueFull retries so far (rdkafka only).
+    fn queue_full(&self) -> u64 {
+        0
+    }
+
+    /// Global errors the client reported (rdkafka's error callback) and the first one.
+    fn client_errors(&self) -> (u64, Option<String>) {
+        (0, None)
+    }
+
+    /// Closes the client: gracefully, or (stalled) dropping what cannot be delivered
+    /// within a short time. Every record handed over must have completed when it returns.
+    /// Returns how long the close took until every record had completed (rdkafka: not
+    /// counting the poll thread's stop, up to `POLL_INTERVAL`, and the handle's teardown).
+    fn close(self, stalled: bool) -> Result<Duration, String>;
+}
+
+/// Sends the warm-up, then measures the scenario's load, then closes.
+fn run<D: Driver>(driver: D, s: &Scenario) -> Result<Report, String> {
+    let values = scenario::values(s.value_size);
+    let warmup = Tally::leak(s.warmup, false);
+    for i in 0..s.warmup {
+        driver.send(warmup, &values[i as usize % values.len()], 0, None)?;
+    }
+    if !warmup.wait_done(s.warmup, DELIVERY_WAIT) {
+        return Err(format!(
+            "warm-up: {} of {} records completed within {DELIVERY_WAIT:?}",
+            warmup.done(),
+            s.warmup
+        ));
+    }
+    if let Some(problem) = warmup.problem(s.warmup) {
+        return Err(format!("warm-up: {problem}"));
+    }
+
+    if s.is_stalled() {
+        // The parent stops the broker between READY and GO.
+        println!("{READY}");
+        std::io::stdout().flush().map_err(|e| e.to_string())?;
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| format!("reading GO: {e}"))?;
+        if line.trim() != GO {
+            return Err(format!("expected {GO} on stdin, got {line:?}"));
+        }
+    }
+
+    let (records, timed) = match s.load {
+        Load::Count(n) => (n, false),
+        Load::Rate { per_sec, duration } => (records_at_rate(per_sec, duration), true),
+        // At most what fits in memory; the tally only sizes its latency buffer from this.
+        Load::Stalled { .. } => (0, false),
+    };
+    let tally = Tally::leak(records, timed);
+    let rss_before_kb = procfs::memory_kb("VmRSS")?;
+    let cpu_before = procfs::cpu_ticks("self")?;
+    let started = Instant::now();
+    let sent = match s.load {
+        Load::Count(n) => send_count(&driver, tally, &values, n, s.threads)?,
+        Load::Rate { per_sec, duration } => {
+            send_at_rate(&driver, tally, &values, per_sec, duration)?
+        }
+        Load::Stalled { duration } => send_stalled(&driver, tally, &values, duration)?,
+    };
+    if !s.is_stalled() && !tally.wait_done(sent, DELIVERY_WAIT) {
+        return Err(format!(
+            "{} of {sent} records completed within {DELIVERY_WAIT:?}",
+            tally.done()
+        ));
+    }
+    let elapsed = started.elapsed();
+    let cpu = procfs::cpu_ticks("self")? - cpu_before;
+    let peak_rss_kb = procfs::memory_kb("VmHWM")?;
+    let queue_full = driver.queue_full();
+    let (client_errors, first_client_error) = driver.client_errors();
+
+    let close_time = driver.close(s.is_stalled())?;
+    // A close completes every record (delivered, or failed when stalled).
+    if !tally.wait_done(sent, Duration::from_secs(5)) {
+        return Err(format!(
+            "after close, {} of {sent} records completed",
+            tally.done()
+        ));
+    }
+    if let Some(e) = first_client_error {
+        eprintln!("note: the client reported {client_errors} error(s); the first: {e}");
+    }
+    Ok(Report {
+        sent,
+        acked: tally.acked.load(Ordering::Relaxed),
+        failed: tally.failed.load(Ordering::Relaxed),
+        refused: tally.refused.load(Ordering::Relaxed),
+        first_error: tally.first_error(),
+        queue_full,
+        elapsed,
+        cpu_ticks: cpu,
+        peak_rss_kb,
+        rss_before_kb,
+        latency: tally.percentiles(),
+        close_time,
+        client_errors,
+    })
+}
+
+/// `records` records as fast as the client takes them, split over `threads` threads.
+fn send_count<D: Driver>(
+    driver: &D,
+    tally: &'static Tally,
+    values: &[Vec<u8>],
+    records: u64,
+    threads: usize,
+) -> Result<u64, String> {
+    let threads = threads as u64;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let range = records * t / threads..records * (t + 1) / threads;
+                scope.spawn(move || {
+                    for i in range.clone() {
+                        driver.send(tally, &values[i as usize % values.len()], 0, None)?;
+                    }
+                    Ok::<u64, String>(range.end - range.start)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .map_err(|_| "a sending thread panicked".to_string())?
+            })
+            .sum()
+    })
+}
+
+/// One thread at `per_sec` records per second for `duration`, on an absolute schedule
+/// (record n is due n / per_sec after the start), so an oversleep is caught up at once.
+/// The thread sleeps whenever it is ahead; it never spins, which would take a core from
+/// the client on a small machine.
+fn send_at_rate<D: Driver>(
+    driver: &D,
+    tally: &'static Tally,
+    values: &[Vec<u8>],
+    per_sec: u64,
+    duration: Duration,
+) -> Result<u64, String> {
+    let records = records_at_rate(per_sec, duration);
+    let start = Instant::now();
+    for i in 0..records {
+        let due = start + Duration::from_nanos(i * 1_000_000_000 / per_sec);
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        let sent_ns = tally.now_ns();
+        driver.send(tally, &values[i as usize % values.len()], sent_ns, None)?;
+    }
+    Ok(records)
+}
+
+/// One thread sends as fast as the client accepts records until `duration` has passed.
+fn send_stalled<D: Driver>(
+    driver: &D,
+    tally: &'static Tally,
+    values: &[Vec<u8>],
+    duration: Duration,
+) -> Result<u64, String> {
+    let end = Instant::now() + duration;
+    let mut sent = 0u64;
+    while Instant::now() < end {
+        if driver.send(tally, &values[sent as usize % values.len()], 0, Some(end))? {
+            sent += 1;
+        }
+    }
+    Ok(sent)
+}
+
+/// The outcomes of one phase's records, shared with the client's completion callbacks.
+pub struct Tally {
+    clock: Instant,
+    done: AtomicU64,
+    acked: AtomicU64,
+    failed: AtomicU64,
+    /// Ours: records failed with `BufferExhausted` (no room within max.block.ms).
+    refused: AtomicU64,
+    first_error: Mutex<Option<String>>,
+    /// Microseconds from send to acknowledgement, when measured.
+    latencies_us: Option<Mutex<Vec<u32>>>,
+    /// The count `wait_done` waits for (u64::MAX while nobody waits).
+    expected: AtomicU64,
+    wake: (Mutex<()>, Condvar),
+}
+
+/// A record's outcome.
+pub enum Outcome<'a> {
+    Acked,
+    Refused,
+    Failed(&'a dyn Display),
+}
+
+impl Tally {
+    /// Leaked: callbacks need `'static`, and a plain reference costs nothing per record
+    /// (an `Arc` clone per record would add a contended atomic to the measured path).
+    fn leak(records: u64, timed: bool) -> &'static Tally {
+        Box::leak(Box::new(Tally {
+            clock: Instant::now(),
+            done: AtomicU64::new(0),
+            acked: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            first_error: Mutex::new(None),
+            latencies_us: timed.then(|| Mutex::new(Vec::with_capacity(records as usize))),
+            expected: AtomicU64::new(u64::MAX),
+            wake: (Mutex::new(()), Condvar::new()),
+        }))
+    }
+
+    pub fn now_ns(&self) -> u64 {
+        self.clock.elapsed().as_nanos() as u64
+    }
+
+    /// Called once per record, from the client's callback or delivery report.
+    pub fn complete(&self, outcome: Outcome<'_>, sent_ns: u64) {
+        match outcome {
+            Outcome::Acked => {
+                if let Some(latencies) = &self.latencies_us {
+                    let us = self.now_ns().saturating_sub(sent_ns) / 1000;
+                    lock(latencies).push(us.min(u64::from(u32::MAX)) as u32);
+                }
+                self.acked.fetch_add(1, Ordering::Relaxed);
+            }
+            Outcome::Refused => {
+                self.refused.fetch_add(1, Ordering::Relaxed);
+            }
+            Outcome::Failed(error) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                lock(&self.first_error).get_or_insert_with(|| error.to_string());
+            }
+        }
+        let done = self.done.fetch_add(1, Ordering::AcqRel) + 1;
+        if done >= self.expected.load(Ordering::Acquire) {
+            let _guard = lock(&self.wake.0);
+            self.wake.1.notify_all();
+        }
+    }
+
+    fn done(&self) -> u64 {
+        self.done.load(Ordering::Acquire)
+    }
+
+    /// Waits until `count` records completed; false after `timeout`.
+    fn wait_done(&self, count: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut guard = lock(&self.wake.0);
+        // Set under the lock: a completion that sees the new value notifies after we wait
+        // (it needs the lock), one that saw the old value counted before we check.
+        self.expected.store(count, Ordering::Release);
+        loop {
+            if self.done() >= count {
+                self.expected.store(u64::MAX, Ordering::Release);
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            guard = self
+                .wake
+                .1
+                .wait_timeout(guard, (deadline - now).min(Duration::from_millis(100)))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    fn first_error(&self) -> Option<String> {
+        lock(&self.first_error).clone()
+    }
+
+    /// Why `sent` records do not all count as delivered, if they do not.
+    fn problem(&self, sent: u64) -> Option<String> {
+        let (acked, failed, refused) = (
+            self.acked.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+            self.refused.load(Ordering::Relaxed),
+        );
+        (acked != sent || failed != 0 || refused != 0).then(|| {
+            format!(
+                "{acked} of {sent} records acknowledged, {failed} failed, {refused} refused \
+                 for lack of buffer; first error: {}",
+                self.first_error().as_deref().unwrap_or("none")
+            )
+        })
+    }
+
+    fn percentiles(&self) -> Option<Percentiles> {
+        let mut latencies = lock(self.latencies_us.as_ref()?).clone();
+        if latencies.is_empty() {
+            return None;
+        }
+        latencies.sort_unstable();
+        // The sample at index floor(p * n), as Kafka's perf tool.
+        let at =
+            |p: f64| latencies[((p * latencies.len() as f64) as usize).min(latencies.len() - 1)];
+        Some(Percentiles {
+            p50_us: at(0.50),
+            p99_us: at(0.99),
+            p999_us: at(0.999),
+            max_us: *latencies.last().unwrap_or(&0),
+        })
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+struct Percentiles {
+    p50_us: u32,
+    p99_us: u32,
+    p999_us: u32,
+    max_us: u32,
+}
+
+/// What the child reports.
+struct Report {
+    /// Records handed to the client (rdkafka: accepted by `send`; ours: every
+    /// `send_with_callback`, of which `refused` failed for lack of buffer).
+    sent: u64,
+    acked: u64,
+    failed: u64,
+    refused: u64,
+    first_error: Option<String>,
+    queue_full: u64,
+    elapsed: Duration,
+    cpu_ticks: u64,
+    peak_rss_kb: u64,
+    /// RSS when the measurement started (after the warm-up).
+    rss_before_kb: u64,
+    latency: Option<Percentiles>,
+    close_time: Duration,
+    client_errors: u64,
+}
+
+impl Report {
+    /// `RESULT key=value ...`: values never contain spaces.
+    fn line(&self) -> String {
+        let mut line = format!(
+            "{RESULT_PREFIX} sent={} acked={} failed={} refused={} queue_full={} \
+             elapsed_us={} cpu_ticks={} peak_rss_kb={} rss_before_kb={} close_ms={} \
+             client_errors={}",
+            self.sent,
+            self.acked,
+            self.failed,
+            self.refused,
+            self.queue_full,
+            self.elapsed.as_micros(),
+            self.cpu_ticks,
+            self.peak_rss_kb,
+            self.rss_before_kb,
+            self.close_time.as_millis(),
+            self.client_errors,
+        );
+        if let Some(p) = &self.latency {
+            line += &format!(
+                " p50_us={} p99_us={} p999_us={} max_us={}",
+                p.p50_us, p.p99_us, p.p999_us, p.max_us
+            );
+        }
+        line
+    }
+
+    /// Outside the stalled scenario every record must be acknowledged.
+    fn problem(&self, s: &Scenario) -> Option<String> {
+        if s.is_stalled() {
+            return None;
+        }
+        (self.acked != self.sent || self.failed != 0 || self.refused != 0).then(|| {
+            format!(
+                "{} of {} records acknowledged, {} failed, {} refused for lack of buffer; \
+                 first error: {}",
+                self.acked,
+                self.sent,
+                self.failed,
+                self.refused,
+                self.first_error.as_deref().unwrap_or("none")
+            )
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Ours
+// ---------------------------------------------------------------------------------------
+
+/// This crate's producer, configured from Java property names, sending with callbacks.
+struct Ours {
+    producer: Producer,
+    topic: String,
+}
+
+impl Ours {
+    fn start(s: &Scenario, bootstrap: &str, topic: &str) -> Result<Ours, String> {
+        let producer = Producer::from_properties(s.java_properties(bootstrap))
+            .map_err(|e| format!("creating the producer: {e}"))?;
+        Ok(Ours {
+            producer,
+            topic: topic.to_string(),
+        })
+    }
+}
+
+impl Driver for Ours {
+    fn send(
+        &self,
+        tally: &'static Tally,
+        value: &[u8],
+        sent_ns: u64,
+        _give_up: Option<Instant>,
+    ) -> Result<bool, String> {
+        // `from_properties` makes a `Producer<Vec<u8>, Vec<u8>>`: the caller owns its value.
+        let record = ProducerRecord::new(self.topic.as_str(), value.to_vec());
+        self.producer
+            .send_with_callback(record, move |result| match result {
+                Ok(_) => tally.complete(Outcome::Acked, sent_ns),
+                Err(kafka_producer::Error::BufferExhausted { .. }) => {
+                    tally.complete(Outcome::Refused, sent_ns)
+                }
+                Err(e) => tally.complete(Outcome::Failed(&e), sent_ns),
+            });
+        Ok(true)
+    }
+
+    fn close(self, stalled: bool) -> Result<Duration, String> {
+        let closing = Instant::now();
+        if stalled {
+            // Nothing can be delivered: after the timeout the producer fails what is left
+            // (with `Closed`) and reports the timeout, which is expected here.
+            match self.producer.close_timeout(STALLED_CLOSE) {
+                Ok(()) | Err(kafka_producer::Error::Timeout { .. }) => {}
+                Err(e) => return Err(format!("close_timeout: {e}")),
+            }
+        } else {
+            self.producer.close().map_err(|e| format!("close: {e}"))?;
+        }
+        Ok(closing.elapsed())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// rdkafka
+// ---------------------------------------------------------------------------------------
+
+/// rdkafka's `BaseProducer`, polled from a dedicated thread; sending threads call `send`
+/// and, on QueueFull, poll briefly and retry.
+struct Rdkafka {
+    producer: Arc<BaseProducer<RdContext>>,
+    topic: String,
+    queue_full: AtomicU64,
+    stop_polling: Arc<AtomicBool>,
+    poller: JoinHandle<()>,
+}
+
+/// Delivery reports and global errors.
+///
+/// The delivery opaque of each record carries its send time and which tally it belongs to
+/// (warm-up or measured phase), packed into the `usize` itself: a pointer would need a
+/// box per record.
+struct RdContext {
+    /// The phases' tallies, set on first use; read without a lock on every report.
+    tallies: [OnceLock<&'static Tally>; 2],
+    errors: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+impl ClientContext for RdContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        lock(&self.first_error).get_or_insert_with(|| format!("{error}: {reason}"));
+    }
+}
+
+impl ProducerContext for RdContext {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
+        let (slot, sent_ns) = (opaque & 1, (opaque >> 1) as u64);
+        let tally = self.tallies[slot]
+            .get()
+            .expect("a delivery report for a tally that was never used");
+        match result {
+            Ok(_) => tally.complete(Outcome::Acked, sent_ns),
+            Err((e, _)) => tally.complete(Outcome::Failed(e), sent_ns),
+        }
+    }
+}
+
+impl RdContext {
+    /// The slot of `tally`, taking a free one on first use.
+    fn slot(&self, tally: &'static Tally) -> usize {
+        for (i, slot) in self.tallies.iter().enumerate() {
+            if std::ptr::eq(*slot.get_or_init(|| tally), tally) {
+                return i;
+            }
+        }
+        panic!("more tallies than delivery-opaque slots");
+    }
+}
+
+impl Rdkafka {
+    fn start(s: &Scenario, bootstrap: &str, topic: &str) -> Result<Rdkafka, String> {
+        let mut config = ClientConfig::new();
+        for (name, value) in s.rdkafka_properties(bootstrap) {
+            config.set(name, value);
+        }
+        let context = RdContext {
+            tallies: [OnceLock::new(), OnceLock::new()],
+            errors: AtomicU64::new(0),
+            first_error: Mutex::new(None),
+        };
+        let producer: BaseProducer<RdContext> = config
+            .create_with_context(context)
+            .map_err(|e| format!("creating the rdkafka producer: {e}"))?;
+        let producer = Arc::new(producer);
+        let stop_polling = Arc::new(AtomicBool::new(false));
+        let poller = {
+            let (producer, stop) = (Arc::clone(&producer), Arc::clone(&stop_polling));
+            std::thread::Builder::new()
+                .name("rdkafka-poll".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Acquire) {
+                        producer.poll(POLL_INTERVAL);
+                    }
+                })
+                .map_err(|e| format!("starting the poll thread: {e}"))?
+        };
+        Ok(Rdkafka {
+            producer,
+            topic: topic.to_string(),
+            queue_full: AtomicU64::new(0),
+            stop_polling,
+            poller,
+        })
+    }
+
+    fn stop_poller(self) -> Arc<BaseProducer<RdContext>> {
+        self.stop_polling.store(true, Ordering::Release);
+        let _ = self.poller.join();
+        self.producer
+    }
+}
+
+impl Driver for Rdkafka {
+    fn send(
+        &self,
+        tally: &'static Tally,
+        value: &[u8],
+        sent_ns: u64,
+        give_up: Option<Instant>,
+    ) -> Result<bool, String> {
+        // The send time in ns fits in 63 bits for 292 years.
+        let opaque = ((sent_ns as usize) << 1) | self.producer.context().slot(tally);
+        let mut record =
+            BaseRecord::<(), [u8], usize>::with_opaque_to(&self.topic, opaque).payload(value);
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(true),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    self.queue_full.fetch_add(1, Ordering::Relaxed);
+                    if give_up.is_some_and(|end| Instant::now() >= end) {
+                        return Ok(false);
+                    }
+                    self.producer.poll(Duration::ZERO);
+                    std::thread::sleep(QUEUE_FULL_BACKOFF);
+                    record = back;
+                }
+                Err((e, _)) => return Err(format!("rdkafka send: {e}")),
+            }
+        }
+    }
+
+    fn queue_full(&self) -> u64 {
+        self.queue_full.load(Ordering::Relaxed)
+    }
+
+    fn client_errors(&self) -> (u64, Option<String>) {
+        let context = self.producer.context();
+        (
+            context.errors.load(Ordering::Relaxed),
+            lock(&context.first_error).clone(),
+        )
+    }
+
+    fn close(self, stalled: bool) -> Result<Duration, String> {
+        let closing = Instant::now();
+        let flushed = if stalled {
+            // Drop what is queued and void what is in flight: each such record gets a
+            // delivery report (purged), which the flush below waits for.
+            self.producer
+                .purge(PurgeConfig::default().queue().inflight());
+            self.producer
+                .flush(STALLED_CLOSE)
+                .map_err(|e| format!("flush after purge: {e}"))
+        } else {
+            self.producer
+                .flush(Duration::from_secs(30))
+                .map_err(|e| format!("flush: {e}"))
+        };
+        let settled = closing.elapsed();
+        // Dropping the last reference destroys the librdkafka handle (after the poll thread
+        // has stopped).
+        drop(self.stop_poller());
+        flushed.map(|()| settled)
+    }
+}

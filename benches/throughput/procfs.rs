@@ -1,0 +1,34 @@
+//! The few `/proc` figures the bench needs (Linux only; no libc).
+
+/// User + system CPU time of a process (all its threads, also those that ended), in clock
+/// ticks: fields 14 and 15 of `/proc/<pid>/stat` (`pid` "self" for this process). Convert
+/// with `getconf CLK_TCK` (100 on every common Linux platform): the resolution is 10 ms.
+pub fn cpu_ticks(pid: &str) -> Result<u64, String> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).map_err(|e| format!("reading {path}: {e}"))?;
+    // The command name (field 2) is in parentheses and may contain spaces: count fields
+    // after its closing parenthesis, where field 3 (state) is the first.
+    let after_name = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .ok_or(format!("unexpected {path}"))?;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let field = |n: usize| -> Result<u64, String> {
+        fields
+            .get(n - 3)
+            .and_then(|f| f.parse().ok())
+            .ok_or(format!("no field {n} in {path}"))
+    };
+    Ok(field(14)? + field(15)?)
+}
+
+/// A memory figure of `/proc/self/status` in KiB: `VmHWM` (peak resident set size) or
+/// `VmRSS` (resident set size now).
+pub fn memory_kb(field: &str) -> Result<u64, String> {
+    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| e.to_string())?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| format!("no {field} in /proc/self/status"))
+}

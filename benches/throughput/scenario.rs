@@ -1,0 +1,309 @@
+//! The four scenarios, their sizes in each mode, and the equivalent settings both clients
+//! get for them.
+
+use std::fmt;
+use std::time::Duration;
+
+/// How much work the bench does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The sizes of the issue: 2M records, 500k records, 10 s at 10k records/s, 5 s stalled.
+    Full,
+    /// `BENCH_QUICK=1`: a quarter of `Full`'s records, a fifth of its durations; the whole
+    /// bench takes well under 2 minutes. (A tenth would make scenario 1 last about 0.1 s,
+    /// close to the 10 ms resolution of the CPU figures.)
+    Quick,
+    /// A few thousand records per run (`BENCH_SMOKE=1`, or run without `--bench`, as
+    /// `cargo test` does): checks that every record is delivered, never timings.
+    Smoke,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Full => "full",
+            Mode::Quick => "quick",
+            Mode::Smoke => "smoke",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Mode> {
+        [Mode::Full, Mode::Quick, Mode::Smoke]
+            .into_iter()
+            .find(|m| m.name() == name)
+    }
+}
+
+/// The client under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Client {
+    /// This crate's `kafka_producer::Producer`.
+    Ours,
+    /// rdkafka's `BaseProducer` (librdkafka), polled from a dedicated thread.
+    Rdkafka,
+}
+
+impl Client {
+    pub const ALL: [Client; 2] = [Client::Ours, Client::Rdkafka];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Client::Ours => "ours",
+            Client::Rdkafka => "rdkafka",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Client> {
+        Client::ALL.into_iter().find(|c| c.name() == name)
+    }
+}
+
+impl fmt::Display for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a scenario's sending threads do.
+#[derive(Debug, Clone, Copy)]
+pub enum Load {
+    /// Send this many records as fast as the client takes them, split over the threads.
+    Count(u64),
+    /// One thread sends `per_sec` records per second for `duration`; the time from each
+    /// send to its acknowledgement is recorded.
+    Rate { per_sec: u64, duration: Duration },
+    /// The broker is stalled; one thread sends as fast as it can for `duration`. Nothing
+    /// is expected to be delivered.
+    Stalled { duration: Duration },
+}
+
+/// One scenario: the records, the load and the producer settings.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub id: u8,
+    pub title: &'static str,
+    pub value_size: usize,
+    pub threads: usize,
+    pub acks: &'static str,
+    pub linger_ms: u64,
+    pub batch_size: u64,
+    pub compression: &'static str,
+    pub idempotence: bool,
+    pub load: Load,
+    /// Records sent and acknowledged before the measurement starts (connections, metadata,
+    /// producer id and allocator warm); not counted.
+    pub warmup: u64,
+}
+
+/// `buffer.memory` for ours and `queue.buffering.max.kbytes` for librdkafka, in every
+/// scenario (Java's default, 32 MiB; librdkafka's default would be 1 GiB).
+pub const BUFFER_MEMORY: u64 = 32 * 1024 * 1024;
+/// Java's default, and librdkafka's cap with idempotence; librdkafka's own default is 1M.
+const MAX_IN_FLIGHT: u32 = 5;
+/// Java's default `delivery.timeout.ms`; librdkafka's `message.timeout.ms` defaults to 300 s.
+const DELIVERY_TIMEOUT_MS: u64 = 120_000;
+/// Java's default `max.request.size`; librdkafka's `message.max.bytes` defaults to 1000000.
+const MAX_REQUEST_SIZE: u64 = 1024 * 1024;
+/// Scenario 4, ours only: how long `send` may wait for buffer space before it fails the
+/// record with `BufferExhausted`. librdkafka never blocks (it returns QueueFull), and
+/// Java's default of 60 s would hold the sending thread far beyond the 5 s window.
+const STALL_MAX_BLOCK_MS: u64 = 100;
+/// The partitions of every bench topic (both backends), unless `BENCH_PARTITIONS` is set.
+pub const DEFAULT_PARTITIONS: i32 = 6;
+
+pub const IDS: [u8; 4] = [1, 2, 3, 4];
+
+/// Scenario `id` (1 to 4) at the sizes of `mode`.
+pub fn scenario(id: u8, mode: Mode) -> Scenario {
+    // (full, quick, smoke)
+    let pick = |full: u64, quick: u64, smoke: u64| match mode {
+        Mode::Full => full,
+        Mode::Quick => quick,
+        Mode::Smoke => smoke,
+    };
+    let millis = |full, quick, smoke| Duration::from_millis(pick(full, quick, smoke));
+    let base = Scenario {
+        id,
+        title: "",
+        value_size: 100,
+        threads: 1,
+        acks: "1",
+        linger_ms: 5,
+        batch_size: 64 * 1024,
+        compression: "none",
+        idempotence: false,
+        load: Load::Count(0),
+        warmup: pick(20_000, 2_000, 20),
+    };
+    match id {
+        1 => Scenario {
+            title: "100 B values, 1 thread, acks=1, linger 5 ms, batch 64 KiB, no compression",
+            load: Load::Count(pick(2_000_000, 500_000, 2_000)),
+            ..base
+        },
+        2 => Scenario {
+            title: "1 KiB values, 4 threads, acks=all + idempotence, lz4, linger 5 ms, batch 64 KiB",
+            value_size: 1024,
+            threads: 4,
+            acks: "all",
+            compression: "lz4",
+            idempotence: true,
+            load: Load::Count(pick(500_000, 125_000, 1_000)),
+            warmup: pick(5_000, 1_000, 20),
+            ..base
+        },
+        3 => Scenario {
+            title: "latency: 100 B values at 10k records/s, 1 thread, acks=1, linger 0",
+            linger_ms: 0,
+            load: Load::Rate {
+                per_sec: 10_000,
+                duration: millis(10_000, 2_000, 200),
+            },
+            warmup: pick(2_000, 500, 20),
+            ..base
+        },
+        4 => Scenario {
+            title: "stalled broker: 100 B values, 1 thread, acks=1, buffer 32 MiB, send as fast as accepted",
+            load: Load::Stalled {
+                duration: millis(5_000, 1_000, 300),
+            },
+            warmup: pick(2_000, 500, 20),
+            ..base
+        },
+        _ => panic!("there is no scenario {id}"),
+    }
+}
+
+impl Scenario {
+    pub fn is_stalled(&self) -> bool {
+        matches!(self.load, Load::Stalled { .. })
+    }
+
+    /// A one-line description of the load.
+    pub fn load_description(&self) -> String {
+        match self.load {
+            Load::Count(n) => format!("{n} records"),
+            Load::Rate { per_sec, duration } => format!(
+                "{per_sec} records/s for {:.1} s ({} records)",
+                duration.as_secs_f64(),
+                records_at_rate(per_sec, duration)
+            ),
+            Load::Stalled { duration } => {
+                format!(
+                    "{:.1} s of sending to a stalled broker",
+                    duration.as_secs_f64()
+                )
+            }
+        }
+    }
+
+    /// Ours: Java producer properties (`Producer::from_properties`).
+    pub fn java_properties(&self, bootstrap: &str) -> Vec<(&'static str, String)> {
+        let mut props = vec![
+            ("bootstrap.servers", bootstrap.to_string()),
+            ("client.id", "bench-ours".to_string()),
+            ("acks", self.acks.to_string()),
+            ("linger.ms", self.linger_ms.to_string()),
+            ("batch.size", self.batch_size.to_string()),
+            ("compression.type", self.compression.to_string()),
+            ("enable.idempotence", self.idempotence.to_string()),
+            ("buffer.memory", BUFFER_MEMORY.to_string()),
+            (
+                "max.in.flight.requests.per.connection",
+                MAX_IN_FLIGHT.to_string(),
+            ),
+            ("delivery.timeout.ms", DELIVERY_TIMEOUT_MS.to_string()),
+            ("max.request.size", MAX_REQUEST_SIZE.to_string()),
+        ];
+        if self.is_stalled() {
+            props.push(("max.block.ms", STALL_MAX_BLOCK_MS.to_string()));
+        }
+        props
+    }
+
+    /// rdkafka: the librdkafka properties equivalent to [`Scenario::java_properties`].
+    pub fn rdkafka_properties(&self, bootstrap: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("bootstrap.servers", bootstrap.to_string()),
+            ("client.id", "bench-rdkafka".to_string()),
+            ("acks", self.acks.to_string()),
+            ("linger.ms", self.linger_ms.to_string()),
+            ("batch.size", self.batch_size.to_string()),
+            ("compression.type", self.compression.to_string()),
+            ("enable.idempotence", self.idempotence.to_string()),
+            (
+                "queue.buffering.max.kbytes",
+                (BUFFER_MEMORY / 1024).to_string(),
+            ),
+            // Java limits the buffer by bytes only; librdkafka's default also caps it at
+            // 100000 messages, which 100-byte records hit long before 32 MiB. 0: no cap.
+            ("queue.buffering.max.messages", "0".to_string()),
+            (
+                "max.in.flight.requests.per.connection",
+                MAX_IN_FLIGHT.to_string(),
+            ),
+            ("message.timeout.ms", DELIVERY_TIMEOUT_MS.to_string()),
+            ("message.max.bytes", MAX_REQUEST_SIZE.to_string()),
+        ]
+    }
+}
+
+/// The number of records a rate load sends.
+pub fn records_at_rate(per_sec: u64, duration: Duration) -> u64 {
+    (per_sec as f64 * duration.as_secs_f64()).round() as u64
+}
+
+/// How many distinct values the sending threads cycle through.
+pub const VALUE_POOL: usize = 256;
+
+/// `VALUE_POOL` distinct values of `size` bytes, the same for both clients: words of a small
+/// vocabulary, so that they compress roughly like text or JSON (lz4 in scenario 2 has some
+/// work to do) rather than like a run of one byte or like noise.
+pub fn values(size: usize) -> Vec<Vec<u8>> {
+    const WORDS: [&[u8]; 20] = [
+        b"{\"id\":",
+        b"\"user\":",
+        b"\"amount\":",
+        b"\"currency\":\"EUR\"",
+        b"\"status\":",
+        b"\"paid\"",
+        b"\"shipped\"",
+        b"\"returned\"",
+        b"true",
+        b"false",
+        b"null",
+        b"12.50",
+        b"1999.00",
+        b"\"2024-05-01T12:00:00Z\"",
+        b"\"sku-",
+        b"\"note\":\"",
+        b"fragile",
+        b"express",
+        b"},",
+        b",",
+    ];
+    // splitmix64, fixed seed: every run and both clients send the same bytes.
+    let mut state = 0x5eed_u64;
+    let mut next = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    (0..VALUE_POOL)
+        .map(|_| {
+            let mut value = Vec::with_capacity(size + 32);
+            while value.len() < size {
+                let r = next();
+                value.extend_from_slice(WORDS[(r % WORDS.len() as u64) as usize]);
+                // A number now and then, so that values are not all made of the same words.
+                if r & 0x300 == 0 {
+                    value.extend_from_slice((r >> 20).to_string().as_bytes());
+                }
+            }
+            value.truncate(size);
+            value
+        })
+        .collect()
+}
