@@ -5,7 +5,7 @@
 //! (accumulator, metadata) and are described there.
 
 use std::net::{Shutdown, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Weak;
 
 use crossbeam_channel::Sender;
@@ -46,6 +46,9 @@ impl From<ConnectionEvent> for SenderEvent {
 /// Shared producer state.
 #[derive(Debug)]
 pub(crate) struct Core {
+    /// Unique per producer in this process (the send path's per-thread caches are keyed by
+    /// it, never by an address that a later producer could reuse).
+    pub id: u64,
     /// Validated configuration; immutable.
     pub config: ProducerConfig,
     pub accumulator: Accumulator,
@@ -63,11 +66,12 @@ pub(crate) struct Core {
     wake_pending: AtomicBool,
     /// Set once by close (SeqCst); `send` checks it first.
     closed: AtomicBool,
-    /// Sends between their closed check and their append (SeqCst). Incremented *before*
+    /// Sends between their closed check and their append (SeqCst), counted in stripes so
+    /// that threads sending at once do not all write one cache line. Incremented *before*
     /// the closed check, so a send either sees `closed` and fails, or is counted here and
-    /// the sender thread waits for its record before it exits: no record is queued after
-    /// the sender is gone.
-    appends: AtomicUsize,
+    /// the sender thread waits for its record before it exits (it sums the stripes): no
+    /// record is queued after the sender is gone.
+    appends: [Stripe; APPEND_STRIPES],
     /// Guards the sockets of the connections the sender opened (added by the sender
     /// thread, dead entries pruned then), which a forced close shuts down: the sender
     /// thread may be blocked writing to a stalled broker and would never see the
@@ -102,7 +106,9 @@ impl Core {
             config.partitioner_adaptive_partitioning_enable,
             config.partitioner_availability_timeout,
         );
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Core {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             config,
             accumulator,
             metadata: Metadata::default(),
@@ -111,7 +117,7 @@ impl Core {
             events,
             wake_pending: AtomicBool::new(false),
             closed: AtomicBool::new(false),
-            appends: AtomicUsize::new(0),
+            appends: Default::default(),
             sockets: Mutex::new(Vec::new()),
             has_fatal: AtomicBool::new(false),
             fatal_error: Mutex::new(None),
@@ -138,17 +144,18 @@ impl Core {
     /// Starts an append: `None` when the producer is closed, else a guard that ends the
     /// append when dropped.
     pub fn begin_append(&self) -> Option<AppendGuard<'_>> {
-        self.appends.fetch_add(1, Ordering::SeqCst);
+        let stripe = &self.appends[thread_stripe()].0;
+        stripe.fetch_add(1, Ordering::SeqCst);
         if self.closed.load(Ordering::SeqCst) {
-            self.appends.fetch_sub(1, Ordering::SeqCst);
+            stripe.fetch_sub(1, Ordering::SeqCst);
             return None;
         }
-        Some(AppendGuard(self))
+        Some(AppendGuard { core: self, stripe })
     }
 
     /// Whether some send is between its closed check and its append.
     pub fn appends_in_progress(&self) -> bool {
-        self.appends.load(Ordering::SeqCst) > 0
+        self.appends.iter().any(|s| s.0.load(Ordering::SeqCst) > 0)
     }
 
     /// Remembers a new connection's socket for [`Core::shut_down_sockets`].
@@ -203,16 +210,68 @@ impl Core {
     }
 }
 
+/// How long a `send` may block (max.block.ms), counted from the first moment it has to
+/// wait: reading the clock costs tens of nanoseconds, so a send that never blocks never
+/// reads it for this.
+#[derive(Debug)]
+pub(crate) struct Deadline {
+    after: std::time::Duration,
+    at: std::cell::Cell<Option<std::time::Instant>>,
+}
+
+impl Deadline {
+    /// A deadline `after` from the first call to [`Deadline::at`].
+    pub fn after(after: std::time::Duration) -> Self {
+        Deadline {
+            after,
+            at: std::cell::Cell::new(None),
+        }
+    }
+
+    /// The instant blocking must end.
+    pub fn at(&self) -> std::time::Instant {
+        match self.at.get() {
+            Some(at) => at,
+            None => {
+                let at = std::time::Instant::now() + self.after;
+                self.at.set(Some(at));
+                at
+            }
+        }
+    }
+}
+
 /// An append in progress (see [`Core::begin_append`]).
 #[derive(Debug)]
-pub(crate) struct AppendGuard<'a>(&'a Core);
+pub(crate) struct AppendGuard<'a> {
+    core: &'a Core,
+    /// The stripe the append was counted in (the same thread's, so the same stripe).
+    stripe: &'a AtomicUsize,
+}
 
 impl Drop for AppendGuard<'_> {
     fn drop(&mut self) {
-        self.0.appends.fetch_sub(1, Ordering::SeqCst);
+        self.stripe.fetch_sub(1, Ordering::SeqCst);
         // The sender may be waiting for this append to finish closing.
-        if self.0.is_closed() {
-            self.0.wake_sender();
+        if self.core.is_closed() {
+            self.core.wake_sender();
         }
     }
+}
+
+/// Stripes of the appends-in-progress count.
+const APPEND_STRIPES: usize = 8;
+
+/// One stripe, alone on its cache line (128 bytes covers adjacent-line prefetching).
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Stripe(AtomicUsize);
+
+/// This thread's stripe: threads take stripes in turn as they first send.
+fn thread_stripe() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % APPEND_STRIPES;
+    }
+    STRIPE.with(|s| *s)
 }

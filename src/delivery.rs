@@ -54,8 +54,11 @@ pub(crate) struct BatchOutcome {
 /// the record at relative offset `r` finds its outcome in result `targets[r].0` at offset
 /// `targets[r].1`. Futures and `flush` follow the forwarding, so a future made before the
 /// split still resolves.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct BatchResult {
+    /// The batch's partition: one per batch, so records do not each hold (and count
+    /// references to) the topic name.
+    tp: TopicPartition,
     state: Mutex<ResultState>,
     changed: Condvar,
 }
@@ -85,6 +88,15 @@ enum Lookup {
 }
 
 impl BatchResult {
+    /// The result of a batch of `tp`, not complete yet.
+    pub fn new(tp: TopicPartition) -> Self {
+        BatchResult {
+            tp,
+            state: Mutex::new(ResultState::default()),
+            changed: Condvar::new(),
+        }
+    }
+
     /// Records the batch's outcome and wakes its futures. Only the first call counts: a
     /// batch completes exactly once.
     pub fn complete(&self, outcome: Result<BatchOutcome, Error>, settled: bool) {
@@ -205,7 +217,7 @@ fn resolve(
     let mut offset = slot.relative_offset;
     loop {
         match batch.wait_lookup(offset, deadline) {
-            Lookup::Done(o) => return Some(slot.with_offset(offset).metadata(&o)),
+            Lookup::Done(o) => return Some(slot.with_offset(offset).metadata(&batch.tp, &o)),
             Lookup::Moved(next, o) => (batch, offset) = (next, o),
             Lookup::Pending => return None,
         }
@@ -215,7 +227,6 @@ fn resolve(
 /// Where one record sits in its batch, and what its metadata needs.
 #[derive(Debug, Clone)]
 pub(crate) struct RecordSlot {
-    pub topic_partition: TopicPartition,
     /// Offset delta of the record in its batch.
     pub relative_offset: u32,
     /// The record's CreateTime.
@@ -233,8 +244,12 @@ impl RecordSlot {
         }
     }
 
-    /// The record's metadata (or error) given its batch's outcome.
-    pub fn metadata(&self, outcome: &Result<BatchOutcome, Error>) -> Result<RecordMetadata, Error> {
+    /// The record's metadata (or error) given its batch's partition and outcome.
+    pub fn metadata(
+        &self,
+        tp: &TopicPartition,
+        outcome: &Result<BatchOutcome, Error>,
+    ) -> Result<RecordMetadata, Error> {
         let o = outcome.as_ref().map_err(Clone::clone)?;
         let offset = if o.base_offset >= 0 {
             o.base_offset + i64::from(self.relative_offset)
@@ -247,7 +262,7 @@ impl RecordSlot {
             self.timestamp
         };
         Ok(RecordMetadata::new(
-            self.topic_partition.clone(),
+            tp.clone(),
             offset,
             timestamp,
             self.key_size,
@@ -347,7 +362,7 @@ impl Future for SendFuture {
                 FutureState::Ready(r) => return Poll::Ready(r.clone()),
                 FutureState::InBatch { batch, slot } => {
                     match batch.poll_lookup(slot.relative_offset, cx.waker()) {
-                        Lookup::Done(o) => return Poll::Ready(slot.metadata(&o)),
+                        Lookup::Done(o) => return Poll::Ready(slot.metadata(&batch.tp, &o)),
                         Lookup::Pending => return Poll::Pending,
                         Lookup::Moved(next, offset) => (next, offset),
                     }
@@ -407,7 +422,7 @@ impl CallbackJob {
                 batch,
             } => {
                 for c in callbacks {
-                    run_one(c.callback, c.slot.metadata(&outcome));
+                    run_one(c.callback, c.slot.metadata(&batch.tp, &outcome));
                 }
                 batch.complete(outcome, true);
             }
@@ -570,7 +585,6 @@ mod tests {
 
     fn slot(rel: u32) -> RecordSlot {
         RecordSlot {
-            topic_partition: TopicPartition::new("t", 1),
             relative_offset: rel,
             timestamp: 1000 + i64::from(rel),
             key_size: 3,
@@ -580,7 +594,7 @@ mod tests {
 
     #[test]
     fn futures_of_one_batch_get_consecutive_offsets() {
-        let batch = Arc::new(BatchResult::default());
+        let batch = Arc::new(BatchResult::new(TopicPartition::new("t", 1)));
         let f0 = SendFuture::in_batch(Arc::clone(&batch), slot(0));
         let f1 = SendFuture::in_batch(Arc::clone(&batch), slot(1));
         assert!(!f0.is_done());
@@ -605,7 +619,9 @@ mod tests {
             base_offset: -1,
             log_append_time: 7,
         });
-        let md = slot(2).metadata(&outcome).unwrap();
+        let md = slot(2)
+            .metadata(&TopicPartition::new("t", 1), &outcome)
+            .unwrap();
         assert_eq!((md.offset(), md.timestamp()), (-1, 7));
     }
 
@@ -637,7 +653,7 @@ mod tests {
         }
         let flag = Arc::new(Flag(Default::default()));
         let waker = Waker::from(Arc::clone(&flag));
-        let batch = Arc::new(BatchResult::default());
+        let batch = Arc::new(BatchResult::new(TopicPartition::new("t", 1)));
         let mut fut = SendFuture::in_batch(Arc::clone(&batch), slot(0));
         let mut cx = Context::from_waker(&waker);
         assert!(Pin::new(&mut fut).poll(&mut cx).is_pending());

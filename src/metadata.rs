@@ -198,6 +198,9 @@ struct State {
 pub(crate) struct Metadata {
     state: Mutex<State>,
     changed: Condvar,
+    /// `State::version`, published (Release, under the lock) after every change of the
+    /// snapshot, so senders can tell lock-free whether what they cached is still current.
+    published: std::sync::atomic::AtomicU64,
 }
 
 impl Metadata {
@@ -258,20 +261,6 @@ impl Metadata {
         }
     }
 
-    /// The cached partitions of `topic`, without waiting (`try_send`); registers the topic
-    /// as wanted when it is missing.
-    pub fn cached_partitions(&self, topic: &str) -> Option<Arc<[PartitionInfo]>> {
-        let mut s = self.state.lock();
-        if let Some(p) = s.cluster.partitions(topic) {
-            return Some(Arc::clone(p));
-        }
-        if !s.wanted.contains(topic) {
-            s.wanted.insert(Arc::from(topic));
-        }
-        s.update_requested = true;
-        None
-    }
-
     /// Asks the sender for a refresh (a leader is unknown or moved).
     pub fn request_update(&self) {
         self.state.lock().update_requested = true;
@@ -300,6 +289,8 @@ impl Metadata {
         });
         s.cluster = Arc::new(cluster);
         s.version += 1;
+        self.published
+            .store(s.version, std::sync::atomic::Ordering::Release);
         drop(s);
         self.changed.notify_all();
     }
@@ -322,9 +313,30 @@ impl Metadata {
         };
         s.cluster = Arc::new(updated);
         s.version += 1;
+        self.published
+            .store(s.version, std::sync::atomic::Ordering::Release);
         drop(s);
         self.changed.notify_all();
         true
+    }
+
+    /// The version of the current snapshot (lock-free; see `published`).
+    pub fn version(&self) -> u64 {
+        self.published.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// A topic's partitions and the snapshot version they belong to, if cached; otherwise
+    /// registers the topic as wanted and asks for a refresh (without waiting).
+    pub fn cached_partitions_versioned(&self, topic: &str) -> Option<(Arc<[PartitionInfo]>, u64)> {
+        let mut s = self.state.lock();
+        if let Some(p) = s.cluster.partitions(topic) {
+            return Some((Arc::clone(p), s.version));
+        }
+        if !s.wanted.contains(topic) {
+            s.wanted.insert(Arc::from(topic));
+        }
+        s.update_requested = true;
+        None
     }
 
     /// Makes waiting and later waits for topics fail with [`Error::Closed`] (close).

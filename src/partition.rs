@@ -16,17 +16,19 @@
 //!   write lock is taken only the first time a topic is seen; afterwards a read lock and one
 //!   relaxed `fetch_add` (the counter orders nothing else, it only has to hand out distinct
 //!   values). The scan over the partitions runs after the lock is released.
-//! - [`StickyPartitioner`]: one `Mutex` over a map from topic to its `TopicState`. Under the
-//!   lock we only do O(1) work: a map lookup, reading or writing the sticky partition and its
+//! - [`StickyPartitioner`]: one `RwLock` over a map from topic to its `StickyTopic`, a
+//!   `Mutex` over that topic's state. The map's write lock is taken only the first time a
+//!   topic is seen (the key is allocated before); the producer keeps each topic's
+//!   `StickyTopic` in its per-thread route cache, so a send takes only the topic's lock.
+//!   Under that lock we only do O(1) work: reading or writing the sticky partition and its
 //!   byte count, and cloning or swapping an `Arc` of load statistics. Random draws, the scan
 //!   over the partitions and the weighted pick all run with the lock released; the result is
 //!   installed under the lock again only if the topic's `generation` has not moved meanwhile
 //!   (the same race Java resolves with a compare-and-set on its `StickyPartitionInfo`).
-//!   Allocations (a new topic's key, a new frequency table) are made before taking the lock;
-//!   the only allocation under it is the map growing when a new topic is inserted.
 //!
-//! Neither lock is ever held while another lock is taken, while user code runs, or while
-//! blocking, so there is no lock order to respect.
+//! No lock here is ever held while another lock is taken (the map's lock is released before
+//! a topic's lock is taken), while user code runs, or while blocking, so there is no lock
+//! order to respect.
 //!
 //! # Randomness
 //!
@@ -246,11 +248,18 @@ pub struct StickyPartitioner {
     adaptive: bool,
     /// `partitioner.availability.timeout.ms`; applied by the caller of `update_load_stats`.
     availability_timeout: Duration,
-    /// Guards the per-topic sticky state; see the module doc for what runs under it.
-    topics: Mutex<HashMap<String, TopicState>>,
+    /// Guards the topic → state map (read-locked to find a topic, write-locked to add one);
+    /// each topic's state has its own lock, which the producer's send path takes through a
+    /// cached [`StickyTopic`] without touching the map.
+    topics: RwLock<HashMap<String, Arc<StickyTopic>>>,
 }
 
-/// One topic's sticky partition and load statistics. Guarded by `StickyPartitioner::topics`.
+/// One topic's sticky state behind its own lock (see the module doc for what runs under
+/// it).
+#[derive(Debug, Default)]
+pub(crate) struct StickyTopic(Mutex<TopicState>);
+
+/// One topic's sticky partition and load statistics. Guarded by its [`StickyTopic`] lock.
 #[derive(Debug, Default)]
 struct TopicState {
     /// The sticky partition, `None` until the first record of the topic.
@@ -330,7 +339,7 @@ impl StickyPartitioner {
             sticky_batch_size: sticky_batch_size.max(1),
             adaptive,
             availability_timeout,
-            topics: Mutex::new(HashMap::new()),
+            topics: RwLock::new(HashMap::new()),
         }
     }
 
@@ -354,26 +363,38 @@ impl StickyPartitioner {
     /// When `partitions` is empty (a topic always has at least one partition).
     pub fn partition(&self, topic: &str, partitions: &[PartitionInfo]) -> i32 {
         assert!(!partitions.is_empty(), "topic {topic:?} has no partitions");
+        self.partition_in(&self.topic(topic), partitions)
+    }
+
+    /// The state of `topic`, created on first use; the send path keeps it to skip the map.
+    pub(crate) fn topic(&self, topic: &str) -> Arc<StickyTopic> {
+        if let Some(t) = self.topics.read().get(topic) {
+            return Arc::clone(t);
+        }
+        let key = topic.to_owned();
+        Arc::clone(self.topics.write().entry(key).or_default())
+    }
+
+    /// [`StickyPartitioner::partition`] with the topic's state at hand.
+    pub(crate) fn partition_in(&self, topic: &StickyTopic, partitions: &[PartitionInfo]) -> i32 {
         let load = {
-            let topics = self.topics.lock();
-            match topics.get(topic) {
-                Some(TopicState {
-                    current: Some(p), ..
-                }) => return *p,
-                Some(state) => state.load.clone(),
-                None => None,
+            let state = topic.0.lock();
+            match state.current {
+                Some(p) => return p,
+                None => state.load.clone(),
             }
         };
         let chosen = next_partition(load.as_deref(), None, partitions);
         // Like Java's compare-and-set: if another thread installed a partition meanwhile,
         // everyone uses that one.
-        self.with_topic(topic, |state| match state.current {
+        let mut state = topic.0.lock();
+        match state.current {
             Some(p) => p,
             None => {
                 state.install(chosen);
                 chosen
             }
-        })
+        }
     }
 
     /// Called after a record of `appended_bytes` was appended to `partition` of `topic`.
@@ -391,11 +412,23 @@ impl StickyPartitioner {
         batches_full: bool,
         partitions: &[PartitionInfo],
     ) {
+        let Some(state) = self.topics.read().get(topic).cloned() else {
+            return;
+        };
+        self.on_append_in(&state, partition, appended_bytes, batches_full, partitions);
+    }
+
+    /// [`StickyPartitioner::on_append`] with the topic's state at hand.
+    pub(crate) fn on_append_in(
+        &self,
+        topic: &StickyTopic,
+        partition: i32,
+        appended_bytes: usize,
+        batches_full: bool,
+        partitions: &[PartitionInfo],
+    ) {
         let (generation, load) = {
-            let mut topics = self.topics.lock();
-            let Some(state) = topics.get_mut(topic) else {
-                return;
-            };
+            let mut state = topic.0.lock();
             if state.current != Some(partition) {
                 return;
             }
@@ -411,11 +444,9 @@ impl StickyPartitioner {
             (state.generation, state.load.clone())
         };
         let next = next_partition(load.as_deref(), Some(partition), partitions);
-        let mut topics = self.topics.lock();
-        if let Some(state) = topics.get_mut(topic) {
-            if state.generation == generation {
-                state.install(next);
-            }
+        let mut state = topic.0.lock();
+        if state.generation == generation {
+            state.install(next);
         }
     }
 
@@ -434,18 +465,9 @@ impl StickyPartitioner {
             return;
         }
         let load = LoadStats::from_queue_sizes(queue_sizes).map(Arc::new);
+        let topic = self.topic(topic);
         // The old table is dropped after the lock is released.
-        let _old = self.with_topic(topic, |state| std::mem::replace(&mut state.load, load));
-    }
-
-    /// Runs `f` on `topic`'s state under the lock, creating the state if needed; the key is
-    /// allocated before the lock is taken.
-    fn with_topic<R>(&self, topic: &str, f: impl FnOnce(&mut TopicState) -> R) -> R {
-        if let Some(state) = self.topics.lock().get_mut(topic) {
-            return f(state);
-        }
-        let key = topic.to_owned();
-        f(self.topics.lock().entry(key).or_default())
+        let _old = std::mem::replace(&mut topic.0.lock().load, load);
     }
 }
 

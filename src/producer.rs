@@ -8,21 +8,22 @@
 //! custom partitioner, the shared [`Core`], and (behind the `lifecycle` lock, taken only by
 //! close and by the rare early-error callback path) the sender and callback threads.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::accumulator::{AppendRecord, Completion};
+use crate::accumulator::{AppendRecord, Completion, TopicQueues};
 use crate::config::{Acks, ProducerConfig};
-use crate::core::{Core, SenderEvent};
+use crate::core::{Core, Deadline, SenderEvent};
 use crate::delivery::{
     on_callback_thread, Callback, CallbackJob, CallbackQueue, CallbackThread, SendFuture,
 };
 use crate::error::Error;
 use crate::metrics::ProducerMetrics;
-use crate::partition::{partition_for_key, Partitioner};
+use crate::partition::{partition_for_key, Partitioner, StickyTopic};
 use crate::record::{PartitionInfo, ProducerRecord, RecordMetadata};
 use crate::record_batch::{RecordBatchBuilder, HEADER_SIZE};
 use crate::sender::Sender;
@@ -327,14 +328,45 @@ impl Drop for SetOnDrop {
     }
 }
 
+/// What `send` needs about a topic: its partitions (from one metadata snapshot), its
+/// partition queues and its sticky-partitioner state.
+#[derive(Debug)]
+struct Route {
+    partitions: Arc<[PartitionInfo]>,
+    queues: Arc<TopicQueues>,
+    sticky: Arc<StickyTopic>,
+}
+
+/// A [`Route`] cached by a sending thread, valid while the metadata version is unchanged.
+#[derive(Debug)]
+struct CachedRoute {
+    /// `Core::id` of the producer.
+    producer: u64,
+    version: u64,
+    topic: Box<str>,
+    route: Route,
+}
+
+/// How many routes a thread keeps (topics × producers it sends to); the oldest goes first.
+const MAX_CACHED_ROUTES: usize = 16;
+
+thread_local! {
+    /// The routes this thread used recently. A send whose producer, topic and metadata
+    /// version match finds everything it needs here, without the metadata lock, the
+    /// accumulator's topic map, the sticky partitioner's map, or hashing the topic name.
+    /// Owned by the thread; only `send` touches it, and a send nested in a send (user code
+    /// that sends) skips it.
+    static ROUTES: std::cell::RefCell<Vec<CachedRoute>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// A record's serialized key and value (`None` for null).
-type SerializedKeyValue = (Option<Vec<u8>>, Option<Vec<u8>>);
+type SerializedKeyValue<'a> = (Option<Cow<'a, [u8]>>, Option<Cow<'a, [u8]>>);
 
 /// How long `send` may block.
 #[derive(Debug, Clone, Copy)]
-enum Blocking {
+enum Blocking<'a> {
     /// Up to max.block.ms (for metadata and buffer space).
-    UpTo(Instant),
+    UpTo(&'a Deadline),
     /// Not at all (`try_send`).
     Never,
 }
@@ -344,10 +376,10 @@ impl<K: 'static, V: 'static> Producer<K, V> {
     /// max.block.ms); errors found before the record is buffered complete the returned
     /// future. Dropping the future never cancels delivery.
     pub fn send(&self, record: ProducerRecord<K, V>) -> SendFuture {
-        let deadline = Instant::now() + self.handle.core.config.max_block;
+        let deadline = Deadline::after(self.handle.core.config.max_block);
         match self
             .handle
-            .send(&record, Completion::Future, Blocking::UpTo(deadline))
+            .send(&record, Completion::Future, Blocking::UpTo(&deadline))
         {
             Ok(future) => future.unwrap_or_else(|| SendFuture::ready(Err(Error::Closed))),
             Err((error, _)) => SendFuture::ready(Err(error)),
@@ -360,11 +392,11 @@ impl<K: 'static, V: 'static> Producer<K, V> {
     where
         F: FnOnce(Result<RecordMetadata, Error>) + Send + 'static,
     {
-        let deadline = Instant::now() + self.handle.core.config.max_block;
+        let deadline = Deadline::after(self.handle.core.config.max_block);
         let completion = Completion::Callback(Box::new(callback));
         let sent = self
             .handle
-            .send(&record, completion, Blocking::UpTo(deadline));
+            .send(&record, completion, Blocking::UpTo(&deadline));
         if let Err((error, Completion::Callback(cb))) = sent {
             self.handle.early_callback(cb, error);
         }
@@ -454,25 +486,91 @@ impl<K: 'static, V: 'static> Handle<K, V> {
             return fail(fatal, completion);
         }
         let topic = record.topic();
-        if let Err(e) = validate_topic(topic) {
-            return fail(e, completion);
-        }
-        let partitions = match blocking {
-            Blocking::UpTo(deadline) => core
-                .metadata
-                .wait_for_topic(topic, deadline, || core.wake_sender()),
-            Blocking::Never => core.metadata.cached_partitions(topic).ok_or_else(|| {
-                core.wake_sender();
-                Error::MetadataTimeout {
-                    topic: topic.to_owned(),
-                    waited_ms: 0,
+        let version = core.metadata.version();
+        ROUTES.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut routes) => {
+                let cached = routes.iter().position(|r| {
+                    r.producer == core.id && r.version == version && *r.topic == *topic
+                });
+                let route = match cached {
+                    Some(i) => &routes[i].route,
+                    None => {
+                        let (route, version) = match self.route(topic, blocking) {
+                            Ok(r) => r,
+                            Err(e) => return fail(e, completion),
+                        };
+                        let Some(version) = version else {
+                            return self.send_on(&route, record, completion, blocking);
+                        };
+                        routes.retain(|r| !(r.producer == core.id && *r.topic == *topic));
+                        if routes.len() >= MAX_CACHED_ROUTES {
+                            routes.remove(0);
+                        }
+                        routes.push(CachedRoute {
+                            producer: core.id,
+                            version,
+                            topic: topic.into(),
+                            route,
+                        });
+                        &routes.last().expect("just pushed").route
+                    }
+                };
+                self.send_on(route, record, completion, blocking)
+            }
+            // A send from inside this thread's send (a serializer or partitioner that sends):
+            // no cache, same result.
+            Err(_) => match self.route(topic, blocking) {
+                Ok((route, _)) => self.send_on(&route, record, completion, blocking),
+                Err(e) => fail(e, completion),
+            },
+        })
+    }
+
+    /// What `send` needs about `topic`, waiting for its metadata as `blocking` allows, and
+    /// the metadata version it belongs to (`None` when it came from a wait).
+    fn route(&self, topic: &str, blocking: Blocking<'_>) -> Result<(Route, Option<u64>), Error> {
+        let core = &self.core;
+        validate_topic(topic)?;
+        let (partitions, version) = match core.metadata.cached_partitions_versioned(topic) {
+            Some((p, v)) => (p, Some(v)),
+            None => match blocking {
+                Blocking::UpTo(deadline) => {
+                    let p = core
+                        .metadata
+                        .wait_for_topic(topic, deadline.at(), || core.wake_sender())?;
+                    (p, None)
                 }
-            }),
+                Blocking::Never => {
+                    core.wake_sender();
+                    return Err(Error::MetadataTimeout {
+                        topic: topic.to_owned(),
+                        waited_ms: 0,
+                    });
+                }
+            },
         };
-        let partitions = match partitions {
-            Ok(p) => p,
-            Err(e) => return fail(e, completion),
+        let route = Route {
+            queues: core.accumulator.topic_queues(topic, partitions.len()),
+            sticky: core.sticky.topic(topic),
+            partitions,
         };
+        Ok((route, version))
+    }
+
+    /// The rest of `send`, once the topic's route is known.
+    fn send_on(
+        &self,
+        route: &Route,
+        record: &ProducerRecord<K, V>,
+        completion: Completion,
+        blocking: Blocking<'_>,
+    ) -> Result<Option<SendFuture>, (Error, Completion)> {
+        let core = &self.core;
+        let fail = |e: Error, c: Completion| {
+            crate::metrics::Metrics::add(&core.metrics.record_errors, 1);
+            Err((e, c))
+        };
+        let partitions = &route.partitions;
         let serialized = self.serialize(record);
         let (key, value) = match serialized {
             Ok(kv) => kv,
@@ -480,11 +578,12 @@ impl<K: 'static, V: 'static> Handle<K, V> {
         };
         let (key, value) = (key.as_deref(), value.as_deref());
         let headers = record.headers().as_slice();
-        let record_size = RecordBatchBuilder::record_size(0, 0, key, value, headers);
+        let payload = RecordBatchBuilder::payload_size(key, value, headers);
+        let record_size = RecordBatchBuilder::record_size_with_payload(payload, 0, 0);
         if let Err(e) = check_size(HEADER_SIZE + record_size, &core.config) {
             return fail(e, completion);
         }
-        let (partition, sticky) = match self.choose_partition(record, key, value, &partitions) {
+        let (partition, sticky) = match self.choose_partition(record, key, value, route) {
             Ok(p) => p,
             Err(e) => return fail(e, completion),
         };
@@ -494,15 +593,23 @@ impl<K: 'static, V: 'static> Handle<K, V> {
             key,
             value,
             headers,
+            payload,
         };
-        let queue = core.accumulator.queue(topic, partition);
+        let owned;
+        let queue = match route.queues.get(partition) {
+            Some(q) => q,
+            None => {
+                owned = core.accumulator.queue(record.topic(), partition);
+                &owned
+            }
+        };
         let deadline = match blocking {
             Blocking::UpTo(d) => Some(d),
             Blocking::Never => None,
         };
         let appended = match core
             .accumulator
-            .append(&queue, &append, completion, deadline)
+            .append(queue, &append, completion, deadline)
         {
             Ok(a) => a,
             Err((e, c)) => return fail(e, c),
@@ -511,26 +618,29 @@ impl<K: 'static, V: 'static> Handle<K, V> {
             core.wake_sender();
         }
         if sticky {
-            core.sticky.on_append(
-                topic,
+            core.sticky.on_append_in(
+                &route.sticky,
                 partition,
                 record_size,
                 appended.batch_full,
-                &partitions,
+                partitions,
             );
         }
         Ok(appended.future)
     }
 
-    fn serialize(&self, record: &ProducerRecord<K, V>) -> Result<SerializedKeyValue, Error> {
+    fn serialize<'a>(
+        &self,
+        record: &'a ProducerRecord<K, V>,
+    ) -> Result<SerializedKeyValue<'a>, Error> {
         let topic = record.topic();
         let key = record
             .key()
-            .map(|k| self.key_serializer.serialize(topic, k))
+            .map(|k| self.key_serializer.serialize_borrowed(topic, k))
             .transpose()?;
         let value = record
             .value()
-            .map(|v| self.value_serializer.serialize(topic, v))
+            .map(|v| self.value_serializer.serialize_borrowed(topic, v))
             .transpose()?;
         Ok((key, value))
     }
@@ -542,8 +652,9 @@ impl<K: 'static, V: 'static> Handle<K, V> {
         record: &ProducerRecord<K, V>,
         key: Option<&[u8]>,
         value: Option<&[u8]>,
-        partitions: &[PartitionInfo],
+        route: &Route,
     ) -> Result<(i32, bool), Error> {
+        let partitions: &[PartitionInfo] = &route.partitions;
         let topic = record.topic();
         let count = partitions.len();
         let check = |p: i32| {
@@ -568,7 +679,10 @@ impl<K: 'static, V: 'static> Handle<K, V> {
         if let (Some(key), false) = (key, self.core.config.partitioner_ignore_keys) {
             return Ok((partition_for_key(key, count), false));
         }
-        Ok((self.core.sticky.partition(topic, partitions), true))
+        Ok((
+            self.core.sticky.partition_in(&route.sticky, partitions),
+            true,
+        ))
     }
 }
 

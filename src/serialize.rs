@@ -8,6 +8,7 @@
 //! Serializers run on the thread that calls `send`, before the record is buffered; the
 //! producer never hands them to its own threads except through `Send + Sync`.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::error::Error;
@@ -57,6 +58,14 @@ pub trait Serializer<T: ?Sized>: Send + Sync + 'static {
     /// The bytes of `data`, a key or value of a record for `topic`, or an
     /// [`Error::Serialization`] saying why it cannot be written.
     fn serialize(&self, topic: &str, data: &T) -> Result<Vec<u8>, Error>;
+
+    /// The bytes of `data`, borrowed from it when they already exist. The producer calls
+    /// this one; the default copies [`Serializer::serialize`]'s result. Override it when
+    /// `data` holds its bytes (the built-in bytes and string serializers do), so a send
+    /// copies the bytes once, straight into the batch.
+    fn serialize_borrowed<'a>(&self, topic: &str, data: &'a T) -> Result<Cow<'a, [u8]>, Error> {
+        self.serialize(topic, data).map(Cow::Owned)
+    }
 }
 
 /// A shared serializer serializes like the one it shares.
@@ -64,12 +73,20 @@ impl<T: ?Sized, S: Serializer<T> + ?Sized> Serializer<T> for Arc<S> {
     fn serialize(&self, topic: &str, data: &T) -> Result<Vec<u8>, Error> {
         (**self).serialize(topic, data)
     }
+
+    fn serialize_borrowed<'a>(&self, topic: &str, data: &'a T) -> Result<Cow<'a, [u8]>, Error> {
+        (**self).serialize_borrowed(topic, data)
+    }
 }
 
 /// A boxed serializer (for example `Box<dyn Serializer<T>>`) serializes like its content.
 impl<T: ?Sized, S: Serializer<T> + ?Sized> Serializer<T> for Box<S> {
     fn serialize(&self, topic: &str, data: &T) -> Result<Vec<u8>, Error> {
         (**self).serialize(topic, data)
+    }
+
+    fn serialize_borrowed<'a>(&self, topic: &str, data: &'a T) -> Result<Cow<'a, [u8]>, Error> {
+        (**self).serialize_borrowed(topic, data)
     }
 }
 
@@ -82,17 +99,37 @@ impl Serializer<Vec<u8>> for BytesSerializer {
     fn serialize(&self, _topic: &str, data: &Vec<u8>) -> Result<Vec<u8>, Error> {
         Ok(data.clone())
     }
+
+    fn serialize_borrowed<'a>(
+        &self,
+        _topic: &str,
+        data: &'a Vec<u8>,
+    ) -> Result<Cow<'a, [u8]>, Error> {
+        Ok(Cow::Borrowed(data))
+    }
 }
 
 impl Serializer<[u8]> for BytesSerializer {
     fn serialize(&self, _topic: &str, data: &[u8]) -> Result<Vec<u8>, Error> {
         Ok(data.to_vec())
     }
+
+    fn serialize_borrowed<'a>(&self, _topic: &str, data: &'a [u8]) -> Result<Cow<'a, [u8]>, Error> {
+        Ok(Cow::Borrowed(data))
+    }
 }
 
 impl Serializer<bytes::Bytes> for BytesSerializer {
     fn serialize(&self, _topic: &str, data: &bytes::Bytes) -> Result<Vec<u8>, Error> {
         Ok(data.to_vec())
+    }
+
+    fn serialize_borrowed<'a>(
+        &self,
+        _topic: &str,
+        data: &'a bytes::Bytes,
+    ) -> Result<Cow<'a, [u8]>, Error> {
+        Ok(Cow::Borrowed(data))
     }
 }
 
@@ -105,11 +142,23 @@ impl Serializer<String> for StringSerializer {
     fn serialize(&self, _topic: &str, data: &String) -> Result<Vec<u8>, Error> {
         Ok(data.as_bytes().to_vec())
     }
+
+    fn serialize_borrowed<'a>(
+        &self,
+        _topic: &str,
+        data: &'a String,
+    ) -> Result<Cow<'a, [u8]>, Error> {
+        Ok(Cow::Borrowed(data.as_bytes()))
+    }
 }
 
 impl Serializer<str> for StringSerializer {
     fn serialize(&self, _topic: &str, data: &str) -> Result<Vec<u8>, Error> {
         Ok(data.as_bytes().to_vec())
+    }
+
+    fn serialize_borrowed<'a>(&self, _topic: &str, data: &'a str) -> Result<Cow<'a, [u8]>, Error> {
+        Ok(Cow::Borrowed(data.as_bytes()))
     }
 }
 

@@ -32,6 +32,8 @@ pub(crate) struct AppendRecord<'a> {
     pub key: Option<&'a [u8]>,
     pub value: Option<&'a [u8]>,
     pub headers: &'a [Header],
+    /// [`RecordBatchBuilder::payload_size`] of the record, computed once by `send`.
+    pub payload: usize,
 }
 
 impl AppendRecord<'_> {
@@ -105,6 +107,7 @@ impl ProducerBatch {
         memory: Reservation,
         now: Instant,
     ) -> Self {
+        let result = Arc::new(BatchResult::new(tp.clone()));
         ProducerBatch {
             id,
             seq: 0,
@@ -113,7 +116,7 @@ impl ProducerBatch {
             builder: Some(builder),
             encoded: None,
             producer: None,
-            result: Arc::new(BatchResult::default()),
+            result,
             callbacks: Vec::new(),
             record_count: 0,
             created: now,
@@ -138,16 +141,20 @@ impl ProducerBatch {
         let Some(builder) = self.builder.as_mut().filter(|_| !self.closed) else {
             return Err(completion);
         };
-        let size =
-            builder.next_record_size(record.timestamp, record.key, record.value, record.headers);
+        let size = builder.next_record_size_with_payload(record.timestamp, record.payload);
         if !builder.is_empty() && builder.estimated_size() + size > batch_size {
             self.closed = true;
             return Err(completion);
         }
-        builder.append(record.timestamp, record.key, record.value, record.headers);
+        builder.append_with_payload(
+            record.timestamp,
+            record.key,
+            record.value,
+            record.headers,
+            record.payload,
+        );
         let (key_size, value_size) = record.sizes();
         let slot = RecordSlot {
-            topic_partition: self.tp.clone(),
             relative_offset: self.record_count,
             timestamp: record.timestamp,
             key_size,

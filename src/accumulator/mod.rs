@@ -79,9 +79,18 @@ impl std::ops::DerefMut for Batches {
     }
 }
 
+/// One topic's partition queues. Replaced (copy-on-grow) when the topic gains partitions;
+/// a holder of an older `Arc` keeps valid queues, only fewer of them.
 #[derive(Debug)]
-struct TopicQueues {
+pub(crate) struct TopicQueues {
     partitions: Vec<Arc<PartitionQueue>>,
+}
+
+impl TopicQueues {
+    /// The queue of `partition`, if this snapshot has it.
+    pub fn get(&self, partition: i32) -> Option<&Arc<PartitionQueue>> {
+        self.partitions.get(usize::try_from(partition).ok()?)
+    }
 }
 
 /// The result of a successful append.
@@ -166,6 +175,20 @@ impl Accumulator {
         Arc::clone(&entry.partitions[idx])
     }
 
+    /// `topic`'s queues, with at least `partitions` of them (for the send path's cache).
+    pub fn topic_queues(&self, topic: &str, partitions: usize) -> Arc<TopicQueues> {
+        if let Some(t) = self
+            .topics
+            .read()
+            .get(topic)
+            .filter(|t| t.partitions.len() >= partitions)
+        {
+            return Arc::clone(t);
+        }
+        self.queue(topic, partitions.max(1) as i32 - 1);
+        Arc::clone(&self.topics.read()[topic])
+    }
+
     /// Appends a record to its partition's open batch, opening a new batch when needed.
     ///
     /// A new batch needs memory: this blocks until `deadline` (max.block.ms) for it, or
@@ -176,7 +199,7 @@ impl Accumulator {
         queue: &PartitionQueue,
         record: &AppendRecord<'_>,
         completion: Completion,
-        deadline: Option<Instant>,
+        deadline: Option<&crate::core::Deadline>,
     ) -> Result<Appended, (Error, Completion)> {
         // Fast path: room in the open batch.
         let completion = match self.try_append_locked(queue, record, completion) {
@@ -184,10 +207,9 @@ impl Accumulator {
             Err(c) => c,
         };
         // Slow path: memory and a buffer for a new batch, outside the partition lock.
-        let record_size =
-            RecordBatchBuilder::record_size(0, 0, record.key, record.value, record.headers);
+        let record_size = RecordBatchBuilder::record_size_with_payload(record.payload, 0, 0);
         let size = self.cfg.batch_size.max(HEADER_SIZE + record_size);
-        let memory = match self.pool.reserve(size, deadline) {
+        let memory = match self.pool.reserve(size, deadline.map(|d| d.at())) {
             Ok(m) => m,
             Err(e) => return Err((e, completion)),
         };
@@ -509,6 +531,7 @@ mod tests {
             key: None,
             value: Some(value),
             headers: &[],
+            payload: RecordBatchBuilder::payload_size(None, Some(value), &[]),
         }
     }
 

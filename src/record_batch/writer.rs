@@ -65,6 +65,21 @@ impl RecordBatchBuilder {
         value: Option<&[u8]>,
         headers: &[Header],
     ) -> usize {
+        let payload = Self::payload_size(key, value, headers);
+        self.append_with_payload(timestamp_ms, key, value, headers, payload)
+    }
+
+    /// [`append`](Self::append) with the record's [`payload_size`](Self::payload_size)
+    /// already known (the producer computes it once per record).
+    pub fn append_with_payload(
+        &mut self,
+        timestamp_ms: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+        payload: usize,
+    ) -> usize {
+        debug_assert_eq!(payload, Self::payload_size(key, value, headers));
         if self.record_count == 0 {
             self.base_timestamp = timestamp_ms;
             self.max_timestamp = timestamp_ms;
@@ -73,7 +88,7 @@ impl RecordBatchBuilder {
         // reader adds the delta back with wrapping arithmetic too.
         let timestamp_delta = timestamp_ms.wrapping_sub(self.base_timestamp);
         let offset_delta = self.record_count;
-        let body = body_size(timestamp_delta, offset_delta, key, value, headers);
+        let body = payload + varlong_len(timestamp_delta) + varint_len(offset_delta);
         let start = self.buf.len();
         let buf = &mut self.buf;
         buf.reserve(varint_len(len_i32(body)) + body);
@@ -106,6 +121,34 @@ impl RecordBatchBuilder {
     ) -> usize {
         let body = body_size(timestamp_delta, offset_delta, key, value, headers);
         varint_len(len_i32(body)) + body
+    }
+
+    /// The part of a record's body that does not depend on its place in a batch: everything
+    /// but the timestamp and offset deltas.
+    pub fn payload_size(key: Option<&[u8]>, value: Option<&[u8]>, headers: &[Header]) -> usize {
+        body_size(0, 0, key, value, headers) - varlong_len(0) - varint_len(0)
+    }
+
+    /// [`record_size`](Self::record_size) from a record's
+    /// [`payload_size`](Self::payload_size).
+    pub fn record_size_with_payload(
+        payload: usize,
+        timestamp_delta: i64,
+        offset_delta: i32,
+    ) -> usize {
+        let body = payload + varlong_len(timestamp_delta) + varint_len(offset_delta);
+        varint_len(len_i32(body)) + body
+    }
+
+    /// [`next_record_size`](Self::next_record_size) from the record's
+    /// [`payload_size`](Self::payload_size).
+    pub fn next_record_size_with_payload(&self, timestamp_ms: i64, payload: usize) -> usize {
+        let delta = if self.record_count == 0 {
+            0
+        } else {
+            timestamp_ms.wrapping_sub(self.base_timestamp)
+        };
+        Self::record_size_with_payload(payload, delta, self.record_count)
     }
 
     /// The size the next record would add if appended now (see [`record_size`](Self::record_size)).
