@@ -509,3 +509,46 @@ fn invalid_record_errors_fail_exactly_the_named_records_and_the_rest_is_delivere
         "the acknowledged records and the warm-up"
     );
 }
+
+#[test]
+fn message_too_large_splits_keep_order_with_requests_pipelined_on_tansu() {
+    // Five Produce requests are refused with MESSAGE_TOO_LARGE by the proxy (tansu never
+    // sees them) while later requests are in flight: the refused batches are split and
+    // resent, and tansu refuses the partitions' later batches with OUT_OF_ORDER_SEQUENCE
+    // until the halves are in; the log keeps send order.
+    const RECORDS: usize = 20_000;
+    let (tansu, proxy, topic) = tansu_behind_proxy("faults-too-large");
+    let producer = producer(&proxy.bootstrap(), &[("retry.backoff.ms", "20")]);
+    producer
+        .send(ProducerRecord::new(topic.as_str(), b"warm-up".to_vec()))
+        .wait()
+        .expect("the warm-up record");
+    proxy.set_script(Script {
+        fail_produce: Some(ProduceFailure {
+            every: 7,
+            codes: vec![kafka_producer::ErrorCode::MessageTooLarge.code()],
+            times: Some(5),
+            forward: false,
+            record_errors: Vec::new(),
+        }),
+        ..Script::default()
+    });
+    let ledger = send_workload(&producer, &topic, 2, RECORDS / 2);
+    let metrics = producer.metrics();
+    producer.close().unwrap();
+    eprintln!(
+        "too large: {} requests refused, {} batches split",
+        proxy.failed_produce(),
+        metrics.batch_splits
+    );
+    assert_eq!(proxy.failed_produce(), 5, "the fault fired");
+    assert!(metrics.batch_splits >= 5, "{metrics:?}");
+    let report = check("too large, pipelined", &tansu, &topic, &ledger);
+    let t = report.total;
+    assert_eq!((t.sent, t.acked, t.failed), (RECORDS, RECORDS, 0));
+    assert_eq!(
+        (t.lost, t.duplicated, t.reordered, t.unexpected),
+        (0, 0, 0, 1),
+        "only the warm-up record is not the checker's"
+    );
+}

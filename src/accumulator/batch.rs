@@ -75,6 +75,12 @@ pub(crate) struct ProducerBatch {
     builder: Option<RecordBatchBuilder>,
     /// The wire bytes, once the batch was drained for the first time.
     encoded: Option<Bytes>,
+    /// The batch compressed by the appending thread that closed it, with no producer state
+    /// yet: the header is patched in place when the batch is first drained.
+    sealed: Option<Vec<u8>>,
+    /// The builder is out with an appending thread compressing it (`Accumulator::append`);
+    /// the sender leaves the batch alone until it is back as `sealed`.
+    sealing: Option<usize>,
     /// The producer id, epoch and base sequence written into `encoded` (idempotence).
     pub producer: Option<ProducerState>,
     pub result: Arc<BatchResult>,
@@ -115,6 +121,8 @@ impl ProducerBatch {
             tp,
             builder: Some(builder),
             encoded: None,
+            sealed: None,
+            sealing: None,
             producer: None,
             result,
             callbacks: Vec::new(),
@@ -188,11 +196,45 @@ impl ProducerBatch {
     /// Bytes the batch takes in a request: encoded size once drained, else the uncompressed
     /// estimate.
     pub fn size(&self) -> usize {
-        match (&self.encoded, &self.builder) {
-            (Some(b), _) => b.len(),
-            (None, Some(b)) => b.estimated_size(),
-            (None, None) => 0,
+        match (&self.encoded, &self.sealed, &self.builder) {
+            (Some(b), _, _) => b.len(),
+            (None, Some(b), _) => b.len(),
+            (None, None, Some(b)) => b.estimated_size(),
+            (None, None, None) => self.sealing.unwrap_or(0),
         }
+    }
+
+    /// For a closed, compressed batch: hands its builder out to be compressed by the
+    /// calling (appending) thread, so compression runs on the threads that fill batches
+    /// rather than on the one sender thread. Returns `None` when there is nothing to do.
+    pub fn take_for_sealing(&mut self) -> Option<RecordBatchBuilder> {
+        let compressed = self
+            .builder
+            .as_ref()
+            .is_some_and(|b| b.compression() != crate::Compression::None);
+        if !self.closed || !compressed {
+            return None;
+        }
+        let builder = self.builder.take()?;
+        self.sealing = Some(builder.estimated_size());
+        Some(builder)
+    }
+
+    /// Takes back the batch compressed by [`ProducerBatch::take_for_sealing`]'s taker.
+    pub fn finish_sealing(&mut self, bytes: Vec<u8>) {
+        self.sealing = None;
+        self.sealed = Some(bytes);
+    }
+
+    /// Whether the batch was compressed by an appending thread and awaits its first drain.
+    #[cfg(test)]
+    pub fn is_sealed(&self) -> bool {
+        self.sealed.is_some()
+    }
+
+    /// Whether an appending thread is compressing the batch right now.
+    pub fn is_sealing(&self) -> bool {
+        self.sealing.is_some()
     }
 
     /// The wire bytes with `producer`'s id, epoch and base sequence, encoding (and
@@ -203,6 +245,9 @@ impl ProducerBatch {
         self.closed = true;
         if let Some(builder) = self.builder.take() {
             self.encoded = Some(builder.build(producer));
+        } else if let Some(mut sealed) = self.sealed.take() {
+            set_producer_state(&mut sealed, producer);
+            self.encoded = Some(Bytes::from(sealed));
         } else if self.producer != Some(producer) {
             if let Some(old) = self.encoded.take() {
                 let mut bytes = old.to_vec();

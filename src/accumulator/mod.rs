@@ -226,8 +226,10 @@ impl Accumulator {
             Some(open) => match open.try_append(record, completion, self.cfg.batch_size) {
                 Ok(future) => {
                     let batch_full = open.is_closed();
+                    let sealing = open.take_for_sealing().map(|b| (open.id, b));
                     drop(batches);
                     drop(fresh); // our memory goes back, outside the lock
+                    self.seal(queue, sealing);
                     return Ok(Appended {
                         future,
                         wake_sender: batch_full,
@@ -238,8 +240,10 @@ impl Accumulator {
             },
             None => completion,
         };
+        let mut sealing = None;
         if let Some(previous) = batches.back_mut() {
             previous.close();
+            sealing = previous.take_for_sealing().map(|b| (previous.id, b));
         }
         let future = match fresh.try_append(record, completion, usize::MAX) {
             Ok(f) => f,
@@ -251,11 +255,27 @@ impl Accumulator {
         fresh.seq = batches.next_seq;
         batches.next_seq += batch::POSITION_SPACING;
         batches.push_back(fresh);
+        drop(batches);
+        self.seal(queue, sealing);
         Ok(Appended {
             future,
             wake_sender: true,
             batch_full: false,
         })
+    }
+
+    /// Compresses a batch this thread just closed (see `ProducerBatch::take_for_sealing`)
+    /// with no lock held, then hands the bytes back to the batch, unless it is gone
+    /// (expired or aborted meanwhile). The caller wakes the sender afterwards.
+    fn seal(&self, queue: &PartitionQueue, sealing: Option<(u64, RecordBatchBuilder)>) {
+        let Some((id, builder)) = sealing else {
+            return;
+        };
+        let bytes = builder.build_vec(crate::record_batch::ProducerState::NONE);
+        let mut batches = queue.batches.lock();
+        if let Some(batch) = batches.iter_mut().rev().find(|b| b.id == id) {
+            batch.finish_sealing(bytes);
+        }
     }
 
     fn try_append_locked(
@@ -270,9 +290,13 @@ impl Accumulator {
         };
         let future = open.try_append(record, completion, self.cfg.batch_size)?;
         let batch_full = open.size() >= self.cfg.batch_size;
+        let mut sealing = None;
         if batch_full {
             open.close();
+            sealing = open.take_for_sealing().map(|b| (open.id, b));
         }
+        drop(batches);
+        self.seal(queue, sealing);
         Ok(Appended {
             future,
             wake_sender: batch_full,
@@ -356,7 +380,7 @@ impl Accumulator {
     ) -> Option<(ProducerBatch, T)> {
         let mut batches = queue.batches.lock();
         let front = batches.front_mut()?;
-        if front.retry_at.is_some_and(|at| at > now) {
+        if front.retry_at.is_some_and(|at| at > now) || front.is_sealing() {
             return None;
         }
         if front.size() > room && !must_take {
@@ -555,6 +579,45 @@ mod tests {
             a.inspect(&q, Instant::now(), &mut Vec::new()),
             QueueState::Ready
         );
+    }
+
+    #[test]
+    fn the_appending_thread_compresses_the_batch_it_fills_and_the_drain_patches_its_header() {
+        let a = Accumulator::new(AccumulatorConfig {
+            compression: Compression::Lz4,
+            ..acc(1_000, 100_000).cfg
+        });
+        let q = a.queue("t", 0);
+        for i in 0..30u8 {
+            a.append(&q, &rec(&[i; 50]), Completion::Future, None)
+                .unwrap();
+        }
+        let mut batch = a.take_front(&q, Instant::now(), 1 << 20, true).unwrap();
+        assert!(batch.is_sealed(), "compressed by the thread that filled it");
+        let state = crate::record_batch::ProducerState {
+            producer_id: 42,
+            producer_epoch: 3,
+            base_sequence: 7,
+        };
+        let bytes = batch.encode(state);
+        let (parsed, rest) = crate::record_batch::RecordBatch::parse(&bytes).unwrap();
+        assert!(rest.is_empty());
+        assert_eq!(parsed.compression(), Compression::Lz4);
+        assert_eq!(
+            parsed.producer_state(),
+            state,
+            "patched in place, CRC checked by parse"
+        );
+        let records = parsed.records().unwrap();
+        assert_eq!(records.len() as u32, batch.record_count());
+        for (i, r) in records.iter().enumerate() {
+            assert_eq!(r.value.as_deref(), Some(&[i as u8; 50][..]));
+        }
+        let (thread, tx) = crate::delivery::CallbackThread::start("test-callbacks".into());
+        a.complete(batch, Err(Error::Closed), &tx);
+        a.abort_all(&Error::Closed, &tx);
+        drop(tx);
+        thread.join();
     }
 
     #[test]

@@ -194,6 +194,12 @@ impl RecordBatchBuilder {
     /// rejects up front) or fails, the batch is written uncompressed, which every broker
     /// accepts, and a warning is logged.
     pub fn build(self, producer: ProducerState) -> Bytes {
+        Bytes::from(self.build_vec(producer))
+    }
+
+    /// [`build`](Self::build), as a `Vec` whose header can still be patched in place
+    /// ([`set_producer_state`]).
+    pub fn build_vec(self, producer: ProducerState) -> Vec<u8> {
         let mut buf = self.buf;
         let mut codec = self.compression;
         if codec != Compression::None {
@@ -216,7 +222,7 @@ impl RecordBatchBuilder {
             record_count: self.record_count,
         };
         header.write(&mut buf, producer);
-        Bytes::from(buf)
+        buf
     }
 }
 
