@@ -25,6 +25,14 @@ pub(crate) const POSITION_SPACING: u64 = 1 << 20;
 /// The most times a batch is split (a batch of 2^20 records would need more).
 const MAX_SPLIT_DEPTH: u32 = 19;
 
+/// What one record's callback is charged against buffer.memory: its entry in the batch's
+/// callback list plus the user's boxed closure (an estimate for a closure of up to 16
+/// bytes and the allocator's overhead), so that memory held for callbacks is bounded by
+/// buffer.memory like the records themselves.
+pub(crate) const CALLBACK_COST: usize = std::mem::size_of::<RecordCallback>() + 32;
+/// Callbacks a batch reserves room for at a time.
+pub(crate) const CALLBACKS_PER_CHUNK: usize = 64;
+
 /// A record ready to be appended: already serialized, partition chosen.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct AppendRecord<'a> {
@@ -100,7 +108,10 @@ pub(crate) struct ProducerBatch {
     /// with `DeliveryTimeout` ([`ProducerBatch::expire`]); its response only settles the
     /// sender's bookkeeping.
     expired: bool,
-    /// Bytes of `buffer.memory` held until the batch is dropped.
+    /// Callbacks `_memory` has room for (see [`CALLBACK_COST`]); grown a chunk at a time.
+    callback_room: usize,
+    /// Bytes of `buffer.memory` held until the batch is dropped: the batch buffer and the
+    /// callbacks' room.
     _memory: Reservation,
 }
 
@@ -133,6 +144,7 @@ impl ProducerBatch {
             closed: false,
             completed: false,
             expired: false,
+            callback_room: 0,
             _memory: memory,
         }
     }
@@ -153,6 +165,19 @@ impl ProducerBatch {
         if !builder.is_empty() && builder.estimated_size() + size > batch_size {
             self.closed = true;
             return Err(completion);
+        }
+        if matches!(completion, Completion::Callback(_))
+            && self.callbacks.len() >= self.callback_room
+        {
+            // Room for more callbacks, from buffer.memory, without waiting: when the pool
+            // is short the batch is closed and the caller opens the next one, waiting for
+            // memory (up to max.block.ms) outside the partition lock.
+            if !self._memory.try_grow(CALLBACK_COST * CALLBACKS_PER_CHUNK) {
+                self.closed = true;
+                return Err(completion);
+            }
+            self.callback_room += CALLBACKS_PER_CHUNK;
+            self.callbacks.reserve_exact(CALLBACKS_PER_CHUNK);
         }
         builder.append_with_payload(
             record.timestamp,
@@ -176,6 +201,14 @@ impl ProducerBatch {
                 None
             }
         })
+    }
+
+    /// Records that the batch's reservation already holds room for `callbacks` more
+    /// callbacks (a new batch reserves its first chunk with its buffer).
+    pub fn with_callback_room(mut self, callbacks: usize) -> Self {
+        self.callback_room = callbacks;
+        self.callbacks.reserve_exact(callbacks);
+        self
     }
 
     /// Whether no more records can be appended.
@@ -423,6 +456,7 @@ impl ProducerBatch {
             let memory = self._memory.split_off(if g == 0 { usize::MAX } else { 0 });
             let mut batch =
                 ProducerBatch::new(ids[g], self.tp.clone(), builder, memory, self.created);
+            batch.callback_room = usize::MAX; // the first batch holds the room of all
             batch.record_count = part.len() as u32;
             batch.closed = true;
             out.push(batch);

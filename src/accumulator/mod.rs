@@ -209,7 +209,12 @@ impl Accumulator {
         // Slow path: memory and a buffer for a new batch, outside the partition lock.
         let record_size = RecordBatchBuilder::record_size_with_payload(record.payload, 0, 0);
         let size = self.cfg.batch_size.max(HEADER_SIZE + record_size);
-        let memory = match self.pool.reserve(size, deadline.map(|d| d.at())) {
+        let callback_room = match completion {
+            Completion::Callback(_) => batch::CALLBACKS_PER_CHUNK,
+            Completion::Future => 0,
+        };
+        let reserved = size + callback_room * batch::CALLBACK_COST;
+        let memory = match self.pool.reserve(reserved, deadline.map(|d| d.at())) {
             Ok(m) => m,
             Err(e) => return Err((e, completion)),
         };
@@ -219,7 +224,8 @@ impl Accumulator {
             size,
         );
         let id = self.next_batch_id.fetch_add(1, Ordering::Relaxed);
-        let mut fresh = ProducerBatch::new(id, queue.tp.clone(), builder, memory, Instant::now());
+        let mut fresh = ProducerBatch::new(id, queue.tp.clone(), builder, memory, Instant::now())
+            .with_callback_room(callback_room);
         let mut batches = queue.batches.lock();
         // Another thread may have opened a batch while we allocated: use it first.
         let completion = match batches.back_mut() {

@@ -113,6 +113,18 @@ pub(crate) struct Reservation {
 }
 
 impl Reservation {
+    /// Takes `bytes` more from the pool if they are available now (never waits); false
+    /// when the pool is short or closed.
+    pub fn try_grow(&mut self, bytes: usize) -> bool {
+        let mut s = self.pool.state.lock();
+        if s.closed.is_some() || s.available < bytes {
+            return false;
+        }
+        s.available -= bytes;
+        self.bytes += bytes;
+        true
+    }
+
     /// Splits off `bytes` (at most all of it) into a second reservation, for the halves of
     /// a split batch; the total stays reserved.
     pub fn split_off(&mut self, bytes: usize) -> Reservation {
