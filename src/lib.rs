@@ -53,7 +53,9 @@ pub use error::{Error, ErrorCode};
 pub use metrics::ProducerMetrics;
 pub use partition::{Partitioner, RoundRobinPartitioner};
 pub use producer::{Producer, ProducerBuilder, TrySendError};
-pub use record::{Header, Headers, PartitionInfo, ProducerRecord, RecordMetadata, TopicPartition};
+pub use record::{
+    Header, Headers, PartitionInfo, ProducerRecord, RecordMetadata, Topic, TopicPartition,
+};
 pub use record_batch::Compression;
 #[cfg(feature = "json")]
 pub use serialize::JsonSerializer;

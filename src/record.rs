@@ -92,6 +92,82 @@ impl<'a> IntoIterator for &'a Headers {
     }
 }
 
+/// A topic name as a [`ProducerRecord`] holds it: shared, so a sender that keeps a `Topic`
+/// (or an `Arc<str>`) and passes `&topic` to every record allocates nothing for the name.
+/// Any `&str` or `String` converts into one.
+///
+/// ```
+/// use kafka_producer::{ProducerRecord, Topic};
+/// let orders = Topic::from("orders");
+/// let a = ProducerRecord::new(&orders, b"1".to_vec()); // shares the name, no allocation
+/// let b = ProducerRecord::new("orders", b"2".to_vec());
+/// assert_eq!(a.topic(), b.topic());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Topic(Arc<str>);
+
+impl Topic {
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Topic {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Topic {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Topic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for Topic {
+    fn from(name: &str) -> Self {
+        Topic(Arc::from(name))
+    }
+}
+
+impl From<&String> for Topic {
+    fn from(name: &String) -> Self {
+        Topic(Arc::from(name.as_str()))
+    }
+}
+
+impl From<String> for Topic {
+    fn from(name: String) -> Self {
+        Topic(Arc::from(name))
+    }
+}
+
+impl From<Arc<str>> for Topic {
+    fn from(name: Arc<str>) -> Self {
+        Topic(name)
+    }
+}
+
+impl From<&Arc<str>> for Topic {
+    fn from(name: &Arc<str>) -> Self {
+        Topic(Arc::clone(name))
+    }
+}
+
+impl From<&Topic> for Topic {
+    fn from(topic: &Topic) -> Self {
+        topic.clone()
+    }
+}
+
 /// A record to send: topic, optional partition, headers, optional key, value (or a null
 /// value: a tombstone) and optional timestamp (default: the time of `send`, CreateTime).
 ///
@@ -107,7 +183,7 @@ impl<'a> IntoIterator for &'a Headers {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProducerRecord<K, V> {
-    topic: String,
+    topic: Topic,
     partition: Option<i32>,
     headers: Headers,
     key: Option<K>,
@@ -117,7 +193,7 @@ pub struct ProducerRecord<K, V> {
 
 impl<K, V> ProducerRecord<K, V> {
     /// A record with a value for `topic`; no key, partition, headers or timestamp yet.
-    pub fn new(topic: impl Into<String>, value: V) -> Self {
+    pub fn new(topic: impl Into<Topic>, value: V) -> Self {
         ProducerRecord {
             topic: topic.into(),
             partition: None,
@@ -129,7 +205,7 @@ impl<K, V> ProducerRecord<K, V> {
     }
 
     /// A record with a null value (a tombstone in a compacted topic).
-    pub fn tombstone(topic: impl Into<String>) -> Self {
+    pub fn tombstone(topic: impl Into<Topic>) -> Self {
         ProducerRecord {
             topic: topic.into(),
             partition: None,
@@ -212,7 +288,7 @@ impl<K, V> ProducerRecord<K, V> {
         Option<i64>,
     ) {
         (
-            self.topic,
+            self.topic.as_str().to_owned(),
             self.partition,
             self.headers,
             self.key,
