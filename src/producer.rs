@@ -879,9 +879,11 @@ fn check_size(size: usize, config: &ProducerConfig) -> Result<(), Error> {
 }
 
 fn now_ms() -> i64 {
+    // Seconds and milliseconds apart: `as_millis` goes through u128 arithmetic, and this
+    // runs once per record.
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
+        .map(|d| d.as_secs() as i64 * 1000 + i64::from(d.subsec_millis()))
         .unwrap_or(0)
 }
 
