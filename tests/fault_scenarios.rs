@@ -1174,7 +1174,7 @@ fn scenario_8_soak_through_the_proxy_on_tansu() {
                     let codes = codes.clone();
                     proxy.update_script(|s| {
                         s.fail_produce = Some(ProduceFailure {
-                            every: 10,
+                            every: 5,
                             codes,
                             times: None,
                             forward,
@@ -1213,6 +1213,28 @@ fn scenario_8_soak_through_the_proxy_on_tansu() {
                 thread::sleep(TICK);
             }
             proxy.set_script(Script::default());
+            if proxy.failed_produce() == 0 {
+                // Every error episode fell into a blackhole (no request reached the proxy's
+                // failure logic): fail the next Produce requests now, while senders still run.
+                log(
+                    start,
+                    "retriable errors never fired; failing the next requests".into(),
+                );
+                proxy.update_script(|s| {
+                    s.fail_produce = Some(ProduceFailure {
+                        every: 1,
+                        codes: codes.clone(),
+                        times: Some(3),
+                        forward: false,
+                        record_errors: Vec::new(),
+                    })
+                });
+                let give_up = Instant::now() + Duration::from_secs(10);
+                while proxy.script().fail_produce.is_some() && Instant::now() < give_up {
+                    thread::sleep(Duration::from_millis(5));
+                }
+                proxy.set_script(Script::default());
+            }
             run.stop.store(true, Ordering::SeqCst);
             log(
                 start,
