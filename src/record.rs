@@ -99,8 +99,8 @@ impl<'a> IntoIterator for &'a Headers {
 /// ```
 /// use kafka_producer::{ProducerRecord, Topic};
 /// let orders = Topic::from("orders");
-/// let a = ProducerRecord::new(&orders, b"1".to_vec()); // shares the name, no allocation
-/// let b = ProducerRecord::new("orders", b"2".to_vec());
+/// let a: ProducerRecord<Vec<u8>, Vec<u8>> = ProducerRecord::new(&orders, b"1".to_vec());
+/// let b: ProducerRecord<Vec<u8>, Vec<u8>> = ProducerRecord::new("orders", b"2".to_vec());
 /// assert_eq!(a.topic(), b.topic());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
