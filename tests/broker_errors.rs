@@ -20,23 +20,31 @@ fn value(i: usize) -> Vec<u8> {
     v
 }
 
-#[test]
-fn message_too_large_splits_batches_until_they_fit_and_keeps_order_and_offsets() {
-    let mock = Mock::start(1);
-    let topic = unique_topic("too-large");
+/// A mock cluster of `brokers` with a one-partition topic, and a producer that already
+/// delivered record 0 to it (so metadata and the producer id are in place and injected
+/// errors hit the records that follow).
+fn warmed_up(prefix: &str, brokers: i32, extra: &[(&str, &str)]) -> (Mock, String, Producer) {
+    let mock = Mock::start(brokers);
+    let topic = unique_topic(prefix);
     mock.create_topic(&topic, 1);
-    // One request in flight: the mock does not enforce idempotent sequences, so it would
-    // write a later pipelined batch ahead of the halves of a refused one (Kafka refuses the
-    // later batch with OUT_OF_ORDER_SEQUENCE_NUMBER and the producer resends it in order).
-    let producer = producer(
-        mock.bootstrap(),
-        &[("max.in.flight.requests.per.connection", "1")],
-    );
-    // Warm up so that the injected errors hit the batches below, not a first tiny one.
+    let producer = producer(mock.bootstrap(), extra);
     producer
         .send(ProducerRecord::new(&topic, value(0)))
         .wait()
-        .unwrap();
+        .expect("the warm-up record");
+    (mock, topic, producer)
+}
+
+#[test]
+fn message_too_large_splits_batches_until_they_fit_and_keeps_order_and_offsets() {
+    // One request in flight: the mock does not enforce idempotent sequences, so it would
+    // write a later pipelined batch ahead of the halves of a refused one (Kafka refuses the
+    // later batch with OUT_OF_ORDER_SEQUENCE_NUMBER and the producer resends it in order).
+    let (mock, topic, producer) = warmed_up(
+        "too-large",
+        1,
+        &[("max.in.flight.requests.per.connection", "1")],
+    );
     mock.cluster().request_errors(
         RDKafkaApiKey::Produce,
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE; 4],
@@ -77,14 +85,7 @@ fn message_too_large_splits_batches_until_they_fit_and_keeps_order_and_offsets()
 
 #[test]
 fn message_too_large_on_a_single_record_fails_only_that_record() {
-    let mock = Mock::start(1);
-    let topic = unique_topic("too-large-one");
-    mock.create_topic(&topic, 1);
-    let producer = producer(mock.bootstrap(), &[("linger.ms", "0")]);
-    producer
-        .send(ProducerRecord::new(&topic, value(0)))
-        .wait()
-        .unwrap();
+    let (mock, topic, producer) = warmed_up("too-large-one", 1, &[("linger.ms", "0")]);
     mock.cluster().request_errors(
         RDKafkaApiKey::Produce,
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE],
@@ -110,14 +111,7 @@ fn message_too_large_on_a_single_record_fails_only_that_record() {
 
 #[test]
 fn a_fatal_produce_error_fails_the_producer_and_later_sends_report_it() {
-    let mock = Mock::start(1);
-    let topic = unique_topic("fatal");
-    mock.create_topic(&topic, 1);
-    let producer = producer(mock.bootstrap(), &[("linger.ms", "0")]);
-    producer
-        .send(ProducerRecord::new(&topic, value(0)))
-        .wait()
-        .unwrap();
+    let (mock, topic, producer) = warmed_up("fatal", 1, &[("linger.ms", "0")]);
     mock.cluster().request_errors(
         RDKafkaApiKey::Produce,
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED],
@@ -131,16 +125,9 @@ fn a_fatal_produce_error_fails_the_producer_and_later_sends_report_it() {
 
 #[test]
 fn a_leader_move_named_in_the_produce_response_is_followed() {
-    let mock = Mock::start(3);
-    let topic = unique_topic("leader-hint");
-    mock.create_topic(&topic, 1);
-    // A long metadata age: only the Produce response's CurrentLeader (or a refresh the
-    // error requests) can tell the producer where the partition went.
-    let producer = producer(mock.bootstrap(), &[("linger.ms", "0")]);
-    producer
-        .send(ProducerRecord::new(&topic, value(0)))
-        .wait()
-        .unwrap();
+    // Only the Produce response's CurrentLeader (or the refresh the error requests) can
+    // tell the producer where the partition went.
+    let (mock, topic, producer) = warmed_up("leader-hint", 3, &[("linger.ms", "0")]);
     let leader = producer.partitions_for(&topic).unwrap()[0]
         .leader()
         .unwrap();

@@ -821,20 +821,12 @@ fn scenario_5_responses_slower_than_request_timeout_are_retried_without_loss() {
     producer.close().unwrap();
 }
 
-/// Scenario 4: three times during the run the proxy cuts a connection after tansu answered
-/// a Produce request and before the producer got the answer. Every batch of a cut request
-/// is retried on a new connection with the same producer id, epoch, base sequence and bytes;
-/// tansu answers DUPLICATE_SEQUENCE_NUMBER for what it already wrote: 0 duplicated.
-#[test]
-fn scenario_4_cut_before_the_response_retries_byte_identical_batches_without_duplicates() {
-    let name = "cut-idempotent";
-    let (tansu, proxy, topics) = tansu_behind_proxy("scenario-cut");
-    let producer = producer(&proxy.bootstrap(), &[]);
-    let run = Run::new(&topics, PER_THREAD);
-    let cuts = 3;
-    let took = drive(
-        &producer,
-        &run,
+/// Runs the paced workload while the proxy cuts `cuts` connections, 700 ms apart, each
+/// after the broker answered the next Produce request and before the producer got it.
+fn run_with_cuts(producer: &Producer, run: &Arc<Run>, proxy: &Proxy, cuts: usize) -> Duration {
+    drive(
+        producer,
+        run,
         Load::Paced(Duration::from_secs(3)),
         |_done| {
             for _ in 0..cuts {
@@ -846,7 +838,21 @@ fn scenario_4_cut_before_the_response_retries_byte_identical_batches_without_dup
                 }
             }
         },
-    );
+    )
+}
+
+/// Scenario 4: three times during the run the proxy cuts a connection after tansu answered
+/// a Produce request and before the producer got the answer. Every batch of a cut request
+/// is retried on a new connection with the same producer id, epoch, base sequence and bytes;
+/// tansu answers DUPLICATE_SEQUENCE_NUMBER for what it already wrote: 0 duplicated.
+#[test]
+fn scenario_4_cut_before_the_response_retries_byte_identical_batches_without_duplicates() {
+    let name = "cut-idempotent";
+    let (tansu, proxy, topics) = tansu_behind_proxy("scenario-cut");
+    let producer = producer(&proxy.bootstrap(), &[]);
+    let run = Run::new(&topics, PER_THREAD);
+    let cuts = 3;
+    let took = run_with_cuts(&producer, &run, &proxy, cuts);
     let report = check(name, tansu.bootstrap(), &producer, &run, took);
     assert_eq!(proxy.cuts(), cuts, "every cut fired");
     assert_all_acked(&report, &run);
@@ -905,21 +911,7 @@ fn scenario_4_without_idempotence_the_cut_requests_are_duplicated() {
     );
     let run = Run::new(&topics, PER_THREAD);
     let cuts = 3;
-    let took = drive(
-        &producer,
-        &run,
-        Load::Paced(Duration::from_secs(3)),
-        |_done| {
-            for _ in 0..cuts {
-                thread::sleep(Duration::from_millis(700));
-                let n = proxy.produce_count() + 1;
-                proxy.update_script(|s| s.cut_after_produce = Some(n));
-                while proxy.script().cut_after_produce.is_some() {
-                    thread::sleep(Duration::from_millis(5));
-                }
-            }
-        },
-    );
+    let took = run_with_cuts(&producer, &run, &proxy, cuts);
     let report = check(name, tansu.bootstrap(), &producer, &run, took);
     let lost_records: i32 = proxy
         .produce_requests()

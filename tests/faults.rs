@@ -427,6 +427,31 @@ fn a_batch_in_flight_at_its_delivery_timeout_is_answered_then_not_later() {
     assert!(written_but_expired > 0, "no batch expired while in flight");
 }
 
+/// Sends `records` records from this thread with callbacks that fill a ledger and keep every
+/// error with its record's sequence, then flushes.
+fn send_keeping_errors(
+    producer: &Producer,
+    topic: &str,
+    records: usize,
+) -> (Arc<Ledger>, Vec<(usize, Error)>) {
+    let ledger = Arc::new(Ledger::new(1, records));
+    let failures: Arc<Mutex<Vec<(usize, Error)>>> = Arc::default();
+    for seq in 0..records {
+        let record = ProducerRecord::new(topic, checker::encode(0, seq, VALUE_SIZE));
+        let (ledger, failures) = (Arc::clone(&ledger), Arc::clone(&failures));
+        producer.send_with_callback(record, move |r| match r {
+            Ok(md) => ledger.complete(0, seq, Some(md.partition()), Outcome::Acked),
+            Err(e) => {
+                ledger.complete(0, seq, None, Outcome::Failed);
+                failures.lock().unwrap().push((seq, e));
+            }
+        });
+    }
+    producer.flush().unwrap();
+    let failures = std::mem::take(&mut *failures.lock().unwrap());
+    (ledger, failures)
+}
+
 #[test]
 fn invalid_record_errors_fail_exactly_the_named_records_and_the_rest_is_delivered() {
     const RECORDS: usize = 3_000;
@@ -449,24 +474,10 @@ fn invalid_record_errors_fail_exactly_the_named_records_and_the_rest_is_delivere
         }),
         ..Script::default()
     });
-    let ledger = Arc::new(Ledger::new(1, RECORDS));
-    let failures: Arc<Mutex<Vec<(usize, Error)>>> = Arc::default();
-    for seq in 0..RECORDS {
-        let record = ProducerRecord::new(topic.as_str(), checker::encode(0, seq, VALUE_SIZE));
-        let (ledger, failures) = (Arc::clone(&ledger), Arc::clone(&failures));
-        producer.send_with_callback(record, move |r| match r {
-            Ok(md) => ledger.complete(0, seq, Some(md.partition()), Outcome::Acked),
-            Err(e) => {
-                ledger.complete(0, seq, None, Outcome::Failed);
-                failures.lock().unwrap().push((seq, e));
-            }
-        });
-    }
-    producer.flush().unwrap();
+    let (ledger, failures) = send_keeping_errors(&producer, &topic, RECORDS);
     let metrics = producer.metrics();
     producer.close().unwrap();
     assert_eq!(proxy.failed_produce(), 3, "the fault fired");
-    let failures = failures.lock().unwrap();
     // Each failed request carried one batch per partition with at least 5 records: two
     // records of each were refused.
     let batches: usize = proxy
@@ -533,23 +544,9 @@ fn message_too_large_splits_keep_order_with_requests_pipelined_on_tansu() {
         }),
         ..Script::default()
     });
-    let ledger = Arc::new(Ledger::new(1, RECORDS));
-    let failures: Arc<Mutex<Vec<(usize, Error)>>> = Arc::default();
-    for seq in 0..RECORDS {
-        let record = ProducerRecord::new(topic.as_str(), checker::encode(0, seq, VALUE_SIZE));
-        let (ledger, failures) = (Arc::clone(&ledger), Arc::clone(&failures));
-        producer.send_with_callback(record, move |r| match r {
-            Ok(md) => ledger.complete(0, seq, Some(md.partition()), Outcome::Acked),
-            Err(e) => {
-                ledger.complete(0, seq, None, Outcome::Failed);
-                failures.lock().unwrap().push((seq, e));
-            }
-        });
-    }
-    producer.flush().unwrap();
+    let (ledger, failures) = send_keeping_errors(&producer, &topic, RECORDS);
     let metrics = producer.metrics();
     producer.close().unwrap();
-    let failures = failures.lock().unwrap();
     eprintln!(
         "too large: {} requests refused, {} batches split, {} single-record batches failed",
         proxy.failed_produce(),
