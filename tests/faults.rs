@@ -344,9 +344,8 @@ fn a_batch_in_flight_at_its_delivery_timeout_is_answered_then_not_later() {
     // request, go out ~1.5 s after their send and are still in flight when their 2 s
     // delivery timeout passes, long before the 1.9 s request timeout of their request.
     const RECORDS: usize = 2_000;
-    let (tansu, proxy, topic) = tansu_behind_proxy("faults-inflight-expiry");
-    let producer = producer(
-        &proxy.bootstrap(),
+    let (tansu, proxy, topic, producer) = warmed_up_behind_proxy(
+        "faults-inflight-expiry",
         &[
             ("delivery.timeout.ms", "2000"),
             ("request.timeout.ms", "1900"),
@@ -355,10 +354,6 @@ fn a_batch_in_flight_at_its_delivery_timeout_is_answered_then_not_later() {
             ("max.in.flight.requests.per.connection", "1"),
         ],
     );
-    producer
-        .send(ProducerRecord::new(topic.as_str(), b"warm-up".to_vec()))
-        .wait()
-        .expect("the warm-up record");
     proxy.set_script(Script {
         response_delay: Duration::from_millis(1_500),
         ..Script::default()
@@ -427,6 +422,41 @@ fn a_batch_in_flight_at_its_delivery_timeout_is_answered_then_not_later() {
     assert!(written_but_expired > 0, "no batch expired while in flight");
 }
 
+/// [`tansu_behind_proxy`] with a producer (linger 5 ms and `extra`) that already
+/// delivered one record (metadata and producer id in place before any fault).
+fn warmed_up_behind_proxy(
+    prefix: &str,
+    extra: &[(&str, &str)],
+) -> (Tansu, Proxy, String, Producer) {
+    let (tansu, proxy, topic) = tansu_behind_proxy(prefix);
+    let producer = producer(&proxy.bootstrap(), extra);
+    producer
+        .send(ProducerRecord::new(topic.as_str(), b"warm-up".to_vec()))
+        .wait()
+        .expect("the warm-up record");
+    (tansu, proxy, topic, producer)
+}
+
+/// A script in which the proxy answers every `every`th Produce request itself (tansu never
+/// sees it) with `code`, `times` times, naming `record_errors` in every partition.
+fn answer_in_place(
+    every: usize,
+    code: kafka_producer::ErrorCode,
+    times: usize,
+    record_errors: Vec<i32>,
+) -> Script {
+    Script {
+        fail_produce: Some(ProduceFailure {
+            every,
+            codes: vec![code.code()],
+            times: Some(times),
+            forward: false,
+            record_errors,
+        }),
+        ..Script::default()
+    }
+}
+
 /// Sends `records` records from this thread with callbacks that fill a ledger and keep every
 /// error with its record's sequence, then flushes.
 fn send_keeping_errors(
@@ -455,25 +485,17 @@ fn send_keeping_errors(
 #[test]
 fn invalid_record_errors_fail_exactly_the_named_records_and_the_rest_is_delivered() {
     const RECORDS: usize = 3_000;
-    let (tansu, proxy, topic) = tansu_behind_proxy("faults-invalid-record");
-    let producer = producer(&proxy.bootstrap(), &[("linger.ms", "20")]);
-    producer
-        .send(ProducerRecord::new(topic.as_str(), b"warm-up".to_vec()))
-        .wait()
-        .expect("the warm-up record");
+    let (tansu, proxy, topic, producer) =
+        warmed_up_behind_proxy("faults-invalid-record", &[("linger.ms", "20")]);
     // The next three Produce requests: every partition's batch has its records 1 and 4
     // named invalid (INVALID_RECORD with record errors), as a broker does for records it
     // refuses; the proxy answers, tansu never sees those requests.
-    proxy.set_script(Script {
-        fail_produce: Some(ProduceFailure {
-            every: 1,
-            codes: vec![kafka_producer::ErrorCode::InvalidRecord.code()],
-            times: Some(3),
-            forward: false,
-            record_errors: vec![1, 4],
-        }),
-        ..Script::default()
-    });
+    proxy.set_script(answer_in_place(
+        1,
+        kafka_producer::ErrorCode::InvalidRecord,
+        3,
+        vec![1, 4],
+    ));
     let (ledger, failures) = send_keeping_errors(&producer, &topic, RECORDS);
     let metrics = producer.metrics();
     producer.close().unwrap();
@@ -528,22 +550,14 @@ fn message_too_large_splits_keep_order_with_requests_pipelined_on_tansu() {
     // resent, and tansu refuses the partitions' later batches with OUT_OF_ORDER_SEQUENCE
     // until the halves are in; the log keeps send order.
     const RECORDS: usize = 20_000;
-    let (tansu, proxy, topic) = tansu_behind_proxy("faults-too-large");
-    let producer = producer(&proxy.bootstrap(), &[("retry.backoff.ms", "20")]);
-    producer
-        .send(ProducerRecord::new(topic.as_str(), b"warm-up".to_vec()))
-        .wait()
-        .expect("the warm-up record");
-    proxy.set_script(Script {
-        fail_produce: Some(ProduceFailure {
-            every: 7,
-            codes: vec![kafka_producer::ErrorCode::MessageTooLarge.code()],
-            times: Some(5),
-            forward: false,
-            record_errors: Vec::new(),
-        }),
-        ..Script::default()
-    });
+    let (tansu, proxy, topic, producer) =
+        warmed_up_behind_proxy("faults-too-large", &[("retry.backoff.ms", "20")]);
+    proxy.set_script(answer_in_place(
+        7,
+        kafka_producer::ErrorCode::MessageTooLarge,
+        5,
+        Vec::new(),
+    ));
     let (ledger, failures) = send_keeping_errors(&producer, &topic, RECORDS);
     let metrics = producer.metrics();
     producer.close().unwrap();

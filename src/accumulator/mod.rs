@@ -19,7 +19,9 @@
 //!    lock, re-locks, and re-checks whether another thread opened a batch meanwhile.
 //! 3. `incomplete` (`Mutex`): ids of batches not yet completed, for `flush`. Leaf lock.
 //!
-//! The buffer pool's and each batch result's locks are leaf locks too.
+//! The buffer pool's and each batch result's locks are leaf locks too. The pool's lock is
+//! taken under a partition lock in one place: a batch growing its callback room
+//! (`Reservation::try_grow`, which never waits).
 
 mod batch;
 pub(crate) mod pool;

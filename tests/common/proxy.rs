@@ -565,9 +565,6 @@ fn produce_failure(
     version: i16,
     correlation_id: i32,
 ) -> Option<(bool, Vec<u8>)> {
-    use kafka_producer::protocol::produce::{
-        BatchIndexAndErrorMessage, PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
-    };
     let n = shared.produce_requests.load(Ordering::SeqCst);
     let (forward, code, record_errors) = {
         let mut script = shared.script.lock().unwrap();
@@ -589,35 +586,57 @@ fn produce_failure(
         }
         picked
     };
+    // The answer is encoded by kafka-protocol, an implementation independent of ours, so the
+    // producer is tested against a real encoder of Produce responses.
+    use kafka_protocol::messages as kp;
+    use kafka_protocol::messages::produce_response::{
+        BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+    };
+    use kafka_protocol::protocol::{Encodable, HeaderVersion, StrBytes};
     let batches = decode_produce(&frame[4..], version).expect("decoded once already");
-    let mut response = ProduceResponse::default();
+    let mut topics: Vec<TopicProduceResponse> = Vec::new();
     for b in batches {
-        let partition = PartitionProduceResponse {
-            index: b.partition,
-            error_code: code,
-            base_offset: -1,
-            record_errors: record_errors
-                .iter()
-                .map(|&i| BatchIndexAndErrorMessage {
-                    batch_index: i,
-                    batch_index_error_message: Some(format!("record {i} is invalid")),
-                })
-                .collect(),
-            error_message: Some(format!("injected by the test proxy (code {code})")),
-            ..PartitionProduceResponse::default()
-        };
-        match response.responses.iter_mut().find(|t| t.name == b.topic) {
-            Some(t) => t.partitions.push(partition),
-            None => response.responses.push(TopicProduceResponse {
-                name: b.topic,
-                partitions: vec![partition],
-            }),
+        let mut partition = PartitionProduceResponse::default()
+            .with_index(b.partition)
+            .with_error_code(code)
+            .with_base_offset(-1);
+        if version >= 8 {
+            partition = partition
+                .with_record_errors(
+                    record_errors
+                        .iter()
+                        .map(|&i| {
+                            BatchIndexAndErrorMessage::default()
+                                .with_batch_index(i)
+                                .with_batch_index_error_message(Some(StrBytes::from_string(
+                                    format!("record {i} is invalid"),
+                                )))
+                        })
+                        .collect(),
+                )
+                .with_error_message(Some(StrBytes::from_string(format!(
+                    "injected by the test proxy (code {code})"
+                ))));
+        }
+        let name = kp::TopicName(StrBytes::from_string(b.topic.clone()));
+        match topics.iter_mut().find(|t| t.name == name) {
+            Some(t) => t.partition_responses.push(partition),
+            None => topics.push(
+                TopicProduceResponse::default()
+                    .with_name(name)
+                    .with_partition_responses(vec![partition]),
+            ),
         }
     }
-    let header_version = i16::from(version >= FIRST_FLEXIBLE);
+    let response = kp::ProduceResponse::default().with_responses(topics);
     let mut out = vec![0u8; 4];
-    ResponseHeader { correlation_id }.encode(header_version, &mut out);
-    response.encode_body(version, &mut out);
+    kp::ResponseHeader::default()
+        .with_correlation_id(correlation_id)
+        .encode(&mut out, kp::ProduceResponse::header_version(version))
+        .expect("kafka-protocol encodes a response header");
+    response
+        .encode(&mut out, version)
+        .unwrap_or_else(|e| panic!("kafka-protocol cannot encode Produce v{version}: {e}"));
     let size = (out.len() - 4) as i32;
     out[..4].copy_from_slice(&size.to_be_bytes());
     Some((forward, out))
