@@ -1,16 +1,27 @@
-//! One TCP connection to one broker, with its reader thread.
+//! One TCP connection to one broker, with its reader and writer threads.
 //!
 //! # Ownership and threads
 //!
-//! - The **owner** (the thread holding the [`Connection`]) is the only writer: it encodes a
-//!   request, registers it in `pending` when a response is expected, and writes the whole
-//!   frame with one `write_all`.
+//! - The **owner** (the thread holding the [`Connection`]) encodes a request, registers it
+//!   in `pending` when a response is expected, and queues the whole frame for the writer. It
+//!   never touches the socket itself, so a broker that stops reading (a frozen process, a
+//!   full socket buffer) can stall only its own connection's writer, never the owner: the
+//!   sender thread keeps serving every other broker (issue 9, scenario 5).
+//! - The **writer thread** owns a clone of the socket for writing and the receiving end of
+//!   the frame queue. It writes each frame with one `write_all`, in queue order (so requests
+//!   reach the broker in correlation order), bounded by the socket's write timeout. A failed
+//!   write records its cause in `write_error` and shuts the socket down, which ends the
+//!   reader; then it stops. It reports a frame that expects no response (acks=0) once it is
+//!   written, since nothing else will ([`ConnectionEventKind::Written`]).
 //! - The **reader thread** owns a clone of the socket for reading. It reads size-prefixed
 //!   frames, looks the correlation id up in `pending`, decodes the response with the API key
 //!   and version recorded there, and sends a [`ConnectionEvent`] to the owner's channel.
-//! - `pending` (a `Mutex<HashMap>`) is the only state both sides touch. The owner inserts
-//!   *before* writing, so the reader always finds the entry of a response that arrives.
-//!   No other lock is ever taken while it is held.
+//! - `pending` (a `Mutex<HashMap>`) is the state owner and reader share. The owner inserts
+//!   *before* queueing the frame, so the reader always finds the entry of a response that
+//!   arrives. No other lock is ever taken while it is held; the same holds for
+//!   `write_error` (writer writes it once, reader reads it at the end).
+//! - `unwritten` counts frames queued and not yet written: the owner adds, the writer
+//!   subtracts (Relaxed: a gauge for metrics and tests, no other memory depends on it).
 //!
 //! A response whose correlation id matches no pending request is dropped with a debug log:
 //! tansu 0.6 and librdkafka's mock cluster answer acks=0 produce requests that Kafka leaves
@@ -19,12 +30,12 @@
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
@@ -48,8 +59,9 @@ pub struct ConnectionConfig {
     pub receive_buffer_bytes: Option<usize>,
     /// Largest response frame accepted; a larger size prefix closes the connection.
     pub max_response_size: usize,
-    /// How long one request write may block (a broker that stops reading fills the
-    /// socket buffers); a write that times out breaks the connection. `None`: no limit.
+    /// How long one request write may block the connection's writer thread (a broker that
+    /// stops reading fills the socket buffers); a write that times out breaks the
+    /// connection. `None`: no limit.
     pub write_timeout: Option<Duration>,
 }
 
@@ -77,9 +89,15 @@ pub struct ConnectionEvent {
     pub kind: ConnectionEventKind,
 }
 
-/// The two things a reader thread reports.
+/// What a connection's reader and writer threads report.
 #[derive(Debug)]
 pub enum ConnectionEventKind {
+    /// A request that expects no response (acks=0) was written to the socket: all that
+    /// will ever be known of it.
+    Written {
+        /// The request's correlation id.
+        correlation_id: i32,
+    },
     /// A response to a pending request, decoded (or not) with the request's API and version.
     Response {
         /// The request's correlation id.
@@ -108,7 +126,7 @@ struct Pending {
     version: i16,
 }
 
-/// State shared by the owner and the reader thread.
+/// State shared by the owner, the writer and the reader thread.
 #[derive(Debug, Default)]
 struct Shared {
     /// Guards the requests awaiting a response, keyed by correlation id.
@@ -116,6 +134,20 @@ struct Shared {
     /// Written by the owner (Release) before it shuts the socket; read by the reader thread
     /// (Acquire) to tell a deliberate close from a broken connection.
     closing: AtomicBool,
+    /// Why the writer gave up, set once by the writer before it shuts the socket down; the
+    /// reader names it as the cause of the close.
+    write_error: Mutex<Option<String>>,
+    /// Frames queued for the writer and not yet written (see the module docs).
+    unwritten: AtomicUsize,
+}
+
+/// A request frame on its way to the writer thread.
+#[derive(Debug)]
+struct Outgoing {
+    frame: Vec<u8>,
+    correlation_id: i32,
+    /// Report [`ConnectionEventKind::Written`] once written (no response will come).
+    report_written: bool,
 }
 
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
@@ -127,9 +159,13 @@ static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 pub struct Connection {
     id: u64,
     broker: String,
-    /// Shared only with [`Connection::shutdown_handle`]s; the reader has its own clone.
+    /// Shared only with [`Connection::shutdown_handle`]s; the reader and the writer have
+    /// their own clones.
     stream: Arc<TcpStream>,
     shared: Arc<Shared>,
+    /// The writer's queue; `None` once the connection is shut down.
+    frames: Option<Sender<Outgoing>>,
+    writer: Option<JoinHandle<()>>,
     client_id: Option<String>,
     next_correlation_id: i32,
     api_versions: ApiVersionsResponse,
@@ -158,6 +194,18 @@ impl Connection {
         let read_half = stream
             .try_clone()
             .map_err(|e| net_error(broker, "clone socket", &e))?;
+        let write_half = stream
+            .try_clone()
+            .map_err(|e| net_error(broker, "clone socket", &e))?;
+        let (frames, queue) = crossbeam_channel::unbounded();
+        let writer = {
+            let shared = Arc::clone(&shared);
+            let events = events.clone();
+            std::thread::Builder::new()
+                .name(format!("kafka-conn-{id}-writer"))
+                .spawn(move || write_loop(id, write_half, &queue, &shared, &events))
+                .map_err(|e| net_error(broker, "spawn writer thread", &e))?
+        };
         let reader = {
             let shared = Arc::clone(&shared);
             let name = broker.to_owned();
@@ -172,6 +220,8 @@ impl Connection {
             broker: broker.to_owned(),
             stream: Arc::new(stream),
             shared,
+            frames: Some(frames),
+            writer: Some(writer),
             client_id: config.client_id.clone(),
             next_correlation_id,
             api_versions,
@@ -228,6 +278,28 @@ impl Connection {
     /// Sends `request` at an explicit `version`, which must lie in both this client's and the
     /// broker's range.
     pub fn send_at<R: Request>(&mut self, request: &R, version: i16) -> Result<Option<i32>, Error> {
+        let correlation_id = self.queue(request, version, false)?;
+        Ok(request.expects_response().then_some(correlation_id))
+    }
+
+    /// Queues `request` at the negotiated version for the writer and returns its correlation
+    /// id. A request that expects no response is reported as
+    /// [`ConnectionEventKind::Written`] once written; one that does gets a
+    /// [`ConnectionEventKind::Response`]. A write that fails closes the connection
+    /// ([`ConnectionEventKind::Closed`]).
+    pub fn submit<R: Request>(&mut self, request: &R) -> Result<i32, Error> {
+        let version = self.version_for::<R>().ok_or(Error::UnsupportedVersion {
+            api_key: R::API_KEY.0,
+        })?;
+        self.queue(request, version, true)
+    }
+
+    fn queue<R: Request>(
+        &mut self,
+        request: &R,
+        version: i16,
+        report_written: bool,
+    ) -> Result<i32, Error> {
         let broker_ok = self
             .api_versions
             .range(R::API_KEY)
@@ -247,11 +319,37 @@ impl Connection {
             };
             self.shared.pending.lock().insert(correlation_id, pending);
         }
-        if let Err(e) = (&*self.stream).write_all(&frame) {
+        let outgoing = Outgoing {
+            frame,
+            correlation_id,
+            report_written: report_written && !expects,
+        };
+        self.shared.unwritten.fetch_add(1, Ordering::Relaxed);
+        let queued = self
+            .frames
+            .as_ref()
+            .is_some_and(|f| f.send(outgoing).is_ok());
+        if !queued {
+            // The writer stopped after a failed write; the reader reports the close.
+            self.shared.unwritten.fetch_sub(1, Ordering::Relaxed);
             self.shared.pending.lock().remove(&correlation_id);
-            return Err(net_error(&self.broker, "write request", &e));
+            let reason = self
+                .shared
+                .write_error
+                .lock()
+                .clone()
+                .unwrap_or_else(|| "the connection is closed".to_owned());
+            return Err(Error::Network {
+                broker: self.broker.clone(),
+                reason,
+            });
         }
-        Ok(expects.then_some(correlation_id))
+        Ok(correlation_id)
+    }
+
+    /// Number of requests queued for the writer and not yet written to the socket.
+    pub fn unwritten_requests(&self) -> usize {
+        self.shared.unwritten.load(Ordering::Relaxed)
     }
 
     /// Number of requests still waiting for a response.
@@ -266,15 +364,21 @@ impl Connection {
         id
     }
 
-    /// Closes the socket and waits for the reader thread to finish. The reader still reports
-    /// [`ConnectionEventKind::Closed`] with any unanswered requests.
+    /// Closes the socket and waits for the reader and writer threads to finish. The reader
+    /// still reports [`ConnectionEventKind::Closed`] with any unanswered requests.
     pub fn close(mut self) {
         self.shutdown();
     }
 
     fn shutdown(&mut self) {
         self.shared.closing.store(true, Ordering::Release);
+        // The shutdown also wakes a writer blocked in a write to a broker that stopped
+        // reading; dropping the queue ends an idle one.
         let _ = self.stream.shutdown(Shutdown::Both);
+        self.frames = None;
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
         if let Some(reader) = self.reader.take() {
             let _ = reader.join();
         }
@@ -407,6 +511,34 @@ fn read_frame(stream: &mut impl Read, max_size: usize) -> io::Result<Vec<u8>> {
     Ok(frame)
 }
 
+/// The writer thread: frames from the queue onto the socket, in order, until the queue
+/// closes or a write fails (then it shuts the socket down, so the reader reports the close).
+fn write_loop<T: From<ConnectionEvent>>(
+    connection_id: u64,
+    mut stream: TcpStream,
+    queue: &Receiver<Outgoing>,
+    shared: &Shared,
+    events: &Sender<T>,
+) {
+    for out in queue {
+        if let Err(e) = stream.write_all(&out.frame) {
+            *shared.write_error.lock() = Some(format!("write request: {e}"));
+            let _ = stream.shutdown(Shutdown::Both);
+            return;
+        }
+        shared.unwritten.fetch_sub(1, Ordering::Relaxed);
+        if out.report_written {
+            // The owner may be gone; then nobody needs the event.
+            let _ = events.send(T::from(ConnectionEvent {
+                connection_id,
+                kind: ConnectionEventKind::Written {
+                    correlation_id: out.correlation_id,
+                },
+            }));
+        }
+    }
+}
+
 /// The reader thread: frames in, events out, until the socket closes.
 fn read_loop<T: From<ConnectionEvent>>(
     connection_id: u64,
@@ -448,6 +580,8 @@ fn read_loop<T: From<ConnectionEvent>>(
     };
     let reason = if shared.closing.load(Ordering::Acquire) {
         "closed by the client".to_owned()
+    } else if let Some(write_error) = shared.write_error.lock().clone() {
+        write_error
     } else {
         error.to_string()
     };

@@ -1,5 +1,6 @@
 //! Blocking broker connections: TCP with Kafka's socket options, size-prefixed frames,
-//! correlation ids, the ApiVersions handshake, and one reader thread per connection.
+//! correlation ids, the ApiVersions handshake, and a reader and a writer thread per
+//! connection.
 //!
 //! [`Connection`] is the building block the sender thread owns (one per broker); its reader
 //! thread delivers [`ConnectionEvent`]s to a channel the owner chooses. [`BlockingClient`]
@@ -91,16 +92,47 @@ impl BlockingClient {
                     return R::Response::try_from(body?)
                         .map_err(|_| self.network_error("response of another API".into()));
                 }
-                // An answer to an earlier request whose wait timed out.
-                ConnectionEventKind::Response { .. } => continue,
+                // An answer to an earlier request whose wait timed out, or an acks=0 write.
+                ConnectionEventKind::Response { .. } | ConnectionEventKind::Written { .. } => {
+                    continue
+                }
                 ConnectionEventKind::Closed { error, .. } => return Err(error),
             }
         }
     }
 
-    /// Sends `request` without waiting (for acks=0 produce requests).
+    /// Sends `request` without waiting for a response (for acks=0 produce requests): returns
+    /// once the connection's writer has written it (an error after 30 s), with the
+    /// correlation id when a response is expected after all.
     pub fn send<R: Request>(&mut self, request: &R) -> Result<Option<i32>, Error> {
-        self.connection.send(request)
+        let correlation_id = self.connection.submit(request)?;
+        if request.expects_response() {
+            return Ok(Some(correlation_id));
+        }
+        let timeout = Duration::from_secs(30);
+        let deadline = Instant::now() + timeout;
+        loop {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(wait) {
+                Ok(ConnectionEvent {
+                    kind: ConnectionEventKind::Written { correlation_id: c },
+                    ..
+                }) if c == correlation_id => return Ok(None),
+                Ok(ConnectionEvent {
+                    kind: ConnectionEventKind::Closed { error, .. },
+                    ..
+                }) => return Err(error),
+                Ok(_) => continue,
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(self.network_error(format!(
+                        "request {correlation_id} not written within {timeout:?}"
+                    )))
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(self.network_error("writer thread ended".into()))
+                }
+            }
+        }
     }
 
     fn network_error(&self, reason: String) -> Error {

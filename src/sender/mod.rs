@@ -273,6 +273,11 @@ impl Sender {
                     log::debug!("dropping a response nobody awaits: {key:?}");
                 }
             }
+            ConnectionEventKind::Written { correlation_id } => {
+                if let Some(request) = self.in_flight.remove(&(connection, correlation_id)) {
+                    self.produce_written(request, now);
+                }
+            }
             ConnectionEventKind::Closed { error, .. } => {
                 self.connection_lost(connection, &error, now)
             }

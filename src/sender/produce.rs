@@ -187,8 +187,11 @@ impl Sender {
             .ready(node)
             .expect("caller checked the node is ready");
         let connection = conn.id();
-        match conn.send(&request) {
-            Ok(Some(correlation_id)) => {
+        // The connection's writer thread writes the request; an acks=0 request stays in
+        // flight until it is written (`Sender::produce_written`), a request with acks until
+        // its response. Either way the in-flight limit bounds what is queued per broker.
+        match conn.submit(&request) {
+            Ok(correlation_id) => {
                 Metrics::add(&self.core.metrics.requests, 1);
                 Metrics::add(&self.core.metrics.in_flight_requests, 1);
                 *self.in_flight_per_node.entry(node).or_insert(0) += 1;
@@ -206,17 +209,6 @@ impl Sender {
                 };
                 self.in_flight.insert((connection, correlation_id), request);
             }
-            Ok(None) => {
-                // acks=0: written to the socket is all we will ever know; offsets unknown.
-                Metrics::add(&self.core.metrics.requests, 1);
-                let outcome = BatchOutcome {
-                    base_offset: -1,
-                    log_append_time: -1,
-                };
-                for batch in batches {
-                    self.succeed(batch, outcome);
-                }
-            }
             Err(error) => {
                 self.connection_lost(connection, &error, now);
                 for batch in batches.into_iter().rev() {
@@ -232,6 +224,23 @@ impl Sender {
         Metrics::add(&m.bytes_sent, batch.size() as u64);
         Metrics::add(&m.batches_sent, 1);
         self.finish(batch, Ok(outcome));
+    }
+
+    /// An acks=0 request was written to the socket: all we will ever know of it, so its
+    /// batches succeed, with unknown offsets (as Java reports them: -1).
+    pub(super) fn produce_written(&mut self, request: InFlight, now: Instant) {
+        self.request_done(&request, now);
+        let outcome = BatchOutcome {
+            base_offset: -1,
+            log_append_time: -1,
+        };
+        for batch in request.batches {
+            if batch.is_expired() {
+                self.settle_expired(batch, true);
+            } else {
+                self.succeed(batch, outcome);
+            }
+        }
     }
 
     /// Matches a Produce response to its batches and completes, retries or fails each.
