@@ -47,6 +47,11 @@ pub(crate) struct TopicMetadata {
 pub(crate) struct Cluster {
     pub brokers: HashMap<i32, Broker>,
     pub topics: HashMap<Arc<str>, TopicMetadata>,
+    /// Topics that had partitions in an earlier snapshot and that the broker now reports as
+    /// UNKNOWN_TOPIC_OR_PARTITION: deleted. Sends to them fail at once and their queued
+    /// records fail (see [`Metadata::install`]); a snapshot that shows the topic again (it
+    /// was created anew) clears the mark.
+    pub deleted: HashSet<Arc<str>>,
 }
 
 impl Cluster {
@@ -106,7 +111,19 @@ impl Cluster {
                 },
             );
         }
-        Cluster { brokers, topics }
+        Cluster {
+            brokers,
+            topics,
+            deleted: HashSet::new(),
+        }
+    }
+
+    /// The error of a send to, or a record queued for, a topic marked deleted.
+    pub fn deleted_error(topic: &str) -> Error {
+        Error::Broker {
+            code: ErrorCode::UnknownTopicOrPartition,
+            message: Some(format!("topic {topic:?} was deleted")),
+        }
     }
 
     /// The leader of `topic`-`partition`, if known.
@@ -168,7 +185,11 @@ impl Cluster {
                 leader_epochs: leader_epochs.into(),
             },
         );
-        Some(Cluster { brokers, topics })
+        Some(Cluster {
+            brokers,
+            topics,
+            deleted: self.deleted.clone(),
+        })
     }
 
     /// A topic's partitions, when the topic is known without error and has some.
@@ -221,6 +242,12 @@ impl Metadata {
         let mut s = self.state.lock();
         if let Some(p) = s.cluster.partitions(topic) {
             return Ok(Arc::clone(p));
+        }
+        if s.cluster.deleted.contains(topic) {
+            // Fail fast, as librdkafka does for a deleted topic (Java waits max.block.ms):
+            // the topic stays wanted, so a refresh that shows it created anew clears this.
+            s.update_requested = true;
+            return Err(Cluster::deleted_error(topic));
         }
         if !s.wanted.contains(topic) {
             s.wanted.insert(Arc::from(topic));
@@ -279,9 +306,34 @@ impl Metadata {
         v
     }
 
-    /// Installs a new snapshot (sender thread only) and wakes waiting callers.
-    pub fn install(&self, cluster: Cluster) {
+    /// Installs a new snapshot (sender thread only) and wakes waiting callers. A topic that
+    /// had partitions in the snapshot it replaces (or was deleted already) and that the new
+    /// one reports as UNKNOWN_TOPIC_OR_PARTITION is marked deleted.
+    pub fn install(&self, mut cluster: Cluster) {
         let mut s = self.state.lock();
+        let previous = &s.cluster;
+        cluster.deleted = cluster
+            .topics
+            .iter()
+            .filter(|(name, t)| {
+                t.error == Some(ErrorCode::UnknownTopicOrPartition)
+                    && (previous.partitions(name).is_some() || previous.deleted.contains(*name))
+            })
+            .map(|(name, _)| Arc::clone(name))
+            .chain(
+                // Topics this answer does not mention keep their mark.
+                previous
+                    .deleted
+                    .iter()
+                    .filter(|name| !cluster.topics.contains_key(*name))
+                    .cloned(),
+            )
+            .collect();
+        for name in &cluster.deleted {
+            if !previous.deleted.contains(name) {
+                log::warn!("topic {name:?} was deleted; its queued records fail");
+            }
+        }
         // A refresh stays requested while some wanted topic is missing or leaderless.
         s.update_requested = s.wanted.iter().any(|t| match cluster.partitions(t) {
             None => true,
@@ -420,6 +472,45 @@ mod tests {
         cache.install(c);
         assert!(cache.apply_leader_hint("t", 0, hint(1, 6), &[]));
         assert_eq!(cache.cluster().topics["t"].leader_epochs[0], 6);
+    }
+
+    /// The answer for topic `t` once it is gone.
+    fn unknown_topic() -> MetadataResponse {
+        let mut md = response(0);
+        md.topics[0].error_code = ErrorCode::UnknownTopicOrPartition.code();
+        md
+    }
+
+    #[test]
+    fn a_topic_that_disappears_is_deleted_until_it_comes_back() {
+        let cache = Metadata::default();
+        let soon = || Instant::now() + Duration::from_secs(5);
+        // Never seen: unknown is not deleted (it may be created yet).
+        cache.install(Cluster::from_response(&unknown_topic()));
+        assert!(cache.cluster().deleted.is_empty());
+        cache.install(Cluster::from_response(&response(3)));
+        cache.install(Cluster::from_response(&unknown_topic()));
+        assert!(cache.cluster().deleted.contains("t"));
+        let started = Instant::now();
+        let err = cache.wait_for_topic("t", soon(), || {}).unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(1), "fails fast");
+        assert!(
+            matches!(&err, Error::Broker { code: ErrorCode::UnknownTopicOrPartition, message: Some(m) } if m.contains("deleted")),
+            "{err:?}"
+        );
+        // An answer that does not name the topic keeps the mark; one that shows it clears it.
+        let mut other = response(1);
+        other.topics[0].name = Some("other".into());
+        cache.install(Cluster::from_response(&other));
+        assert!(cache.cluster().deleted.contains("t"));
+        cache.install(Cluster::from_response(&unknown_topic()));
+        assert!(
+            cache.cluster().deleted.contains("t"),
+            "still unknown: still deleted"
+        );
+        cache.install(Cluster::from_response(&response(3)));
+        assert!(cache.cluster().deleted.is_empty());
+        assert_eq!(cache.wait_for_topic("t", soon(), || {}).unwrap().len(), 3);
     }
 
     #[test]

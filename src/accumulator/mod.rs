@@ -485,6 +485,11 @@ impl Accumulator {
         self.incomplete.lock().remove(&batch.id);
     }
 
+    /// Takes every batch out of `queue`, oldest first (its topic was deleted).
+    pub fn take_all(&self, queue: &PartitionQueue) -> Vec<ProducerBatch> {
+        queue.batches.lock().queue.drain(..).collect()
+    }
+
     /// Fails every queued batch with `error` (force close).
     pub fn abort_all(&self, error: &Error, callbacks: &CallbackQueue) {
         for q in self.queues() {

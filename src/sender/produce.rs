@@ -31,6 +31,10 @@ impl Sender {
         let mut by_node: HashMap<i32, Vec<Arc<PartitionQueue>>> = HashMap::new();
         let mut ready_nodes: HashSet<i32> = HashSet::new();
         for queue in self.core.accumulator.queues() {
+            if cluster.deleted.contains(queue.tp.topic()) {
+                self.fail_deleted(&queue);
+                continue;
+            }
             let state = self.core.accumulator.inspect(&queue, now, &mut expired);
             match state {
                 QueueState::Empty => continue,
@@ -80,6 +84,20 @@ impl Sender {
             }
         }
         next
+    }
+
+    /// Fails the queued batches of a partition whose topic was deleted, oldest first, in
+    /// order with its batches still in flight (`Sender::finish` holds them behind those).
+    fn fail_deleted(&mut self, queue: &PartitionQueue) {
+        let batches = self.core.accumulator.take_all(queue);
+        if batches.is_empty() {
+            return;
+        }
+        let error = Cluster::deleted_error(queue.tp.topic());
+        for batch in batches {
+            // The partition is gone with its producer state: nothing to resequence.
+            self.fail_for_good(batch, error.clone(), false);
+        }
     }
 
     /// Takes the front batch of each of `queues` (one leader's partitions), round-robin, up
