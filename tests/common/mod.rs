@@ -1,6 +1,10 @@
 //! Test bed shared by the integration tests: real, independent brokers and an independent
 //! reader.
 //!
+//! - [`kafka`]: Apache Kafka itself, the main test broker: a single node shared per test
+//!   binary ([`kafka::shared`], or the cluster `KAFKA_BOOTSTRAP_SERVERS` names, through
+//!   [`brokers`]), dedicated single nodes, and the 3-node cluster of the failover tests; the
+//!   Java consumer and producer as independent peers.
 //! - [`Tansu`]: a tansu 0.6 broker process (Kafka-compatible, written in Rust) on a free
 //!   loopback port with memory storage, killed on drop.
 //! - [`Mock`]: librdkafka's in-process mock cluster, several brokers with partition leaders
@@ -13,8 +17,10 @@
 #![allow(dead_code)]
 
 pub mod checker;
+pub mod kafka;
 pub mod mock;
 pub mod proxy;
+pub mod workload;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -33,6 +39,66 @@ pub fn external_bootstrap() -> Option<String> {
     std::env::var("KAFKA_BOOTSTRAP_SERVERS")
         .ok()
         .filter(|s| !s.trim().is_empty())
+}
+
+/// The brokers of the broker-agnostic tests: the cluster `KAFKA_BOOTSTRAP_SERVERS` names
+/// when it is set, else this test binary's shared single-node Kafka ([`kafka::shared`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Brokers {
+    /// A cluster the tests did not start (`KAFKA_BOOTSTRAP_SERVERS`): topics are created
+    /// through the Admin protocol, with replication factor min(3, brokers).
+    External(&'static str),
+    /// The shared single node of the test bed.
+    Shared(&'static kafka::KafkaCluster),
+}
+
+/// See [`Brokers`].
+pub fn brokers() -> Brokers {
+    static EXTERNAL: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    match EXTERNAL.get_or_init(external_bootstrap) {
+        Some(b) => Brokers::External(b.as_str()),
+        None => Brokers::Shared(kafka::shared()),
+    }
+}
+
+impl Brokers {
+    /// The `host:port` list to bootstrap from.
+    pub fn bootstrap(&self) -> &str {
+        match self {
+            Brokers::External(b) => b,
+            Brokers::Shared(k) => k.bootstrap(),
+        }
+    }
+
+    /// Whether these are brokers the tests did not start.
+    pub fn is_external(&self) -> bool {
+        matches!(self, Brokers::External(_))
+    }
+
+    /// Creates `topic` with `partitions` partitions and waits until it is usable.
+    pub fn create_topic(&self, topic: &str, partitions: i32) {
+        self.create_topic_with(topic, partitions, &[]);
+    }
+
+    /// Creates `topic` with topic `configs` and waits until it is usable.
+    pub fn create_topic_with(&self, topic: &str, partitions: i32, configs: &[(&str, &str)]) {
+        match self {
+            Brokers::Shared(k) => k.create_topic(topic, partitions, 1, configs),
+            Brokers::External(b) => {
+                let replicas = external_broker_count(b).clamp(1, 3);
+                kafka::create_topic(b, topic, partitions, replicas, configs);
+                wait_for_partitions(b, topic, partitions as usize);
+            }
+        }
+    }
+}
+
+/// How many brokers the cluster at `bootstrap` has, as librdkafka sees them.
+fn external_broker_count(bootstrap: &str) -> i32 {
+    let c = consumer(bootstrap);
+    c.fetch_metadata(None, Duration::from_secs(10))
+        .map(|md| md.brokers().len() as i32)
+        .expect("metadata of the external cluster")
 }
 
 /// A unique topic name for one test run.
@@ -439,5 +505,27 @@ fn to_read_record(m: &rdkafka::message::BorrowedMessage<'_>) -> ReadRecord {
         value: m.payload().map(<[u8]>::to_vec),
         headers,
         timestamp: m.timestamp().to_millis().unwrap_or(-1),
+    }
+}
+
+/// Runs a future to completion on this thread (rdkafka's admin calls return futures; the
+/// tests have no async runtime).
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        match future.as_mut().poll(&mut cx) {
+            Poll::Ready(out) => return out,
+            Poll::Pending => std::thread::park(),
+        }
     }
 }
