@@ -1,6 +1,7 @@
 //! A fault-injecting TCP proxy for the faults real brokers cannot produce (issue 4): a
 //! connection cut after the broker answered a Produce request but before the client got the
-//! answer, delayed responses, truncated response frames, and a blackhole.
+//! answer, delayed responses, truncated response frames, a blackhole, and record batches
+//! corrupted on their way to the broker.
 //!
 //! One [`Proxy`] stands in front of one single-broker upstream (tansu). It listens on
 //! 127.0.0.1:0 and forwards each client connection to the upstream, frame by frame (Kafka's
@@ -22,6 +23,7 @@
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -59,6 +61,23 @@ pub struct Script {
     /// place of the broker (which never sees them) or instead of the broker's own answer.
     /// Clears itself once its `times` ran out.
     pub fail_produce: Option<ProduceFailure>,
+    /// Corrupt the record batch of one partition in every Produce request on its way to the
+    /// broker (the request's other batches pass untouched). Stays until changed.
+    pub corrupt_batches: Option<BatchCorruption>,
+}
+
+/// Which batches [`Script::corrupt_batches`] corrupts: every batch for one partition.
+///
+/// The proxy flips every bit of the batch's last byte, which lies in its records, after the
+/// CRC-32C field: the batch keeps its size and shape, but its stored CRC no longer matches,
+/// so the broker refuses it with CORRUPT_MESSAGE (a retriable error) and writes the other
+/// partitions' batches of the same request. Captures keep the bytes the client sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchCorruption {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
 }
 
 /// Which Produce requests [`Script::fail_produce`] fails, and how.
@@ -146,6 +165,7 @@ struct Shared {
     delayed_responses: AtomicUsize,
     cuts: AtomicUsize,
     failed_produce: AtomicUsize,
+    corrupted_batches: AtomicUsize,
     capture: AtomicBool,
     script: Mutex<Script>,
     captured: Mutex<Vec<CapturedProduce>>,
@@ -168,6 +188,7 @@ impl Proxy {
             delayed_responses: AtomicUsize::new(0),
             cuts: AtomicUsize::new(0),
             failed_produce: AtomicUsize::new(0),
+            corrupted_batches: AtomicUsize::new(0),
             capture: AtomicBool::new(true),
             script: Mutex::new(Script::default()),
             captured: Mutex::new(Vec::new()),
@@ -231,6 +252,11 @@ impl Proxy {
     /// Produce requests [`Script::fail_produce`] failed so far.
     pub fn failed_produce(&self) -> usize {
         self.shared.failed_produce.load(Ordering::SeqCst)
+    }
+
+    /// Batches [`Script::corrupt_batches`] corrupted so far.
+    pub fn corrupted_batches(&self) -> usize {
+        self.shared.corrupted_batches.load(Ordering::SeqCst)
     }
 
     /// Produce responses [`Script::delay_produce`] held so far.
@@ -362,7 +388,7 @@ fn read_frame(mut from: &TcpStream) -> io::Result<Vec<u8>> {
 
 fn pump_requests(shared: &Shared, conn: &Conn) -> io::Result<()> {
     loop {
-        let frame = read_frame(&conn.client)?;
+        let mut frame = read_frame(&conn.client)?;
         if shared.script.lock().unwrap().blackhole {
             continue;
         }
@@ -374,6 +400,7 @@ fn pump_requests(shared: &Shared, conn: &Conn) -> io::Result<()> {
         let mut captured = None;
         if key == ApiKey::PRODUCE {
             captured = capture_produce(shared, conn, &frame, version, correlation_id);
+            corrupt_batches(shared, &mut frame, version);
             if let Some((forward, response)) =
                 produce_failure(shared, &frame, version, correlation_id)
             {
@@ -460,6 +487,49 @@ fn decode_produce(frame: &[u8], version: i16) -> DecodeResult<Vec<CapturedBatch>
         r.skip_tagged_fields(flexible)?;
     }
     r.skip_tagged_fields(flexible)?;
+    Ok(out)
+}
+
+/// Applies [`Script::corrupt_batches`] to a Produce request frame (size prefix included).
+fn corrupt_batches(shared: &Shared, frame: &mut [u8], version: i16) {
+    let Some(target) = shared.script.lock().unwrap().corrupt_batches.clone() else {
+        return;
+    };
+    let spans = batch_spans(&frame[4..], version)
+        .unwrap_or_else(|e| panic!("the proxy could not walk a Produce v{version} request: {e}"));
+    for (topic, partition, span) in spans {
+        // A v2 batch header is 61 bytes; anything shorter has no records to corrupt.
+        if topic == target.topic && partition == target.partition && span.len() > 61 {
+            frame[4 + span.end - 1] ^= 0xff;
+            shared.corrupted_batches.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Where each record batch of a Produce request body (after the size prefix) lies: topic,
+/// partition and byte range. Walks the request as [`decode_produce`] does.
+fn batch_spans(body: &[u8], version: i16) -> DecodeResult<Vec<(String, i32, Range<usize>)>> {
+    let flexible = version >= FIRST_FLEXIBLE;
+    let mut r = Reader::new(body);
+    r.take(8)?; // api key, version, correlation id
+    r.nullable_str(false)?; // client id
+    r.skip_tagged_fields(flexible)?;
+    r.nullable_str(flexible)?; // transactional id
+    r.i16()?; // acks
+    r.i32()?; // timeout
+    let mut out = Vec::new();
+    for _ in 0..r.array_len(flexible, 2)? {
+        let topic = r.string(flexible)?;
+        for _ in 0..r.array_len(flexible, 5)? {
+            let partition = r.i32()?;
+            if let Some(bytes) = r.nullable_bytes(flexible)? {
+                let end = body.len() - r.remaining();
+                out.push((topic.clone(), partition, end - bytes.len()..end));
+            }
+            r.skip_tagged_fields(flexible)?;
+        }
+        r.skip_tagged_fields(flexible)?;
+    }
     Ok(out)
 }
 
