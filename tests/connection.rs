@@ -1,10 +1,12 @@
-//! The connection layer against real brokers: handshake, version fallback, broken sockets.
+//! The connection layer against real brokers: handshake (Kafka), version fallback
+//! (librdkafka's mock cluster), broken sockets (a dedicated Kafka node killed mid-test).
 
 mod common;
 
 use std::time::Duration;
 
-use common::{Mock, Tansu};
+use common::kafka::KafkaCluster;
+use common::Mock;
 use kafka_producer::net::{
     BlockingClient, Connection, ConnectionConfig, ConnectionEvent, ConnectionEventKind,
 };
@@ -13,15 +15,16 @@ use kafka_producer::protocol::ApiKey;
 use kafka_producer::Error;
 
 #[test]
-fn handshake_with_tansu_uses_api_versions_v3() {
-    let tansu = Tansu::start();
-    let client = BlockingClient::connect(tansu.bootstrap(), &ConnectionConfig::default()).unwrap();
+fn handshake_with_kafka_uses_api_versions_v3() {
+    let brokers = common::brokers();
+    let first = brokers.bootstrap().split(',').next().unwrap();
+    let client = BlockingClient::connect(first, &ConnectionConfig::default()).unwrap();
     let conn = client.connection();
     assert_eq!(conn.handshake_version(), 3);
     let produce = conn.api_versions().range(ApiKey::PRODUCE).unwrap();
     assert!(
         produce.max >= 3,
-        "tansu supports Produce up to v{}",
+        "Kafka supports Produce up to v{}",
         produce.max
     );
 }
@@ -47,10 +50,11 @@ fn handshake_falls_back_when_the_mock_cluster_refuses_api_versions_v3() {
 
 #[test]
 fn a_killed_broker_surfaces_as_a_closed_event_not_a_panic() {
-    let mut tansu = Tansu::start();
+    // A broker of its own: killing the shared one would break the other tests.
+    let mut kafka = KafkaCluster::single();
     let (tx, rx) = crossbeam_channel::unbounded::<ConnectionEvent>();
-    let conn = Connection::connect(tansu.bootstrap(), &ConnectionConfig::default(), tx).unwrap();
-    tansu.kill();
+    let conn = Connection::connect(kafka.bootstrap(), &ConnectionConfig::default(), tx).unwrap();
+    kafka.kill(1);
     let event = rx.recv_timeout(Duration::from_secs(10)).expect("an event");
     assert_eq!(event.connection_id, conn.id());
     match event.kind {

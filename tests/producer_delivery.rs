@@ -2,8 +2,12 @@
 //! once, in send order per partition, on the partition Java would pick, through every codec
 //! and acks mode; futures, callbacks, flush and drop keep their promises.
 //!
-//! Every test starts its own broker (tansu or the librdkafka mock cluster) and creates its
-//! own topics; records are read back by the independent rdkafka consumer (`check.crcs`).
+//! The Kafka tests share this test binary's single-node Kafka (or the cluster
+//! `KAFKA_BOOTSTRAP_SERVERS` names), each with topics of its own (the reproduction of an
+//! ordering bug starts a node of its own); the mock-cluster test starts its own
+//! librdkafka mock cluster. Records are read back by the independent rdkafka
+//! consumer (`check.crcs`); what the tests wrote to Kafka is also read by the Java consumer,
+//! which must see exactly the same records.
 
 mod common;
 
@@ -15,7 +19,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread, ThreadId};
 use std::time::{Duration, Instant};
 
-use common::{read_back, unique_topic, Mock, ReadRecord, Tansu};
+use common::{brokers, kafka, read_back, unique_topic, Mock, ReadRecord};
 use kafka_producer::partition::partition_for_key;
 use kafka_producer::{
     Acks, Compression, Error, Headers, Producer, ProducerRecord, RecordMetadata, SendFuture,
@@ -23,6 +27,13 @@ use kafka_producer::{
 
 /// The first record timestamp; every record gets its own, later one.
 const BASE_TIMESTAMP: i64 = 1_700_000_000_000;
+
+/// Creates `topic` on [`brokers`] with retention.ms=-1: records with timestamps of 2023
+/// ([`BASE_TIMESTAMP`]) would be deleted by Kafka's retention check (30 s after a broker
+/// starts, then every 5 minutes) under the default 7-day retention.
+fn create_topic(topic: &str, partitions: i32) {
+    brokers().create_topic_with(topic, partitions, &[("retention.ms", "-1")]);
+}
 
 // ---------------------------------------------------------------------------------------
 // The mixed workload: what record number `seq` of sender thread `thread` looks like.
@@ -190,7 +201,8 @@ fn send_workload(
 /// timestamp, on its expected partition, and in send order per (thread, partition).
 fn check_workload(records: &[ReadRecord], threads: usize, per_thread: usize, partitions: i32) {
     let mut seen = vec![vec![false; per_thread]; threads];
-    let mut last_seq: HashMap<(usize, i32), usize> = HashMap::new();
+    // (thread, partition) → the seq and offset of that thread's last record there.
+    let mut last_seq: HashMap<(usize, i32), (usize, i64)> = HashMap::new();
     for r in records {
         let value = r.value.as_deref().expect("a non-null value");
         let (t, seq) = identify(value);
@@ -214,11 +226,13 @@ fn check_workload(records: &[ReadRecord], threads: usize, per_thread: usize, par
             assert_eq!(r.partition, p, "partition of record {t}/{seq}");
         }
         assert!((0..partitions).contains(&r.partition));
-        if let Some(prev) = last_seq.insert((t, r.partition), seq) {
+        if let Some((prev, at)) = last_seq.insert((t, r.partition), (seq, r.offset)) {
             assert!(
                 prev < seq,
-                "partition {}: record {t}/{seq} follows {t}/{prev} in the log",
-                r.partition
+                "partition {}: record {t}/{seq} (offset {}) follows {t}/{prev} (offset {at}) \
+                 in the log",
+                r.partition,
+                r.offset
             );
         }
     }
@@ -243,10 +257,12 @@ const CODECS: [Compression; 5] = [
     Compression::Zstd,
 ];
 
-/// 200,000 records from 8 threads through every codec, each into a fresh 6-partition topic.
+/// 200,000 records from 8 threads through every codec, each into a fresh 6-partition topic,
+/// read back with `read`.
 fn every_record_once_in_send_order(
     bootstrap: &str,
     create_topic: impl Fn(&str, i32),
+    read: impl Fn(&str, &str, usize) -> Vec<ReadRecord>,
     log_append_time: Option<i64>,
 ) {
     const THREADS: usize = 8;
@@ -263,23 +279,36 @@ fn every_record_once_in_send_order(
         let start = Instant::now();
         send_workload(&producer, &topic, (THREADS, per_thread), log_append_time);
         let sent = start.elapsed();
+        // Before the checks, so that a failure's output tells whether retries happened.
+        let m = producer.metrics();
+        eprintln!(
+            "{}: {} records sent in {sent:.2?} ({} batches, {} retried, {} duplicates)",
+            codec.name(),
+            THREADS * per_thread,
+            m.batches_sent,
+            m.batch_retries,
+            m.duplicate_batches
+        );
         producer.close().unwrap();
-        let records = read_back(bootstrap, &topic, THREADS * per_thread);
+        let records = read(bootstrap, &topic, THREADS * per_thread);
         let read = start.elapsed() - sent;
         check_workload(&records, THREADS, per_thread, PARTITIONS);
         eprintln!(
-            "{}: {} records sent in {sent:.2?}, read back in {read:.2?}, checked in {:.2?}",
+            "{}: read back in {read:.2?}, checked in {:.2?}",
             codec.name(),
-            THREADS * per_thread,
             start.elapsed() - sent - read
         );
     }
 }
 
 #[test]
-fn every_record_is_read_back_once_in_send_order_on_tansu() {
-    let tansu = Tansu::start();
-    every_record_once_in_send_order(tansu.bootstrap(), |t, p| tansu.create_topic(t, p), None);
+fn every_record_is_read_back_once_in_send_order_on_kafka() {
+    every_record_once_in_send_order(
+        brokers().bootstrap(),
+        create_topic,
+        common::read_with_both,
+        None,
+    );
 }
 
 #[test]
@@ -287,7 +316,51 @@ fn every_record_is_read_back_once_in_send_order_on_the_mock_cluster() {
     let mock = Mock::start(3);
     // The mock cluster answers every produce with LogAppendTime 1234 (a constant in
     // librdkafka's rdkafka_mock_handlers.c), though its log keeps the CreateTime.
-    every_record_once_in_send_order(mock.bootstrap(), |t, p| mock.create_topic(t, p), Some(1234));
+    every_record_once_in_send_order(
+        mock.bootstrap(),
+        |t, p| mock.create_topic(t, p),
+        read_back,
+        Some(1234),
+    );
+}
+
+/// Kafka lists a new partition's leader in Metadata before the leader's replica manager
+/// has the partition, and answers produce requests in that window with
+/// NOT_LEADER_OR_FOLLOWER; a 300-partition topic written to at once widens the window. A
+/// partition's first batch can be refused so while a later batch, sent behind it, arrives
+/// after the window and is written (Kafka accepts any first sequence from a producer it
+/// does not know yet). The producer used to reset the partition when the retried first
+/// batch met OUT_OF_ORDER_SEQUENCE_NUMBER and resend it behind the later one, both
+/// reporting success (seen as `every_record_is_read_back_once_in_send_order_on_kafka`
+/// failing now and then, "record 0/2 follows 0/997"; this test showed it in most rounds).
+/// Now a partition's first batch travels alone until Kafka acknowledged it.
+#[test]
+#[ignore = "producer bug on Kafka: reorders or duplicates records (fixed next)"]
+fn records_keep_send_order_when_new_partitions_refuse_the_first_batches() {
+    const PARTITIONS: i32 = 300;
+    let cluster = kafka::KafkaCluster::single();
+    for round in 0..3 {
+        let topic = unique_topic("not-ready-yet");
+        // No wait for the leaders (the producer waits for them itself): it starts while the
+        // broker is still taking the partitions on.
+        kafka::create_topic(
+            cluster.bootstrap(),
+            &topic,
+            PARTITIONS,
+            1,
+            &[("retention.ms", "-1")],
+        );
+        let producer = Producer::builder()
+            .bootstrap_servers(cluster.bootstrap())
+            .build()
+            .unwrap();
+        send_workload(&producer, &topic, (8, 5_000), None);
+        let m = producer.metrics();
+        eprintln!("round {round}: {} batches retried", m.batch_retries);
+        producer.close().unwrap();
+        let records = common::read_with_both(cluster.bootstrap(), &topic, 8 * 5_000);
+        check_workload(&records, 8, 5_000, PARTITIONS);
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -296,12 +369,13 @@ fn every_record_is_read_back_once_in_send_order_on_the_mock_cluster() {
 
 #[test]
 fn acks_0_1_and_all_all_deliver() {
-    let tansu = Tansu::start();
+    let brokers = brokers();
+    let bootstrap = brokers.bootstrap();
     for acks in [Acks::None, Acks::Leader, Acks::All] {
         let topic = unique_topic(&format!("acks-{}", acks.as_str()));
-        tansu.create_topic(&topic, 3);
+        create_topic(&topic, 3);
         let producer = Producer::builder()
-            .bootstrap_servers(tansu.bootstrap())
+            .bootstrap_servers(bootstrap)
             .acks(acks)
             .build()
             .unwrap();
@@ -325,7 +399,7 @@ fn acks_0_1_and_all_all_deliver() {
             written.insert(value, (md.partition(), md.offset()));
         }
         producer.close().unwrap();
-        let records = read_back(tansu.bootstrap(), &topic, written.len());
+        let records = common::read_with_both(bootstrap, &topic, written.len());
         assert_eq!(records.len(), written.len(), "acks={}", acks.as_str());
         for r in &records {
             let (partition, offset) = written[r.value.as_deref().unwrap()];
@@ -356,11 +430,10 @@ struct CallbackRun {
 fn callbacks_run_once_in_send_order_on_the_callback_thread() {
     const SENDERS: usize = 3;
     const PER_SENDER: usize = 4000;
-    let tansu = Tansu::start();
     let topic = unique_topic("callbacks");
-    tansu.create_topic(&topic, 4);
+    create_topic(&topic, 4);
     let producer = Producer::builder()
-        .bootstrap_servers(tansu.bootstrap())
+        .bootstrap_servers(brokers().bootstrap())
         .batch_size(4096) // many batches per partition
         .build()
         .unwrap();
@@ -427,12 +500,11 @@ fn callbacks_run_once_in_send_order_on_the_callback_thread() {
 
 #[test]
 fn flush_returns_after_every_earlier_record_completed() {
-    let tansu = Tansu::start();
     let topic = unique_topic("flush");
-    tansu.create_topic(&topic, 3);
+    create_topic(&topic, 3);
     // A long linger: nothing would be sent for 10 s unless flush makes batches ready.
     let producer = Producer::builder()
-        .bootstrap_servers(tansu.bootstrap())
+        .bootstrap_servers(brokers().bootstrap())
         .linger(Duration::from_secs(10))
         .build()
         .unwrap();
@@ -503,11 +575,10 @@ fn flush_returns_after_every_earlier_record_completed() {
 /// already acknowledged whose callback was still queued (or running) was not waited for.
 #[test]
 fn flush_waits_for_callbacks_of_batches_acknowledged_before_it() {
-    let tansu = Tansu::start();
     let topic = unique_topic("flush-queued-callbacks");
-    tansu.create_topic(&topic, 2);
+    create_topic(&topic, 2);
     let producer = Producer::builder()
-        .bootstrap_servers(tansu.bootstrap())
+        .bootstrap_servers(brokers().bootstrap())
         .build()
         .unwrap();
     let (started_tx, started_rx) = crossbeam_channel::bounded(1);
@@ -553,12 +624,11 @@ fn flush_waits_for_callbacks_of_batches_acknowledged_before_it() {
 fn records_sent_just_before_the_last_clone_drops_are_all_in_the_log() {
     const THREADS: usize = 4;
     const PER_THREAD: usize = 2500;
-    let tansu = Tansu::start();
     let topic = unique_topic("last-drop");
-    tansu.create_topic(&topic, 3);
+    create_topic(&topic, 3);
     // A linger long enough that most records are still buffered when the clones drop.
     let producer = Producer::builder()
-        .bootstrap_servers(tansu.bootstrap())
+        .bootstrap_servers(brokers().bootstrap())
         .linger(Duration::from_millis(500))
         .build()
         .unwrap();
@@ -593,7 +663,7 @@ fn records_sent_just_before_the_last_clone_drops_are_all_in_the_log() {
         t.join().unwrap();
     }
     assert_eq!(ran.load(Ordering::SeqCst), THREADS * PER_THREAD / 2);
-    let records = read_back(tansu.bootstrap(), &topic, THREADS * PER_THREAD);
+    let records = common::read_with_both(brokers().bootstrap(), &topic, THREADS * PER_THREAD);
     check_workload(&records, THREADS, PER_THREAD, 3);
 }
 
@@ -642,11 +712,10 @@ fn block_on<F: Future>(future: F) -> F::Output {
 
 #[test]
 fn futures_resolve_as_std_futures_too() {
-    let tansu = Tansu::start();
     let topic = unique_topic("std-future");
-    tansu.create_topic(&topic, 2);
+    create_topic(&topic, 2);
     let producer = Producer::builder()
-        .bootstrap_servers(tansu.bootstrap())
+        .bootstrap_servers(brokers().bootstrap())
         .linger(Duration::from_millis(50))
         .build()
         .unwrap();
@@ -678,7 +747,7 @@ fn futures_resolve_as_std_futures_too() {
     all.push(block_on(f).unwrap());
     producer.close().unwrap();
 
-    let records = read_back(tansu.bootstrap(), &topic, all.len());
+    let records = common::read_with_both(brokers().bootstrap(), &topic, all.len());
     assert_eq!(records.len(), all.len());
     for (i, md) in all.iter().enumerate() {
         let r = records
@@ -729,13 +798,12 @@ fn test_keys() -> Vec<Vec<u8>> {
 
 #[test]
 fn keyed_records_land_on_the_java_partition() {
-    let tansu = Tansu::start();
     let keys = test_keys();
     for partitions in [1, 3, 7, 16] {
         let topic = unique_topic(&format!("keyed-{partitions}"));
-        tansu.create_topic(&topic, partitions);
+        create_topic(&topic, partitions);
         let producer = Producer::builder()
-            .bootstrap_servers(tansu.bootstrap())
+            .bootstrap_servers(brokers().bootstrap())
             .build()
             .unwrap();
         let futures: Vec<SendFuture> = keys
@@ -757,7 +825,7 @@ fn keyed_records_land_on_the_java_partition() {
             assert_eq!(f.wait().unwrap().partition(), want(i), "key {:?}", keys[i]);
         }
         producer.close().unwrap();
-        let records = read_back(tansu.bootstrap(), &topic, keys.len());
+        let records = common::read_with_both(brokers().bootstrap(), &topic, keys.len());
         assert_eq!(records.len(), keys.len());
         for r in &records {
             let i: usize = std::str::from_utf8(r.value.as_deref().unwrap())

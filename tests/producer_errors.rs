@@ -2,8 +2,11 @@
 //! the caller can match on, while good records sent concurrently from another thread are
 //! all delivered and read back by an independent reader (rdkafka, `check.crcs=true`).
 //!
-//! Broker stalls are made with SIGSTOP on the tansu process; a [`Stopped`] guard sends
-//! SIGCONT on drop, so a failing test never leaves a broker stopped.
+//! The tests run against this test binary's shared single-node Kafka (or the cluster
+//! `KAFKA_BOOTSTRAP_SERVERS` names). A test that stalls a broker freezes a dedicated single
+//! node with SIGSTOP (stalling the shared one would stall the other tests); its
+//! [`Frozen`](common::kafka::Frozen) guard sends SIGCONT on drop, so a failing test never
+//! leaves a broker stopped.
 
 mod common;
 
@@ -16,7 +19,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use kafka_producer::{Error, Producer, ProducerRecord, RecordMetadata, Serializer};
 
-use common::{Stopped, Tansu};
+use common::kafka::KafkaCluster;
+use common::Brokers;
 
 /// At least this many good records are sent by every [`GoodTraffic`].
 const MIN_GOOD: usize = 20;
@@ -30,12 +34,20 @@ fn producer(bootstrap: &str, extra: &[(&str, &str)]) -> Producer {
     Producer::from_properties(props).expect("a valid configuration")
 }
 
-/// A started tansu with a 3-partition topic.
-fn tansu_with_topic(prefix: &str) -> (Tansu, String) {
-    let tansu = Tansu::start();
+/// The shared brokers (see [`common::brokers`]) with a new 3-partition topic.
+fn shared_with_topic(prefix: &str) -> (Brokers, String) {
+    let brokers = common::brokers();
     let topic = common::unique_topic(prefix);
-    tansu.create_topic(&topic, 3);
-    (tansu, topic)
+    brokers.create_topic(&topic, 3);
+    (brokers, topic)
+}
+
+/// A dedicated single Kafka node (to stall) with a 3-partition topic of topic `configs`.
+fn dedicated_with_topic(prefix: &str, configs: &[(&str, &str)]) -> (KafkaCluster, String) {
+    let kafka = KafkaCluster::single();
+    let topic = common::unique_topic(prefix);
+    kafka.create_topic(&topic, 3, 1, configs);
+    (kafka, topic)
 }
 
 fn assert_elapsed_about(elapsed: Duration, expected: Duration, what: &str) {
@@ -163,9 +175,9 @@ fn closed_port() -> u16 {
 
 #[test]
 fn a_record_above_max_request_size_fails_only_itself() {
-    let (tansu, topic) = tansu_with_topic("too-large");
-    let producer = producer(tansu.bootstrap(), &[("max.request.size", "10000")]);
-    let good = GoodTraffic::start(producer.clone(), tansu.bootstrap(), &topic);
+    let (brokers, topic) = shared_with_topic("too-large");
+    let producer = producer(brokers.bootstrap(), &[("max.request.size", "10000")]);
+    let good = GoodTraffic::start(producer.clone(), brokers.bootstrap(), &topic);
 
     let big = || ProducerRecord::new(topic.as_str(), vec![7u8; 20_000]);
     let check = |result: Result<RecordMetadata, Error>| match result {
@@ -184,9 +196,9 @@ fn a_record_above_max_request_size_fails_only_itself() {
 
 #[test]
 fn invalid_topic_names_fail_at_once_and_only_themselves() {
-    let (tansu, topic) = tansu_with_topic("bad-names");
-    let producer = producer(tansu.bootstrap(), &[]);
-    let good = GoodTraffic::start(producer.clone(), tansu.bootstrap(), &topic);
+    let (brokers, topic) = shared_with_topic("bad-names");
+    let producer = producer(brokers.bootstrap(), &[]);
+    let good = GoodTraffic::start(producer.clone(), brokers.bootstrap(), &topic);
 
     let long = "x".repeat(250);
     for name in ["", "bad topic!", long.as_str()] {
@@ -221,9 +233,9 @@ fn invalid_topic_names_fail_at_once_and_only_themselves() {
 
 #[test]
 fn a_partition_the_topic_lacks_fails_only_itself() {
-    let (tansu, topic) = tansu_with_topic("unknown-partition");
-    let producer = producer(tansu.bootstrap(), &[]);
-    let good = GoodTraffic::start(producer.clone(), tansu.bootstrap(), &topic);
+    let (brokers, topic) = shared_with_topic("unknown-partition");
+    let producer = producer(brokers.bootstrap(), &[]);
+    let good = GoodTraffic::start(producer.clone(), brokers.bootstrap(), &topic);
 
     for partition in [99, 3] {
         let record =
@@ -245,12 +257,13 @@ fn a_partition_the_topic_lacks_fails_only_itself() {
 
 #[test]
 fn a_missing_topic_times_out_after_max_block_ms_without_holding_up_others() {
-    let (tansu, topic) = tansu_with_topic("missing-topic");
+    let (brokers, topic) = shared_with_topic("missing-topic");
     let max_block = Duration::from_millis(500);
-    let producer = producer(tansu.bootstrap(), &[("max.block.ms", "500")]);
-    let good = GoodTraffic::start(producer.clone(), tansu.bootstrap(), &topic);
+    let producer = producer(brokers.bootstrap(), &[("max.block.ms", "500")]);
+    let good = GoodTraffic::start(producer.clone(), brokers.bootstrap(), &topic);
 
-    // tansu does not auto-create topics from metadata requests (DESIGN.md §5).
+    // Never created: the test bed's Kafka does not auto-create topics
+    // (auto.create.topics.enable=false).
     let missing = common::unique_topic("never-created");
     let check = |result: Result<RecordMetadata, Error>| match result {
         Err(Error::MetadataTimeout { topic, waited_ms }) => {
@@ -282,8 +295,12 @@ fn a_missing_topic_times_out_after_max_block_ms_without_holding_up_others() {
 
 #[test]
 fn an_unreachable_bootstrap_server_times_out_after_max_block_ms() {
-    let (tansu, topic) = tansu_with_topic("unreachable");
-    let good = GoodTraffic::start(producer(tansu.bootstrap(), &[]), tansu.bootstrap(), &topic);
+    let (brokers, topic) = shared_with_topic("unreachable");
+    let good = GoodTraffic::start(
+        producer(brokers.bootstrap(), &[]),
+        brokers.bootstrap(),
+        &topic,
+    );
 
     let bootstrap = format!("127.0.0.1:{}", closed_port());
     let max_block = Duration::from_millis(500);
@@ -344,9 +361,9 @@ impl Serializer<u32> for EvenOnly {
 
 #[test]
 fn a_failing_serializer_fails_only_its_records() {
-    let (tansu, topic) = tansu_with_topic("serializer");
+    let (brokers, topic) = shared_with_topic("serializer");
     let producer: Producer<Vec<u8>, u32> = Producer::builder()
-        .bootstrap_servers(tansu.bootstrap())
+        .bootstrap_servers(brokers.bootstrap())
         .value_serializer(EvenOnly)
         .build()
         .unwrap();
@@ -404,7 +421,7 @@ fn a_failing_serializer_fails_only_its_records() {
     good.join().unwrap();
     producer.flush().unwrap();
 
-    let got = common::read_back(tansu.bootstrap(), &topic, N as usize / 2);
+    let got = common::read_back(brokers.bootstrap(), &topic, N as usize / 2);
     let mut values: Vec<u32> = got
         .iter()
         .map(|r| u32::from_be_bytes(r.value.as_deref().unwrap().try_into().unwrap()))
@@ -415,11 +432,15 @@ fn a_failing_serializer_fails_only_its_records() {
 
 #[test]
 fn sends_after_close_fail_with_closed() {
-    let (tansu, topic) = tansu_with_topic("closed");
+    let (brokers, topic) = shared_with_topic("closed");
     // Good traffic from another producer on the same broker, throughout.
-    let good = GoodTraffic::start(producer(tansu.bootstrap(), &[]), tansu.bootstrap(), &topic);
+    let good = GoodTraffic::start(
+        producer(brokers.bootstrap(), &[]),
+        brokers.bootstrap(),
+        &topic,
+    );
 
-    let producer = producer(tansu.bootstrap(), &[]);
+    let producer = producer(brokers.bootstrap(), &[]);
     let before: Vec<Vec<u8>> = (0..50)
         .map(|i| format!("before-close-{i}").into_bytes())
         .collect();
@@ -450,9 +471,13 @@ fn sends_after_close_fail_with_closed() {
 
 #[test]
 fn bad_properties_are_config_errors_naming_the_property() {
-    let (tansu, topic) = tansu_with_topic("bad-config");
-    let good = GoodTraffic::start(producer(tansu.bootstrap(), &[]), tansu.bootstrap(), &topic);
-    let bootstrap = tansu.bootstrap();
+    let (brokers, topic) = shared_with_topic("bad-config");
+    let good = GoodTraffic::start(
+        producer(brokers.bootstrap(), &[]),
+        brokers.bootstrap(),
+        &topic,
+    );
+    let bootstrap = brokers.bootstrap();
 
     let config_error = |props: &[(&str, &str)]| {
         let mut all = vec![("bootstrap.servers", bootstrap)];
@@ -557,17 +582,27 @@ const BUFFER_MEMORY: usize = 65536;
 
 /// A producer with a 64 KiB buffer whose metadata for `topic` is known and whose
 /// connection is up: one record was sent and acknowledged. Returns that record's value.
-fn warmed_up(tansu: &Tansu, topic: &str, max_block_ms: &str) -> (Producer, Vec<u8>) {
+///
+/// The first metadata of a freshly started Kafka node can take longer than a short
+/// `max_block_ms` (its JVM is still cold), so a send that timed out waiting for metadata is
+/// sent again: it never reached the buffer, so it cannot be written twice.
+fn warmed_up(bootstrap: &str, topic: &str, max_block_ms: &str) -> (Producer, Vec<u8>) {
     let producer = producer(
-        tansu.bootstrap(),
+        bootstrap,
         &[("buffer.memory", "65536"), ("max.block.ms", max_block_ms)],
     );
     let value = b"warm-up".to_vec();
-    producer
-        .send(ProducerRecord::new(topic, value.clone()))
-        .wait()
-        .expect("the warm-up record is delivered");
-    (producer, value)
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match producer
+            .send(ProducerRecord::new(topic, value.clone()))
+            .wait()
+        {
+            Ok(_) => return (producer, value),
+            Err(Error::MetadataTimeout { .. }) if Instant::now() < deadline => {}
+            Err(e) => panic!("the warm-up record was not delivered: {e:?}"),
+        }
+    }
 }
 
 /// A 1000-byte value starting with `label`.
@@ -607,11 +642,11 @@ fn fill_with_callbacks(producer: Producer, topic: String) -> JoinHandle<(usize, 
 
 #[test]
 fn a_stalled_broker_exhausts_the_buffer_and_delivers_the_rest_after_it_resumes() {
-    let (tansu, topic) = tansu_with_topic("stalled");
-    let (producer, warm_up) = warmed_up(&tansu, &topic, "100");
+    let (kafka, topic) = dedicated_with_topic("stalled", &[]);
+    let (producer, warm_up) = warmed_up(kafka.bootstrap(), &topic, "100");
     let max_block = Duration::from_millis(100);
     let sampler = BufferSampler::start(producer.clone());
-    let stopped = Stopped::stop(&tansu);
+    let frozen = kafka.freeze(1);
 
     let by_callback = fill_with_callbacks(producer.clone(), topic.clone());
     let mut pending = Vec::new();
@@ -653,7 +688,7 @@ fn a_stalled_broker_exhausts_the_buffer_and_delivers_the_rest_after_it_resumes()
     assert_eq!(metrics.buffer_total_bytes, BUFFER_MEMORY);
     assert!(metrics.buffer_bytes_in_use <= BUFFER_MEMORY);
 
-    drop(stopped);
+    frozen.thaw();
     let mut delivered = vec![warm_up];
     for (value, future) in pending {
         future
@@ -678,7 +713,7 @@ fn a_stalled_broker_exhausts_the_buffer_and_delivers_the_rest_after_it_resumes()
     }
     assert!(callbacks_exhausted >= 1);
 
-    let got = common::read_back(tansu.bootstrap(), &topic, delivered.len());
+    let got = common::read_back(kafka.bootstrap(), &topic, delivered.len());
     let mut got: Vec<Vec<u8>> = got.into_iter().map(|r| r.value.unwrap()).collect();
     got.sort();
     delivered.sort();
@@ -692,14 +727,15 @@ fn a_stalled_broker_exhausts_the_buffer_and_delivers_the_rest_after_it_resumes()
 
 #[test]
 fn try_send_never_blocks_and_hands_the_record_back() {
-    let (tansu, topic) = tansu_with_topic("try-send");
+    // Timestamps of 2023: retention.ms=-1 keeps Kafka's retention check from deleting them.
+    let (kafka, topic) = dedicated_with_topic("try-send", &[("retention.ms", "-1")]);
     // max.block.ms is long, so any blocking would show.
-    let (producer, warm_up) = warmed_up(&tansu, &topic, "10000");
+    let (producer, warm_up) = warmed_up(kafka.bootstrap(), &topic, "10000");
     let quick = Duration::from_millis(500);
 
     // A topic this producer never asked about: no metadata cached, an error at once.
     let other_topic = common::unique_topic("try-send-uncached");
-    tansu.create_topic(&other_topic, 1);
+    kafka.create_topic(&other_topic, 1, 1, &[]);
     let record = ProducerRecord::new(other_topic.as_str(), b"v".to_vec()).with_key(b"k".to_vec());
     let start = Instant::now();
     let refused = producer
@@ -713,7 +749,7 @@ fn try_send_never_blocks_and_hands_the_record_back() {
     assert!(refused.error.is_retriable(), "{:?}", refused.error);
     assert_eq!(refused.record, record);
 
-    let stopped = Stopped::stop(&tansu);
+    let frozen = kafka.freeze(1);
     let fill = |label: &'static str, producer: Producer, topic: String| {
         move || {
             let mut accepted = Vec::new();
@@ -750,7 +786,7 @@ fn try_send_never_blocks_and_hands_the_record_back() {
     accepted.extend(other.join().unwrap());
     assert!(producer.metrics().buffer_bytes_in_use <= BUFFER_MEMORY);
 
-    drop(stopped);
+    frozen.thaw();
     let mut delivered = vec![warm_up];
     for (value, future) in accepted {
         future
@@ -758,7 +794,7 @@ fn try_send_never_blocks_and_hands_the_record_back() {
             .expect("a record try_send accepted is delivered");
         delivered.push(value);
     }
-    let got = common::read_back(tansu.bootstrap(), &topic, delivered.len());
+    let got = common::read_back(kafka.bootstrap(), &topic, delivered.len());
     let mut got: Vec<Vec<u8>> = got.into_iter().map(|r| r.value.unwrap()).collect();
     got.sort();
     delivered.sort();
@@ -785,20 +821,20 @@ fn try_send_never_blocks_and_hands_the_record_back() {
 fn close_timeout_with_a_stalled_broker_returns_in_time_and_fails_what_is_left() {
     // Good traffic to a second broker, from another producer: one producer's forced close
     // must not touch another's records.
-    let (healthy, healthy_topic) = tansu_with_topic("close-good");
+    let (healthy, healthy_topic) = shared_with_topic("close-good");
     let good = GoodTraffic::start(
         producer(healthy.bootstrap(), &[]),
         healthy.bootstrap(),
         &healthy_topic,
     );
 
-    let (tansu, topic) = tansu_with_topic("close-stalled");
-    let producer = producer(tansu.bootstrap(), &[]);
+    let (kafka, topic) = dedicated_with_topic("close-stalled", &[]);
+    let producer = producer(kafka.bootstrap(), &[]);
     producer
         .send(ProducerRecord::new(topic.as_str(), b"warm-up".to_vec()))
         .wait()
         .unwrap();
-    let _stopped = Stopped::stop(&tansu);
+    let _frozen = kafka.freeze(1);
 
     let (tx, rx) = unbounded();
     let mut futures = Vec::new();
@@ -842,11 +878,15 @@ fn close_timeout_with_a_stalled_broker_returns_in_time_and_fails_what_is_left() 
 
 #[test]
 fn flush_waits_for_the_callbacks_of_records_that_failed_before_buffering() {
-    let (tansu, topic) = tansu_with_topic("flush-early-errors");
+    let (brokers, topic) = shared_with_topic("flush-early-errors");
     // Good traffic from another producer: batches of this one would hold flush up
     // (their callbacks queue behind the early ones) and hide what is tested.
-    let good = GoodTraffic::start(producer(tansu.bootstrap(), &[]), tansu.bootstrap(), &topic);
-    let producer = producer(tansu.bootstrap(), &[]);
+    let good = GoodTraffic::start(
+        producer(brokers.bootstrap(), &[]),
+        brokers.bootstrap(),
+        &topic,
+    );
+    let producer = producer(brokers.bootstrap(), &[]);
 
     // The first callback keeps the callback thread busy, so the second waits in its queue.
     let ran = Arc::new(AtomicUsize::new(0));
@@ -868,8 +908,9 @@ fn flush_waits_for_the_callbacks_of_records_that_failed_before_buffering() {
     good.finish(&[]);
 }
 
-/// Runs `close_timeout(timeout)` on another thread; panics (which resumes a [`Stopped`]
-/// broker through its guard) when it has not returned within `timeout` plus a margin.
+/// Runs `close_timeout(timeout)` on another thread; panics (which resumes a frozen broker
+/// through its [`Frozen`](common::kafka::Frozen) guard) when it has not returned within
+/// `timeout` plus a margin.
 fn close_within(producer: &Producer, timeout: Duration) -> Result<(), Error> {
     let (tx, rx) = crossbeam_channel::bounded(1);
     let closing = producer.clone();
@@ -898,20 +939,20 @@ fn close_within(producer: &Producer, timeout: Duration) -> Result<(), Error> {
 
 #[test]
 fn close_timeout_returns_in_time_when_the_stalled_brokers_socket_is_full() {
-    let (healthy, healthy_topic) = tansu_with_topic("close-full-good");
+    let (healthy, healthy_topic) = shared_with_topic("close-full-good");
     let good = GoodTraffic::start(
         producer(healthy.bootstrap(), &[]),
         healthy.bootstrap(),
         &healthy_topic,
     );
 
-    let (tansu, topic) = tansu_with_topic("close-full-stalled");
-    let producer = producer(tansu.bootstrap(), &[]);
+    let (kafka, topic) = dedicated_with_topic("close-full-stalled", &[]);
+    let producer = producer(kafka.bootstrap(), &[]);
     producer
         .send(ProducerRecord::new(topic.as_str(), b"warm-up".to_vec()))
         .wait()
         .unwrap();
-    let _stopped = Stopped::stop(&tansu);
+    let _frozen = kafka.freeze(1);
 
     // 30 MB in 100 KB records: five 1 MB requests in flight are more than the loopback
     // socket buffers hold, so a write to the stopped broker blocks.

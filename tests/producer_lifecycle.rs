@@ -1,4 +1,6 @@
-//! Close, flush and completion order when callbacks and futures mix, against tansu.
+//! Close, flush and completion order when callbacks and futures mix, against Kafka: this
+//! test binary's shared single node (or the cluster `KAFKA_BOOTSTRAP_SERVERS` names), and a
+//! dedicated single node for the test that stalls its broker.
 
 mod common;
 
@@ -6,7 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{read_back, unique_topic, Stopped, Tansu};
+use common::kafka::KafkaCluster;
+use common::{brokers, read_back, unique_topic};
 use kafka_producer::{Error, Producer, ProducerRecord};
 
 fn producer(bootstrap: &str, extra: &[(&str, &str)]) -> Producer {
@@ -17,10 +20,10 @@ fn producer(bootstrap: &str, extra: &[(&str, &str)]) -> Producer {
 
 #[test]
 fn a_future_never_resolves_before_the_callbacks_of_earlier_records() {
-    let tansu = Tansu::start();
+    let brokers = brokers();
     let topic = unique_topic("order-mix");
-    tansu.create_topic(&topic, 1);
-    let p = producer(tansu.bootstrap(), &[("linger.ms", "0")]);
+    brokers.create_topic(&topic, 1);
+    let p = producer(brokers.bootstrap(), &[("linger.ms", "0")]);
     let ran = Arc::new(AtomicUsize::new(0));
     for i in 0..300 {
         let r = Arc::clone(&ran);
@@ -51,10 +54,10 @@ fn a_future_never_resolves_before_the_callbacks_of_earlier_records() {
 
 #[test]
 fn flush_and_waits_inside_a_callback_fail_instead_of_deadlocking() {
-    let tansu = Tansu::start();
+    let brokers = brokers();
     let topic = unique_topic("in-callback");
-    tansu.create_topic(&topic, 1);
-    let p = producer(tansu.bootstrap(), &[]);
+    brokers.create_topic(&topic, 1);
+    let p = producer(brokers.bootstrap(), &[]);
     let (tx, rx) = crossbeam_channel::bounded(1);
     let inner = p.clone();
     let t = topic.clone();
@@ -77,15 +80,15 @@ fn flush_and_waits_inside_a_callback_fail_instead_of_deadlocking() {
     p.flush().unwrap();
     p.close().unwrap();
     // The record sent inside the callback is still delivered.
-    assert_eq!(read_back(tansu.bootstrap(), &topic, 2).len(), 2);
+    assert_eq!(read_back(brokers.bootstrap(), &topic, 2).len(), 2);
 }
 
 #[test]
 fn close_does_not_deadlock_with_callbacks_that_send_and_flush() {
-    let tansu = Tansu::start();
+    let brokers = brokers();
     let topic = unique_topic("close-cb");
-    tansu.create_topic(&topic, 3);
-    let p = producer(tansu.bootstrap(), &[]);
+    brokers.create_topic(&topic, 3);
+    let p = producer(brokers.bootstrap(), &[]);
     let results = Arc::new(Mutex::new(Vec::new()));
     for i in 0..2_000 {
         let inner = p.clone();
@@ -127,15 +130,15 @@ fn close_does_not_deadlock_with_callbacks_that_send_and_flush() {
 
 #[test]
 fn close_timeout_gives_up_on_sends_waiting_for_metadata() {
-    let tansu = Tansu::start();
-    let p = producer(tansu.bootstrap(), &[("max.block.ms", "60000")]);
+    let brokers = brokers();
+    // Never created; the test bed's brokers do not auto-create topics.
+    let missing = unique_topic("no-such-topic");
+    let p = producer(brokers.bootstrap(), &[("max.block.ms", "60000")]);
     let waiting = {
         let p = p.clone();
         std::thread::spawn(move || {
             let start = Instant::now();
-            let res = p
-                .send(ProducerRecord::new("no-such-topic", b"x".to_vec()))
-                .wait();
+            let res = p.send(ProducerRecord::new(missing, b"x".to_vec())).wait();
             (res, start.elapsed())
         })
     };
@@ -158,12 +161,13 @@ fn close_timeout_gives_up_on_sends_waiting_for_metadata() {
 
 #[test]
 fn a_stalled_broker_fails_every_record_with_delivery_timeout_in_time() {
-    let tansu = Tansu::start();
+    // A broker of its own: stalling the shared one would stall the other tests.
+    let kafka = KafkaCluster::single();
     let topic = unique_topic("expire");
-    tansu.create_topic(&topic, 3);
+    kafka.create_topic(&topic, 3, 1, &[]);
     let delivery = Duration::from_millis(3_000);
     let p = producer(
-        tansu.bootstrap(),
+        kafka.bootstrap(),
         &[
             ("delivery.timeout.ms", "3000"),
             ("request.timeout.ms", "1000"),
@@ -173,7 +177,7 @@ fn a_stalled_broker_fails_every_record_with_delivery_timeout_in_time() {
     p.send(ProducerRecord::new(topic.clone(), b"warm-up".to_vec()))
         .wait()
         .expect("metadata and a first record before the stall");
-    let _stopped = Stopped::stop(&tansu);
+    let frozen = kafka.freeze(1);
     let (tx, rx) = crossbeam_channel::unbounded();
     let records = 2_000;
     for i in 0..records {
@@ -198,6 +202,6 @@ fn a_stalled_broker_fails_every_record_with_delivery_timeout_in_time() {
         );
     }
     assert_eq!(p.metrics().buffer_bytes_in_use, 0, "memory returns to 0");
-    drop(_stopped);
+    frozen.thaw();
     p.close_timeout(Duration::from_secs(5)).unwrap();
 }

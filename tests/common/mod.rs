@@ -5,12 +5,11 @@
 //!   binary ([`kafka::shared`], or the cluster `KAFKA_BOOTSTRAP_SERVERS` names, through
 //!   [`brokers`]), dedicated single nodes, and the 3-node cluster of the failover tests; the
 //!   Java consumer and producer as independent peers.
-//! - [`Tansu`]: a tansu 0.6 broker process (Kafka-compatible, written in Rust) on a free
-//!   loopback port with memory storage, killed on drop.
 //! - [`Mock`]: librdkafka's in-process mock cluster, several brokers with partition leaders
 //!   spread across them; [`mock::FaultMock`] is one that also injects errors per broker.
 //! - [`read_back`]: reads a topic with the rdkafka consumer (`check.crcs=true`) until the
-//!   expected count arrived and a quiet period brings no more, so duplicates are seen too.
+//!   expected count arrived and a quiet period brings no more, so duplicates are seen too;
+//!   [`read_with_both`] also reads it with the Java consumer and compares the two.
 //!
 //! `KAFKA_BOOTSTRAP_SERVERS`, when set, names a real cluster for the broker-agnostic tests
 //! ([`external_bootstrap`]).
@@ -22,12 +21,8 @@ pub mod mock;
 pub mod proxy;
 pub mod workload;
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kafka_producer::net::{BlockingClient, ConnectionConfig};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers as _, Message};
 use rdkafka::mocking::MockCluster;
@@ -116,168 +111,6 @@ pub fn unique_topic(prefix: &str) -> String {
     )
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind an ephemeral port")
-        .port()
-}
-
-/// Where the tansu binary is: `$TANSU`, else `tansu` on PATH, else `~/.cargo/bin/tansu`.
-fn tansu_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("TANSU") {
-        return PathBuf::from(p);
-    }
-    let on_path = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("tansu"))
-            .find(|p| p.is_file())
-    });
-    if let Some(p) = on_path {
-        return p;
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_default();
-    let cargo_bin = home.join(".cargo/bin/tansu");
-    assert!(
-        cargo_bin.is_file(),
-        "the tansu broker is not installed: run scripts/test, or \
-         cargo install tansu --locked --version 0.6.0 --features dynostore,libsql"
-    );
-    cargo_bin
-}
-
-/// A tansu broker process on a free loopback port with memory storage; killed on drop.
-///
-/// Quirks of tansu 0.6 that tests must not trip over (DESIGN.md §5): it answers acks=0
-/// produce requests, accepts produce to missing partitions, reports wrong high watermarks
-/// (so [`read_back`] reads from offset 0 and counts instead), and is a single node (111)
-/// leading every partition.
-#[derive(Debug)]
-pub struct Tansu {
-    child: Child,
-    port: u16,
-    bootstrap: String,
-}
-
-impl Tansu {
-    /// Starts a broker and waits until it answers ApiVersions.
-    pub fn start() -> Tansu {
-        let bin = tansu_binary();
-        for _attempt in 0..3 {
-            let port = free_port();
-            let url = format!("tcp://127.0.0.1:{port}");
-            let child = Command::new(&bin)
-                .args(["broker", "--listener-url", &url])
-                .args(["--advertised-listener-url", &url])
-                .args(["--storage-engine", "memory://tansu/"])
-                .env("RUST_LOG", "error")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn tansu");
-            let mut tansu = Tansu {
-                child,
-                port,
-                bootstrap: format!("127.0.0.1:{port}"),
-            };
-            if tansu.wait_ready(Duration::from_secs(30)) {
-                return tansu;
-            }
-            // Port taken between our probe and tansu's bind, or a slow start: try again.
-        }
-        panic!("tansu did not start answering ApiVersions");
-    }
-
-    fn wait_ready(&mut self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let config = ConnectionConfig {
-            setup_timeout: Duration::from_secs(2),
-            ..ConnectionConfig::default()
-        };
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return false;
-            }
-            if BlockingClient::connect(&self.bootstrap, &config).is_ok() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        false
-    }
-
-    /// The `host:port` to bootstrap from.
-    pub fn bootstrap(&self) -> &str {
-        &self.bootstrap
-    }
-
-    /// The broker's process id (to stop and continue it).
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Creates `topic` with `partitions` partitions and waits until metadata shows them all.
-    pub fn create_topic(&self, topic: &str, partitions: i32) {
-        let status = Command::new(tansu_binary())
-            .args(["topic", "create", topic])
-            .args(["--broker", &format!("tcp://127.0.0.1:{}", self.port)])
-            .args(["--partitions", &partitions.to_string()])
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::null())
-            .status()
-            .expect("run tansu topic create");
-        assert!(
-            status.success(),
-            "tansu topic create {topic} failed: {status}"
-        );
-        wait_for_partitions(&self.bootstrap, topic, partitions as usize);
-    }
-
-    /// Kills the broker now (tests of broken connections).
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Tansu {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// A tansu process stopped with SIGSTOP (a stalled broker) until drop, which sends
-/// SIGCONT, so a failing test never leaves the broker stopped.
-#[derive(Debug)]
-pub struct Stopped {
-    pid: u32,
-}
-
-impl Stopped {
-    /// Stops `tansu` now.
-    pub fn stop(tansu: &Tansu) -> Stopped {
-        let pid = tansu.pid();
-        signal("-STOP", pid);
-        Stopped { pid }
-    }
-}
-
-impl Drop for Stopped {
-    fn drop(&mut self) {
-        signal("-CONT", self.pid);
-    }
-}
-
-fn signal(sig: &str, pid: u32) {
-    let status = Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill {sig} {pid} failed: {status}");
-}
 
 /// librdkafka's in-process mock cluster.
 pub struct Mock {
@@ -397,8 +230,8 @@ fn wait_for_partitions(bootstrap: &str, topic: &str, partitions: usize) {
 /// (`check.crcs=true`) until at least `expected` records arrived and one more second brings
 /// no more; returns them in (partition, offset) order. Panics after 60 s without `expected`.
 ///
-/// Reading from offset 0 rather than trusting watermarks works around tansu's wrong high
-/// watermarks; the quiet period lets duplicates show up.
+/// Reading from offset 0 and counting, rather than trusting watermarks, works on any
+/// broker (tansu reported wrong high watermarks); the quiet period lets duplicates show up.
 pub fn read_back(bootstrap: &str, topic: &str, expected: usize) -> Vec<ReadRecord> {
     let out = read_back_within(bootstrap, topic, expected, Duration::from_secs(60));
     assert!(
@@ -472,6 +305,47 @@ pub fn read_back_within(
     }
     out.sort_by_key(|r| (r.partition, r.offset));
     out
+}
+
+/// Reads `topic` with both independent readers at once, the rdkafka consumer
+/// ([`read_back`]) and the Java consumer ([`kafka::java_read`]), asserts that they saw
+/// exactly the same records (partition, offset, key, value, headers, timestamp), and
+/// returns them in (partition, offset) order.
+pub fn read_with_both(bootstrap: &str, topic: &str, expected: usize) -> Vec<ReadRecord> {
+    let (rdkafka, java) = std::thread::scope(|s| {
+        let java = s.spawn(|| {
+            let patience = Duration::from_secs(120);
+            let dist = kafka::distribution();
+            kafka::java_read(
+                dist,
+                bootstrap,
+                topic,
+                expected,
+                patience,
+                "read_uncommitted",
+            )
+        });
+        let rdkafka = read_back(bootstrap, topic, expected);
+        (rdkafka, java.join().expect("the Java reader thread"))
+    });
+    assert_same_records(&rdkafka, &java, topic);
+    rdkafka
+}
+
+/// The rdkafka and the Java consumer read the same records; else names the first that
+/// differs (whole logs would drown the message).
+pub fn assert_same_records(rdkafka: &[ReadRecord], java: &[ReadRecord], topic: &str) {
+    let differs = (0..rdkafka.len().max(java.len())).find(|&i| rdkafka.get(i) != java.get(i));
+    if let Some(i) = differs {
+        panic!(
+            "{topic}: the readers disagree at record {i} of {} (rdkafka) / {} (Java):\n\
+             rdkafka: {:?}\nJava:    {:?}",
+            rdkafka.len(),
+            java.len(),
+            rdkafka.get(i),
+            java.get(i)
+        );
+    }
 }
 
 /// Reads every topic of `ledgers` back (waiting up to 120 s for each topic's acknowledged

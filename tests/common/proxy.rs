@@ -3,7 +3,7 @@
 //! answer, delayed responses, truncated response frames, a blackhole, and record batches
 //! corrupted on their way to the broker.
 //!
-//! One [`Proxy`] stands in front of one single-broker upstream (tansu). It listens on
+//! One [`Proxy`] stands in front of one single-broker upstream (a Kafka node). It listens on
 //! 127.0.0.1:0 and forwards each client connection to the upstream, frame by frame (Kafka's
 //! 4-byte size prefix). Metadata responses name the upstream's real address, so the proxy
 //! rewrites every broker's host and port to its own: a producer bootstrapped through the
