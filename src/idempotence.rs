@@ -19,11 +19,31 @@
 //!   A batch that already has a sequence (a retry) is sent only when it is the partition's
 //!   oldest unresolved batch and nothing of the partition is in flight: during recovery a
 //!   partition has one request in flight, so the broker sees sequences in order again.
+//! - Two conditions hold new batches of a partition back (Kafka's side makes both needed):
+//!   - Until the broker acknowledged a batch of the partition under the current producer id
+//!     and epoch, the partition has one batch in flight. A broker with no state for the
+//!     producer on a partition accepts any first sequence (KIP-360), so a second batch
+//!     arriving after a first one refused retriably (NOT_LEADER_OR_FOLLOWER while a new
+//!     partition's leader starts) would be written ahead of it.
+//!   - While a batch whose fate is unknown is unresolved, only retries go. Its fate is
+//!     unknown when its request was lost with the connection or timed out, and when the
+//!     broker answered it with a retriable error: some of those come after the append
+//!     (NOT_ENOUGH_REPLICAS_AFTER_APPEND, REQUEST_TIMED_OUT waiting for replicas), and
+//!     none promises that nothing was written. Kafka deduplicates a
+//!     retry only against the last five batches it wrote for the producer and partition;
+//!     new batches written behind an unresolved one could push it out of that window, and
+//!     its retry would then be refused OUT_OF_ORDER_SEQUENCE_NUMBER instead of being
+//!     recognised as a duplicate.
 //! - DUPLICATE_SEQUENCE_NUMBER means the broker already holds the batch: success.
 //! - OUT_OF_ORDER_SEQUENCE_NUMBER / UNKNOWN_PRODUCER_ID / INVALID_PRODUCER_EPOCH on a batch
 //!   that is *not* the partition's oldest unresolved one means an earlier batch failed or
-//!   is being retried: retry it as it is. On the oldest one, the broker holds nothing of the
-//!   partition past the last acknowledged sequence: the partition is *reset*. A reset asks
+//!   is being retried: retry it as it is. On the oldest one, two cases cannot be resent
+//!   without risking a duplicate or a reordering, and fail with the broker's error instead
+//!   (Java fails them too, after retrying until delivery.timeout.ms): a batch whose fate is
+//!   unknown (it may be in the log, beyond what the broker still deduplicates), and a batch
+//!   behind which a later batch of the partition was acknowledged (the broker skipped its
+//!   sequences). Otherwise the broker holds nothing of the partition past the last
+//!   acknowledged sequence: the partition is *reset*. A reset asks
 //!   for a new epoch (InitProducerId with the current id and epoch, KIP-360) and, once the
 //!   partition has nothing in flight, restarts its sequences at 0 under the new epoch; every
 //!   batch of the partition still unacknowledged is then sequenced again, in queue order.
@@ -37,7 +57,7 @@
 //!   (their old-epoch retries must keep their bytes).
 //! - Fatal errors (authorization, unsupported version, fenced) end the producer.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::error::{Error, ErrorCode};
 use crate::record::TopicPartition;
@@ -92,6 +112,13 @@ struct PartitionSequences {
     unresolved: BTreeMap<u64, (i32, i32)>,
     /// Restart at sequence 0 under a newer epoch once nothing is in flight.
     reset: bool,
+    /// Unresolved batches whose last send has no answer (lost connection, request timeout):
+    /// they may be in the log. New batches wait while there are any.
+    unknown_fate: BTreeSet<u64>,
+    /// The broker acknowledged a batch of the partition under `owner`.
+    acked_any: bool,
+    /// The newest queue position acknowledged under `owner`.
+    last_acked: Option<u64>,
 }
 
 /// The idempotent producer's state. See the module docs.
@@ -228,8 +255,15 @@ impl Idempotence {
             if !p.unresolved.is_empty() {
                 return Drain::Wait; // old-epoch batches first
             }
-            p.owner = Some(current);
-            p.next_sequence = 0;
+            *p = PartitionSequences {
+                owner: Some(current),
+                ..PartitionSequences::default()
+            };
+        }
+        if !p.unknown_fate.is_empty() || (!p.acked_any && !p.unresolved.is_empty()) {
+            // See the module docs: retries of unknown fate first; one batch until the
+            // broker knows the producer on this partition.
+            return Drain::Wait;
         }
         let state = ProducerState {
             producer_id: current.id,
@@ -246,6 +280,19 @@ impl Idempotence {
     pub fn acked(&mut self, tp: &TopicPartition, position: u64, state: ProducerState) {
         if let Some(p) = self.owned(tp, state) {
             p.unresolved.remove(&position);
+            p.unknown_fate.remove(&position);
+            p.acked_any = true;
+            p.last_acked = p.last_acked.max(Some(position));
+        }
+    }
+
+    /// The batch's request got no answer (its connection was lost, or it timed out): the
+    /// broker may have written it.
+    pub fn fate_unknown(&mut self, tp: &TopicPartition, position: u64, state: ProducerState) {
+        if let Some(p) = self.owned(tp, state) {
+            if p.unresolved.contains_key(&position) {
+                p.unknown_fate.insert(position);
+            }
         }
     }
 
@@ -272,23 +319,49 @@ impl Idempotence {
                 | ErrorCode::InvalidProducerEpoch
         );
         if !sequence_error {
-            return if code.is_retriable() {
-                Verdict::Retry
-            } else {
-                Verdict::Fail
-            };
+            if !code.is_retriable() {
+                return Verdict::Fail;
+            }
+            // Some retriable answers come after the leader appended the batch
+            // (NOT_ENOUGH_REPLICAS_AFTER_APPEND, REQUEST_TIMED_OUT waiting for replicas, a
+            // storage error half-way); none promises that nothing was written. So the retry
+            // must still meet its first write within Kafka's deduplication window.
+            self.fate_unknown(tp, position, state);
+            return Verdict::Retry;
         }
         let Some(p) = self.owned(tp, state) else {
             return Verdict::Retry; // an old epoch's batch: it gets a new sequence
         };
-        if p.unresolved.keys().next() == Some(&position) {
-            log::info!(
-                "{tp}: {} on the oldest unacknowledged batch; resetting",
-                code.name()
-            );
-            p.reset = true;
-            self.bump_needed = true;
+        if p.unresolved.keys().next() != Some(&position) {
+            return Verdict::Retry;
         }
+        let maybe_written = p.unknown_fate.contains(&position);
+        let passed = p.last_acked.is_some_and(|acked| acked > position);
+        if maybe_written || passed {
+            // Resending could write it twice (it may be in the log already, past what the
+            // broker deduplicates) or after later records (the broker took those first). The
+            // broker has moved past its sequences either way, so the partition goes on
+            // without a reset.
+            log::warn!(
+                "{tp}: {} on the oldest unacknowledged batch, which {}; failing it rather \
+                 than resending it",
+                code.name(),
+                if maybe_written {
+                    "may have been written already"
+                } else {
+                    "a later acknowledged batch passed"
+                }
+            );
+            p.unresolved.remove(&position);
+            p.unknown_fate.remove(&position);
+            return Verdict::Fail;
+        }
+        log::info!(
+            "{tp}: {} on the oldest unacknowledged batch; resetting",
+            code.name()
+        );
+        p.reset = true;
+        self.bump_needed = true;
         Verdict::Retry
     }
 
@@ -307,6 +380,7 @@ impl Idempotence {
         if p.unresolved.remove(&position).is_none() {
             return;
         }
+        p.unknown_fate.remove(&position);
         let [(first, first_count), (second, second_count)] = halves;
         p.unresolved
             .insert(first, (state.base_sequence, first_count));
@@ -329,6 +403,7 @@ impl Idempotence {
         let Some((base, count)) = p.unresolved.remove(&position) else {
             return;
         };
+        p.unknown_fate.remove(&position);
         if !not_written {
             return;
         }
@@ -436,59 +511,164 @@ mod tests {
         ErrorCode::from_code(decoded.responses[0].partitions[0].error_code)
     }
 
+    /// A partition whose first batch (position 0, one record) the broker acknowledged.
+    fn known(i: &mut Idempotence, p: i32) -> ProducerState {
+        let w = sent(i.drain(&tp(p), 0, None, 1, 0));
+        i.acked(&tp(p), 0, w);
+        w
+    }
+
     #[test]
     fn sequences_are_assigned_at_drain_per_partition_and_kept_on_retry() {
         let mut i = ready(7, 0);
-        let a = sent(i.drain(&tp(0), 0, None, 3, 0));
-        let b = sent(i.drain(&tp(0), 1, None, 2, 1));
+        let w = sent(i.drain(&tp(0), 0, None, 1, 0));
+        assert_eq!(
+            i.drain(&tp(0), 1, None, 3, 1),
+            Drain::Wait,
+            "one batch in flight until the broker acknowledged one"
+        );
+        i.acked(&tp(0), 0, w);
+        let a = sent(i.drain(&tp(0), 1, None, 3, 0));
+        let b = sent(i.drain(&tp(0), 2, None, 2, 1));
         let c = sent(i.drain(&tp(1), 0, None, 5, 0));
         assert_eq!(
             (a.base_sequence, b.base_sequence, c.base_sequence),
-            (0, 3, 0)
+            (1, 4, 0)
         );
         assert_eq!((a.producer_id, a.producer_epoch), (7, 0));
         // b's request was lost with the connection: while a is unresolved b waits, ...
-        assert_eq!(i.drain(&tp(0), 1, Some(b), 2, 0), Drain::Wait);
+        assert_eq!(i.drain(&tp(0), 2, Some(b), 2, 0), Drain::Wait);
         // ... a retries byte for byte once nothing is in flight, then b.
-        assert_eq!(i.drain(&tp(0), 0, Some(a), 3, 1), Drain::Wait);
-        assert_eq!(i.drain(&tp(0), 0, Some(a), 3, 0), Drain::Send(a));
-        i.acked(&tp(0), 0, a);
-        assert_eq!(i.drain(&tp(0), 1, Some(b), 2, 0), Drain::Send(b));
-        i.acked(&tp(0), 1, b);
-        let d = sent(i.drain(&tp(0), 2, None, 1, 0));
-        assert_eq!(d.base_sequence, 5);
+        assert_eq!(i.drain(&tp(0), 1, Some(a), 3, 1), Drain::Wait);
+        assert_eq!(i.drain(&tp(0), 1, Some(a), 3, 0), Drain::Send(a));
+        i.acked(&tp(0), 1, a);
+        assert_eq!(i.drain(&tp(0), 2, Some(b), 2, 0), Drain::Send(b));
+        i.acked(&tp(0), 2, b);
+        let d = sent(i.drain(&tp(0), 3, None, 1, 0));
+        assert_eq!(d.base_sequence, 6);
     }
 
     #[test]
     fn duplicate_is_success_and_sequence_errors_behind_a_failed_batch_retry() {
         let mut i = ready(7, 0);
-        let a = sent(i.drain(&tp(0), 0, None, 1, 0));
-        let b = sent(i.drain(&tp(0), 1, None, 1, 1));
+        known(&mut i, 0);
+        let a = sent(i.drain(&tp(0), 1, None, 1, 0));
+        let b = sent(i.drain(&tp(0), 2, None, 1, 1));
         // a failed retriably (its answer NOT_LEADER), b came back OUT_OF_ORDER: b is not
         // the oldest, so it is simply retried, and no reset happens.
         let code = decoded_error(ErrorCode::NotLeaderOrFollower);
-        assert!(matches!(i.on_error(&tp(0), 0, a, code), Verdict::Retry));
+        assert!(matches!(i.on_error(&tp(0), 1, a, code), Verdict::Retry));
         let code = decoded_error(ErrorCode::OutOfOrderSequenceNumber);
-        assert!(matches!(i.on_error(&tp(0), 1, b, code), Verdict::Retry));
+        assert!(matches!(i.on_error(&tp(0), 2, b, code), Verdict::Retry));
         assert!(!i.needs_producer_id());
         // a is resent and answered DUPLICATE_SEQUENCE_NUMBER (the sender treats it as
         // success and calls `acked`); then b goes with its original sequence.
-        assert_eq!(i.drain(&tp(0), 0, Some(a), 1, 0), Drain::Send(a));
+        assert_eq!(i.drain(&tp(0), 1, Some(a), 1, 0), Drain::Send(a));
         assert_eq!(
             decoded_error(ErrorCode::DuplicateSequenceNumber),
             ErrorCode::DuplicateSequenceNumber
         );
-        i.acked(&tp(0), 0, a);
-        assert_eq!(i.drain(&tp(0), 1, Some(b), 1, 0), Drain::Send(b));
+        i.acked(&tp(0), 1, a);
+        assert_eq!(i.drain(&tp(0), 2, Some(b), 1, 0), Drain::Send(b));
+    }
+
+    #[test]
+    fn new_batches_wait_while_a_batch_that_may_be_written_is_unresolved() {
+        let mut i = ready(7, 0);
+        known(&mut i, 0);
+        let a = sent(i.drain(&tp(0), 1, None, 2, 0));
+        let b = sent(i.drain(&tp(0), 2, None, 2, 1));
+        // The connection dropped with both in flight: either may be in the log.
+        i.fate_unknown(&tp(0), 2, b);
+        i.fate_unknown(&tp(0), 1, a);
+        assert_eq!(i.drain(&tp(0), 3, None, 1, 0), Drain::Wait, "no new batch");
+        assert_eq!(i.drain(&tp(0), 1, Some(a), 2, 0), Drain::Send(a));
+        // a's retry is answered (a duplicate: success); b still may be written.
+        i.acked(&tp(0), 1, a);
+        assert_eq!(
+            i.drain(&tp(0), 3, None, 1, 0),
+            Drain::Wait,
+            "b is unresolved"
+        );
+        assert_eq!(i.drain(&tp(0), 2, Some(b), 2, 0), Drain::Send(b));
+        i.acked(&tp(0), 2, b);
+        assert_eq!(sent(i.drain(&tp(0), 3, None, 1, 0)), state(7, 0, 5));
+    }
+
+    #[test]
+    fn a_retriable_error_answer_counts_as_maybe_written() {
+        let mut i = ready(7, 0);
+        known(&mut i, 0);
+        for code in [
+            ErrorCode::NotEnoughReplicasAfterAppend,
+            ErrorCode::RequestTimedOut,
+            ErrorCode::NotLeaderOrFollower,
+        ] {
+            let a = sent(i.drain(&tp(0), 1, None, 1, 0));
+            assert!(matches!(
+                i.on_error(&tp(0), 1, a, decoded_error(code)),
+                Verdict::Retry
+            ));
+            assert_eq!(i.drain(&tp(0), 2, None, 1, 0), Drain::Wait, "{code:?}");
+            assert_eq!(i.drain(&tp(0), 1, Some(a), 1, 0), Drain::Send(a));
+            i.acked(&tp(0), 1, a);
+        }
+        // A sequence error is a refusal: the batch behind it is not held for it.
+        let a = sent(i.drain(&tp(0), 1, None, 1, 0));
+        let b = sent(i.drain(&tp(0), 2, None, 1, 1));
+        let code = decoded_error(ErrorCode::OutOfOrderSequenceNumber);
+        assert!(matches!(i.on_error(&tp(0), 2, b, code), Verdict::Retry));
+        i.acked(&tp(0), 1, a);
+        assert_eq!(i.drain(&tp(0), 2, Some(b), 1, 0), Drain::Send(b));
+        i.acked(&tp(0), 2, b);
+        assert_ne!(i.drain(&tp(0), 3, None, 1, 0), Drain::Wait);
+    }
+
+    #[test]
+    fn an_oldest_batch_that_may_be_written_fails_on_out_of_order_instead_of_being_written_again() {
+        let mut i = ready(7, 0);
+        known(&mut i, 0);
+        let a = sent(i.drain(&tp(0), 1, None, 2, 0));
+        i.fate_unknown(&tp(0), 1, a);
+        assert_eq!(i.drain(&tp(0), 1, Some(a), 2, 0), Drain::Send(a));
+        // Kafka no longer deduplicates it: its retry is refused OUT_OF_ORDER. Resending it
+        // under a new epoch could write it twice: it fails, and nothing is reset.
+        let code = decoded_error(ErrorCode::OutOfOrderSequenceNumber);
+        assert!(matches!(i.on_error(&tp(0), 1, a, code), Verdict::Fail));
+        assert!(!i.needs_producer_id(), "no reset");
+        i.gave_up(&tp(0), 1, a, true);
+        assert!(!i.needs_producer_id(), "no reset");
+        assert_eq!(sent(i.drain(&tp(0), 2, None, 1, 0)), state(7, 0, 3));
+    }
+
+    #[test]
+    fn an_oldest_batch_passed_by_an_acknowledged_later_one_fails_instead_of_landing_behind_it() {
+        let mut i = ready(7, 0);
+        known(&mut i, 0);
+        let a = sent(i.drain(&tp(0), 1, None, 2, 0));
+        let b = sent(i.drain(&tp(0), 2, None, 2, 1));
+        // a was refused (NOT_LEADER), b written: a broker that had lost the producer's
+        // state took b's sequence as its first. a's retry then is OUT_OF_ORDER.
+        let code = decoded_error(ErrorCode::NotLeaderOrFollower);
+        assert!(matches!(i.on_error(&tp(0), 1, a, code), Verdict::Retry));
+        i.acked(&tp(0), 2, b);
+        assert_eq!(i.drain(&tp(0), 1, Some(a), 2, 0), Drain::Send(a));
+        let code = decoded_error(ErrorCode::OutOfOrderSequenceNumber);
+        assert!(matches!(i.on_error(&tp(0), 1, a, code), Verdict::Fail));
+        assert!(
+            !i.needs_producer_id(),
+            "no reset: the broker is past a's sequences"
+        );
+        assert_eq!(sent(i.drain(&tp(0), 3, None, 1, 0)), state(7, 0, 5));
     }
 
     #[test]
     fn out_of_order_on_the_oldest_batch_bumps_the_epoch_and_resequences_the_partition() {
         let mut i = ready(7, 0);
         let a = sent(i.drain(&tp(0), 0, None, 2, 0));
-        let b = sent(i.drain(&tp(0), 1, None, 2, 1));
-        let other = sent(i.drain(&tp(1), 0, None, 4, 0));
         i.acked(&tp(0), 0, a);
+        let b = sent(i.drain(&tp(0), 1, None, 2, 0));
+        let other = sent(i.drain(&tp(1), 0, None, 4, 0));
         let code = decoded_error(ErrorCode::OutOfOrderSequenceNumber);
         assert!(matches!(i.on_error(&tp(0), 1, b, code), Verdict::Retry));
         assert!(i.needs_producer_id(), "a reset asks for a new epoch");
@@ -502,7 +682,13 @@ mod tests {
         assert_eq!(i.drain(&tp(0), 1, Some(b), 2, 1), Drain::Wait, "in flight");
         let b2 = sent(i.drain(&tp(0), 1, Some(b), 2, 0));
         assert_eq!(b2, state(7, 1, 0), "b restarts the partition at sequence 0");
-        let c = sent(i.drain(&tp(0), 2, None, 1, 1));
+        assert_eq!(
+            i.drain(&tp(0), 2, None, 1, 1),
+            Drain::Wait,
+            "alone until the new epoch's first acknowledgement"
+        );
+        i.acked(&tp(0), 1, b2);
+        let c = sent(i.drain(&tp(0), 2, None, 1, 0));
         assert_eq!(c, state(7, 1, 2));
         // Partition 1 keeps epoch 0 while its batch is unresolved (a retry keeps its
         // bytes), new batches wait; then it moves to epoch 1 at sequence 0.
@@ -526,22 +712,26 @@ mod tests {
     #[test]
     fn a_batch_failed_for_good_reuses_or_resets_sequences() {
         let mut i = ready(1, 0);
+        known(&mut i, 0);
         // The newest batch fails with a non-retriable answer: its sequences are reused.
-        let a = sent(i.drain(&tp(0), 0, None, 3, 0));
+        let a = sent(i.drain(&tp(0), 1, None, 3, 0));
         let code = decoded_error(ErrorCode::PolicyViolation);
-        assert!(matches!(i.on_error(&tp(0), 0, a, code), Verdict::Fail));
-        i.gave_up(&tp(0), 0, a, true);
+        assert!(matches!(i.on_error(&tp(0), 1, a, code), Verdict::Fail));
+        i.gave_up(&tp(0), 1, a, true);
         assert!(!i.needs_producer_id());
-        assert_eq!(sent(i.drain(&tp(0), 1, None, 1, 0)), state(1, 0, 0));
+        let b = sent(i.drain(&tp(0), 2, None, 1, 0));
+        assert_eq!(b, state(1, 0, 1));
         // A failure with a later batch in flight leaves a gap: reset.
-        let c = sent(i.drain(&tp(0), 2, None, 1, 1));
-        i.gave_up(&tp(0), 1, state(1, 0, 0), true);
+        let c = sent(i.drain(&tp(0), 3, None, 1, 1));
+        i.gave_up(&tp(0), 2, b, true);
         assert!(i.needs_producer_id());
         i.producer_id_received(1, 1);
-        assert_eq!(sent(i.drain(&tp(0), 2, Some(c), 1, 0)), state(1, 1, 0));
+        let c2 = sent(i.drain(&tp(0), 3, Some(c), 1, 0));
+        assert_eq!(c2, state(1, 1, 0));
+        i.acked(&tp(0), 3, c2);
         // Unknown fate (lost connection, out of time): no reset; the broker decides.
-        let d = sent(i.drain(&tp(0), 3, None, 1, 0));
-        i.gave_up(&tp(0), 3, d, false);
+        let d = sent(i.drain(&tp(0), 4, None, 1, 0));
+        i.gave_up(&tp(0), 4, d, false);
         assert!(!i.needs_producer_id());
     }
 
@@ -576,15 +766,16 @@ mod tests {
     #[test]
     fn the_halves_of_a_split_batch_take_over_its_sequence_range() {
         let mut i = ready(4, 2);
-        let a = sent(i.drain(&tp(0), 0, None, 10, 0));
+        known(&mut i, 0);
+        let a = sent(i.drain(&tp(0), 1, None, 10, 0));
         let b = sent(i.drain(&tp(0), 100, None, 5, 1));
-        assert_eq!(b.base_sequence, 10);
-        // a was refused as too large: its halves (positions 0 and 50) go first, in order.
-        i.split(&tp(0), 0, a, [(0, 5), (50, 5)]);
-        let second = state(4, 2, 5);
+        assert_eq!(b.base_sequence, 11);
+        // a was refused as too large: its halves (positions 1 and 50) go first, in order.
+        i.split(&tp(0), 1, a, [(1, 5), (50, 5)]);
+        let second = state(4, 2, 6);
         assert_eq!(i.drain(&tp(0), 50, Some(second), 5, 0), Drain::Wait);
-        assert_eq!(i.drain(&tp(0), 0, Some(a), 5, 0), Drain::Send(a));
-        i.acked(&tp(0), 0, a);
+        assert_eq!(i.drain(&tp(0), 1, Some(a), 5, 0), Drain::Send(a));
+        i.acked(&tp(0), 1, a);
         assert_eq!(i.drain(&tp(0), 50, Some(second), 5, 0), Drain::Send(second));
         i.acked(&tp(0), 50, second);
         assert_eq!(i.drain(&tp(0), 100, Some(b), 5, 0), Drain::Send(b));

@@ -378,7 +378,6 @@ fn scenario_3_retriable_errors_with_requests_pipelined_on_kafka() {
 /// `a_written_batch_is_not_written_again_when_its_retry_falls_out_of_kafkas_dedupe_window`
 /// in `faults.rs`).
 #[test]
-#[ignore = "producer bug on Kafka: reorders or duplicates records (fixed next)"]
 fn scenario_3_written_but_reported_failed_completes_in_send_order() {
     retriable_errors_on_kafka("retriable-written", true);
 }
@@ -866,7 +865,6 @@ fn scenario_8_soak_on_the_mock_cluster() {
 /// within delivery.timeout.ms (a short 7). Nothing fails; everything is read back once, in
 /// order.
 #[test]
-#[ignore = "producer bug on Kafka: reorders or duplicates records (fixed next)"]
 fn scenario_8_soak_through_the_proxy_on_kafka() {
     let name = "soak-proxy";
     let soak = soak_duration();

@@ -642,7 +642,6 @@ fn message_too_large_splits_keep_order_with_requests_pipelined_on_kafka() {
 /// batch is retried after a retriable error (the proxy's scenario 3 met it on Kafka): the
 /// retry is written behind the batches Kafka accepted in its place.
 #[test]
-#[ignore = "producer bug on Kafka: reorders or duplicates records (fixed next)"]
 fn a_partitions_refused_first_batch_never_lands_behind_its_later_batches() {
     const RECORDS: usize = 200;
     let kafka = kafka::shared();
@@ -713,7 +712,6 @@ fn a_partitions_refused_first_batch_never_lands_behind_its_later_batches() {
 /// the log twice. Whether such a batch was written is unknown to the producer; it must not
 /// write it again (Java fails it).
 #[test]
-#[ignore = "producer bug on Kafka: reorders or duplicates records (fixed next)"]
 fn a_written_batch_is_not_written_again_when_its_retry_falls_out_of_kafkas_dedupe_window() {
     const RECORDS: usize = 20_000;
     let kafka = kafka::shared();

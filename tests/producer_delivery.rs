@@ -335,7 +335,6 @@ fn every_record_is_read_back_once_in_send_order_on_the_mock_cluster() {
 /// failing now and then, "record 0/2 follows 0/997"; this test showed it in most rounds).
 /// Now a partition's first batch travels alone until Kafka acknowledged it.
 #[test]
-#[ignore = "producer bug on Kafka: reorders or duplicates records (fixed next)"]
 fn records_keep_send_order_when_new_partitions_refuse_the_first_batches() {
     const PARTITIONS: i32 = 300;
     let cluster = kafka::KafkaCluster::single();

@@ -311,12 +311,22 @@ impl Sender {
         for key in lost {
             if let Some(request) = self.in_flight.remove(&key) {
                 self.request_done(&request, now);
-                for b in request.batches.into_iter().rev() {
-                    self.fail_or_retry(b, error.clone(), now);
-                }
+                self.unanswered(request.batches, error, now);
             }
         }
         self.core.metadata.request_update();
+    }
+
+    /// Batches of a request that got no usable answer: the broker may have written them
+    /// (the idempotence bookkeeping is told so), and they are retried or failed, newest
+    /// first so that retries go back to their queue in order.
+    fn unanswered(&mut self, batches: Vec<ProducerBatch>, error: &Error, now: Instant) {
+        for b in batches.into_iter().rev() {
+            if let (Some(idem), Some(state)) = (self.idempotence.as_mut(), sequenced(&b)) {
+                idem.fate_unknown(&b.tp, b.seq, state);
+            }
+            self.fail_or_retry(b, error.clone(), now);
+        }
     }
 
     /// Requests past request.timeout.ms close their connection, as in Java: the broker may

@@ -280,9 +280,7 @@ impl Sender {
                     broker: format!("node {}", request.node),
                     reason,
                 };
-                for batch in request.batches.into_iter().rev() {
-                    self.fail_or_retry(batch, error.clone(), now);
-                }
+                self.unanswered(request.batches, &error, now);
                 return;
             }
         };
