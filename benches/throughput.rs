@@ -4,23 +4,30 @@
 //! ```text
 //! cargo bench --bench throughput                     # full: 1-2 minutes on 2 cores
 //! BENCH_QUICK=1 cargo bench --bench throughput       # a quarter of the records: < 1 minute
-//! BENCH_SMOKE=1 cargo bench --bench throughput       # a few seconds: delivery only
+//! BENCH_SMOKE=1 cargo bench --bench throughput       # 15-20 s: delivery only
 //! cargo test --bench throughput                      # the smoke run, in the test profile
 //! ```
 //!
 //! Environment:
-//! - `KAFKA_BOOTSTRAP_SERVERS`: use that cluster instead of starting tansu (a fresh topic
-//!   per run is created with CreateTopics; scenario 4 is skipped there, as the bench cannot
-//!   stop an external broker).
+//! - `KAFKA_BOOTSTRAP_SERVERS`: use that cluster instead of starting a Kafka node (a fresh
+//!   topic per run is created with CreateTopics; scenario 4 is skipped there, as the bench
+//!   cannot stop an external broker).
+//! - `KAFKA_VERSION`: the Kafka version of the bench's own node (as for the tests; default
+//!   the version `scripts/kafka` pins).
 //! - `BENCH_QUICK=1`, `BENCH_SMOKE=1`: the modes above. Without `--bench` among the
 //!   arguments (as under `cargo test`) the bench runs the smoke mode, like criterion's test
 //!   mode.
 //! - `BENCH_PARTITIONS` (default 6): partitions of every topic.
-//! - `BENCH_SCENARIOS=1,3`, `BENCH_BACKENDS=broker` or `sink`: run a subset.
+//! - `BENCH_SCENARIOS=1,3`, `BENCH_BACKENDS=kafka` (or `broker`) or `sink`: run a subset.
 //!
 //! How it measures:
-//! - Every run (backend × scenario × client) gets a fresh broker (a new tansu process, or a
-//!   new sink) and a fresh topic, so no run inherits another's stored data.
+//! - The real broker is Apache Kafka: one node (KRaft, broker and controller in one JVM,
+//!   512 MiB heap, the test bed's settings; `throughput/kafka.rs`), started once for the
+//!   bench from the jars `scripts/kafka fetch` fetches (a JVM takes 5–10 s to start) and
+//!   stopped when the bench ends, also when it fails. Every run (backend × scenario ×
+//!   client) gets a fresh topic, so no run reads another's data; the sink is new for every
+//!   run. In the full and quick modes an unmeasured run warms the JVM up first, so that the
+//!   first measured run does not meet a colder broker than the others.
 //! - The client runs in a child process, this same binary re-executed with `--child`, so
 //!   that the process's CPU time (user + system) and peak RSS (`VmHWM`) are the client's
 //!   alone. The child reports them as one `RESULT key=value ...` line on stdout (see
@@ -30,7 +37,7 @@
 //!   CPU time over the same span; peak RSS is `VmHWM` at its end.
 //! - Both clients must confirm every record (callbacks for ours, delivery reports for
 //!   rdkafka); a child exits non-zero if any record failed, and the bench reports the run
-//!   as failed (in the full and quick modes it retries once on a fresh broker, and says so).
+//!   as failed (in the full and quick modes it retries once on a fresh topic, and says so).
 //!
 //! The scenarios (`throughput/scenario.rs` has the settings each client gets):
 //! 1. 100-byte values, 1 sending thread, acks=1, linger 5 ms, batch 64 KiB, no compression,
@@ -41,7 +48,7 @@
 //! 4. Stalled broker: the broker is stopped (SIGSTOP; the sink stops answering), then one
 //!    thread sends for 5 s with a 32 MiB buffer; the figure is the client's peak RSS.
 //!
-//! The run against tansu comes first, then the sink. The bench ends with the ratios
+//! The runs against Kafka come first, then the sink. The bench ends with the ratios
 //! ours / rdkafka and the targets of the issue, each marked met or missed. Targets do not
 //! affect the exit status; failed runs do.
 //!
@@ -51,24 +58,26 @@
 //!   Compare several benches before you trust a ratio near its target. Every run line
 //!   shows the load average, because other work on the machine skews everything.
 //! - CPU time comes from `/proc` in clock ticks (10 ms). The broker's CPU is shown too
-//!   (tansu's process, or this process for the sink), to tell a client-bound run from a
+//!   (the Kafka JVM, or this process for the sink), to tell a client-bound run from a
 //!   broker-bound one. The sink shares the machine's cores with the client.
 //! - Scenario 3's CPU includes the pacing thread's sleeps (one per record), the same for
 //!   both clients.
 //! - Settings are equivalent, not identical. Each client copies a record's value once: ours
 //!   gets it as a `bytes::Bytes` sharing the bench's buffer (a `Producer<Vec<u8>, Bytes>`)
 //!   and copies it into the batch; rdkafka copies it from a borrowed slice. Ours shares one
-//!   `Topic` (an `Arc<str>`) between records, as rdkafka shares its topic handle. Unkeyed records go to Java's uniform sticky partitioner
-//!   in ours and to librdkafka's sticky partitioning (`sticky.partitioning.linger.ms`,
-//!   twice linger.ms) in rdkafka. Both fill batches up to `batch.size` of uncompressed
-//!   records (Java would estimate the compressed size), so with lz4 both send batches
-//!   smaller than 64 KiB.
+//!   `Topic` (an `Arc<str>`) between records, as rdkafka shares its topic handle. Unkeyed
+//!   records go to Java's uniform sticky partitioner in ours and to librdkafka's sticky
+//!   partitioning (`sticky.partitioning.linger.ms`, twice linger.ms) in rdkafka. Both fill
+//!   batches up to `batch.size` of uncompressed records (Java would estimate the compressed
+//!   size), so with lz4 both send batches smaller than 64 KiB.
 
 // A bench's root file looks for modules beside itself; these live in `throughput/`.
 #[path = "throughput/broker.rs"]
 mod broker;
 #[path = "throughput/client.rs"]
 mod client;
+#[path = "throughput/kafka.rs"]
+mod kafka;
 #[path = "throughput/procfs.rs"]
 mod procfs;
 #[path = "throughput/scenario.rs"]
@@ -82,7 +91,7 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use broker::{Broker, Kind};
+use broker::{Broker, Kind, LocalKafka};
 use scenario::{Client, Mode, Scenario, BUFFER_MEMORY};
 
 /// The first argument of a child process.
@@ -151,15 +160,17 @@ impl Options {
         };
         let broker = match std::env::var("KAFKA_BOOTSTRAP_SERVERS") {
             Ok(servers) if !servers.trim().is_empty() => Kind::External(servers),
-            _ => Kind::Tansu,
+            _ => Kind::Kafka,
         };
         let backends = match std::env::var("BENCH_BACKENDS") {
             Ok(list) => list
                 .split(',')
                 .map(|b| match b.trim() {
-                    "broker" | "tansu" | "external" => Ok(broker.clone()),
+                    "broker" | "kafka" | "external" => Ok(broker.clone()),
                     "sink" => Ok(Kind::Sink),
-                    other => Err(format!("BENCH_BACKENDS: {other:?} is not broker or sink")),
+                    other => Err(format!(
+                        "BENCH_BACKENDS: {other:?} is not kafka (broker) or sink"
+                    )),
                 })
                 .collect::<Result<_, _>>()?,
             Err(_) => vec![broker, Kind::Sink],
@@ -214,7 +225,7 @@ struct Figures {
     cpu_s: f64,
     peak_rss_kb: u64,
     rss_before_kb: u64,
-    /// The broker's (tansu's or the sink's) CPU time over the whole child run, warm-up
+    /// The broker's (the Kafka JVM's or the sink's) CPU time over the whole child run, warm-up
     /// included; None for an external broker.
     broker_cpu_s: Option<f64>,
     close_ms: u64,
@@ -320,7 +331,7 @@ impl Results {
 
 /// Interns a backend name as the `'static` key the results use.
 fn backend_key(name: &str) -> &'static str {
-    ["tansu", "external", "sink"]
+    ["kafka", "external", "sink"]
         .into_iter()
         .find(|k| *k == name)
         .unwrap_or("?")
@@ -366,12 +377,15 @@ fn bench(mode: Mode) -> Result<bool, String> {
         runs: HashMap::new(),
         retried: HashMap::new(),
     };
+    // Started by the first run against it; stopped when `bench` returns (or unwinds).
+    let kafka = LocalKafka::default();
     for backend in &options.backends {
         println!("\n== {} ==", backend.name());
+        warm_up(&options, &kafka, backend);
         for &id in &options.scenarios {
             let s = scenario::scenario(id, mode);
             for client in Client::ALL {
-                let outcome = run_with_retry(&options, backend, &s, client, &mut results);
+                let outcome = run_with_retry(&options, &kafka, backend, &s, client, &mut results);
                 print_run(backend.name(), &s, client, &outcome);
                 results
                     .runs
@@ -416,16 +430,39 @@ fn bench(mode: Mode) -> Result<bool, String> {
     }
 }
 
-/// One run; in the full and quick modes a failed run is retried once on a fresh broker
-/// and topic, and the first failure is kept for the report.
+/// In the full and quick modes, one unmeasured run against the bench's Kafka (scenario 1
+/// at the quick size, rdkafka) before the measured ones: the JVM compiles its hot paths
+/// during the first run it serves, which would make the first measured run slower than
+/// the others.
+fn warm_up(options: &Options, kafka: &LocalKafka, backend: &Kind) {
+    if options.mode == Mode::Smoke || !matches!(backend, Kind::Kafka) {
+        return;
+    }
+    let s = scenario::scenario(1, Mode::Quick);
+    let started = Instant::now();
+    match run_once(options, kafka, backend, &s, Client::Rdkafka) {
+        Outcome::Done(_) => println!(
+            "  warmed Kafka up with an unmeasured run (scenario 1, {}, rdkafka) in {:.1} s",
+            s.load_description(),
+            started.elapsed().as_secs_f64()
+        ),
+        Outcome::Failed(e) | Outcome::Skipped(e) => {
+            println!("  the warm-up run failed (the runs go on): {e}")
+        }
+    }
+}
+
+/// One run; in the full and quick modes a failed run is retried once on a fresh topic (and,
+/// on the sink, a fresh sink), and the first failure is kept for the report.
 fn run_with_retry(
     options: &Options,
+    kafka: &LocalKafka,
     backend: &Kind,
     s: &Scenario,
     client: Client,
     results: &mut Results,
 ) -> Outcome {
-    let first = run_once(options, backend, s, client);
+    let first = run_once(options, kafka, backend, s, client);
     let Outcome::Failed(error) = &first else {
         return first;
     };
@@ -433,22 +470,27 @@ fn run_with_retry(
         return first;
     }
     println!(
-        "  RUN FAILED: {} scenario {} {client}: {error}\n  retrying once on a fresh broker \
-         and topic",
+        "  RUN FAILED: {} scenario {} {client}: {error}\n  retrying once on a fresh topic",
         backend.name(),
         s.id
     );
     results
         .retried
         .insert((backend_key(backend.name()), s.id, client), error.clone());
-    run_once(options, backend, s, client)
+    run_once(options, kafka, backend, s, client)
 }
 
-fn run_once(options: &Options, kind: &Kind, s: &Scenario, client: Client) -> Outcome {
+fn run_once(
+    options: &Options,
+    kafka: &LocalKafka,
+    kind: &Kind,
+    s: &Scenario,
+    client: Client,
+) -> Outcome {
     if s.is_stalled() && matches!(kind, Kind::External(_)) {
         return Outcome::Skipped("an external broker cannot be stopped".to_string());
     }
-    let broker = match Broker::start(kind, options.partitions) {
+    let broker = match Broker::start(kind, options.partitions, kafka) {
         Ok(broker) => broker,
         Err(e) => return Outcome::Failed(e),
     };

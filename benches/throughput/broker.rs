@@ -1,12 +1,13 @@
-//! The brokers the clients run against: a tansu process of our own (a fresh one for every
-//! run, so that each run starts from an empty broker), an external cluster named by
-//! `KAFKA_BOOTSTRAP_SERVERS`, or the in-process [`Sink`].
+//! The brokers the clients run against: a single-node Apache Kafka of our own (one for the
+//! whole bench, started on first use: a JVM takes 5–10 s to start; every run gets a fresh
+//! topic), an external cluster named by `KAFKA_BOOTSTRAP_SERVERS`, or the in-process
+//! [`Sink`] (a fresh one for every run).
 
+use std::cell::OnceCell;
 use std::future::Future;
-use std::net::{TcpListener, TcpStream, ToSocketAddrs};
-use std::path::PathBuf;
+use std::net::{TcpStream, ToSocketAddrs};
 use std::pin::pin;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::Thread;
@@ -16,14 +17,15 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 
+use crate::kafka::Kafka;
 use crate::procfs;
 use crate::sink::{Sink, Stall};
 
 /// Which kind of broker a run uses.
 #[derive(Debug, Clone)]
 pub enum Kind {
-    /// A tansu 0.6 process started for the run, memory storage.
-    Tansu,
+    /// The bench's own single-node Kafka ([`LocalKafka`]).
+    Kafka,
     /// `KAFKA_BOOTSTRAP_SERVERS`: topics are created there; it cannot be stalled.
     External(String),
     /// The in-bench endpoint that acknowledges everything.
@@ -31,19 +33,44 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// The name used in tables: `tansu`, `external` or `sink`.
+    /// The name used in tables: `kafka`, `external` or `sink`.
     pub fn name(&self) -> &'static str {
         match self {
-            Kind::Tansu => "tansu",
+            Kind::Kafka => "kafka",
             Kind::External(_) => "external",
             Kind::Sink => "sink",
         }
     }
 }
 
+/// The bench's Kafka node, started by the first run that needs it and stopped (its data
+/// removed) when this is dropped at the end of the bench. A failed start is not retried:
+/// every later run fails with the same error.
+#[derive(Default)]
+pub struct LocalKafka {
+    node: OnceCell<Result<Kafka, String>>,
+}
+
+impl LocalKafka {
+    /// The node, started now if no run started it yet.
+    fn get(&self) -> Result<&Kafka, String> {
+        let node = self.node.get_or_init(|| {
+            let started = Instant::now();
+            let kafka = Kafka::start()?;
+            println!(
+                "  (started a single-node Kafka on {} in {:.1} s; it serves every run)",
+                kafka.bootstrap(),
+                started.elapsed().as_secs_f64()
+            );
+            Ok(kafka)
+        });
+        node.as_ref().map_err(String::clone)
+    }
+}
+
 /// A broker ready for one run.
-pub enum Broker {
-    Tansu(Tansu),
+pub enum Broker<'a> {
+    Kafka(&'a Kafka),
     External(String),
     Sink(Sink),
 }
@@ -65,11 +92,12 @@ impl Drop for Stalled<'_> {
     }
 }
 
-impl Broker {
-    /// Starts (or, for an external cluster, names) a broker of `kind`.
-    pub fn start(kind: &Kind, partitions: i32) -> Result<Broker, String> {
+impl<'a> Broker<'a> {
+    /// The broker of `kind` for one run: the bench's Kafka node (started on first use), an
+    /// external cluster, or a new sink.
+    pub fn start(kind: &Kind, partitions: i32, kafka: &'a LocalKafka) -> Result<Self, String> {
         match kind {
-            Kind::Tansu => Tansu::start().map(Broker::Tansu),
+            Kind::Kafka => kafka.get().map(Broker::Kafka),
             Kind::External(bootstrap) => Ok(Broker::External(bootstrap.clone())),
             Kind::Sink => Sink::start(partitions)
                 .map(Broker::Sink)
@@ -79,110 +107,46 @@ impl Broker {
 
     pub fn bootstrap(&self) -> String {
         match self {
-            Broker::Tansu(tansu) => tansu.bootstrap.clone(),
+            Broker::Kafka(kafka) => kafka.bootstrap().to_string(),
             Broker::External(bootstrap) => bootstrap.clone(),
             Broker::Sink(sink) => sink.bootstrap(),
         }
     }
 
     /// Creates `topic` (the sink has every topic already) and waits until its metadata
-    /// shows every partition.
+    /// shows every partition with a leader.
     pub fn create_topic(&self, topic: &str, partitions: i32) -> Result<(), String> {
         match self {
             Broker::Sink(_) => Ok(()),
-            Broker::Tansu(_) | Broker::External(_) => {
+            Broker::Kafka(_) | Broker::External(_) => {
                 create_topic(&self.bootstrap(), topic, partitions)
             }
         }
     }
 
-    /// The broker's CPU time so far in clock ticks: tansu's process, or (sink) this whole
+    /// The broker's CPU time so far in clock ticks: the Kafka JVM, or (sink) this whole
     /// process, whose other threads are idle while a child runs. None for an external one.
     pub fn cpu_ticks(&self) -> Option<u64> {
         let pid = match self {
-            Broker::Tansu(tansu) => tansu.child.id().to_string(),
+            Broker::Kafka(kafka) => kafka.pid().to_string(),
             Broker::Sink(_) => "self".to_string(),
             Broker::External(_) => return None,
         };
         procfs::cpu_ticks(&pid).ok()
     }
 
-    /// Stops the broker answering: SIGSTOP for tansu, a stall for the sink. An external
-    /// cluster cannot be stalled.
+    /// Stops the broker answering: SIGSTOP for the Kafka JVM, a stall for the sink. An
+    /// external cluster cannot be stalled.
     pub fn stall(&self) -> Result<Stalled<'_>, String> {
         match self {
-            Broker::Tansu(tansu) => {
-                let pid = tansu.child.id();
+            Broker::Kafka(kafka) => {
+                let pid = kafka.pid();
                 signal("-STOP", pid)?;
                 Ok(Stalled::Process(pid))
             }
             Broker::Sink(sink) => Ok(Stalled::Sink(sink.stall())),
             Broker::External(_) => Err("an external cluster cannot be stalled".to_string()),
         }
-    }
-}
-
-/// A tansu broker process on a free loopback port with memory storage; killed on drop.
-pub struct Tansu {
-    child: Child,
-    bootstrap: String,
-}
-
-impl Tansu {
-    /// Starts a broker and waits until it accepts connections (three tries on new ports, in
-    /// case another process takes the port between our probe and tansu's bind).
-    fn start() -> Result<Tansu, String> {
-        let bin = tansu_binary()?;
-        let mut last_error = String::new();
-        for _attempt in 0..3 {
-            let port = free_port()?;
-            let url = format!("tcp://127.0.0.1:{port}");
-            let child = Command::new(&bin)
-                .args(["broker", "--listener-url", &url])
-                .args(["--advertised-listener-url", &url])
-                .args(["--storage-engine", "memory://tansu/"])
-                .env("RUST_LOG", "error")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .map_err(|e| format!("starting {}: {e}", bin.display()))?;
-            let mut tansu = Tansu {
-                child,
-                bootstrap: format!("127.0.0.1:{port}"),
-            };
-            match tansu.wait_listening(Duration::from_secs(30)) {
-                Ok(()) => return Ok(tansu),
-                Err(e) => last_error = e,
-            }
-        }
-        Err(format!("tansu did not start: {last_error}"))
-    }
-
-    fn wait_listening(&mut self, timeout: Duration) -> Result<(), String> {
-        let deadline = Instant::now() + timeout;
-        let addr = self.bootstrap.parse().map_err(|e| format!("{e}"))?;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("tansu exited at start: {status}"));
-            }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Err(format!(
-            "tansu not listening on {} within {timeout:?}",
-            self.bootstrap
-        ))
-    }
-}
-
-impl Drop for Tansu {
-    fn drop(&mut self) {
-        // SIGKILL also ends a stopped process.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -211,33 +175,6 @@ pub fn check_reachable(servers: &str) -> Result<(), String> {
     ))
 }
 
-/// `$TANSU`, else `tansu` on PATH, else `~/.cargo/bin/tansu`.
-fn tansu_binary() -> Result<PathBuf, String> {
-    if let Some(path) = std::env::var_os("TANSU") {
-        return Ok(PathBuf::from(path));
-    }
-    let on_path = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join("tansu"))
-            .find(|p| p.is_file())
-    });
-    let cargo_bin = std::env::var_os("HOME")
-        .map(|home| PathBuf::from(home).join(".cargo/bin/tansu"))
-        .filter(|p| p.is_file());
-    on_path.or(cargo_bin).ok_or_else(|| {
-        "the tansu broker is not installed: run scripts/test, or cargo install tansu --locked \
-         --version 0.6.0 --features dynostore,libsql (or set KAFKA_BOOTSTRAP_SERVERS)"
-            .to_string()
-    })
-}
-
-fn free_port() -> Result<u16, String> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("finding a free port: {e}"))
-}
-
 /// `kill SIG PID`, as the tests do (no libc needed).
 fn signal(sig: &str, pid: u32) -> Result<(), String> {
     let status = Command::new("kill")
@@ -251,8 +188,9 @@ fn signal(sig: &str, pid: u32) -> Result<(), String> {
     }
 }
 
-/// Creates `topic` with CreateTopics (rdkafka's admin client, which tansu and Kafka both
-/// serve), then waits until metadata shows all its partitions.
+/// Creates `topic` with CreateTopics (rdkafka's admin client), then waits until metadata
+/// shows all its partitions with a leader (after a stalled run, Kafka may take a moment to
+/// lead again).
 fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<(), String> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -279,7 +217,7 @@ fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<(), Str
                 md.topics()
                     .iter()
                     .find(|t| t.name() == topic && t.error().is_none())
-                    .map(|t| t.partitions().len())
+                    .map(|t| t.partitions().iter().filter(|p| p.leader() >= 0).count())
             })
             .unwrap_or(0);
         if seen >= partitions as usize {
@@ -287,7 +225,7 @@ fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<(), Str
         }
         if Instant::now() >= deadline {
             return Err(format!(
-                "topic {topic}: metadata shows {seen} of {partitions} partitions after 30 s"
+                "topic {topic}: metadata shows {seen} of {partitions} partitions led after 30 s"
             ));
         }
         std::thread::sleep(Duration::from_millis(100));

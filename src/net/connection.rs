@@ -566,7 +566,7 @@ fn read_loop<T: From<ConnectionEvent>>(
         let Some(p) = shared.pending.lock().remove(&correlation_id) else {
             log::debug!(
                 "{broker}: dropping a response with correlation id {correlation_id} that no \
-                 request awaits (brokers such as tansu answer acks=0 produce requests)"
+                 request awaits (tansu and librdkafka's mock answer acks=0 produce requests)"
             );
             continue;
         };
