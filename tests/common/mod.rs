@@ -111,7 +111,6 @@ pub fn unique_topic(prefix: &str) -> String {
     )
 }
 
-
 /// librdkafka's in-process mock cluster.
 pub struct Mock {
     cluster: MockCluster<'static, DefaultProducerContext>,
