@@ -706,19 +706,10 @@ fn remove_stale_dirs(root: &Path) {
     }
 }
 
-/// `kp-<test process id>-<n>-<nanos>`: unique per cluster, and names its owner.
+/// `kp-<test process id>-<nanos>-<n>`: unique per cluster, and names its owner (the test
+/// process id is the second field, which [`remove_stale_dirs`] reads).
 fn unique_marker() -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "kp-{}-{}-{nanos}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    super::unique_topic("kp")
 }
 
 fn free_port() -> u16 {
@@ -875,17 +866,12 @@ pub fn create_topic(
     replicas: i32,
     configs: &[(&str, &str)],
 ) {
-    let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replicas));
-    for (k, v) in configs {
-        new = new.set(k, v);
-    }
-    let results = super::block_on(admin(bootstrap).create_topics([&new], &admin_options()))
-        .expect("CreateTopics");
-    for r in results {
-        if let Err((name, code)) = r {
-            panic!("creating topic {name} failed: {code}");
-        }
-    }
+    let replication = TopicReplication::Fixed(replicas);
+    create(
+        bootstrap,
+        NewTopic::new(topic, partitions, replication),
+        configs,
+    );
 }
 
 /// Creates `topic` with an explicit replica assignment (partition i gets `replicas[i]`,
@@ -897,42 +883,42 @@ pub fn create_topic_assigned(
     configs: &[(&str, &str)],
 ) {
     let assignment: Vec<&[i32]> = replicas.iter().map(Vec::as_slice).collect();
-    let mut new = NewTopic::new(
-        topic,
-        replicas.len() as i32,
-        TopicReplication::Variable(&assignment),
+    let replication = TopicReplication::Variable(&assignment);
+    let partitions = replicas.len() as i32;
+    create(
+        bootstrap,
+        NewTopic::new(topic, partitions, replication),
+        configs,
     );
+}
+
+fn create<'a>(bootstrap: &str, mut new: NewTopic<'a>, configs: &[(&'a str, &'a str)]) {
     for (k, v) in configs {
         new = new.set(k, v);
     }
-    let results = super::block_on(admin(bootstrap).create_topics([&new], &admin_options()))
-        .expect("CreateTopics");
-    for r in results {
-        if let Err((name, code)) = r {
-            panic!("creating topic {name} failed: {code}");
-        }
-    }
+    let results = super::block_on(admin(bootstrap).create_topics([&new], &admin_options()));
+    expect_done("creating topic", results);
 }
 
 /// Grows `topic` to `total` partitions (CreatePartitions).
 pub fn create_partitions(bootstrap: &str, topic: &str, total: usize) {
     let new = NewPartitions::new(topic, total);
-    let results = super::block_on(admin(bootstrap).create_partitions([&new], &admin_options()))
-        .expect("CreatePartitions");
-    for r in results {
-        if let Err((name, code)) = r {
-            panic!("adding partitions to {name} failed: {code}");
-        }
-    }
+    let results = super::block_on(admin(bootstrap).create_partitions([&new], &admin_options()));
+    expect_done("adding partitions to", results);
 }
 
 /// Deletes `topic` (DeleteTopics).
 pub fn delete_topic(bootstrap: &str, topic: &str) {
-    let results = super::block_on(admin(bootstrap).delete_topics(&[topic], &admin_options()))
-        .expect("DeleteTopics");
+    let results = super::block_on(admin(bootstrap).delete_topics(&[topic], &admin_options()));
+    expect_done("deleting topic", results);
+}
+
+/// Panics unless an admin request and each of its topics succeeded.
+fn expect_done(what: &str, results: rdkafka::error::KafkaResult<Vec<rdkafka::admin::TopicResult>>) {
+    let results = results.unwrap_or_else(|e| panic!("{what}: the request failed: {e}"));
     for r in results {
         if let Err((name, code)) = r {
-            panic!("deleting topic {name} failed: {code}");
+            panic!("{what} {name} failed: {code}");
         }
     }
 }

@@ -466,28 +466,11 @@ fn capture_produce(
 
 /// The batches of a Produce request frame (after the size prefix).
 fn decode_produce(frame: &[u8], version: i16) -> DecodeResult<Vec<CapturedBatch>> {
-    let flexible = version >= FIRST_FLEXIBLE;
-    let mut r = Reader::new(frame);
-    r.take(8)?; // api key, version, correlation id
-    r.nullable_str(false)?; // client id
-    r.skip_tagged_fields(flexible)?;
-    r.nullable_str(flexible)?; // transactional id
-    r.i16()?; // acks
-    r.i32()?; // timeout
-    let mut out = Vec::new();
-    for _ in 0..r.array_len(flexible, 2)? {
-        let topic = r.string(flexible)?;
-        for _ in 0..r.array_len(flexible, 5)? {
-            let partition = r.i32()?;
-            if let Some(bytes) = r.nullable_bytes(flexible)? {
-                out.push(capture_batch(&topic, partition, bytes));
-            }
-            r.skip_tagged_fields(flexible)?;
-        }
-        r.skip_tagged_fields(flexible)?;
-    }
-    r.skip_tagged_fields(flexible)?;
-    Ok(out)
+    let spans = batch_spans(frame, version)?;
+    Ok(spans
+        .into_iter()
+        .map(|(topic, partition, span)| capture_batch(&topic, partition, &frame[span]))
+        .collect())
 }
 
 /// Applies [`Script::corrupt_batches`] to a Produce request frame (size prefix included).
@@ -507,7 +490,7 @@ fn corrupt_batches(shared: &Shared, frame: &mut [u8], version: i16) {
 }
 
 /// Where each record batch of a Produce request body (after the size prefix) lies: topic,
-/// partition and byte range. Walks the request as [`decode_produce`] does.
+/// partition and byte range.
 fn batch_spans(body: &[u8], version: i16) -> DecodeResult<Vec<(String, i32, Range<usize>)>> {
     let flexible = version >= FIRST_FLEXIBLE;
     let mut r = Reader::new(body);
