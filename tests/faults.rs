@@ -533,9 +533,10 @@ fn invalid_record_errors_fail_exactly_the_named_records_and_the_rest_is_delivere
     let metrics = producer.metrics();
     producer.close().unwrap();
     assert_eq!(proxy.failed_produce(), 3, "the fault fired");
-    // Each failed request carried one batch per partition with at least 5 records: two
-    // records of each were refused.
-    let batches: usize = proxy
+    // Each batch of a failed request had at least 5 records (a request carries one batch per
+    // partition, each with 20 ms of records): two records of each were refused.
+    let batches = proxy.failed_batches();
+    let captured: usize = proxy
         .produce_requests()
         .iter()
         .skip(warm_up_requests)
@@ -543,12 +544,17 @@ fn invalid_record_errors_fail_exactly_the_named_records_and_the_rest_is_delivere
         .map(|r| r.batches.len())
         .sum();
     eprintln!(
-        "invalid records: {} refused from {batches} batches, {} others delivered, {} errors",
+        "invalid records: {} refused from {batches} batches ({captured} in the first three \
+         requests the proxy captured after the warm-up), {} others delivered, {} errors",
         failures.len(),
         RECORDS - failures.len(),
         metrics.record_errors
     );
-    assert_eq!(failures.len(), 2 * batches, "two records per refused batch");
+    assert_eq!(
+        failures.len(),
+        2 * batches,
+        "two records per refused batch: {failures:?}"
+    );
     for (seq, e) in failures.iter() {
         match e {
             Error::Broker {

@@ -165,6 +165,7 @@ struct Shared {
     delayed_responses: AtomicUsize,
     cuts: AtomicUsize,
     failed_produce: AtomicUsize,
+    failed_batches: AtomicUsize,
     corrupted_batches: AtomicUsize,
     capture: AtomicBool,
     script: Mutex<Script>,
@@ -188,6 +189,7 @@ impl Proxy {
             delayed_responses: AtomicUsize::new(0),
             cuts: AtomicUsize::new(0),
             failed_produce: AtomicUsize::new(0),
+            failed_batches: AtomicUsize::new(0),
             corrupted_batches: AtomicUsize::new(0),
             capture: AtomicBool::new(true),
             script: Mutex::new(Script::default()),
@@ -252,6 +254,11 @@ impl Proxy {
     /// Produce requests [`Script::fail_produce`] failed so far.
     pub fn failed_produce(&self) -> usize {
         self.shared.failed_produce.load(Ordering::SeqCst)
+    }
+
+    /// Record batches in the Produce requests [`Script::fail_produce`] failed so far.
+    pub fn failed_batches(&self) -> usize {
+        self.shared.failed_batches.load(Ordering::SeqCst)
     }
 
     /// Batches [`Script::corrupt_batches`] corrupted so far.
@@ -647,6 +654,9 @@ fn produce_failure(
     };
     use kafka_protocol::protocol::{Encodable, HeaderVersion, StrBytes};
     let batches = decode_produce(&frame[4..], version).expect("decoded once already");
+    shared
+        .failed_batches
+        .fetch_add(batches.len(), Ordering::SeqCst);
     let mut topics: Vec<TopicProduceResponse> = Vec::new();
     for b in batches {
         let mut partition = PartitionProduceResponse::default()
