@@ -20,8 +20,6 @@
 //!   *before* queueing the frame, so the reader always finds the entry of a response that
 //!   arrives. No other lock is ever taken while it is held; the same holds for
 //!   `write_error` (writer writes it once, reader reads it at the end).
-//! - `unwritten` counts frames queued and not yet written: the owner adds, the writer
-//!   subtracts (Relaxed: a gauge for metrics and tests, no other memory depends on it).
 //!
 //! A response whose correlation id matches no pending request is dropped with a debug log:
 //! tansu 0.6 and librdkafka's mock cluster answer acks=0 produce requests that Kafka leaves
@@ -30,7 +28,7 @@
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -137,8 +135,6 @@ struct Shared {
     /// Why the writer gave up, set once by the writer before it shuts the socket down; the
     /// reader names it as the cause of the close.
     write_error: Mutex<Option<String>>,
-    /// Frames queued for the writer and not yet written (see the module docs).
-    unwritten: AtomicUsize,
 }
 
 /// A request frame on its way to the writer thread.
@@ -324,14 +320,12 @@ impl Connection {
             correlation_id,
             report_written: report_written && !expects,
         };
-        self.shared.unwritten.fetch_add(1, Ordering::Relaxed);
         let queued = self
             .frames
             .as_ref()
             .is_some_and(|f| f.send(outgoing).is_ok());
         if !queued {
             // The writer stopped after a failed write; the reader reports the close.
-            self.shared.unwritten.fetch_sub(1, Ordering::Relaxed);
             self.shared.pending.lock().remove(&correlation_id);
             let reason = self
                 .shared
@@ -345,11 +339,6 @@ impl Connection {
             });
         }
         Ok(correlation_id)
-    }
-
-    /// Number of requests queued for the writer and not yet written to the socket.
-    pub fn unwritten_requests(&self) -> usize {
-        self.shared.unwritten.load(Ordering::Relaxed)
     }
 
     /// Number of requests still waiting for a response.
@@ -526,7 +515,6 @@ fn write_loop<T: From<ConnectionEvent>>(
             let _ = stream.shutdown(Shutdown::Both);
             return;
         }
-        shared.unwritten.fetch_sub(1, Ordering::Relaxed);
         if out.report_written {
             // The owner may be gone; then nobody needs the event.
             let _ = events.send(T::from(ConnectionEvent {

@@ -31,7 +31,7 @@ impl Sender {
         let mut by_node: HashMap<i32, Vec<Arc<PartitionQueue>>> = HashMap::new();
         let mut ready_nodes: HashSet<i32> = HashSet::new();
         for queue in self.core.accumulator.queues() {
-            if cluster.deleted.contains(queue.tp.topic()) {
+            if !cluster.deleted.is_empty() && cluster.deleted.contains(queue.tp.topic()) {
                 self.fail_deleted(&queue);
                 continue;
             }
