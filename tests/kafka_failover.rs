@@ -294,6 +294,7 @@ fn scenario_3_replica_reassignment_while_producing() {
     let run = Run::new(&topics, PER_THREAD);
     let topic = topics[0].clone();
     let before = k.leaders(&topic);
+    let dropped: Mutex<Vec<(i32, i32)>> = Mutex::new(Vec::new());
     let took = drive(&producer, &run, Load::Paced(PACE), |_| {
         thread::sleep(Duration::from_secs(2));
         let md = k.metadata(&[&topic]);
@@ -311,12 +312,17 @@ fn scenario_3_replica_reassignment_while_producing() {
             })
             .collect();
         reassign(&k, &topic, &shrink);
-        eprintln!(
-            "{name}: leaders after dropping them: {:?}",
-            k.leaders(&topic)
-        );
-        let grow: Vec<(i32, Vec<i32>)> = (0..PARTITIONS)
-            .map(|p| (p, (0..3).map(|i| (p + 2 + i) % 3 + 1).collect()))
+        *dropped.lock().unwrap() = k.leaders(&topic);
+        // Back to three replicas, the dropped leader last: the preferred leader (the first
+        // replica) is then another broker than at the start.
+        let grow: Vec<(i32, Vec<i32>)> = shrink
+            .iter()
+            .zip(&md.topics[0].partitions)
+            .map(|((p, rest), old)| {
+                let mut replicas = rest.clone();
+                replicas.push(old.leader_id);
+                (*p, replicas)
+            })
             .collect();
         reassign(&k, &topic, &grow);
         wait_fully_replicated(&k, &topics, Duration::from_secs(60));
@@ -332,15 +338,27 @@ fn scenario_3_replica_reassignment_while_producing() {
         );
     });
     let after = k.leaders(&topic);
-    eprintln!("{name}: leaders of {topic}: before {before:?}, after {after:?}");
+    let dropped = dropped.into_inner().unwrap();
+    eprintln!(
+        "{name}: leaders of {topic}: before {before:?}, with the leaders dropped {dropped:?}, \
+         after {after:?}"
+    );
     let report = check(name, k.bootstrap(), &producer, &run, took);
     table_row(name, &report, took);
-    let moved = before
-        .iter()
-        .zip(&after)
-        .filter(|(b, a)| b.1 != a.1)
-        .count();
-    assert!(moved > 0, "no leader moved: {before:?} → {after:?}");
+    for (stage, leaders) in [
+        ("dropping the leaders", &dropped),
+        ("the reassignment", &after),
+    ] {
+        let unmoved: Vec<_> = before
+            .iter()
+            .zip(leaders)
+            .filter(|(b, a)| b.1 == a.1)
+            .collect();
+        assert!(
+            unmoved.is_empty(),
+            "leaders that {stage} did not move: {unmoved:?}"
+        );
+    }
     assert_all_acked(&report, &run);
     producer.close().unwrap();
 }
