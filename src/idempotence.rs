@@ -108,7 +108,7 @@ struct PartitionSequences {
     /// Base sequence of the next new batch.
     next_sequence: i32,
     /// Batches with a sequence under `owner` that are not acknowledged or given up yet:
-    /// queue position (`ProducerBatch::seq`) → (base sequence, record count).
+    /// queue position (`ProducerBatch::position`) → (base sequence, record count).
     unresolved: BTreeMap<u64, (i32, i32)>,
     /// Restart at sequence 0 under a newer epoch once nothing is in flight.
     reset: bool,

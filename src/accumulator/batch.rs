@@ -75,7 +75,7 @@ pub(crate) struct ProducerBatch {
     /// Position in its partition's queue, assigned under the partition lock when the batch
     /// is queued ([`POSITION_SPACING`] apart); a retried batch goes back to its place by
     /// this number, and the halves of a split batch take places inside its gap.
-    pub seq: u64,
+    pub position: u64,
     /// How many splits made this batch (0 for a batch made by `send`).
     split_depth: u32,
     pub tp: TopicPartition,
@@ -127,7 +127,7 @@ impl ProducerBatch {
         let result = Arc::new(BatchResult::new(tp.clone()));
         ProducerBatch {
             id,
-            seq: 0,
+            position: 0,
             split_depth: 0,
             tp,
             builder: Some(builder),
@@ -339,13 +339,13 @@ impl ProducerBatch {
         let n = self.record_count;
         let boundary = n / 2;
         let groups = [(0..boundary).collect(), (boundary..n).collect()];
-        let (position, depth, producer) = (self.seq, self.split_depth + 1, self.producer);
+        let (position, depth, producer) = (self.position, self.split_depth + 1, self.producer);
         let halves = self.regroup(&groups, compression, compression_level, &[ids.0, ids.1])?;
         let [mut first, mut second]: [ProducerBatch; 2] =
             halves.try_into().expect("two groups, two batches");
         for (i, half) in [&mut first, &mut second].into_iter().enumerate() {
             half.split_depth = depth;
-            half.seq = position + if i == 0 { 0 } else { POSITION_SPACING >> depth };
+            half.position = position + if i == 0 { 0 } else { POSITION_SPACING >> depth };
             half.producer = producer.filter(|s| s.base_sequence >= 0).map(|s| {
                 let offset = if i == 0 { 0 } else { boundary as i32 };
                 ProducerState {
@@ -386,11 +386,11 @@ impl ProducerBatch {
         groups.extend(rejected.iter().map(|&r| vec![r]));
         let ids: Vec<u64> = groups.iter().map(|_| next_id()).collect();
         let (position, depth, has_kept) =
-            (self.seq, self.split_depth, groups.len() > rejected.len());
+            (self.position, self.split_depth, groups.len() > rejected.len());
         let mut batches = self.regroup(&groups, compression, compression_level, &ids)?;
         let kept = if has_kept {
             let mut k = batches.remove(0);
-            k.seq = position;
+            k.position = position;
             k.split_depth = depth;
             Some(k)
         } else {

@@ -65,7 +65,7 @@ pub(crate) struct PartitionQueue {
 #[derive(Debug, Default)]
 struct Batches {
     queue: VecDeque<ProducerBatch>,
-    next_seq: u64,
+    next_position: u64,
 }
 
 impl std::ops::Deref for Batches {
@@ -260,8 +260,8 @@ impl Accumulator {
         self.incomplete
             .lock()
             .insert(fresh.id, Arc::clone(&fresh.result));
-        fresh.seq = batches.next_seq;
-        batches.next_seq += batch::POSITION_SPACING;
+        fresh.position = batches.next_position;
+        batches.next_position += batch::POSITION_SPACING;
         batches.push_back(fresh);
         drop(batches);
         self.seal(queue, sealing);
@@ -408,7 +408,7 @@ impl Accumulator {
         let mut batches = queue.batches.lock();
         let at = batches
             .iter()
-            .position(|b| b.seq > batch.seq)
+            .position(|b| b.position > batch.position)
             .unwrap_or(batches.len());
         batches.insert(at, batch);
     }
@@ -686,7 +686,7 @@ mod tests {
         assert_eq!(a.incomplete().len(), 1);
         let [first, second] = a.split(batch).expect("five records split");
         assert_eq!((first.record_count(), second.record_count()), (2, 3));
-        assert!(first.seq < second.seq && second.seq < batch::POSITION_SPACING);
+        assert!(first.position < second.position && second.position < batch::POSITION_SPACING);
         assert_eq!(
             a.incomplete().len(),
             2,

@@ -323,7 +323,7 @@ impl Sender {
     fn unanswered(&mut self, batches: Vec<ProducerBatch>, error: &Error, now: Instant) {
         for b in batches.into_iter().rev() {
             if let (Some(idem), Some(state)) = (self.idempotence.as_mut(), sequenced(&b)) {
-                idem.fate_unknown(&b.tp, b.seq, state);
+                idem.fate_unknown(&b.tp, b.position, state);
             }
             self.fail_or_retry(b, error.clone(), now);
         }
@@ -374,7 +374,7 @@ impl Sender {
                 log::debug!("{}: expired in flight after {elapsed_ms} ms", batch.tp);
                 expired += u64::from(batch.record_count());
                 if let Some(set) = self.outstanding.get_mut(&batch.tp) {
-                    set.remove(&batch.seq);
+                    set.remove(&batch.position);
                 }
                 self.core.accumulator.expire_in_flight(
                     batch,
@@ -392,9 +392,9 @@ impl Sender {
     fn settle_expired(&mut self, batch: ProducerBatch, acked: bool) {
         if let (Some(idem), Some(state)) = (self.idempotence.as_mut(), sequenced(&batch)) {
             if acked {
-                idem.acked(&batch.tp, batch.seq, state);
+                idem.acked(&batch.tp, batch.position, state);
             } else {
-                idem.gave_up(&batch.tp, batch.seq, state, false);
+                idem.gave_up(&batch.tp, batch.position, state, false);
             }
         }
     }
@@ -559,7 +559,7 @@ impl Sender {
     /// surely holds none of it (`not_written`).
     fn fail_for_good(&mut self, batch: ProducerBatch, error: Error, not_written: bool) {
         if let (Some(idem), Some(state)) = (self.idempotence.as_mut(), sequenced(&batch)) {
-            idem.gave_up(&batch.tp, batch.seq, state, not_written);
+            idem.gave_up(&batch.tp, batch.position, state, not_written);
         }
         self.fail(batch, error);
     }
@@ -589,7 +589,7 @@ impl Sender {
                 self.outstanding
                     .entry(b.tp.clone())
                     .or_default()
-                    .insert(b.seq);
+                    .insert(b.position);
             }
         }
         let held: Vec<TopicPartition> = self.held.keys().cloned().collect();
@@ -716,7 +716,7 @@ impl Sender {
     /// retry.
     fn finish(&mut self, batch: ProducerBatch, outcome: Result<BatchOutcome, Error>) {
         let tp = batch.tp.clone();
-        let position = batch.seq;
+        let position = batch.position;
         let outstanding = self.outstanding.get_mut(&tp);
         let older_pending = match outstanding {
             Some(set) => {

@@ -140,7 +140,7 @@ impl Sender {
                                 let count = i32::try_from(batch.record_count()).unwrap_or(i32::MAX);
                                 match idem.drain(
                                     &batch.tp,
-                                    batch.seq,
+                                    batch.position,
                                     sequenced(batch),
                                     count,
                                     in_flight,
@@ -179,7 +179,7 @@ impl Sender {
             self.outstanding
                 .entry(batch.tp.clone())
                 .or_default()
-                .insert(batch.seq);
+                .insert(batch.position);
             let data = PartitionProduceData {
                 index: batch.tp.partition(),
                 records: Some(records),
@@ -302,7 +302,7 @@ impl Sender {
             }
             if p.error_code == 0 || duplicate {
                 if let (Some(idem), Some(state)) = (self.idempotence.as_mut(), state) {
-                    idem.acked(&batch.tp, batch.seq, state);
+                    idem.acked(&batch.tp, batch.position, state);
                 }
                 if duplicate {
                     log::debug!("{}: the broker already had this batch", batch.tp);
@@ -350,7 +350,7 @@ impl Sender {
             });
             let error = Error::Broker { code, message };
             let verdict = match (self.idempotence.as_mut(), state) {
-                (Some(idem), Some(state)) => idem.on_error(&batch.tp, batch.seq, state, code),
+                (Some(idem), Some(state)) => idem.on_error(&batch.tp, batch.position, state, code),
                 _ if code.is_retriable() => Verdict::Retry,
                 _ => Verdict::Fail,
             };
@@ -374,7 +374,7 @@ impl Sender {
         }
         let (tp, position, state, count) = (
             batch.tp.clone(),
-            batch.seq,
+            batch.position,
             sequenced(&batch),
             batch.record_count(),
         );
@@ -391,14 +391,14 @@ impl Sender {
         if let (Some(idem), Some(state)) = (self.idempotence.as_mut(), state) {
             let [a, b] = &halves;
             let count = |b: &ProducerBatch| i32::try_from(b.record_count()).unwrap_or(i32::MAX);
-            idem.split(&tp, position, state, [(a.seq, count(a)), (b.seq, count(b))]);
+            idem.split(&tp, position, state, [(a.position, count(a)), (b.position, count(b))]);
         }
         // The first half keeps the batch's place among the sent ones; the second joins it,
         // so later batches still complete after both.
         self.outstanding
             .entry(tp)
             .or_default()
-            .insert(halves[1].seq);
+            .insert(halves[1].position);
         for half in halves {
             self.core.accumulator.reenqueue(half, now);
         }
@@ -424,7 +424,7 @@ impl Sender {
             .collect();
         rejected.sort_unstable();
         rejected.dedup();
-        let (tp, position, state) = (batch.tp.clone(), batch.seq, sequenced(&batch));
+        let (tp, position, state) = (batch.tp.clone(), batch.position, sequenced(&batch));
         let (kept, failed) = match self.core.accumulator.take_out(batch, &rejected) {
             Ok(parts) => parts,
             Err(unchanged) => return Some(unchanged),
