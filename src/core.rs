@@ -29,7 +29,7 @@ pub(crate) enum SenderEvent {
     /// A connect attempt (run on a short-lived thread) finished.
     Connected {
         node: i32,
-        result: Result<crate::net::Connection, crate::Error>,
+        result: Result<Box<dyn crate::sender::Link>, crate::Error>,
     },
     /// Close gracefully: send everything queued, then exit.
     Close,

@@ -357,13 +357,14 @@ impl ProducerBatch {
         Ok([first, second])
     }
 
-    /// Takes the records at `rejected` (relative offsets, ascending) out of a batch the
-    /// broker refused for them (INVALID_RECORD with per-record errors). Returns the batch of
-    /// the other records, at the same queue place and with no producer state (it is
-    /// sequenced again when drained; `None` when every record was rejected), and one
-    /// single-record batch per rejected record, to be failed with its own error. Returns the
-    /// batch unchanged if its bytes do not decode or an offset is out of range.
-    #[allow(clippy::type_complexity)]
+    /// Cuts a batch the broker refused for some of its records (INVALID_RECORD naming
+    /// `rejected`, relative offsets, ascending) into groups in record order: each rejected
+    /// record alone (the second of the pair is its offset in the old batch), and each run
+    /// of records between them, to be sent again with no producer state (sequenced anew
+    /// when drained). The groups take places inside the batch's queue gap in record order,
+    /// so completing them in queue order answers the records in send order. Returns the
+    /// batch unchanged if its bytes do not decode, an offset is out of range, or its gap
+    /// has no room for the groups.
     // The refused batch comes back by value on a rare path; boxing would not pay.
     #[allow(clippy::result_large_err)]
     pub fn take_out(
@@ -372,31 +373,46 @@ impl ProducerBatch {
         compression: crate::Compression,
         compression_level: Option<i32>,
         mut next_id: impl FnMut() -> u64,
-    ) -> Result<(Option<ProducerBatch>, Vec<ProducerBatch>), ProducerBatch> {
+    ) -> Result<Vec<(ProducerBatch, Option<u32>)>, ProducerBatch> {
         if rejected.is_empty() || rejected.iter().any(|&r| r >= self.record_count) {
             return Err(self);
         }
-        let kept: Vec<u32> = (0..self.record_count)
-            .filter(|r| !rejected.contains(r))
-            .collect();
         let mut groups: Vec<Vec<u32>> = Vec::new();
-        if !kept.is_empty() {
-            groups.push(kept);
+        let mut marks: Vec<Option<u32>> = Vec::new();
+        for r in 0..self.record_count {
+            if rejected.contains(&r) {
+                groups.push(vec![r]);
+                marks.push(Some(r));
+            } else if marks.last().is_some_and(Option::is_none) {
+                groups.last_mut().expect("a run is open").push(r);
+            } else {
+                groups.push(vec![r]);
+                marks.push(None);
+            }
         }
-        groups.extend(rejected.iter().map(|&r| vec![r]));
-        let ids: Vec<u64> = groups.iter().map(|_| next_id()).collect();
-        let (position, depth, has_kept) =
-            (self.position, self.split_depth, groups.len() > rejected.len());
-        let mut batches = self.regroup(&groups, compression, compression_level, &ids)?;
-        let kept = if has_kept {
-            let mut k = batches.remove(0);
-            k.position = position;
-            k.split_depth = depth;
-            Some(k)
-        } else {
-            None
+        // The batch owns the positions [position, position + gap); each group gets an
+        // equal power-of-two share, and the depth that keeps its own splits inside it.
+        let gap = POSITION_SPACING >> self.split_depth;
+        let share = (gap / groups.len() as u64)
+            .checked_ilog2()
+            .map(|l| 1u64 << l);
+        let Some(share) = share else {
+            return Err(self);
         };
-        Ok((kept, batches))
+        let depth = (POSITION_SPACING / share).ilog2();
+        let position = self.position;
+        let ids: Vec<u64> = groups.iter().map(|_| next_id()).collect();
+        let batches = self.regroup(&groups, compression, compression_level, &ids)?;
+        Ok(batches
+            .into_iter()
+            .zip(marks)
+            .enumerate()
+            .map(|(i, (mut b, mark))| {
+                b.position = position + i as u64 * share;
+                b.split_depth = depth;
+                (b, mark)
+            })
+            .collect())
     }
 
     /// Rebuilds the batch's records as one new closed, unencoded batch per group of

@@ -432,29 +432,28 @@ impl Accumulator {
         Ok(halves)
     }
 
-    /// Takes rejected records out of a batch (see [`ProducerBatch::take_out`]); the new
+    /// Cuts rejected records out of a batch (see [`ProducerBatch::take_out`]); the new
     /// batches replace it in the incomplete set.
-    #[allow(clippy::type_complexity)]
     // The refused batch comes back by value on a rare path; boxing would not pay.
     #[allow(clippy::result_large_err)]
     pub fn take_out(
         &self,
         batch: ProducerBatch,
         rejected: &[u32],
-    ) -> Result<(Option<ProducerBatch>, Vec<ProducerBatch>), ProducerBatch> {
+    ) -> Result<Vec<(ProducerBatch, Option<u32>)>, ProducerBatch> {
         let old = batch.id;
-        let (kept, failed) = batch.take_out(
+        let groups = batch.take_out(
             rejected,
             self.cfg.compression,
             self.cfg.compression_level,
             || self.next_batch_id.fetch_add(1, Ordering::Relaxed),
         )?;
         let mut incomplete = self.incomplete.lock();
-        for b in kept.iter().chain(&failed) {
+        for (b, _) in &groups {
             incomplete.insert(b.id, Arc::clone(&b.result));
         }
         incomplete.remove(&old);
-        Ok((kept, failed))
+        Ok(groups)
     }
 
     /// Completes a batch and forgets it for `flush`.
@@ -751,30 +750,35 @@ mod tests {
             .collect();
         let mut batch = a.take_front(&q2, Instant::now(), 1 << 20, true).unwrap();
         batch.encode(crate::record_batch::ProducerState::NONE);
-        let (kept, failed) = a.take_out(batch, &[1, 3]).unwrap();
-        let mut kept = kept.expect("three records remain");
-        assert_eq!(kept.record_count(), 3);
-        assert!(kept.producer.is_none(), "sequenced again when drained");
-        let bytes = kept.encode(crate::record_batch::ProducerState::NONE);
-        let (parsed, _) = crate::record_batch::RecordBatch::parse(&bytes).unwrap();
-        let firsts: Vec<u8> = parsed
-            .records()
-            .unwrap()
-            .iter()
-            .map(|r| r.value.as_ref().unwrap()[0])
-            .collect();
-        assert_eq!(firsts, [0, 2, 4]);
-        for f in failed {
-            a.complete(f, Err(Error::broker(crate::ErrorCode::InvalidRecord)), &tx);
-        }
-        a.complete(
-            kept,
-            Ok(BatchOutcome {
-                base_offset: 10,
-                log_append_time: -1,
-            }),
-            &tx,
+        let groups = a.take_out(batch, &[1, 3]).unwrap();
+        // In record order: [0], rejected 1, [2], rejected 3, [4], at rising positions.
+        let shape: Vec<(u32, Option<u32>)> =
+            groups.iter().map(|(b, m)| (b.record_count(), *m)).collect();
+        assert_eq!(
+            shape,
+            [(1, None), (1, Some(1)), (1, None), (1, Some(3)), (1, None)]
         );
+        assert!(groups.windows(2).all(|w| w[0].0.position < w[1].0.position));
+        assert!(
+            groups.iter().all(|(b, _)| b.producer.is_none()),
+            "sequenced again"
+        );
+        for (i, (mut group, mark)) in groups.into_iter().enumerate() {
+            let outcome = match mark {
+                Some(_) => Err(Error::broker(crate::ErrorCode::InvalidRecord)),
+                None => {
+                    let bytes = group.encode(crate::record_batch::ProducerState::NONE);
+                    let (parsed, _) = crate::record_batch::RecordBatch::parse(&bytes).unwrap();
+                    let first = parsed.records().unwrap()[0].value.as_ref().unwrap()[0];
+                    assert_eq!(usize::from(first), i, "record {i} kept in its group");
+                    Ok(BatchOutcome {
+                        base_offset: 10 + i as i64,
+                        log_append_time: -1,
+                    })
+                }
+            };
+            a.complete(group, outcome, &tx);
+        }
         let results: Vec<Result<i64, Error>> = futures2
             .into_iter()
             .map(|f| f.wait().map(|m| m.offset()))
@@ -787,9 +791,9 @@ mod tests {
                 ..
             })
         ));
-        assert_eq!(results[2].as_ref().unwrap(), &11);
+        assert_eq!(results[2].as_ref().unwrap(), &12);
         assert!(results[3].is_err());
-        assert_eq!(results[4].as_ref().unwrap(), &12);
+        assert_eq!(results[4].as_ref().unwrap(), &14);
         drop(tx);
         thread.join();
     }

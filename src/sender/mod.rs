@@ -3,36 +3,49 @@
 //!
 //! # Ownership
 //!
-//! The [`Sender`] is owned by its thread and owns everything it touches without locks: the
-//! connections ([`nodes::Nodes`]), the in-flight table (batches travel from the accumulator
-//! into an [`InFlight`] entry and from there to completion or back to the accumulator), and
-//! the metadata and InitProducerId requests in flight, and the idempotence bookkeeping
-//! ([`Idempotence`]). It shares only [`Core`] with the callers.
+//! The [`Sender`] is owned by its thread and owns everything it touches without locks,
+//! grouped by concern: the links to the brokers ([`nodes::Nodes`], opened through a
+//! [`Connector`]); the Produce requests in flight ([`in_flight::InFlightTable`]: batches
+//! travel from the accumulator into a request and from there to completion or back to the
+//! accumulator); ordered completion ([`order::Completions`]); the metadata refresh and the
+//! InitProducerId requests; and the idempotence bookkeeping ([`Idempotence`]). It shares
+//! only [`Core`] with the callers. It reaches the network only through [`Link`] and
+//! [`Connector`] (see [`link`]), so unit tests step it with scripted brokers.
 //!
 //! # Order per partition
 //!
-//! `partition_in_flight` counts each partition's batches in flight and names the node they
+//! The in-flight table counts each partition's batches in flight and names the node they
 //! went to. A partition whose leader moved sends nothing to the new leader until every
 //! request on the old one is answered (or its connection is gone), so batches never pass
-//! each other across a leader move. Responses on one connection arrive in request order, so
-//! a partition's batches complete in send order; retries go back to their place in the
-//! queue (by queue position) and, under idempotence, are resent one at a time, oldest first.
+//! each other across a leader move. Retries go back to their place in the queue (by queue
+//! position) and, under idempotence, are resent one at a time, oldest first. Every
+//! completion, on every path (answers, retries exhausted, expiry, rejected records,
+//! fatal errors, close), goes through [`order::Completions`], which hands completions out
+//! in queue-position order per partition.
 //!
 //! # The loop
 //!
 //! [`Sender::run_once`] does one pass at a given instant and returns when it wants to run
-//! again: it times out overdue requests, refreshes metadata if needed, expires batches past
-//! delivery.timeout.ms, and drains ready batches into one Produce request per ready leader
-//! (all its ready partitions, up to max.request.size, up to
-//! max.in.flight.requests.per.connection requests). With idempotence it first obtains a
-//! producer id (InitProducerId) and asks [`Idempotence`] for each batch's sequence. Between passes the thread sleeps on its
-//! one inbox until that instant or until an event arrives: a wake-up from `send`, a
-//! response or close from a connection's reader thread, a finished connect, or close.
+//! again: it times out overdue requests, expires batches past delivery.timeout.ms,
+//! refreshes metadata if needed, drains ready batches into one Produce request per ready
+//! leader (all its ready partitions, up to max.request.size, up to
+//! max.in.flight.requests.per.connection requests), and closes links idle for
+//! connections.max.idle.ms. With idempotence it first obtains a producer id
+//! (InitProducerId) and asks [`Idempotence`] for each batch's sequence. Between passes the
+//! thread sleeps on its one inbox until that instant or until an event arrives: a wake-up
+//! from `send`, a response or close from a link, a finished connect, or close. Time is a
+//! parameter of every step ([`Sender::run_once`], [`Sender::handle`]).
 
+mod in_flight;
+mod link;
 mod nodes;
+mod order;
 mod produce;
+#[cfg(test)]
+mod tests;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+pub(crate) use link::{Connector, Link};
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,7 +53,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::accumulator::ProducerBatch;
 use crate::core::{Core, SenderEvent};
-use crate::delivery::{BatchOutcome, CallbackQueue};
+use crate::delivery::CallbackQueue;
 use crate::error::{Error, ErrorCode};
 use crate::idempotence::Idempotence;
 use crate::metadata::Cluster;
@@ -48,22 +61,15 @@ use crate::net::{ConnectionConfig, ConnectionEvent, ConnectionEventKind};
 use crate::protocol::init_producer_id::InitProducerIdRequest;
 use crate::protocol::metadata::MetadataRequest;
 use crate::protocol::ResponseBody;
-use crate::record::TopicPartition;
-use nodes::Nodes;
+use in_flight::{InFlight, InFlightTable};
+use link::{Outgoing, ThreadConnector};
+use nodes::{backoff, Nodes};
+use order::{Completions, Outcome};
 
 /// The longest the loop sleeps while batches are queued (delivery timeouts are checked on
 /// each pass) and while idle.
 const BUSY_TICK: Duration = Duration::from_millis(100);
 const IDLE_TICK: Duration = Duration::from_secs(1);
-
-/// A Produce request awaiting its response.
-#[derive(Debug)]
-struct InFlight {
-    node: i32,
-    batches: Vec<ProducerBatch>,
-    sent_at: Instant,
-    deadline: Instant,
-}
 
 /// A Metadata or InitProducerId request in flight.
 #[derive(Debug, Clone, Copy)]
@@ -73,6 +79,31 @@ struct RequestInFlight {
     deadline: Instant,
 }
 
+/// Metadata refreshes: the request in flight and when the next one may go.
+#[derive(Debug)]
+struct MetadataRefresh {
+    request: Option<RequestInFlight>,
+    /// No request before this instant (backoff between refreshes).
+    next_at: Instant,
+    /// When the last answer arrived (metadata.max.age.ms counts from it).
+    last: Option<Instant>,
+    /// Round-robin position over the brokers to connect to when none is connected.
+    cursor: usize,
+    /// Refreshes in a row that left a wanted topic missing or leaderless; the backoff
+    /// between refreshes doubles with each, up to retry.backoff.max.ms.
+    misses: u32,
+}
+
+/// InitProducerId requests (idempotence).
+#[derive(Debug)]
+struct ProducerIdRequests {
+    request: Option<RequestInFlight>,
+    /// No request before this instant (backoff after a failure).
+    next_at: Instant,
+    /// Failures in a row (for the backoff).
+    failures: u32,
+}
+
 /// The sender thread's state. See the module docs.
 #[derive(Debug)]
 pub(crate) struct Sender {
@@ -80,42 +111,22 @@ pub(crate) struct Sender {
     inbox: Receiver<SenderEvent>,
     callbacks: CallbackQueue,
     nodes: Nodes,
-    /// (connection id, correlation id) → request.
-    in_flight: HashMap<(u64, i32), InFlight>,
-    in_flight_per_node: HashMap<i32, usize>,
-    metadata_request: Option<RequestInFlight>,
-    /// The InitProducerId request in flight (idempotence).
-    producer_id_request: Option<RequestInFlight>,
-    /// No InitProducerId request before this instant (backoff after a failure).
-    next_producer_id_at: Instant,
-    /// InitProducerId failures in a row (for the backoff).
-    producer_id_failures: u32,
+    in_flight: InFlightTable,
+    /// Ordered completion: what was sent and not completed, and what waits for it.
+    completions: Completions,
+    metadata: MetadataRefresh,
+    producer_id: ProducerIdRequests,
     /// Producer id, epoch and sequences; `None` without idempotence.
     idempotence: Option<Idempotence>,
-    /// No metadata request before this instant (retry.backoff.ms between refreshes).
-    next_metadata_at: Instant,
-    last_metadata: Option<Instant>,
-    /// Round-robin position over metadata candidates.
-    metadata_cursor: usize,
     /// Round-robin start over a node's partitions, so no partition starves in full requests.
     drain_cursor: usize,
-    /// Partition → (node, batches in flight there). See "Order per partition".
-    partition_in_flight: HashMap<TopicPartition, (i32, usize)>,
-    /// Partition → queue positions of batches sent and not completed (in flight, or queued
-    /// again for a retry). See [`Sender::finish`].
-    outstanding: HashMap<TopicPartition, BTreeSet<u64>>,
-    /// Partition → completions waiting for older batches of the partition, by position.
-    #[allow(clippy::type_complexity)]
-    held: HashMap<TopicPartition, BTreeMap<u64, (ProducerBatch, Result<BatchOutcome, Error>)>>,
-    /// Metadata refreshes in a row that left a wanted topic missing or leaderless; the
-    /// backoff between refreshes doubles with each, up to retry.backoff.max.ms.
-    metadata_misses: u32,
     last_load_stats: Option<Instant>,
     closing: bool,
     force_closing: bool,
 }
 
 impl Sender {
+    /// The sender of a producer, connecting to brokers on short-lived threads.
     pub fn new(core: Arc<Core>, inbox: Receiver<SenderEvent>, callbacks: CallbackQueue) -> Self {
         let c = &core.config;
         let conn = ConnectionConfig {
@@ -126,31 +137,39 @@ impl Sender {
             write_timeout: Some(c.request_timeout),
             ..ConnectionConfig::default()
         };
-        let nodes = Nodes::new(
-            conn,
-            c.reconnect_backoff,
-            c.reconnect_backoff_max,
-            core.events.clone(),
-        );
+        let connector = Box::new(ThreadConnector::new(conn, core.events.clone()));
+        Sender::with_connector(core, inbox, callbacks, connector)
+    }
+
+    /// A sender whose links come from `connector` (the unit tests' scripted brokers).
+    pub fn with_connector(
+        core: Arc<Core>,
+        inbox: Receiver<SenderEvent>,
+        callbacks: CallbackQueue,
+        connector: Box<dyn Connector>,
+    ) -> Self {
+        let c = &core.config;
+        let now = Instant::now();
         Sender {
-            nodes,
+            nodes: Nodes::new(connector, c.reconnect_backoff, c.reconnect_backoff_max),
             inbox,
             callbacks,
-            in_flight: HashMap::new(),
-            in_flight_per_node: HashMap::new(),
-            metadata_request: None,
-            producer_id_request: None,
-            next_producer_id_at: Instant::now(),
-            producer_id_failures: 0,
+            in_flight: InFlightTable::default(),
+            completions: Completions::default(),
+            metadata: MetadataRefresh {
+                request: None,
+                next_at: now,
+                last: None,
+                cursor: 0,
+                misses: 0,
+            },
+            producer_id: ProducerIdRequests {
+                request: None,
+                next_at: now,
+                failures: 0,
+            },
             idempotence: c.enable_idempotence.then(Idempotence::new),
-            next_metadata_at: Instant::now(),
-            last_metadata: None,
-            metadata_cursor: 0,
             drain_cursor: 0,
-            partition_in_flight: HashMap::new(),
-            outstanding: HashMap::new(),
-            held: HashMap::new(),
-            metadata_misses: 0,
             last_load_stats: None,
             closing: false,
             force_closing: false,
@@ -191,21 +210,26 @@ impl Sender {
                 && self.core.accumulator.is_empty())
     }
 
+    /// The sender exits: everything still in flight or queued fails with `Closed`, oldest
+    /// first per partition, in order with the completions held behind them.
     fn shut_down(&mut self) {
-        let error = Error::Closed;
-        let in_flight: Vec<InFlight> = self.in_flight.drain().map(|(_, f)| f).collect();
-        for f in in_flight {
-            for b in f.batches {
-                self.fail(b, error.clone());
-            }
+        let mut left: Vec<ProducerBatch> = self
+            .in_flight
+            .take_all()
+            .into_iter()
+            .flat_map(|r| r.batches)
+            .filter(|b| !b.is_expired())
+            .collect();
+        for queue in self.core.accumulator.queues() {
+            left.extend(self.core.accumulator.take_all(&queue));
         }
-        // Nothing older can complete any more: release what waited for it, in order.
-        self.outstanding.clear();
-        let held: Vec<TopicPartition> = self.held.keys().cloned().collect();
-        for tp in held {
-            self.release_held(&tp);
+        left.sort_by(|a, b| (&a.tp, a.position).cmp(&(&b.tp, b.position)));
+        for batch in left {
+            self.fail(batch, Error::Closed);
         }
-        self.core.accumulator.abort_all(&error, &self.callbacks);
+        // Nothing older can complete any more.
+        let rest = self.completions.release_all();
+        self.complete_all(rest);
         self.nodes.close_all();
         self.core.metadata.close();
     }
@@ -222,18 +246,20 @@ impl Sender {
         let metadata_next = self.refresh_metadata(now);
         let producer_id_next = self.init_producer_id(now);
         let produce_next = self.send_ready(now);
+        let idle_next = self.close_idle_links(now);
         metadata_next
             .min(producer_id_next)
             .min(produce_next)
             .min(in_flight_next)
+            .min(idle_next)
     }
 
     fn handle(&mut self, event: SenderEvent, now: Instant) {
         match event {
             SenderEvent::Wakeup => {}
             SenderEvent::Connected { node, result } => {
-                if let Ok(connection) = &result {
-                    self.core.register_socket(connection.shutdown_handle());
+                if let Some(socket) = result.as_ref().ok().and_then(|l| l.shutdown_handle()) {
+                    self.core.register_socket(socket);
                 }
                 self.nodes.connected(node, result, now)
             }
@@ -254,18 +280,16 @@ impl Sender {
                 body,
                 ..
             } => {
+                self.nodes.touch(connection, now);
                 let key = (connection, correlation_id);
-                if self
-                    .metadata_request
-                    .is_some_and(|m| (m.connection, m.correlation_id) == key)
-                {
-                    self.metadata_request = None;
+                let is = |r: Option<RequestInFlight>| {
+                    r.is_some_and(|m| (m.connection, m.correlation_id) == key)
+                };
+                if is(self.metadata.request) {
+                    self.metadata.request = None;
                     self.metadata_response(body, now);
-                } else if self
-                    .producer_id_request
-                    .is_some_and(|m| (m.connection, m.correlation_id) == key)
-                {
-                    self.producer_id_request = None;
+                } else if is(self.producer_id.request) {
+                    self.producer_id.request = None;
                     self.producer_id_response(body, now);
                 } else if let Some(request) = self.in_flight.remove(&key) {
                     self.produce_response(request, body, now);
@@ -274,6 +298,7 @@ impl Sender {
                 }
             }
             ConnectionEventKind::Written { correlation_id } => {
+                self.nodes.touch(connection, now);
                 if let Some(request) = self.in_flight.remove(&(connection, correlation_id)) {
                     self.produce_written(request, now);
                 }
@@ -284,30 +309,27 @@ impl Sender {
         }
     }
 
-    /// A connection is gone: retry (or fail) what it had in flight, and refresh metadata.
+    /// A link is gone: retry (or fail) what it had in flight, and refresh metadata. A link
+    /// the sender dropped itself (idle, or replaced) has nothing in flight: its close
+    /// changes nothing.
     fn connection_lost(&mut self, connection: u64, error: &Error, now: Instant) {
-        if self.nodes.node_of(connection).is_some() {
+        let lost = self.in_flight.keys_on(connection);
+        let on = |r: Option<RequestInFlight>| r.is_some_and(|m| m.connection == connection);
+        let known = self.nodes.node_of(connection).is_some();
+        if !known && lost.is_empty() && !on(self.metadata.request) && !on(self.producer_id.request)
+        {
+            return;
+        }
+        if known {
             log::info!("connection {connection} lost: {error}");
         }
         self.nodes.disconnected(connection, now);
-        if self
-            .metadata_request
-            .is_some_and(|m| m.connection == connection)
-        {
-            self.metadata_request = None;
+        if on(self.metadata.request) {
+            self.metadata.request = None;
         }
-        if self
-            .producer_id_request
-            .is_some_and(|m| m.connection == connection)
-        {
-            self.producer_id_request = None;
+        if on(self.producer_id.request) {
+            self.producer_id.request = None;
         }
-        let lost: Vec<(u64, i32)> = self
-            .in_flight
-            .keys()
-            .filter(|(c, _)| *c == connection)
-            .copied()
-            .collect();
         for key in lost {
             if let Some(request) = self.in_flight.remove(&key) {
                 self.request_done(&request, now);
@@ -332,19 +354,16 @@ impl Sender {
     /// Requests past request.timeout.ms close their connection, as in Java: the broker may
     /// be stuck, and the connection's order can no longer be trusted.
     fn expire_requests(&mut self, now: Instant) {
-        let mut overdue: HashSet<u64> = self
-            .in_flight
-            .iter()
-            .filter(|(_, f)| f.deadline <= now)
-            .map(|((c, _), _)| *c)
-            .collect();
-        for m in [self.metadata_request, self.producer_id_request]
-            .into_iter()
-            .flatten()
-            .filter(|m| m.deadline <= now)
-        {
-            overdue.insert(m.connection);
-        }
+        let mut overdue: Vec<u64> = self.in_flight.overdue(now).collect();
+        overdue.extend(
+            [self.metadata.request, self.producer_id.request]
+                .into_iter()
+                .flatten()
+                .filter(|m| m.deadline <= now)
+                .map(|m| m.connection),
+        );
+        overdue.sort_unstable();
+        overdue.dedup();
         for connection in overdue {
             let timeout = self.core.config.request_timeout;
             let error = Error::Network {
@@ -357,31 +376,45 @@ impl Sender {
 
     /// delivery.timeout.ms bounds a record's time in flight too: a batch past it is
     /// answered with `DeliveryTimeout` now, while its request stays in flight (its response
-    /// or connection loss later settles the sequence bookkeeping). Returns when the next
-    /// in-flight batch expires.
+    /// or connection loss later settles the sequence bookkeeping). Batches of a partition
+    /// expire oldest first, and only once no older batch of the partition is outstanding
+    /// (an older retry waiting in its queue expires in this pass's drain, and this one in
+    /// the next pass), so completions keep send order. Returns when the next pass is due.
     fn expire_in_flight(&mut self, now: Instant) -> Instant {
         let timeout = self.core.config.delivery_timeout;
         let mut next = now + IDLE_TICK;
-        let mut expired = 0u64;
-        for request in self.in_flight.values_mut() {
-            for batch in request.batches.iter_mut().filter(|b| !b.is_expired()) {
-                let due = batch.created + timeout;
-                if due > now {
-                    next = next.min(due);
+        let mut due = Vec::new();
+        for (key, request) in self.in_flight.iter_mut() {
+            for (index, batch) in request.batches.iter().enumerate() {
+                if batch.is_expired() {
                     continue;
                 }
+                match batch.created.checked_add(timeout) {
+                    Some(at) if at > now => next = next.min(at),
+                    None => {}
+                    Some(_) => due.push((batch.tp.clone(), batch.position, *key, index)),
+                }
+            }
+        }
+        due.sort();
+        let mut expired = 0u64;
+        for (tp, position, key, index) in due {
+            if self.completions.older_outstanding(&tp, position) {
+                next = next.min(now + Duration::from_millis(1));
+                continue;
+            }
+            let released = self.completions.forget(&tp, position);
+            if let Some(batch) = self.in_flight.batch_mut(&key, index) {
                 let elapsed_ms = now.saturating_duration_since(batch.created).as_millis() as u64;
                 log::debug!("{}: expired in flight after {elapsed_ms} ms", batch.tp);
                 expired += u64::from(batch.record_count());
-                if let Some(set) = self.outstanding.get_mut(&batch.tp) {
-                    set.remove(&batch.position);
-                }
                 self.core.accumulator.expire_in_flight(
                     batch,
                     Error::DeliveryTimeout { elapsed_ms },
                     &self.callbacks,
                 );
             }
+            self.complete_all(released);
         }
         crate::metrics::Metrics::add(&self.core.metrics.record_errors, expired);
         next
@@ -399,28 +432,44 @@ impl Sender {
         }
     }
 
+    /// Closes links idle for connections.max.idle.ms (nothing sent or received, nothing in
+    /// flight); returns when the next one would be idle.
+    fn close_idle_links(&mut self, now: Instant) -> Instant {
+        let max_idle = self.core.config.connections_max_idle;
+        let mut busy: Vec<u64> = [self.metadata.request, self.producer_id.request]
+            .into_iter()
+            .flatten()
+            .map(|r| r.connection)
+            .collect();
+        busy.sort_unstable();
+        let in_flight = &self.in_flight;
+        let (_, next) = self.nodes.close_idle(now, max_idle, |node, link| {
+            in_flight.on_node(node) > 0 || busy.binary_search(&link).is_ok()
+        });
+        next.unwrap_or(now + IDLE_TICK).max(now)
+    }
+
     /// Sends a Metadata request when one is needed and allowed; returns when to look again.
     fn refresh_metadata(&mut self, now: Instant) -> Instant {
-        if let Some(m) = self.metadata_request {
+        if let Some(m) = self.metadata.request {
             return m.deadline;
         }
         let md = &self.core.metadata;
         let wanted = md.wanted_topics();
         let max_age = self.core.config.metadata_max_age;
-        let refresh_due = self.last_metadata.map_or(now, |t| t + max_age);
+        let refresh_due = self
+            .metadata
+            .last
+            .map_or(now, |t| t.checked_add(max_age).unwrap_or(now + IDLE_TICK));
         if wanted.is_empty() || (!md.update_requested() && now < refresh_due) {
             return refresh_due.max(now + IDLE_TICK);
         }
-        if now < self.next_metadata_at {
-            return self.next_metadata_at;
+        if now < self.metadata.next_at {
+            return self.metadata.next_at;
         }
         let cluster = md.cluster();
-        let ready = self.nodes.ready_ids();
-        let target = ready
-            .iter()
-            .copied()
-            .min_by_key(|n| self.in_flight_per_node.get(n).copied().unwrap_or(0));
-        let Some(node) = target else {
+        let in_flight = &self.in_flight;
+        let Some(node) = self.nodes.least_loaded(|n| in_flight.on_node(n)) else {
             return self.connect_for_metadata(&cluster, now);
         };
         let request = MetadataRequest {
@@ -428,19 +477,18 @@ impl Sender {
             allow_auto_topic_creation: true,
             include_topic_authorized_operations: false,
         };
-        let conn = self.nodes.ready(node).expect("node is ready");
-        let connection = conn.id();
-        match conn.send(&request) {
-            Ok(Some(correlation_id)) => {
+        let link = self.nodes.ready(node, now).expect("node is ready");
+        let connection = link.id();
+        match link.submit(Outgoing::Metadata(&request)) {
+            Ok(correlation_id) => {
                 let deadline = now + self.core.config.request_timeout;
-                self.metadata_request = Some(RequestInFlight {
+                self.metadata.request = Some(RequestInFlight {
                     connection,
                     correlation_id,
                     deadline,
                 });
                 deadline
             }
-            Ok(None) => now,
             Err(e) => {
                 self.connection_lost(connection, &e, now);
                 now
@@ -464,10 +512,10 @@ impl Sender {
         }
         let mut earliest = now + IDLE_TICK;
         for i in 0..candidates.len() {
-            let (id, address) = &candidates[(self.metadata_cursor + i) % candidates.len()];
+            let (id, address) = &candidates[(self.metadata.cursor + i) % candidates.len()];
             match self.nodes.connect(*id, address, now) {
                 None => {
-                    self.metadata_cursor += i + 1;
+                    self.metadata.cursor += i + 1;
                     return now + BUSY_TICK;
                 }
                 Some(retry_at) => earliest = earliest.min(retry_at),
@@ -481,7 +529,7 @@ impl Sender {
         body: Result<ResponseBody, crate::protocol::DecodeError>,
         now: Instant,
     ) {
-        self.last_metadata = Some(now);
+        self.metadata.last = Some(now);
         match body {
             Ok(ResponseBody::Metadata(md)) if !md.brokers.is_empty() => {
                 self.core.metadata.install(Cluster::from_response(&md));
@@ -492,16 +540,17 @@ impl Sender {
         // While a wanted topic stays missing or leaderless, refresh with exponential
         // backoff (retry.backoff.ms doubling up to retry.backoff.max.ms), as Java does.
         let config = &self.core.config;
-        self.metadata_misses = if self.core.metadata.update_requested() {
-            self.metadata_misses.saturating_add(1)
+        self.metadata.misses = if self.core.metadata.update_requested() {
+            self.metadata.misses.saturating_add(1)
         } else {
             0
         };
-        let backoff = config
-            .retry_backoff
-            .saturating_mul(1 << self.metadata_misses.saturating_sub(1).min(16))
-            .min(config.retry_backoff_max.max(config.retry_backoff));
-        self.next_metadata_at = now + nodes::jitter(backoff);
+        let wait = backoff(
+            config.retry_backoff,
+            config.retry_backoff_max,
+            self.metadata.misses,
+        );
+        self.metadata.next_at = now + wait;
     }
 
     /// Retries a batch after a retriable error while retries and delivery time remain;
@@ -529,19 +578,18 @@ impl Sender {
         } else if let Some(fatal) = self.core.fatal() {
             self.fail_for_good(batch, fatal, false);
         } else if retriable && retries_left && within_delivery {
-            let exp = config
-                .retry_backoff
-                .saturating_mul(1 << batch.attempts.saturating_sub(1).min(16))
-                .min(config.retry_backoff_max.max(config.retry_backoff));
+            let wait = backoff(
+                config.retry_backoff,
+                config.retry_backoff_max,
+                batch.attempts,
+            );
             log::debug!(
                 "retrying {} after {error} (attempt {})",
                 batch.tp,
                 batch.attempts
             );
             crate::metrics::Metrics::add(&self.core.metrics.batch_retries, 1);
-            self.core
-                .accumulator
-                .reenqueue(batch, now + nodes::jitter(exp));
+            self.core.accumulator.reenqueue(batch, now + wait);
         } else if retriable && retries_left && !within_delivery {
             // Out of delivery time, not out of retries: report the timeout, as Java does
             // ("Expiring N record(s) … since batch creation"), naming the last error in the log.
@@ -575,26 +623,16 @@ impl Sender {
         self.abort_queued(&error);
     }
 
-    /// Fails every queued batch with `error`. Retries among them were sent before, so the
-    /// sent-but-incomplete positions are rebuilt from what is still in flight, and the
-    /// completions held behind the aborted ones are released.
+    /// Fails every queued batch with `error`, in order per partition with the batches
+    /// still in flight (those complete first when they are older).
     fn abort_queued(&mut self, error: &Error) {
         if self.core.accumulator.is_empty() {
             return;
         }
-        self.core.accumulator.abort_all(error, &self.callbacks);
-        self.outstanding.clear();
-        for request in self.in_flight.values() {
-            for b in request.batches.iter().filter(|b| !b.is_expired()) {
-                self.outstanding
-                    .entry(b.tp.clone())
-                    .or_default()
-                    .insert(b.position);
+        for queue in self.core.accumulator.queues() {
+            for batch in self.core.accumulator.take_all(&queue) {
+                self.fail(batch, error.clone());
             }
-        }
-        let held: Vec<TopicPartition> = self.held.keys().cloned().collect();
-        for tp in held {
-            self.release_held(&tp);
         }
     }
 
@@ -608,19 +646,15 @@ impl Sender {
         if !idem.needs_producer_id() {
             return far;
         }
-        if let Some(r) = self.producer_id_request {
+        if let Some(r) = self.producer_id.request {
             return r.deadline;
         }
-        if now < self.next_producer_id_at {
-            return self.next_producer_id_at;
+        if now < self.producer_id.next_at {
+            return self.producer_id.next_at;
         }
         let (producer_id, producer_epoch) = idem.init_request_ids();
-        let target = self
-            .nodes
-            .ready_ids()
-            .into_iter()
-            .min_by_key(|n| (self.in_flight_per_node.get(n).copied().unwrap_or(0), *n));
-        let Some(node) = target else {
+        let in_flight = &self.in_flight;
+        let Some(node) = self.nodes.least_loaded(|n| in_flight.on_node(n)) else {
             let cluster = self.core.metadata.cluster();
             return self.connect_for_metadata(&cluster, now);
         };
@@ -629,19 +663,18 @@ impl Sender {
             producer_epoch,
             ..InitProducerIdRequest::default()
         };
-        let conn = self.nodes.ready(node).expect("node is ready");
-        let connection = conn.id();
-        match conn.send(&request) {
-            Ok(Some(correlation_id)) => {
+        let link = self.nodes.ready(node, now).expect("node is ready");
+        let connection = link.id();
+        match link.submit(Outgoing::InitProducerId(&request)) {
+            Ok(correlation_id) => {
                 let deadline = now + self.core.config.request_timeout;
-                self.producer_id_request = Some(RequestInFlight {
+                self.producer_id.request = Some(RequestInFlight {
                     connection,
                     correlation_id,
                     deadline,
                 });
                 deadline
             }
-            Ok(None) => now,
             Err(Error::UnsupportedVersion { .. }) => {
                 self.go_fatal(Error::Fatal(
                     "enable.idempotence needs InitProducerId, which the broker does not \
@@ -668,7 +701,7 @@ impl Sender {
         let failure = match body {
             Ok(ResponseBody::InitProducerId(r)) if r.error_code == 0 => {
                 idem.producer_id_received(r.producer_id, r.producer_epoch);
-                self.producer_id_failures = 0;
+                self.producer_id.failures = 0;
                 return;
             }
             Ok(ResponseBody::InitProducerId(r)) => {
@@ -690,12 +723,13 @@ impl Sender {
             return;
         }
         let config = &self.core.config;
-        self.producer_id_failures = self.producer_id_failures.saturating_add(1);
-        let backoff = config
-            .retry_backoff
-            .saturating_mul(1 << self.producer_id_failures.saturating_sub(1).min(16))
-            .min(config.retry_backoff_max.max(config.retry_backoff));
-        self.next_producer_id_at = now + nodes::jitter(backoff);
+        self.producer_id.failures = self.producer_id.failures.saturating_add(1);
+        let wait = backoff(
+            config.retry_backoff,
+            config.retry_backoff_max,
+            self.producer_id.failures,
+        );
+        self.producer_id.next_at = now + wait;
     }
 
     fn fail(&mut self, batch: ProducerBatch, error: Error) {
@@ -709,62 +743,24 @@ impl Sender {
         self.finish(batch, Err(error));
     }
 
-    /// Completes `batch` in order: while an older batch of its partition that was sent is
-    /// not complete yet (a retry waiting its turn), the completion is held, and released
-    /// right after the older ones complete. So futures and callbacks of one partition
-    /// complete in send order even when a later request succeeds before an earlier one's
-    /// retry.
-    fn finish(&mut self, batch: ProducerBatch, outcome: Result<BatchOutcome, Error>) {
-        let tp = batch.tp.clone();
-        let position = batch.position;
-        let outstanding = self.outstanding.get_mut(&tp);
-        let older_pending = match outstanding {
-            Some(set) => {
-                set.remove(&position);
-                set.first().is_some_and(|&first| first < position)
-            }
-            None => false,
-        };
-        if older_pending {
-            self.held
-                .entry(tp)
-                .or_default()
-                .insert(position, (batch, outcome));
-            return;
-        }
-        self.core
-            .accumulator
-            .complete(batch, outcome, &self.callbacks);
-        self.release_held(&tp);
+    /// Completes `batch` in send order per partition (see [`order`]): now, or right after
+    /// the older batches of its partition that were sent and are not complete yet.
+    fn finish(&mut self, batch: ProducerBatch, outcome: Outcome) {
+        let ready = self.completions.finish(batch, outcome);
+        self.complete_all(ready);
     }
 
-    /// Completes the held batches of `tp` that no older sent batch holds back any more.
-    fn release_held(&mut self, tp: &TopicPartition) {
-        let limit = match self.outstanding.get(tp) {
-            Some(set) if !set.is_empty() => set.first().copied().unwrap_or(u64::MAX),
-            _ => {
-                self.outstanding.remove(tp);
-                u64::MAX
-            }
-        };
-        let Some(held) = self.held.get_mut(tp) else {
-            return;
-        };
-        while let Some(entry) = held.first_entry().filter(|e| *e.key() < limit) {
-            let (batch, outcome) = entry.remove();
+    /// Completes batches that [`Completions`] handed out, in the order given.
+    fn complete_all(&mut self, ready: Vec<(ProducerBatch, Outcome)>) {
+        for (batch, outcome) in ready {
             self.core
                 .accumulator
                 .complete(batch, outcome, &self.callbacks);
         }
-        if held.is_empty() {
-            self.held.remove(tp);
-        }
     }
 
+    /// The metrics of a request that left the in-flight table.
     fn request_done(&mut self, request: &InFlight, now: Instant) {
-        if let Some(n) = self.in_flight_per_node.get_mut(&request.node) {
-            *n = n.saturating_sub(1);
-        }
         self.core
             .metrics
             .in_flight_requests
@@ -772,14 +768,6 @@ impl Sender {
         self.core
             .metrics
             .request_latency(now.saturating_duration_since(request.sent_at));
-        for b in &request.batches {
-            if let Some(entry) = self.partition_in_flight.get_mut(&b.tp) {
-                entry.1 = entry.1.saturating_sub(1);
-                if entry.1 == 0 {
-                    self.partition_in_flight.remove(&b.tp);
-                }
-            }
-        }
     }
 }
 

@@ -1,25 +1,29 @@
 //! The sender's connections, one per broker node, and their states.
 //!
-//! Owned by the sender thread alone; no locks. A connect runs on a short-lived thread (so
-//! a slow or dead broker never stalls the sender) and reports back through the sender's
-//! inbox as [`SenderEvent::Connected`]. Bootstrap servers get negative node ids (-1, -2, …)
-//! as in Java, until metadata names the real brokers.
+//! Owned by the sender thread alone; no locks. A connect runs through the [`Connector`]
+//! (on a short-lived thread in production, so a slow or dead broker never stalls the
+//! sender) and reports back through the sender's inbox as [`SenderEvent::Connected`].
+//! Bootstrap servers get negative node ids (-1, -2, …) as in Java, until metadata names
+//! the real brokers.
+//!
+//! [`SenderEvent::Connected`]: crate::core::SenderEvent::Connected
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
-
-use crate::core::SenderEvent;
-use crate::net::{Connection, ConnectionConfig};
+use super::link::{Connector, Link};
 
 /// A node's connection state.
 #[derive(Debug)]
 enum NodeState {
-    /// A connect thread is running.
+    /// A connect is under way.
     Connecting,
-    /// Connected, after the ApiVersions handshake.
-    Ready(Connection),
+    /// Connected, after the handshake; `last_used` is when it last sent or heard anything
+    /// (connections.max.idle.ms counts from there).
+    Ready {
+        link: Box<dyn Link>,
+        last_used: Instant,
+    },
     /// The last attempt failed; no new one before `retry_at`.
     Backoff { retry_at: Instant },
 }
@@ -27,61 +31,70 @@ enum NodeState {
 #[derive(Debug)]
 struct Node {
     state: NodeState,
-    /// The next reconnect backoff (exponential from reconnect.backoff.ms).
-    backoff: Duration,
+    /// Failed connects in a row (the reconnect backoff grows with them).
+    failures: u32,
 }
 
 /// Every node's connection.
 #[derive(Debug)]
 pub(crate) struct Nodes {
     nodes: HashMap<i32, Node>,
-    /// Connection id → node id, for routing reader-thread events.
+    /// Link id → node id, for routing link events.
     by_connection: HashMap<u64, i32>,
-    config: ConnectionConfig,
+    connector: Box<dyn Connector>,
     backoff_min: Duration,
     backoff_max: Duration,
-    inbox: Sender<SenderEvent>,
 }
 
 impl Nodes {
     pub fn new(
-        config: ConnectionConfig,
+        connector: Box<dyn Connector>,
         backoff_min: Duration,
         backoff_max: Duration,
-        inbox: Sender<SenderEvent>,
     ) -> Self {
         Nodes {
             nodes: HashMap::new(),
             by_connection: HashMap::new(),
-            config,
+            connector,
             backoff_min,
             backoff_max: backoff_max.max(backoff_min),
-            inbox,
         }
     }
 
-    /// The ready connection of `node`, if any.
-    pub fn ready(&mut self, node: i32) -> Option<&mut Connection> {
+    /// The ready link of `node`, if any; using it counts as activity (idle timeout).
+    pub fn ready(&mut self, node: i32, now: Instant) -> Option<&mut dyn Link> {
         match self.nodes.get_mut(&node).map(|n| &mut n.state) {
-            Some(NodeState::Ready(c)) => Some(c),
+            Some(NodeState::Ready { link, last_used }) => {
+                *last_used = now;
+                Some(link.as_mut())
+            }
             _ => None,
         }
     }
 
-    /// Ids of nodes with a ready connection.
-    pub fn ready_ids(&self) -> Vec<i32> {
+    /// Whether `node` has a ready link.
+    pub fn is_ready(&self, node: i32) -> bool {
+        matches!(
+            self.nodes.get(&node).map(|n| &n.state),
+            Some(NodeState::Ready { .. })
+        )
+    }
+
+    /// The ready node with the least `load` (requests in flight), ties to the lowest id:
+    /// where metadata and InitProducerId requests go.
+    pub fn least_loaded(&self, load: impl Fn(i32) -> usize) -> Option<i32> {
         self.nodes
             .iter()
-            .filter(|(_, n)| matches!(n.state, NodeState::Ready(_)))
+            .filter(|(_, n)| matches!(n.state, NodeState::Ready { .. }))
             .map(|(id, _)| *id)
-            .collect()
+            .min_by_key(|id| (load(*id), *id))
     }
 
     /// Whether `node` is connecting or connected.
     pub fn is_active(&self, node: i32) -> bool {
         matches!(
             self.nodes.get(&node).map(|n| &n.state),
-            Some(NodeState::Connecting | NodeState::Ready(_))
+            Some(NodeState::Connecting | NodeState::Ready { .. })
         )
     }
 
@@ -90,40 +103,40 @@ impl Nodes {
     pub fn connect(&mut self, node: i32, address: &str, now: Instant) -> Option<Instant> {
         let entry = self.nodes.entry(node).or_insert(Node {
             state: NodeState::Backoff { retry_at: now },
-            backoff: self.backoff_min,
+            failures: 0,
         });
         match entry.state {
-            NodeState::Connecting | NodeState::Ready(_) => return None,
+            NodeState::Connecting | NodeState::Ready { .. } => return None,
             NodeState::Backoff { retry_at } if retry_at > now => return Some(retry_at),
             NodeState::Backoff { .. } => {}
         }
         entry.state = NodeState::Connecting;
-        let (address, config, inbox) =
-            (address.to_owned(), self.config.clone(), self.inbox.clone());
-        let spawned = std::thread::Builder::new()
-            .name(format!("kafka-connect-{node}"))
-            .spawn(move || {
-                let result = Connection::connect(&address, &config, inbox.clone());
-                let _ = inbox.send(SenderEvent::Connected { node, result });
-            });
-        if let Err(e) = spawned {
-            log::warn!("could not spawn a connect thread for node {node}: {e}");
+        if let Err(e) = self.connector.connect(node, address) {
+            log::warn!("could not start connecting to node {node}: {e}");
             self.failed(node, now);
         }
         None
     }
 
     /// Installs the outcome of a connect attempt.
-    pub fn connected(&mut self, node: i32, result: Result<Connection, crate::Error>, now: Instant) {
+    pub fn connected(
+        &mut self,
+        node: i32,
+        result: Result<Box<dyn Link>, crate::Error>,
+        now: Instant,
+    ) {
         match result {
-            Ok(conn) => {
-                self.by_connection.insert(conn.id(), node);
+            Ok(link) => {
+                self.by_connection.insert(link.id(), node);
                 let n = self.nodes.entry(node).or_insert(Node {
                     state: NodeState::Connecting,
-                    backoff: self.backoff_min,
+                    failures: 0,
                 });
-                n.backoff = self.backoff_min;
-                n.state = NodeState::Ready(conn);
+                n.failures = 0;
+                n.state = NodeState::Ready {
+                    link,
+                    last_used: now,
+                };
             }
             Err(e) => {
                 log::warn!("connecting to node {node} failed: {e}");
@@ -132,12 +145,26 @@ impl Nodes {
         }
     }
 
-    /// The node a connection belongs to, if it is still the node's current connection.
+    /// The node a link belongs to, if it is still the node's current link.
     pub fn node_of(&self, connection_id: u64) -> Option<i32> {
         self.by_connection.get(&connection_id).copied()
     }
 
-    /// Drops the connection `connection_id` (it closed or timed out) and starts the node's
+    /// The link `connection_id` sent or received something at `now` (idle timeout).
+    pub fn touch(&mut self, connection_id: u64, now: Instant) {
+        let Some(node) = self.by_connection.get(&connection_id) else {
+            return;
+        };
+        if let Some(Node {
+            state: NodeState::Ready { last_used, .. },
+            ..
+        }) = self.nodes.get_mut(node)
+        {
+            *last_used = now;
+        }
+    }
+
+    /// Drops the link `connection_id` (it closed or timed out) and starts the node's
     /// reconnect backoff.
     pub fn disconnected(&mut self, connection_id: u64, now: Instant) {
         if let Some(node) = self.by_connection.remove(&connection_id) {
@@ -145,24 +172,75 @@ impl Nodes {
         }
     }
 
-    fn failed(&mut self, node: i32, now: Instant) {
-        let max = self.backoff_max;
-        if let Some(n) = self.nodes.get_mut(&node) {
-            if let NodeState::Ready(c) = &n.state {
-                self.by_connection.remove(&c.id());
-            }
-            n.state = NodeState::Backoff {
-                retry_at: now + jitter(n.backoff),
+    /// Closes links idle for `max_idle` (connections.max.idle.ms, as Java's selector does)
+    /// unless `busy(node, link id)` (requests in flight on it). Closing an idle link is no
+    /// failure: the node may reconnect at once. Returns the ids of the closed links and
+    /// when the next link would become idle.
+    pub fn close_idle(
+        &mut self,
+        now: Instant,
+        max_idle: Duration,
+        busy: impl Fn(i32, u64) -> bool,
+    ) -> (Vec<u64>, Option<Instant>) {
+        let mut next: Option<Instant> = None;
+        let mut idle = Vec::new();
+        for (id, n) in &self.nodes {
+            let NodeState::Ready { link, last_used } = &n.state else {
+                continue;
             };
-            n.backoff = (n.backoff * 2).min(max);
+            let Some(due) = last_used.checked_add(max_idle) else {
+                continue; // never idle
+            };
+            if due <= now && !busy(*id, link.id()) {
+                idle.push(*id);
+            } else {
+                let due = due.max(now + Duration::from_millis(1));
+                next = Some(next.map_or(due, |t| t.min(due)));
+            }
+        }
+        let mut closed = Vec::new();
+        for id in idle {
+            if let Some(Node {
+                state: NodeState::Ready { link, .. },
+                ..
+            }) = self.nodes.remove(&id)
+            {
+                log::debug!("closing the idle connection to node {id}");
+                self.by_connection.remove(&link.id());
+                closed.push(link.id());
+            }
+        }
+        (closed, next)
+    }
+
+    fn failed(&mut self, node: i32, now: Instant) {
+        let (min, max) = (self.backoff_min, self.backoff_max);
+        if let Some(n) = self.nodes.get_mut(&node) {
+            if let NodeState::Ready { link, .. } = &n.state {
+                self.by_connection.remove(&link.id());
+            }
+            n.failures = n.failures.saturating_add(1);
+            n.state = NodeState::Backoff {
+                retry_at: now + backoff(min, max, n.failures),
+            };
         }
     }
 
-    /// Closes every connection (sender exit).
+    /// Closes every link (sender exit).
     pub fn close_all(&mut self) {
         self.by_connection.clear();
         self.nodes.clear();
     }
+}
+
+/// The backoff after `failures` failures in a row (at least 1): `base` doubling with each,
+/// up to `max`, with ±20 % jitter. Java's formula for retry.backoff.ms /
+/// retry.backoff.max.ms (KIP-580) and reconnect.backoff.ms / reconnect.backoff.max.ms.
+pub(crate) fn backoff(base: Duration, max: Duration, failures: u32) -> Duration {
+    let exp = base
+        .saturating_mul(1 << failures.saturating_sub(1).min(16))
+        .min(max.max(base));
+    jitter(exp)
 }
 
 /// ±20 % jitter, as Java applies to its backoffs.

@@ -4,7 +4,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{sequenced, InFlight, Sender, BUSY_TICK, IDLE_TICK};
+use super::in_flight::InFlight;
+use super::link::Outgoing;
+use super::{sequenced, Sender, BUSY_TICK, IDLE_TICK};
 use crate::accumulator::{PartitionQueue, ProducerBatch, QueueState};
 use crate::delivery::BatchOutcome;
 use crate::error::{Error, ErrorCode};
@@ -62,10 +64,10 @@ impl Sender {
             .max_in_flight_requests_per_connection
             .max(1);
         for node in ready_nodes {
-            if self.in_flight_per_node.get(&node).copied().unwrap_or(0) >= max_in_flight {
+            if self.in_flight.on_node(node) >= max_in_flight {
                 continue;
             }
-            if self.nodes.ready(node).is_none() {
+            if !self.nodes.is_ready(node) {
                 match cluster.brokers.get(&node) {
                     Some(b) => {
                         let address = b.address.clone();
@@ -119,9 +121,9 @@ impl Sender {
         let mut out: Vec<(ProducerBatch, ProducerState)> = Vec::new();
         for i in 0..n {
             let queue = &queues[(start + i) % n];
-            let in_flight = match self.partition_in_flight.get(&queue.tp) {
-                Some((other, _)) if *other != node => continue,
-                Some((_, count)) => *count,
+            let in_flight = match self.in_flight.partition(&queue.tp) {
+                Some((other, _)) if other != node => continue,
+                Some((_, count)) => count,
                 None => 0,
             };
             let room = max.saturating_sub(size);
@@ -176,10 +178,7 @@ impl Sender {
             batch.attempts += 1;
             let records = batch.encode(state);
             // Later batches of the partition complete after this one (`Sender::finish`).
-            self.outstanding
-                .entry(batch.tp.clone())
-                .or_default()
-                .insert(batch.position);
+            self.completions.sent(&batch.tp, batch.position);
             let data = PartitionProduceData {
                 index: batch.tp.partition(),
                 records: Some(records),
@@ -200,25 +199,18 @@ impl Sender {
             topics,
         };
         let deadline = now + config.request_timeout;
-        let conn = self
+        let link = self
             .nodes
-            .ready(node)
+            .ready(node, now)
             .expect("caller checked the node is ready");
-        let connection = conn.id();
+        let connection = link.id();
         // The connection's writer thread writes the request; an acks=0 request stays in
         // flight until it is written (`Sender::produce_written`), a request with acks until
         // its response. Either way the in-flight limit bounds what is queued per broker.
-        match conn.submit(&request) {
+        match link.submit(Outgoing::Produce(&request)) {
             Ok(correlation_id) => {
                 Metrics::add(&self.core.metrics.requests, 1);
                 Metrics::add(&self.core.metrics.in_flight_requests, 1);
-                *self.in_flight_per_node.entry(node).or_insert(0) += 1;
-                for b in &batches {
-                    self.partition_in_flight
-                        .entry(b.tp.clone())
-                        .or_insert((node, 0))
-                        .1 += 1;
-                }
                 let request = InFlight {
                     node,
                     batches,
@@ -391,23 +383,27 @@ impl Sender {
         if let (Some(idem), Some(state)) = (self.idempotence.as_mut(), state) {
             let [a, b] = &halves;
             let count = |b: &ProducerBatch| i32::try_from(b.record_count()).unwrap_or(i32::MAX);
-            idem.split(&tp, position, state, [(a.position, count(a)), (b.position, count(b))]);
+            idem.split(
+                &tp,
+                position,
+                state,
+                [(a.position, count(a)), (b.position, count(b))],
+            );
         }
         // The first half keeps the batch's place among the sent ones; the second joins it,
         // so later batches still complete after both.
-        self.outstanding
-            .entry(tp)
-            .or_default()
-            .insert(halves[1].position);
+        self.completions.sent(&tp, halves[1].position);
         for half in halves {
             self.core.accumulator.reenqueue(half, now);
         }
         None
     }
 
-    /// INVALID_RECORD naming records: those fail, each with its own message, and the rest
-    /// of the batch (which the broker refused with them) is queued again at its place, so a
-    /// bad record fails only itself. Returns the batch if the named records do not fit it.
+    /// INVALID_RECORD naming records: those fail, each with its own message, and the runs
+    /// of other records between them (which the broker refused with them) are queued again
+    /// at the batch's place, so a bad record fails only itself. Every group completes in
+    /// record order: a rejected record is held until the records before it are answered.
+    /// Returns the batch if it cannot be cut (then it fails whole, as in Java).
     fn reject_records(
         &mut self,
         batch: ProducerBatch,
@@ -425,44 +421,45 @@ impl Sender {
         rejected.sort_unstable();
         rejected.dedup();
         let (tp, position, state) = (batch.tp.clone(), batch.position, sequenced(&batch));
-        let (kept, failed) = match self.core.accumulator.take_out(batch, &rejected) {
-            Ok(parts) => parts,
+        let groups = match self.core.accumulator.take_out(batch, &rejected) {
+            Ok(groups) => groups,
             Err(unchanged) => return Some(unchanged),
         };
         log::warn!(
-            "{tp}: the broker rejected {} record(s) of a batch as invalid; resending the other {}",
-            failed.len(),
-            kept.as_ref().map_or(0, |k| k.record_count())
+            "{tp}: the broker rejected {} record(s) of a batch as invalid; resending the others",
+            rejected.len(),
         );
         if let (Some(idem), Some(state)) = (self.idempotence.as_mut(), state) {
             idem.gave_up(&tp, position, state, true); // the broker wrote none of it
         }
-        for (index, bad) in rejected.iter().zip(failed) {
+        // The groups to resend hold back the later ones, as the batch did; the first
+        // group takes the batch's own place.
+        for (group, mark) in &groups {
+            if mark.is_none() {
+                self.completions.sent(&tp, group.position);
+            }
+        }
+        for (group, mark) in groups {
+            let Some(index) = mark else {
+                self.core.accumulator.reenqueue(group, now);
+                continue;
+            };
             let message = p
                 .record_errors
                 .iter()
-                .find(|e| e.batch_index as u32 == *index)
+                .find(|e| u32::try_from(e.batch_index) == Ok(index))
                 .and_then(|e| e.batch_index_error_message.clone())
                 .or_else(|| p.error_message.clone());
             let error = Error::Broker {
                 code: ErrorCode::InvalidRecord,
                 message,
             };
-            // Out of band: these records are answered now, ahead of the batch's others.
             Metrics::add(&self.core.metrics.record_errors, 1);
-            self.core
-                .accumulator
-                .complete(bad, Err(error), &self.callbacks);
-        }
-        match kept {
-            Some(kept) => self.core.accumulator.reenqueue(kept, now),
-            None => {
-                // Nothing left to resend: the batch's place no longer holds later ones back.
-                if let Some(set) = self.outstanding.get_mut(&tp) {
-                    set.remove(&position);
-                }
-                self.release_held(&tp);
+            if group.position != position {
+                // Not the batch's place: nothing outstanding to remove, only order to keep.
+                self.completions.sent(&tp, group.position);
             }
+            self.finish(group, Err(error));
         }
         None
     }

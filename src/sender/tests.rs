@@ -1,0 +1,868 @@
+//! The sender stepped by hand: scripted brokers behind [`Link`] and [`Connector`], a clock
+//! the test moves, and answers in whatever order a test chooses.
+//!
+//! The harness connects every node at once and answers Metadata (from its leader map) and
+//! InitProducerId by itself; Produce requests wait for the test, which answers, loses or
+//! ignores each. Records are appended straight to the accumulator, one batch each
+//! (batch.size=1), with a callback that logs `(value, outcome)` in the order the callback
+//! thread runs them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use super::link::{Connector, Link, Outgoing};
+use super::Sender;
+use crate::accumulator::{AppendRecord, Completion};
+use crate::config::ProducerConfig;
+use crate::core::{Core, SenderEvent};
+use crate::delivery::CallbackThread;
+use crate::error::{Error, ErrorCode};
+use crate::net::{ConnectionEvent, ConnectionEventKind};
+use crate::protocol::init_producer_id::InitProducerIdResponse;
+use crate::protocol::metadata::{
+    MetadataBroker, MetadataPartition, MetadataResponse, MetadataTopic,
+};
+use crate::protocol::produce::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, ProduceRequest, ProduceResponse,
+    TopicProduceResponse,
+};
+use crate::protocol::{ApiKey, ResponseBody};
+use crate::record_batch::{RecordBatch, RecordBatchBuilder};
+
+const TOPIC: &str = "t";
+
+/// What the scripted brokers saw.
+#[derive(Debug, Default)]
+struct Script {
+    next_link: u64,
+    /// Connect attempts not answered yet: (node, address).
+    connects: Vec<(i32, String)>,
+    /// Requests submitted, oldest first.
+    sent: Vec<Sent>,
+    /// Links dropped by the sender.
+    dropped: Vec<u64>,
+}
+
+#[derive(Debug, Clone)]
+enum Request {
+    Metadata,
+    InitProducerId,
+    Produce(ProduceRequest),
+}
+
+#[derive(Debug, Clone)]
+struct Sent {
+    link: u64,
+    node: i32,
+    correlation_id: i32,
+    request: Request,
+}
+
+#[derive(Debug)]
+struct ScriptedLink {
+    id: u64,
+    node: i32,
+    next_correlation_id: i32,
+    script: Arc<Mutex<Script>>,
+}
+
+impl Link for ScriptedLink {
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn submit(&mut self, request: Outgoing<'_>) -> Result<i32, Error> {
+        let correlation_id = self.next_correlation_id;
+        self.next_correlation_id += 1;
+        let request = match request {
+            Outgoing::Metadata(_) => Request::Metadata,
+            Outgoing::InitProducerId(_) => Request::InitProducerId,
+            Outgoing::Produce(r) => Request::Produce(r.clone()),
+        };
+        self.script.lock().sent.push(Sent {
+            link: self.id,
+            node: self.node,
+            correlation_id,
+            request,
+        });
+        Ok(correlation_id)
+    }
+
+    fn shutdown_handle(&self) -> Option<std::sync::Weak<std::net::TcpStream>> {
+        None
+    }
+}
+
+impl Drop for ScriptedLink {
+    fn drop(&mut self) {
+        self.script.lock().dropped.push(self.id);
+    }
+}
+
+#[derive(Debug)]
+struct ScriptedConnector(Arc<Mutex<Script>>);
+
+impl Connector for ScriptedConnector {
+    fn connect(&mut self, node: i32, address: &str) -> Result<(), Error> {
+        self.0.lock().connects.push((node, address.to_owned()));
+        Ok(())
+    }
+}
+
+/// One Produce request as the broker would read it.
+#[derive(Debug, Clone)]
+struct ProduceSeen {
+    link: u64,
+    node: i32,
+    correlation_id: i32,
+    /// (partition, values of its records, base sequence, producer epoch)
+    batches: Vec<(i32, Vec<String>, i32, i16)>,
+}
+
+type Log = Arc<Mutex<Vec<(String, Result<i64, Error>)>>>;
+
+struct Harness {
+    sender: Sender,
+    core: Arc<Core>,
+    script: Arc<Mutex<Script>>,
+    now: Instant,
+    /// Partition → leader node.
+    leaders: HashMap<i32, i32>,
+    /// Answer InitProducerId with this epoch next.
+    next_epoch: i16,
+    /// Whether the harness answers metadata requests.
+    answer_metadata: bool,
+    log: Log,
+    _callback_thread: CallbackThread,
+}
+
+impl Harness {
+    /// A sender for topic `t` with `partitions` partitions led by node 1, over scripted
+    /// brokers; `props` add to batch.size=1 and linger.ms=0.
+    fn new(partitions: i32, props: &[(&str, &str)]) -> Harness {
+        let mut all = vec![
+            ("bootstrap.servers", "b0:9092"),
+            ("batch.size", "1"),
+            ("linger.ms", "0"),
+        ];
+        all.extend_from_slice(props);
+        let mut config = ProducerConfig::from_properties(all).expect("config");
+        config.validate().expect("valid config");
+        let (events, inbox) = crossbeam_channel::unbounded();
+        let core = Arc::new(Core::new(config, events));
+        let (callback_thread, callbacks) = CallbackThread::start("test-callbacks".into());
+        let script = Arc::new(Mutex::new(Script {
+            next_link: 1,
+            ..Script::default()
+        }));
+        let sender = Sender::with_connector(
+            Arc::clone(&core),
+            inbox,
+            callbacks,
+            Box::new(ScriptedConnector(Arc::clone(&script))),
+        );
+        // The topic is wanted (as a send's wait would make it), then known.
+        let _ = core.metadata.wait_for_topic(TOPIC, Instant::now(), || {});
+        let h = Harness {
+            sender,
+            core,
+            script,
+            now: Instant::now(),
+            leaders: (0..partitions).map(|p| (p, 1)).collect(),
+            next_epoch: 0,
+            answer_metadata: true,
+            log: Log::default(),
+            _callback_thread: callback_thread,
+        };
+        h.core
+            .metadata
+            .install(crate::metadata::Cluster::from_response(&h.metadata()));
+        h
+    }
+
+    fn metadata(&self) -> MetadataResponse {
+        let mut partitions: Vec<MetadataPartition> = self
+            .leaders
+            .iter()
+            .map(|(&p, &leader)| MetadataPartition {
+                partition_index: p,
+                leader_id: leader,
+                leader_epoch: 1,
+                replica_nodes: vec![leader],
+                isr_nodes: vec![leader],
+                ..MetadataPartition::default()
+            })
+            .collect();
+        partitions.sort_by_key(|p| p.partition_index);
+        MetadataResponse {
+            brokers: (1..=3)
+                .map(|n| MetadataBroker {
+                    node_id: n,
+                    host: format!("b{n}"),
+                    port: 9092,
+                    rack: None,
+                })
+                .collect(),
+            controller_id: 1,
+            topics: vec![MetadataTopic {
+                name: Some(TOPIC.into()),
+                partitions,
+                ..MetadataTopic::default()
+            }],
+            ..MetadataResponse::default()
+        }
+    }
+
+    /// Appends one record (its own batch) to `partition`; its callback logs the outcome.
+    /// The batch's creation time is read from the real clock, so the test clock moves up
+    /// to it (the test's own advances stay on top).
+    fn append(&mut self, partition: i32, value: &str) {
+        let queue = self.core.accumulator.queue(TOPIC, partition);
+        let payload = RecordBatchBuilder::payload_size(None, Some(value.as_bytes()), &[]);
+        let record = AppendRecord {
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: Some(value.as_bytes()),
+            headers: &[],
+            payload,
+        };
+        let (log, tag) = (Arc::clone(&self.log), value.to_owned());
+        let callback = Completion::Callback(Box::new(move |r| {
+            log.lock().push((tag, r.map(|md| md.offset())));
+        }));
+        if self
+            .core
+            .accumulator
+            .append(&queue, &record, callback, None)
+            .is_err()
+        {
+            panic!("append failed");
+        }
+        self.now = self.now.max(Instant::now());
+    }
+
+    fn advance(&mut self, by: Duration) {
+        self.now += by;
+    }
+
+    /// One pass, then whatever the harness answers by itself (connects, Metadata,
+    /// InitProducerId), until nothing changes.
+    fn step(&mut self) {
+        for _ in 0..20 {
+            self.sender.run_once(self.now);
+            if !self.auto_answer() {
+                return;
+            }
+        }
+    }
+
+    fn auto_answer(&mut self) -> bool {
+        let connects = std::mem::take(&mut self.script.lock().connects);
+        let mut acted = !connects.is_empty();
+        for (node, _) in connects {
+            let id = {
+                let mut s = self.script.lock();
+                s.next_link += 1;
+                s.next_link
+            };
+            let link = ScriptedLink {
+                id,
+                node,
+                next_correlation_id: 0,
+                script: Arc::clone(&self.script),
+            };
+            let event = SenderEvent::Connected {
+                node,
+                result: Ok(Box::new(link)),
+            };
+            self.sender.handle(event, self.now);
+        }
+        let sent: Vec<Sent> = self.script.lock().sent.clone();
+        for s in sent {
+            let body = match &s.request {
+                Request::Metadata if self.answer_metadata => {
+                    ResponseBody::Metadata(self.metadata())
+                }
+                Request::InitProducerId => {
+                    let epoch = self.next_epoch;
+                    self.next_epoch += 1;
+                    ResponseBody::InitProducerId(InitProducerIdResponse {
+                        producer_id: 7,
+                        producer_epoch: epoch,
+                        ..InitProducerIdResponse::default()
+                    })
+                }
+                _ => continue,
+            };
+            self.script
+                .lock()
+                .sent
+                .retain(|x| (x.link, x.correlation_id) != (s.link, s.correlation_id));
+            self.respond_raw(s.link, s.correlation_id, body);
+            acted = true;
+        }
+        acted
+    }
+
+    fn respond_raw(&mut self, link: u64, correlation_id: i32, body: ResponseBody) {
+        let event = ConnectionEvent {
+            connection_id: link,
+            kind: ConnectionEventKind::Response {
+                correlation_id,
+                api_key: ApiKey::PRODUCE,
+                version: 11,
+                body: Ok(body),
+            },
+        };
+        self.sender.handle(SenderEvent::Connection(event), self.now);
+    }
+
+    /// Produce requests not answered yet, oldest first (removed from the script).
+    fn take_produce(&mut self) -> Vec<ProduceSeen> {
+        let mut script = self.script.lock();
+        let (produce, rest): (Vec<Sent>, Vec<Sent>) = std::mem::take(&mut script.sent)
+            .into_iter()
+            .partition(|s| matches!(s.request, Request::Produce(_)));
+        script.sent = rest;
+        produce
+            .into_iter()
+            .map(|s| {
+                let Request::Produce(r) = s.request else {
+                    unreachable!()
+                };
+                let batches = r
+                    .topics
+                    .iter()
+                    .flat_map(|t| &t.partitions)
+                    .map(|p| {
+                        let bytes = p.records.clone().expect("records");
+                        let (batch, _) = RecordBatch::parse(&bytes).expect("a record batch");
+                        let values = batch
+                            .records()
+                            .expect("records")
+                            .into_iter()
+                            .map(|r| String::from_utf8(r.value.unwrap_or_default()).unwrap())
+                            .collect();
+                        (
+                            p.index,
+                            values,
+                            batch.base_sequence(),
+                            batch.producer_epoch(),
+                        )
+                    })
+                    .collect();
+                ProduceSeen {
+                    link: s.link,
+                    node: s.node,
+                    correlation_id: s.correlation_id,
+                    batches,
+                }
+            })
+            .collect()
+    }
+
+    /// Answers `request`: each partition with `code` (offset 100 × partition on success).
+    fn answer(&mut self, request: &ProduceSeen, code: ErrorCode) {
+        self.answer_with(request, |_| (code, Vec::new()));
+    }
+
+    fn answer_with(
+        &mut self,
+        request: &ProduceSeen,
+        per_partition: impl Fn(i32) -> (ErrorCode, Vec<i32>),
+    ) {
+        let partitions = request
+            .batches
+            .iter()
+            .map(|(p, ..)| {
+                let (code, bad) = per_partition(*p);
+                PartitionProduceResponse {
+                    index: *p,
+                    error_code: code.code(),
+                    base_offset: if code == ErrorCode::None {
+                        100 * i64::from(*p)
+                    } else {
+                        -1
+                    },
+                    log_append_time_ms: -1,
+                    log_start_offset: 0,
+                    record_errors: bad
+                        .into_iter()
+                        .map(|i| BatchIndexAndErrorMessage {
+                            batch_index: i,
+                            batch_index_error_message: Some(format!("record {i} is bad")),
+                        })
+                        .collect(),
+                    error_message: None,
+                    current_leader: None,
+                }
+            })
+            .collect();
+        let body = ResponseBody::Produce(ProduceResponse {
+            responses: vec![TopicProduceResponse {
+                name: TOPIC.into(),
+                partitions,
+            }],
+            ..ProduceResponse::default()
+        });
+        self.respond_raw(request.link, request.correlation_id, body);
+    }
+
+    /// The link `link` broke with its requests unanswered.
+    fn lose(&mut self, link: u64) {
+        let event = ConnectionEvent {
+            connection_id: link,
+            kind: ConnectionEventKind::Closed {
+                error: Error::Network {
+                    broker: "scripted".into(),
+                    reason: "connection reset".into(),
+                },
+                unanswered: Vec::new(),
+            },
+        };
+        self.sender.handle(SenderEvent::Connection(event), self.now);
+    }
+
+    /// Waits until the callback thread logged `n` outcomes; returns them in its order.
+    fn outcomes(&self, n: usize) -> Vec<(String, Result<i64, Error>)> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.log.lock().len() < n && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        self.log.lock().clone()
+    }
+
+    /// Gives the callback thread time for outcomes that must NOT come, then returns all.
+    fn settled_outcomes(&self) -> Vec<(String, Result<i64, Error>)> {
+        std::thread::sleep(Duration::from_millis(100));
+        self.log.lock().clone()
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        // Fail what is left, so that no callback waits forever. The callback thread ends
+        // on its own once the sender (its queue's only producer) is dropped.
+        self.sender.shut_down();
+    }
+}
+
+fn values(outcomes: &[(String, Result<i64, Error>)]) -> Vec<&str> {
+    outcomes.iter().map(|(v, _)| v.as_str()).collect()
+}
+
+fn is_timeout(r: &Result<i64, Error>) -> bool {
+    matches!(r, Err(Error::DeliveryTimeout { .. }))
+}
+
+// ---------------------------------------------------------------------------------------
+// Ordered completion with retries
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_later_success_waits_for_the_earlier_batchs_retry() {
+    let mut h = Harness::new(1, &[("enable.idempotence", "false"), ("acks", "1")]);
+    h.append(0, "a");
+    h.step();
+    h.append(0, "b");
+    h.step();
+    let sent = h.take_produce();
+    assert_eq!(sent.len(), 2, "a and b in two requests: {sent:?}");
+    h.answer(&sent[0], ErrorCode::NotLeaderOrFollower);
+    h.answer(&sent[1], ErrorCode::None);
+    assert!(
+        h.settled_outcomes().is_empty(),
+        "b completed before a's retry"
+    );
+    h.advance(Duration::from_secs(2)); // past the retry backoff
+    h.step();
+    let retry = h.take_produce();
+    assert_eq!(retry.len(), 1);
+    assert_eq!(retry[0].batches[0].1, ["a"]);
+    h.answer(&retry[0], ErrorCode::None);
+    let out = h.outcomes(2);
+    assert_eq!(values(&out), ["a", "b"]);
+    assert!(out.iter().all(|(_, r)| r.is_ok()), "{out:?}");
+}
+
+/// Defect 1 of the hardening issue: the held completion of b was never released after a's
+/// retry expired in flight, so b (and flush) hung.
+#[test]
+fn a_held_completion_is_released_when_the_older_batch_expires_in_flight() {
+    let mut h = Harness::new(
+        1,
+        &[
+            ("enable.idempotence", "false"),
+            ("acks", "1"),
+            ("delivery.timeout.ms", "5000"),
+            ("request.timeout.ms", "4000"),
+        ],
+    );
+    h.append(0, "a");
+    h.step();
+    h.append(0, "b");
+    h.step();
+    let sent = h.take_produce();
+    h.answer(&sent[0], ErrorCode::NotLeaderOrFollower);
+    h.answer(&sent[1], ErrorCode::None);
+    h.advance(Duration::from_secs(2));
+    h.step();
+    let retry = h.take_produce();
+    assert_eq!(retry[0].batches[0].1, ["a"]);
+    // The broker stalls on the retry; a's delivery timeout passes while it is in flight.
+    h.advance(Duration::from_millis(3500));
+    h.step();
+    let out = h.outcomes(2);
+    assert_eq!(values(&out), ["a", "b"], "{out:?}");
+    assert!(is_timeout(&out[0].1), "{out:?}");
+    assert_eq!(
+        out[1].1.as_ref().ok(),
+        Some(&0),
+        "b succeeded at its offset"
+    );
+    assert!(h.sender.completions.nothing_held());
+}
+
+// ---------------------------------------------------------------------------------------
+// Order on failure paths (defect 2)
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn batches_expiring_in_flight_in_one_pass_complete_in_send_order() {
+    let mut h = Harness::new(
+        1,
+        &[
+            ("enable.idempotence", "false"),
+            ("acks", "1"),
+            ("delivery.timeout.ms", "5000"),
+            ("request.timeout.ms", "4000"),
+        ],
+    );
+    let names: Vec<String> = (0..5).map(|i| format!("r{i}")).collect();
+    for n in &names {
+        h.append(0, n);
+        h.step();
+    }
+    assert_eq!(h.take_produce().len(), 5, "five requests in flight");
+    h.advance(Duration::from_millis(5001));
+    h.step();
+    let out = h.outcomes(5);
+    assert_eq!(
+        values(&out),
+        names.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    assert!(out.iter().all(|(_, r)| is_timeout(r)), "{out:?}");
+}
+
+#[test]
+fn a_newer_batch_in_flight_expires_after_an_older_retry_waiting_in_its_queue() {
+    let mut h = Harness::new(
+        1,
+        &[
+            ("enable.idempotence", "false"),
+            ("acks", "1"),
+            ("delivery.timeout.ms", "5000"),
+            ("request.timeout.ms", "4000"),
+            ("retry.backoff.ms", "10000"),
+            ("retry.backoff.max.ms", "10000"),
+        ],
+    );
+    h.append(0, "a");
+    h.step();
+    h.append(0, "b");
+    h.step();
+    let sent = h.take_produce();
+    // a goes back to its queue for a long backoff; b stays in flight.
+    h.answer(&sent[0], ErrorCode::NotLeaderOrFollower);
+    h.advance(Duration::from_millis(5001));
+    h.step();
+    h.step();
+    let out = h.outcomes(2);
+    assert_eq!(values(&out), ["a", "b"], "{out:?}");
+    assert!(out.iter().all(|(_, r)| is_timeout(r)), "{out:?}");
+}
+
+#[test]
+fn rejected_records_complete_in_record_order_with_the_rest_of_their_batch() {
+    let mut h = Harness::new(
+        1,
+        &[
+            ("enable.idempotence", "false"),
+            ("acks", "1"),
+            ("batch.size", "100000"),
+        ],
+    );
+    for v in ["r0", "r1", "r2", "r3", "r4"] {
+        h.append(0, v);
+    }
+    h.step();
+    let sent = h.take_produce();
+    assert_eq!(sent[0].batches[0].1.len(), 5, "one batch of five");
+    // The broker names records 1 and 3 (as Kafka does for keyless records on a compacted
+    // topic).
+    h.answer_with(&sent[0], |_| (ErrorCode::InvalidRecord, vec![1, 3]));
+    assert!(
+        h.settled_outcomes().is_empty(),
+        "a rejected record completed before the records sent ahead of it"
+    );
+    // The runs between the rejected records go again, one batch each, in order.
+    let mut groups: Vec<Vec<String>> = Vec::new();
+    for _ in 0..5 {
+        h.step();
+        for r in h.take_produce() {
+            groups.extend(r.batches.iter().map(|b| b.1.clone()));
+            h.answer(&r, ErrorCode::None);
+        }
+    }
+    assert_eq!(groups, [vec!["r0"], vec!["r2"], vec!["r4"]]);
+    let out = h.outcomes(5);
+    assert_eq!(values(&out), ["r0", "r1", "r2", "r3", "r4"], "{out:?}");
+    let failed: Vec<bool> = out.iter().map(|(_, r)| r.is_err()).collect();
+    assert_eq!(failed, [false, true, false, true, false]);
+}
+
+#[test]
+fn a_forced_close_fails_every_batch_in_send_order() {
+    let mut h = Harness::new(
+        2,
+        &[
+            ("enable.idempotence", "false"),
+            ("acks", "1"),
+            ("retry.backoff.ms", "10000"),
+            ("retry.backoff.max.ms", "10000"),
+        ],
+    );
+    for v in ["a", "b", "c"] {
+        h.append(0, v);
+        h.step();
+    }
+    let sent = h.take_produce();
+    h.answer(&sent[0], ErrorCode::NotLeaderOrFollower); // a waits in its queue
+    h.answer(&sent[2], ErrorCode::None); // c is held behind a and b
+    h.append(0, "d"); // never sent
+    h.sender.handle(SenderEvent::ForceClose, h.now);
+    h.sender.shut_down();
+    let out = h.outcomes(4);
+    assert_eq!(values(&out), ["a", "b", "c", "d"], "{out:?}");
+    assert!(matches!(out[0].1, Err(Error::Closed)), "{out:?}");
+    assert!(matches!(out[1].1, Err(Error::Closed)), "{out:?}");
+    assert!(out[2].1.is_ok(), "c was acknowledged: {out:?}");
+    assert!(matches!(out[3].1, Err(Error::Closed)), "{out:?}");
+}
+
+#[test]
+fn a_fatal_error_fails_queued_batches_after_the_older_ones_in_flight() {
+    let mut h = Harness::new(1, &[("acks", "all")]);
+    h.append(0, "a");
+    h.step();
+    let first = h.take_produce();
+    h.answer(&first[0], ErrorCode::None); // the partition is known to the broker now
+    h.append(0, "b");
+    h.step();
+    h.append(0, "c");
+    h.step();
+    let sent = h.take_produce();
+    assert_eq!(sent.len(), 2, "b and c in flight: {sent:?}");
+    h.append(0, "d"); // queued
+                      // An authorization failure is fatal for an idempotent producer.
+    h.answer(&sent[1], ErrorCode::TopicAuthorizationFailed);
+    h.core.set_fatal(Error::Fatal("test".into()));
+    h.step();
+    h.answer(&sent[0], ErrorCode::None);
+    let out = h.outcomes(4);
+    assert_eq!(values(&out), ["a", "b", "c", "d"], "{out:?}");
+    assert!(out[1].1.is_ok(), "{out:?}");
+    assert!(out[2].1.is_err() && out[3].1.is_err(), "{out:?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Splits, epoch bumps, lost connections, leader changes
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_batch_too_large_for_the_broker_is_split_and_completes_in_order() {
+    let mut h = Harness::new(1, &[("acks", "all"), ("batch.size", "100000")]);
+    for v in ["r0", "r1", "r2", "r3"] {
+        h.append(0, v);
+    }
+    h.step();
+    let sent = h.take_produce();
+    assert_eq!(sent[0].batches[0].1.len(), 4);
+    h.answer(&sent[0], ErrorCode::MessageTooLarge);
+    h.step();
+    let first = h.take_produce();
+    assert_eq!(
+        first.len(),
+        1,
+        "the first half alone (first batch of the partition)"
+    );
+    assert_eq!(first[0].batches[0].1, ["r0", "r1"]);
+    assert_eq!(
+        first[0].batches[0].2, 0,
+        "the first half starts the sequence"
+    );
+    h.answer(&first[0], ErrorCode::None);
+    h.step();
+    let second = h.take_produce();
+    assert_eq!(second[0].batches[0].1, ["r2", "r3"]);
+    assert_eq!(second[0].batches[0].2, 2, "the second half continues it");
+    h.answer(&second[0], ErrorCode::None);
+    let out = h.outcomes(4);
+    assert_eq!(values(&out), ["r0", "r1", "r2", "r3"]);
+    assert!(out.iter().all(|(_, r)| r.is_ok()), "{out:?}");
+}
+
+#[test]
+fn an_unknown_producer_on_the_first_batch_bumps_the_epoch_and_resends_from_zero() {
+    let mut h = Harness::new(1, &[("acks", "all")]);
+    h.append(0, "a");
+    h.step();
+    let sent = h.take_produce();
+    assert_eq!((sent[0].batches[0].2, sent[0].batches[0].3), (0, 0));
+    h.answer(&sent[0], ErrorCode::UnknownProducerId);
+    h.advance(Duration::from_secs(2));
+    h.step();
+    let resent = h.take_produce();
+    assert_eq!(resent.len(), 1, "{resent:?}");
+    assert_eq!(
+        (resent[0].batches[0].2, resent[0].batches[0].3),
+        (0, 1),
+        "sequence 0 under epoch 1"
+    );
+    h.answer(&resent[0], ErrorCode::None);
+    let out = h.outcomes(1);
+    assert!(out[0].1.is_ok(), "{out:?}");
+}
+
+#[test]
+fn requests_lost_with_their_connection_are_resent_in_order() {
+    let mut h = Harness::new(1, &[("enable.idempotence", "false"), ("acks", "1")]);
+    for v in ["a", "b", "c"] {
+        h.append(0, v);
+        h.step();
+    }
+    let sent = h.take_produce();
+    assert_eq!(sent.len(), 3);
+    h.lose(sent[0].link);
+    h.advance(Duration::from_secs(2));
+    h.step();
+    h.advance(Duration::from_secs(2));
+    h.step();
+    let mut order = Vec::new();
+    for _ in 0..5 {
+        for r in h.take_produce() {
+            assert_ne!(r.link, sent[0].link, "sent on the lost link");
+            order.extend(r.batches[0].1.clone());
+            h.answer(&r, ErrorCode::None);
+        }
+        h.advance(Duration::from_secs(2));
+        h.step();
+    }
+    assert_eq!(order, ["a", "b", "c"]);
+    let out = h.outcomes(3);
+    assert_eq!(values(&out), ["a", "b", "c"]);
+    assert!(out.iter().all(|(_, r)| r.is_ok()), "{out:?}");
+}
+
+#[test]
+fn a_moved_partition_sends_nothing_to_its_new_leader_until_the_old_one_answers() {
+    let mut h = Harness::new(1, &[("enable.idempotence", "false"), ("acks", "1")]);
+    h.append(0, "a");
+    h.step();
+    let to_old = h.take_produce();
+    assert_eq!(to_old[0].node, 1);
+    // The partition moves to node 2 (a refresh shows it); b is ready meanwhile.
+    h.leaders.insert(0, 2);
+    h.core.metadata.request_update();
+    h.advance(Duration::from_secs(1));
+    h.step();
+    h.append(0, "b");
+    h.step();
+    assert!(
+        h.take_produce().is_empty(),
+        "b went to the new leader while a was in flight to the old one"
+    );
+    h.answer(&to_old[0], ErrorCode::NotLeaderOrFollower);
+    h.advance(Duration::from_secs(2));
+    h.step();
+    let to_new = h.take_produce();
+    assert!(to_new.iter().all(|r| r.node == 2), "{to_new:?}");
+    let first: Vec<String> = to_new[0].batches[0].1.clone();
+    assert_eq!(first, ["a"], "a first on the new leader: {to_new:?}");
+    for r in &to_new {
+        h.answer(r, ErrorCode::None);
+    }
+    h.step();
+    for r in h.take_produce() {
+        h.answer(&r, ErrorCode::None);
+    }
+    let out = h.outcomes(2);
+    assert_eq!(values(&out), ["a", "b"]);
+    assert!(out.iter().all(|(_, r)| r.is_ok()), "{out:?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// connections.max.idle.ms
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn an_idle_connection_is_closed_and_reopened_on_demand() {
+    let mut h = Harness::new(
+        1,
+        &[
+            ("enable.idempotence", "false"),
+            ("acks", "1"),
+            ("connections.max.idle.ms", "10000"),
+            ("metadata.max.age.ms", "3600000"),
+        ],
+    );
+    h.append(0, "a");
+    h.step();
+    let sent = h.take_produce();
+    let first_link = sent[0].link;
+    h.answer(&sent[0], ErrorCode::None);
+    h.advance(Duration::from_secs(9));
+    h.step();
+    assert!(
+        !h.script.lock().dropped.contains(&first_link),
+        "closed too early"
+    );
+    h.advance(Duration::from_secs(2));
+    h.step();
+    assert!(
+        h.script.lock().dropped.contains(&first_link),
+        "idle connection kept open"
+    );
+    h.append(0, "b");
+    h.step();
+    let again = h.take_produce();
+    assert_eq!(again.len(), 1);
+    assert_ne!(again[0].link, first_link, "a new connection");
+    h.answer(&again[0], ErrorCode::None);
+    assert_eq!(values(&h.outcomes(2)), ["a", "b"]);
+}
+
+#[test]
+fn a_connection_with_a_request_in_flight_is_never_idle() {
+    let mut h = Harness::new(
+        1,
+        &[
+            ("enable.idempotence", "false"),
+            ("acks", "1"),
+            ("connections.max.idle.ms", "10000"),
+            ("request.timeout.ms", "30000"),
+            ("delivery.timeout.ms", "60000"),
+        ],
+    );
+    h.append(0, "a");
+    h.step();
+    let sent = h.take_produce();
+    h.advance(Duration::from_secs(20));
+    h.step();
+    assert!(!h.script.lock().dropped.contains(&sent[0].link));
+    h.answer(&sent[0], ErrorCode::None);
+    assert!(h.outcomes(1)[0].1.is_ok());
+}
