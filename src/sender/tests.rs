@@ -249,13 +249,19 @@ impl Harness {
     }
 
     /// One pass, then whatever the harness answers by itself (connects, Metadata,
-    /// InitProducerId), until nothing changes.
+    /// InitProducerId), and passes again while that changed something or the pass asked to
+    /// run again within a millisecond.
     fn step(&mut self) {
         for _ in 0..20 {
-            self.sender.run_once(self.now);
-            if !self.auto_answer() {
+            let next = self.sender.run_once(self.now);
+            if self.auto_answer() {
+                continue;
+            }
+            // The loop runs again at once when the pass asked for it (as `Sender::run`).
+            if next > self.now + Duration::from_millis(1) {
                 return;
             }
+            self.now = self.now.max(next);
         }
     }
 
@@ -560,29 +566,39 @@ fn batches_expiring_in_flight_in_one_pass_complete_in_send_order() {
 #[test]
 fn a_newer_batch_in_flight_expires_after_an_older_retry_waiting_in_its_queue() {
     let mut h = Harness::new(
-        1,
+        2,
         &[
             ("enable.idempotence", "false"),
             ("acks", "1"),
+            ("max.in.flight.requests.per.connection", "2"),
             ("delivery.timeout.ms", "5000"),
             ("request.timeout.ms", "4000"),
             ("retry.backoff.ms", "10000"),
             ("retry.backoff.max.ms", "10000"),
         ],
     );
+    // a (partition 0) and c (partition 1) take both request slots; b (partition 0) waits
+    // 2 s for one, so its request is young when its delivery time runs out.
     h.append(0, "a");
+    h.step();
+    h.append(1, "c");
     h.step();
     h.append(0, "b");
     h.step();
-    let sent = h.take_produce();
+    let first = h.take_produce();
+    assert_eq!(first.len(), 2, "{first:?}");
+    h.advance(Duration::from_secs(2));
+    h.answer(&first[1], ErrorCode::None); // c
+    h.step();
+    let b = h.take_produce();
+    assert_eq!(b[0].batches[0].1, ["b"], "{b:?}");
     // a goes back to its queue for a long backoff; b stays in flight.
-    h.answer(&sent[0], ErrorCode::NotLeaderOrFollower);
-    h.advance(Duration::from_millis(5001));
+    h.answer(&first[0], ErrorCode::NotLeaderOrFollower);
+    h.advance(Duration::from_millis(3001)); // 5.001 s after a and b were created
     h.step();
-    h.step();
-    let out = h.outcomes(2);
-    assert_eq!(values(&out), ["a", "b"], "{out:?}");
-    assert!(out.iter().all(|(_, r)| is_timeout(r)), "{out:?}");
+    let out = h.outcomes(3);
+    assert_eq!(values(&out), ["c", "a", "b"], "{out:?}");
+    assert!(out[1..].iter().all(|(_, r)| is_timeout(r)), "{out:?}");
 }
 
 #[test]
