@@ -552,8 +552,15 @@ fn batches_expiring_in_flight_in_one_pass_complete_in_send_order() {
         h.append(0, n);
         h.step();
     }
-    assert_eq!(h.take_produce().len(), 5, "five requests in flight");
-    h.advance(Duration::from_millis(5001));
+    // All five are refused retriably and resent 1.5 s later, so their requests are young
+    // (3.5 s old, request.timeout.ms is 4 s) when their delivery time runs out together.
+    for r in h.take_produce() {
+        h.answer(&r, ErrorCode::NotLeaderOrFollower);
+    }
+    h.advance(Duration::from_millis(1500));
+    h.step();
+    assert_eq!(h.take_produce().len(), 5, "five retries in flight");
+    h.advance(Duration::from_millis(3501));
     h.step();
     let out = h.outcomes(5);
     assert_eq!(
