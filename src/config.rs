@@ -115,6 +115,31 @@ const MAX_IN_FLIGHT_FOR_IDEMPOTENCE: usize = 5;
 /// Java's `INT` properties hold an `i32`.
 const INT_MAX: i64 = i32::MAX as i64;
 
+/// The longest duration any setting holds: 36500 days, about 100 years. Longer ones
+/// (Java's `Long.MAX_VALUE` milliseconds, or [`Duration::MAX`] written to a field) are
+/// lowered to it by [`ProducerConfig::validate`], so that a deadline `now + setting` (and a
+/// doubled backoff with jitter) never overflows; 100 years is "never" for every purpose.
+/// `connections.max.idle.ms` is the exception: its "never" is [`Duration::MAX`] itself.
+pub const MAX_DURATION: Duration = Duration::from_secs(36_500 * 24 * 60 * 60);
+
+/// The shortest reconnect backoff: `reconnect.backoff.ms` and `reconnect.backoff.max.ms`
+/// below it are raised to it by [`ProducerConfig::validate`]. Java takes 0 as "reconnect at
+/// once"; here every attempt starts a connect thread, so a dead broker would make the
+/// producer start thousands of them a second.
+pub const MIN_RECONNECT_BACKOFF: Duration = Duration::from_millis(10);
+
+/// The only `compression.lz4.level` supported: Java's default, at which Java uses the fast
+/// LZ4 compressor (its higher levels switch to LZ4 HC), the one lz4_flex has.
+const LZ4_LEVEL: i32 = 9;
+
+/// Why other lz4 levels are refused.
+const LZ4_LEVEL_ONLY: &str = "only 9, Java's default, is supported: this client's lz4 \
+     compressor has a single (fast) mode, the one Java uses at level 9";
+
+/// The longest `client.id` in bytes: the request header holds it as a string with an
+/// `i16` length.
+const MAX_CLIENT_ID_BYTES: usize = i16::MAX as usize;
+
 /// The `N` of the next generated `client.id` `producer-N` (Java's
 /// `PRODUCER_CLIENT_ID_SEQUENCE`). Written and read only by `fetch_add` in
 /// [`ProducerConfig::validate`]; `Relaxed` suffices because only uniqueness matters.
@@ -301,7 +326,10 @@ impl ProducerConfig {
             "buffer.memory" => self.buffer_memory = parse_size(name, v, i64::MAX)?,
             "max.block.ms" => self.max_block = parse_ms(name, v, 0, i64::MAX)?,
             "delivery.timeout.ms" => self.delivery_timeout = parse_ms(name, v, 0, INT_MAX)?,
-            "request.timeout.ms" => self.request_timeout = parse_ms(name, v, 0, INT_MAX)?,
+            "request.timeout.ms" => {
+                let why = "0 would time out every request at once";
+                self.request_timeout = parse_nonzero_ms(name, v, INT_MAX, why)?
+            }
             "retries" => self.retries = parse_int(name, v, 0, INT_MAX)? as i32,
             "retry.backoff.ms" => self.retry_backoff = parse_ms(name, v, 0, i64::MAX)?,
             "retry.backoff.max.ms" => self.retry_backoff_max = parse_ms(name, v, 0, i64::MAX)?,
@@ -316,9 +344,7 @@ impl ProducerConfig {
             "enable.idempotence" => self.enable_idempotence = parse_bool(name, v)?,
             "compression.type" => self.compression = parse_compression(v)?,
             "compression.gzip.level" => self.compression_gzip_level = parse_gzip_level(v)?,
-            "compression.lz4.level" => {
-                self.compression_lz4_level = parse_int(name, v, 1, 17)? as i32
-            }
+            "compression.lz4.level" => self.compression_lz4_level = parse_lz4_level(v)?,
             "compression.zstd.level" => {
                 self.compression_zstd_level = parse_int(name, v, -131_072, 22)? as i32
             }
@@ -336,7 +362,8 @@ impl ProducerConfig {
             "receive.buffer.bytes" => self.receive_buffer_bytes = parse_socket_buffer(name, v)?,
             "connections.max.idle.ms" => self.connections_max_idle = parse_idle_ms(name, v)?,
             "socket.connection.setup.timeout.ms" => {
-                self.socket_connection_setup_timeout = parse_ms(name, v, 0, i64::MAX)?
+                let why = "0 would fail every connection attempt";
+                self.socket_connection_setup_timeout = parse_nonzero_ms(name, v, i64::MAX, why)?
             }
             _ => unreachable!("canonical_name returned {name:?}, which set() does not handle"),
         }
@@ -378,6 +405,20 @@ impl ProducerConfig {
     ///   contract sets `delivery.timeout.ms=30000` with the default request timeout); if the
     ///   user set neither, `delivery.timeout.ms` is raised to the sum, as in Java.
     /// - An unset, empty `client.id` becomes `producer-N`.
+    ///
+    /// Beyond Java's rules (see DESIGN.md §2.2):
+    ///
+    /// - Durations longer than [`MAX_DURATION`] are lowered to it (`delivery.timeout.ms` and
+    ///   `request.timeout.ms`, Java `INT`s, to `i32::MAX` milliseconds), so that no deadline
+    ///   computed from a setting overflows. `connections.max.idle.ms` keeps
+    ///   [`Duration::MAX`], its "never".
+    /// - `reconnect.backoff.ms` and `reconnect.backoff.max.ms` below
+    ///   [`MIN_RECONNECT_BACKOFF`] (10 ms) are raised to it: Java reconnects at once after 0,
+    ///   which here would start a connect thread after every failed attempt.
+    /// - `client.id` longer than 32767 bytes, which a request header cannot hold, is an
+    ///   error; so are a zero `request.timeout.ms` or `socket.connection.setup.timeout.ms`
+    ///   (every request or connection attempt would fail) and a `compression.lz4.level`
+    ///   other than 9, written to the fields directly (`set` refuses them already).
     pub fn validate(&mut self) -> Result<(), Error> {
         if self.bootstrap_servers.is_empty() {
             return Err(Error::Config(
@@ -385,6 +426,8 @@ impl ProducerConfig {
                     .to_string(),
             ));
         }
+        self.check_values_set_directly()?;
+        self.bound_durations();
         self.apply_backoff_rules();
         self.apply_idempotence_rules()?;
         self.apply_delivery_timeout_rule()?;
@@ -435,8 +478,95 @@ impl ProducerConfig {
         PROPERTIES.iter().copied().zip(values).collect()
     }
 
+    /// The checks `set` makes, for values written to the fields directly, and the
+    /// `client.id` length (a request header holds an `i16`-length string).
+    fn check_values_set_directly(&self) -> Result<(), Error> {
+        let zero = |name: &str, why: &str| {
+            Err(Error::Config(format!(
+                "{name} is 0 ms; it must be at least 1 ms ({why})"
+            )))
+        };
+        if self.request_timeout.is_zero() {
+            return zero(
+                "request.timeout.ms",
+                "0 would time out every request at once",
+            );
+        }
+        if self.socket_connection_setup_timeout.is_zero() {
+            let why = "0 would fail every connection attempt";
+            return zero("socket.connection.setup.timeout.ms", why);
+        }
+        if self.compression_lz4_level != LZ4_LEVEL {
+            return Err(Error::Config(format!(
+                "compression.lz4.level is {}; {LZ4_LEVEL_ONLY}",
+                self.compression_lz4_level
+            )));
+        }
+        let length = self.client_id.len();
+        if length > MAX_CLIENT_ID_BYTES {
+            return Err(Error::Config(format!(
+                "client.id is {length} bytes long; a request header holds a client.id of at \
+                 most {MAX_CLIENT_ID_BYTES} bytes"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Lowers every duration to [`MAX_DURATION`], and the two Java `INT` ones to
+    /// `i32::MAX` milliseconds (see [`validate`](Self::validate)).
+    fn bound_durations(&mut self) {
+        let int_max = Duration::from_millis(INT_MAX as u64);
+        for (name, field, max) in [
+            ("linger.ms", &mut self.linger, MAX_DURATION),
+            ("max.block.ms", &mut self.max_block, MAX_DURATION),
+            ("delivery.timeout.ms", &mut self.delivery_timeout, int_max),
+            ("request.timeout.ms", &mut self.request_timeout, int_max),
+            ("retry.backoff.ms", &mut self.retry_backoff, MAX_DURATION),
+            (
+                "retry.backoff.max.ms",
+                &mut self.retry_backoff_max,
+                MAX_DURATION,
+            ),
+            (
+                "reconnect.backoff.ms",
+                &mut self.reconnect_backoff,
+                MAX_DURATION,
+            ),
+            (
+                "reconnect.backoff.max.ms",
+                &mut self.reconnect_backoff_max,
+                MAX_DURATION,
+            ),
+            (
+                "partitioner.availability.timeout.ms",
+                &mut self.partitioner_availability_timeout,
+                MAX_DURATION,
+            ),
+            (
+                "metadata.max.age.ms",
+                &mut self.metadata_max_age,
+                MAX_DURATION,
+            ),
+            (
+                "metadata.max.idle.ms",
+                &mut self.metadata_max_idle,
+                MAX_DURATION,
+            ),
+            (
+                "socket.connection.setup.timeout.ms",
+                &mut self.socket_connection_setup_timeout,
+                MAX_DURATION,
+            ),
+        ] {
+            if *field > max {
+                log::debug!("{name} lowered to {} ms, the longest setting", ms(max));
+                *field = max;
+            }
+        }
+    }
+
     /// Java's `CommonClientConfigs.postProcessReconnectBackoffConfigs` and
-    /// `warnDisablingExponentialBackoff`.
+    /// `warnDisablingExponentialBackoff`, then the [`MIN_RECONNECT_BACKOFF`] floor.
     fn apply_backoff_rules(&mut self) {
         if self.was_set("reconnect.backoff.ms") && !self.was_set("reconnect.backoff.max.ms") {
             log::warn!(
@@ -444,6 +574,19 @@ impl ProducerConfig {
                  but reconnect.backoff.max.ms is not"
             );
             self.reconnect_backoff_max = self.reconnect_backoff;
+        }
+        for (name, field) in [
+            ("reconnect.backoff.ms", &mut self.reconnect_backoff),
+            ("reconnect.backoff.max.ms", &mut self.reconnect_backoff_max),
+        ] {
+            if *field < MIN_RECONNECT_BACKOFF {
+                log::warn!(
+                    "{name} raised from {} to {} ms: every reconnect starts a thread",
+                    ms(*field),
+                    ms(MIN_RECONNECT_BACKOFF)
+                );
+                *field = MIN_RECONNECT_BACKOFF;
+            }
         }
         if self.retry_backoff > self.retry_backoff_max {
             log::warn!(
@@ -614,6 +757,33 @@ fn parse_ms(name: &str, value: &str, min: i64, max: i64) -> Result<Duration, Err
     Ok(Duration::from_millis(n as u64))
 }
 
+/// Milliseconds from 1 to `max`; `why` says what 0 would do.
+fn parse_nonzero_ms(name: &str, value: &str, max: i64, why: &str) -> Result<Duration, Error> {
+    match parse_int(name, value, 1, max) {
+        Ok(n) => Ok(Duration::from_millis(n as u64)),
+        Err(_) if max == i64::MAX => Err(bad_value(
+            name,
+            value,
+            &format!("expected a whole number of at least 1 ({why})"),
+        )),
+        Err(_) => Err(bad_value(
+            name,
+            value,
+            &format!("expected a whole number from 1 to {max} ({why})"),
+        )),
+    }
+}
+
+/// `compression.lz4.level`: Java's range is 1 to 17, but only its default, 9, is supported.
+fn parse_lz4_level(value: &str) -> Result<i32, Error> {
+    let name = "compression.lz4.level";
+    let level = parse_int(name, value, 1, 17)? as i32;
+    if level != LZ4_LEVEL {
+        return Err(bad_value(name, value, LZ4_LEVEL_ONLY));
+    }
+    Ok(level)
+}
+
 /// A byte count from 0 to `max`.
 fn parse_size(name: &str, value: &str, max: i64) -> Result<usize, Error> {
     let n = parse_int(name, value, 0, max)?;
@@ -751,6 +921,7 @@ fn socket_buffer(size: Option<usize>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     fn config_error(result: Result<impl fmt::Debug, Error>) -> String {
         match result {
@@ -833,17 +1004,17 @@ mod tests {
             ("buffer.memory", "1000000000000"),
             ("max.block.ms", "1"),
             ("delivery.timeout.ms", "2000000000"),
-            ("request.timeout.ms", "0"),
+            ("request.timeout.ms", "1"),
             ("retries", "3"),
             ("retry.backoff.ms", "7"),
             ("retry.backoff.max.ms", "70"),
-            ("reconnect.backoff.ms", "8"),
+            ("reconnect.backoff.ms", "18"),
             ("reconnect.backoff.max.ms", "80"),
             ("max.in.flight.requests.per.connection", "1"),
             ("enable.idempotence", "TRUE"),
             ("compression.type", "snappy"),
             ("compression.gzip.level", "9"),
-            ("compression.lz4.level", "17"),
+            ("compression.lz4.level", "9"),
             ("compression.zstd.level", "-131072"),
             ("max.request.size", "0"),
             ("partitioner.ignore.keys", "True"),
@@ -867,17 +1038,17 @@ mod tests {
         assert_eq!((c.batch_size, c.buffer_memory), (0, 1_000_000_000_000));
         assert_eq!(c.max_block, Duration::from_millis(1));
         assert_eq!(c.delivery_timeout, Duration::from_millis(2_000_000_000));
-        assert_eq!(c.request_timeout, Duration::ZERO);
+        assert_eq!(c.request_timeout, Duration::from_millis(1));
         assert_eq!(c.retries, 3);
         assert_eq!(c.retry_backoff, Duration::from_millis(7));
         assert_eq!(c.retry_backoff_max, Duration::from_millis(70));
-        assert_eq!(c.reconnect_backoff, Duration::from_millis(8));
+        assert_eq!(c.reconnect_backoff, Duration::from_millis(18));
         assert_eq!(c.reconnect_backoff_max, Duration::from_millis(80));
         assert_eq!(c.max_in_flight_requests_per_connection, 1);
         assert!(c.enable_idempotence);
         assert_eq!(c.compression, Compression::Snappy);
         assert_eq!(c.compression_gzip_level, 9);
-        assert_eq!(c.compression_lz4_level, 17);
+        assert_eq!(c.compression_lz4_level, 9);
         assert_eq!(c.compression_zstd_level, -131_072);
         assert_eq!(c.max_request_size, 0);
         assert!(c.partitioner_ignore_keys);
@@ -949,7 +1120,7 @@ mod tests {
             ("batch.size", "2147483648", "from 0 to 2147483647"),
             ("retries", "-1", "from 0"),
             ("max.in.flight.requests.per.connection", "0", "from 1"),
-            ("request.timeout.ms", "-5", "from 0"),
+            ("request.timeout.ms", "-5", "from 1"),
             ("delivery.timeout.ms", "x", "whole number"),
             ("metadata.max.idle.ms", "4999", "at least 5000"),
             ("send.buffer.bytes", "-2", "from -1"),
@@ -1086,6 +1257,137 @@ mod tests {
         assert!(c.was_set("enable.idempotence"));
         config_error(c.validate());
         assert!(ProducerConfig::default().mark_set("nope").is_err());
+    }
+
+    #[test]
+    fn zero_request_and_connection_setup_timeouts_are_rejected_naming_the_property() {
+        for name in ["request.timeout.ms", "socket.connection.setup.timeout.ms"] {
+            let message = config_error(ProducerConfig::default().set(name, "0"));
+            assert!(message.contains(&format!("{name:?}")), "{message}");
+            assert!(message.contains("\"0\""), "{message}");
+            assert!(message.contains("(0 would"), "{message}");
+        }
+        // A zero written to the field directly is caught by validate.
+        let mut c = with(&[]).unwrap();
+        c.request_timeout = Duration::ZERO;
+        let message = config_error(c.validate());
+        assert!(message.contains("request.timeout.ms"), "{message}");
+        let mut c = with(&[]).unwrap();
+        c.socket_connection_setup_timeout = Duration::ZERO;
+        let message = config_error(c.validate());
+        assert!(
+            message.contains("socket.connection.setup.timeout.ms"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn zero_reconnect_backoff_is_raised_to_the_floor() {
+        let c = with(&[("reconnect.backoff.ms", "0")]).unwrap();
+        assert_eq!(c.reconnect_backoff, MIN_RECONNECT_BACKOFF);
+        assert_eq!(c.reconnect_backoff_max, MIN_RECONNECT_BACKOFF);
+        let c = with(&[
+            ("reconnect.backoff.ms", "0"),
+            ("reconnect.backoff.max.ms", "0"),
+        ])
+        .unwrap();
+        assert_eq!(c.reconnect_backoff_max, MIN_RECONNECT_BACKOFF);
+        let c = with(&[
+            ("reconnect.backoff.ms", "0"),
+            ("reconnect.backoff.max.ms", "500"),
+        ]);
+        let c = c.unwrap();
+        assert_eq!(
+            (c.reconnect_backoff, c.reconnect_backoff_max),
+            (MIN_RECONNECT_BACKOFF, Duration::from_millis(500))
+        );
+    }
+
+    /// Every duration field that validate bounds, with its property name.
+    fn bounded_durations(c: &mut ProducerConfig) -> [(&'static str, &mut Duration); 11] {
+        [
+            ("linger.ms", &mut c.linger),
+            ("max.block.ms", &mut c.max_block),
+            ("delivery.timeout.ms", &mut c.delivery_timeout),
+            ("request.timeout.ms", &mut c.request_timeout),
+            ("retry.backoff.ms", &mut c.retry_backoff),
+            ("retry.backoff.max.ms", &mut c.retry_backoff_max),
+            ("reconnect.backoff.ms", &mut c.reconnect_backoff),
+            ("reconnect.backoff.max.ms", &mut c.reconnect_backoff_max),
+            (
+                "partitioner.availability.timeout.ms",
+                &mut c.partitioner_availability_timeout,
+            ),
+            ("metadata.max.age.ms", &mut c.metadata_max_age),
+            ("metadata.max.idle.ms", &mut c.metadata_max_idle),
+        ]
+    }
+
+    #[test]
+    fn huge_durations_are_clamped_so_that_no_deadline_overflows() {
+        let far = Instant::now() + Duration::from_secs(3600);
+        for i in 0..11 {
+            let mut c = with(&[]).unwrap();
+            let name = {
+                let (name, field) = &mut bounded_durations(&mut c)[i];
+                **field = Duration::MAX;
+                *name
+            };
+            c.socket_connection_setup_timeout = Duration::MAX;
+            c.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+            for (other, field) in bounded_durations(&mut c) {
+                assert!(*field <= MAX_DURATION, "{name}: {other} is {field:?}");
+                // What the producer computes: deadlines, doubled backoffs with jitter.
+                let _ = far + field.saturating_mul(2).mul_f64(1.2);
+            }
+            assert!(c.socket_connection_setup_timeout <= MAX_DURATION);
+        }
+        // By name: Java's largest LONG is taken, then bounded.
+        let c = with(&[
+            ("linger.ms", "9223372036854775807"),
+            ("max.block.ms", "9223372036854775807"),
+            ("metadata.max.age.ms", "9223372036854775807"),
+        ])
+        .unwrap();
+        assert_eq!((c.linger, c.max_block), (MAX_DURATION, MAX_DURATION));
+        assert_eq!(c.metadata_max_age, MAX_DURATION);
+        // "Never" for connections.max.idle.ms stays Duration::MAX.
+        let c = with(&[("connections.max.idle.ms", "-1")]).unwrap();
+        assert_eq!(c.connections_max_idle, Duration::MAX);
+    }
+
+    #[test]
+    fn client_id_longer_than_a_request_header_holds_is_rejected() {
+        let fits = "x".repeat(i16::MAX as usize);
+        assert_eq!(with(&[("client.id", &fits)]).unwrap().client_id, fits);
+        let message = config_error(with(&[("client.id", &"x".repeat(32_768))]));
+        assert!(message.contains("client.id"), "{message}");
+        assert!(message.contains("32768 bytes"), "{message}");
+        // Bytes count, not chars: 16384 two-byte chars are 32768 bytes.
+        let message = config_error(with(&[("client.id", &"é".repeat(16_384))]));
+        assert!(message.contains("32768 bytes"), "{message}");
+        // A field written directly is caught by validate.
+        let mut c = with(&[]).unwrap();
+        c.client_id = "y".repeat(40_000);
+        config_error(c.validate());
+    }
+
+    #[test]
+    fn lz4_levels_other_than_the_default_are_rejected() {
+        assert_eq!(
+            with(&[("compression.lz4.level", "9")])
+                .unwrap()
+                .compression_lz4_level,
+            9
+        );
+        let message = config_error(ProducerConfig::default().set("compression.lz4.level", "12"));
+        assert!(message.contains("\"compression.lz4.level\""), "{message}");
+        assert!(message.contains("\"12\""), "{message}");
+        assert!(message.contains("only 9"), "{message}");
+        let mut c = with(&[]).unwrap();
+        c.compression_lz4_level = 1;
+        let message = config_error(c.validate());
+        assert!(message.contains("compression.lz4.level"), "{message}");
     }
 
     #[test]

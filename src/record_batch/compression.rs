@@ -93,7 +93,8 @@ const XERIAL_BLOCK_SIZE: usize = 32 * 1024;
 /// `level` follows Java's `compression.<codec>.level`: gzip 1–9 (default and -1: 6), zstd
 /// within zstd's range (default 3); out-of-range levels are clamped. lz4 and snappy have no
 /// level here: lz4_flex has one speed, the same fast compressor Java uses at its default lz4
-/// level.
+/// level, 9 (Java's higher levels use LZ4 HC), so the config refuses any other
+/// `compression.lz4.level`.
 pub(crate) fn compress(
     codec: Compression,
     level: Option<i32>,
