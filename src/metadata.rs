@@ -8,6 +8,20 @@
 //! topic is missing they register it as *wanted*, wake the sender, and wait on `changed`
 //! until it appears or max.block.ms passes.
 //!
+//! # Idle topics (metadata.max.idle.ms)
+//!
+//! Each wanted topic remembers when it was last used, as Java's `ProducerMetadata` does.
+//! Java refreshes that on every send; here sends go through a per-thread route cache that
+//! does not touch this cache, so the uses are recorded where they are cheap: by the send
+//! path when its route cache misses (`cached_partitions_versioned`, `wait_for_topic`), and
+//! by the sender thread for every topic with queued batches on each pass ([`Metadata::touch`]).
+//! Every record is queued before it is sent, so a topic in use is seen at least once per
+//! batch. The sender then calls [`Metadata::forget_idle`], which drops the topics unused for
+//! metadata.max.idle.ms from the wanted set and from the snapshot (Java drops them from its
+//! cache at the next update; here the snapshot changes at once, so the route caches, keyed by
+//! the snapshot version, miss and the next send to such a topic waits for its metadata as for
+//! a new topic). A topic someone waits for is never dropped.
+//!
 //! # Lock
 //!
 //! `state` guards the snapshot, the wanted topics and the update request flag; `changed`
@@ -15,7 +29,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -201,17 +215,51 @@ impl Cluster {
     }
 }
 
+/// A wanted topic's use (see "Idle topics" in the module docs).
+#[derive(Debug, Clone, Copy)]
+struct Use {
+    /// When a send, a wait or the sender last used the topic.
+    last: Instant,
+    /// Callers in `wait_for_topic` for it; a topic waited for is not forgotten.
+    waiters: usize,
+}
+
+impl Use {
+    fn at(now: Instant) -> Self {
+        Use {
+            last: now,
+            waiters: 0,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
     cluster: Arc<Cluster>,
-    /// Topics that callers wait for or produce to.
-    wanted: HashSet<Arc<str>>,
+    /// Topics that callers wait for or produce to, with their last use.
+    wanted: HashMap<Arc<str>, Use>,
+    /// No wanted topic can be idle before this instant, so `forget_idle` need not look
+    /// (`None`: look at the next call).
+    #[cfg_attr(not(test), allow(dead_code))]
+    next_idle_check: Option<Instant>,
     /// A refresh was requested (unknown topic, unknown leader, stale leader).
     update_requested: bool,
     /// Bumped on every install.
     version: u64,
     /// Set at close: waiting callers give up.
     closed: bool,
+}
+
+impl State {
+    /// Marks `topic` wanted and used at `now`; its entry.
+    fn used(&mut self, topic: &str, now: Instant) -> &mut Use {
+        if !self.wanted.contains_key(topic) {
+            self.wanted.insert(Arc::from(topic), Use::at(now));
+        }
+        let entry = self.wanted.get_mut(topic).expect("inserted above");
+        entry.last = entry.last.max(now);
+        entry
+    }
 }
 
 /// The shared cache. See the module docs.
@@ -241,7 +289,9 @@ impl Metadata {
         let start = Instant::now();
         let mut s = self.state.lock();
         if let Some(p) = s.cluster.partitions(topic) {
-            return Ok(Arc::clone(p));
+            let p = Arc::clone(p);
+            s.used(topic, start);
+            return Ok(p);
         }
         if s.cluster.deleted.contains(topic) {
             // Fail fast, as librdkafka does for a deleted topic (Java waits max.block.ms):
@@ -249,10 +299,25 @@ impl Metadata {
             s.update_requested = true;
             return Err(Cluster::deleted_error(topic));
         }
-        if !s.wanted.contains(topic) {
-            s.wanted.insert(Arc::from(topic));
-        }
+        s.used(topic, start).waiters += 1;
         s.update_requested = true;
+        let result = self.wait_in(&mut s, topic, start, deadline, wake);
+        // The end of a wait counts as a use: the caller sends right after a success.
+        let now = Instant::now();
+        let entry = s.used(topic, now);
+        entry.waiters -= 1;
+        result
+    }
+
+    /// The waiting part of [`Metadata::wait_for_topic`], with the topic registered.
+    fn wait_in(
+        &self,
+        s: &mut parking_lot::MutexGuard<'_, State>,
+        topic: &str,
+        start: Instant,
+        deadline: Instant,
+        wake: impl Fn(),
+    ) -> Result<Arc<[PartitionInfo]>, Error> {
         let mut woken = false;
         loop {
             if let Some(p) = s.cluster.partitions(topic) {
@@ -260,9 +325,7 @@ impl Metadata {
             }
             if !woken {
                 woken = true;
-                drop(s);
-                wake();
-                s = self.state.lock();
+                parking_lot::MutexGuard::unlocked(s, &wake);
                 continue;
             }
             if s.closed {
@@ -277,7 +340,7 @@ impl Metadata {
                     message: Some(format!("metadata for topic {topic:?}")),
                 });
             }
-            if self.changed.wait_until(&mut s, deadline).timed_out()
+            if self.changed.wait_until(s, deadline).timed_out()
                 && s.cluster.partitions(topic).is_none()
             {
                 return Err(Error::MetadataTimeout {
@@ -301,7 +364,7 @@ impl Metadata {
     /// The topics to ask for: every wanted topic.
     pub fn wanted_topics(&self) -> Vec<String> {
         let s = self.state.lock();
-        let mut v: Vec<String> = s.wanted.iter().map(|t| t.to_string()).collect();
+        let mut v: Vec<String> = s.wanted.keys().map(|t| t.to_string()).collect();
         v.sort();
         v
     }
@@ -335,7 +398,7 @@ impl Metadata {
             }
         }
         // A refresh stays requested while some wanted topic is missing or leaderless.
-        s.update_requested = s.wanted.iter().any(|t| match cluster.partitions(t) {
+        s.update_requested = s.wanted.keys().any(|t| match cluster.partitions(t) {
             None => true,
             Some(p) => p.iter().any(|p| p.leader().is_none()),
         });
@@ -379,16 +442,88 @@ impl Metadata {
 
     /// A topic's partitions and the snapshot version they belong to, if cached; otherwise
     /// registers the topic as wanted and asks for a refresh (without waiting).
+    /// Either way the topic counts as used now (this is the send path's route-cache miss).
     pub fn cached_partitions_versioned(&self, topic: &str) -> Option<(Arc<[PartitionInfo]>, u64)> {
+        let now = Instant::now();
         let mut s = self.state.lock();
+        s.used(topic, now);
         if let Some(p) = s.cluster.partitions(topic) {
             return Some((Arc::clone(p), s.version));
         }
-        if !s.wanted.contains(topic) {
-            s.wanted.insert(Arc::from(topic));
-        }
         s.update_requested = true;
         None
+    }
+
+    /// Records that `topics` were used at `now` (sender thread: every topic with queued
+    /// batches, on each pass; see the module docs). A topic that is no longer wanted (a
+    /// send that raced with [`Metadata::forget_idle`] through a cached route queued a
+    /// record for it) is wanted again, with a refresh requested when the snapshot lacks it.
+    // The sender calls it from issue 10 on; until then only the tests do.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn touch<'a>(&self, topics: impl IntoIterator<Item = &'a str>, now: Instant) {
+        let mut s = self.state.lock();
+        for topic in topics {
+            if let Some(entry) = s.wanted.get_mut(topic) {
+                entry.last = entry.last.max(now);
+                continue;
+            }
+            s.wanted.insert(Arc::from(topic), Use::at(now));
+            if s.cluster.partitions(topic).is_none() {
+                s.update_requested = true;
+            }
+        }
+    }
+
+    /// Forgets the wanted topics unused for `max_idle` (metadata.max.idle.ms) at `now`:
+    /// they leave the wanted set, so Metadata requests no longer name them, and the
+    /// snapshot (with any deleted mark), so the next send to one waits for its metadata as
+    /// for a new topic. A topic a caller waits for stays. Returns the topics forgotten.
+    ///
+    /// Sender thread only, once per pass after [`Metadata::touch`]. Cheap when nothing can
+    /// be idle yet: it looks at the topics only once the earliest can have expired.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn forget_idle(&self, now: Instant, max_idle: Duration) -> Vec<Arc<str>> {
+        let mut s = self.state.lock();
+        if s.next_idle_check.is_some_and(|at| now < at) {
+            return Vec::new();
+        }
+        let expiry = |last: Instant| last.checked_add(max_idle);
+        let idle: Vec<Arc<str>> = s
+            .wanted
+            .iter()
+            .filter(|(_, u)| u.waiters == 0 && expiry(u.last).is_some_and(|at| at <= now))
+            .map(|(t, _)| Arc::clone(t))
+            .collect();
+        for topic in &idle {
+            s.wanted.remove(topic);
+        }
+        // Waited-for topics count as used now: their wait's end renews them anyway.
+        s.next_idle_check = s
+            .wanted
+            .values()
+            .map(|u| if u.waiters > 0 { now } else { u.last })
+            .chain(std::iter::once(now))
+            .min()
+            .and_then(expiry);
+        if s.next_idle_check.is_none() {
+            s.next_idle_check = Some(now + Duration::from_secs(3600));
+        }
+        if idle.is_empty() {
+            return idle;
+        }
+        let mut cluster = (*s.cluster).clone();
+        for topic in &idle {
+            log::info!("forgetting topic {topic:?}: not used for metadata.max.idle.ms");
+            cluster.topics.remove(topic);
+            cluster.deleted.remove(topic);
+        }
+        s.cluster = Arc::new(cluster);
+        s.version += 1;
+        self.published
+            .store(s.version, std::sync::atomic::Ordering::Release);
+        drop(s);
+        self.changed.notify_all();
+        idle
     }
 
     /// Makes waiting and later waits for topics fail with [`Error::Closed`] (close).
@@ -540,6 +675,96 @@ mod tests {
         }
         md.install(Cluster::from_response(&response(2)));
         assert_eq!(waiter.join().unwrap().unwrap(), 2);
+    }
+
+    const IDLE: Duration = Duration::from_secs(5);
+
+    #[test]
+    fn a_topic_unused_for_max_idle_is_forgotten_and_asked_for_again_on_the_next_send() {
+        let md = Metadata::default();
+        let t0 = Instant::now();
+        assert!(md.cached_partitions_versioned("t").is_none());
+        md.install(Cluster::from_response(&response(3)));
+        let (_, version) = md.cached_partitions_versioned("t").unwrap();
+        md.touch(["t"], t0 + Duration::from_secs(4));
+        assert!(md.forget_idle(t0 + IDLE, IDLE).is_empty(), "used 1 s ago");
+        assert_eq!(md.wanted_topics(), ["t"]);
+        let forgotten = md.forget_idle(t0 + Duration::from_secs(9), IDLE);
+        assert_eq!(forgotten, [Arc::from("t")]);
+        assert!(md.wanted_topics().is_empty());
+        assert!(
+            md.cluster().partitions("t").is_none(),
+            "dropped from the snapshot"
+        );
+        assert!(
+            md.version() > version,
+            "route caches keyed by the version miss"
+        );
+        // The next send registers it again and asks for it, as for a new topic.
+        assert!(md.cached_partitions_versioned("t").is_none());
+        assert_eq!(md.wanted_topics(), ["t"]);
+        assert!(md.update_requested());
+    }
+
+    #[test]
+    fn a_topic_someone_waits_for_is_never_forgotten() {
+        let md = Arc::new(Metadata::default());
+        let m = Arc::clone(&md);
+        let waiter = std::thread::spawn(move || {
+            m.wait_for_topic("t", Instant::now() + Duration::from_secs(10), || {})
+                .map(|p| p.len())
+        });
+        while md.wanted_topics().is_empty() {
+            std::thread::yield_now();
+        }
+        let later = Instant::now() + Duration::from_secs(3600);
+        assert!(md.forget_idle(later, IDLE).is_empty());
+        assert_eq!(md.wanted_topics(), ["t"]);
+        md.install(Cluster::from_response(&response(2)));
+        assert_eq!(waiter.join().unwrap().unwrap(), 2);
+        // Once nobody waits, it ages like any topic, from the end of the wait.
+        let much_later = later + Duration::from_secs(3600);
+        assert_eq!(md.forget_idle(much_later, IDLE), [Arc::from("t")]);
+    }
+
+    #[test]
+    fn touch_keeps_a_topic_and_wants_again_one_forgotten_while_records_were_queued() {
+        let md = Metadata::default();
+        let t0 = Instant::now();
+        assert!(md.cached_partitions_versioned("t").is_none());
+        assert!(md.cached_partitions_versioned("u").is_none());
+        md.install(Cluster::from_response(&response(3)));
+        md.touch(["u"], t0 + Duration::from_secs(8));
+        assert_eq!(
+            md.forget_idle(t0 + Duration::from_secs(10), IDLE),
+            [Arc::from("t")]
+        );
+        assert_eq!(md.wanted_topics(), ["u"]);
+        // A send through a cached route queued a record for "t" meanwhile: the sender's
+        // next touch wants it again and asks for it.
+        md.touch(["t"], t0 + Duration::from_secs(11));
+        assert_eq!(md.wanted_topics(), ["t", "u"]);
+        assert!(md.update_requested());
+        assert!(md
+            .forget_idle(t0 + Duration::from_secs(12), IDLE)
+            .is_empty());
+    }
+
+    #[test]
+    fn forgetting_a_deleted_topic_clears_its_mark() {
+        let md = Metadata::default();
+        let t0 = Instant::now();
+        assert!(md.cached_partitions_versioned("t").is_none());
+        md.install(Cluster::from_response(&response(3)));
+        md.install(Cluster::from_response(&unknown_topic()));
+        assert!(md.cluster().deleted.contains("t"));
+        assert_eq!(md.forget_idle(t0 + IDLE * 2, IDLE), [Arc::from("t")]);
+        assert!(md.cluster().deleted.is_empty());
+        // No fast failure any more: the topic is looked up like a new one.
+        let err = md
+            .wait_for_topic("t", Instant::now() + Duration::from_millis(20), || {})
+            .unwrap_err();
+        assert!(matches!(err, Error::MetadataTimeout { .. }), "{err:?}");
     }
 
     #[test]
