@@ -224,8 +224,9 @@ pub struct ProducerConfig {
     /// `partitioner.adaptive.partitioning.enable` (default true): the sticky partitioner
     /// favours brokers that drain faster (KIP-794).
     pub partitioner_adaptive_partitioning_enable: bool,
-    /// `partitioner.availability.timeout.ms` (default 0, off): a broker that accepts no
-    /// batch for this long is skipped by the sticky partitioner.
+    /// `partitioner.availability.timeout.ms` (default 0, off): with adaptive partitioning,
+    /// the sticky partitioner skips the partitions of a leader that could not take its ready
+    /// batches for this long.
     pub partitioner_availability_timeout: Duration,
     /// `metadata.max.age.ms` (default 300000): metadata is refreshed at least this often.
     pub metadata_max_age: Duration,

@@ -26,6 +26,11 @@
 //!   installed under the lock again only if the topic's `generation` has not moved meanwhile
 //!   (the same race Java resolves with a compare-and-set on its `StickyPartitionInfo`).
 //!
+//!   Its per-leader availability record (`partitioner.availability.timeout.ms`) sits behind
+//!   one more `Mutex`, taken only by the sender thread (which alone writes and reads it, in
+//!   [`StickyPartitioner::node_ready`] and [`StickyPartitioner::update_load_stats_by_leader`]),
+//!   never on the send path.
+//!
 //! No lock here is ever held while another lock is taken (the map's lock is released before
 //! a topic's lock is taken), while user code runs, or while blocking, so there is no lock
 //! order to respect.
@@ -40,7 +45,7 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Mutex, RwLock};
 
@@ -223,7 +228,16 @@ impl Partitioner for RoundRobinPartitioner {
 ///
 /// The accumulator drives it like Java's `RecordAccumulator` drives `BuiltInPartitioner`:
 /// [`partition`](Self::partition) before appending, [`on_append`](Self::on_append) after,
-/// and the sender thread feeds [`update_load_stats`](Self::update_load_stats).
+/// and the sender thread feeds [`node_ready`](Self::node_ready) and
+/// [`update_load_stats_by_leader`](Self::update_load_stats_by_leader).
+///
+/// With adaptive partitioning and a non-zero `partitioner.availability.timeout.ms`, a
+/// partition whose leader had batches ready but could not take them (no ready connection,
+/// or its in-flight requests at the limit) for longer than the timeout is left out of the
+/// load statistics, so new sticky partitions avoid it until its leader drains again (Java's
+/// `RecordAccumulator.partitionReady` with its `NodeLatencyStats`). As in Java, the setting
+/// has no effect without adaptive partitioning, and keyed records still go to their
+/// partition.
 ///
 /// ```
 /// use kafka_producer::partition::StickyPartitioner;
@@ -246,12 +260,23 @@ pub struct StickyPartitioner {
     sticky_batch_size: usize,
     /// `partitioner.adaptive.partitioning.enable`; when false load stats are ignored.
     adaptive: bool,
-    /// `partitioner.availability.timeout.ms`; applied by the caller of `update_load_stats`.
+    /// `partitioner.availability.timeout.ms`; zero disables the availability check.
     availability_timeout: Duration,
+    /// When each leader last had a batch ready and last could take one (Java's
+    /// `NodeLatencyStats`). Sender thread only; see the module doc.
+    leaders: Mutex<HashMap<i32, LeaderReadiness>>,
     /// Guards the topic → state map (read-locked to find a topic, write-locked to add one);
     /// each topic's state has its own lock, which the producer's send path takes through a
     /// cached [`StickyTopic`] without touching the map.
     topics: RwLock<HashMap<String, Arc<StickyTopic>>>,
+}
+
+/// A leader's readiness record: the last pass that found a batch ready for it, and the last
+/// pass that found it also able to take one.
+#[derive(Debug, Clone, Copy)]
+struct LeaderReadiness {
+    ready: Instant,
+    drained: Instant,
 }
 
 /// One topic's sticky state behind its own lock (see the module doc for what runs under
@@ -339,6 +364,7 @@ impl StickyPartitioner {
             sticky_batch_size: sticky_batch_size.max(1),
             adaptive,
             availability_timeout,
+            leaders: Mutex::new(HashMap::new()),
             topics: RwLock::new(HashMap::new()),
         }
     }
@@ -348,11 +374,75 @@ impl StickyPartitioner {
         self.adaptive
     }
 
-    /// `partitioner.availability.timeout.ms`: partitions whose leader has not accepted a
-    /// request for this long are left out of [`update_load_stats`](Self::update_load_stats);
-    /// zero disables the check.
+    /// `partitioner.availability.timeout.ms`: partitions whose leader could not take its
+    /// ready batches for longer than this are left out of
+    /// [`update_load_stats_by_leader`](Self::update_load_stats_by_leader); zero disables
+    /// the check.
     pub fn availability_timeout(&self) -> Duration {
         self.availability_timeout
+    }
+
+    /// Whether leaders' readiness is tracked: adaptive partitioning is on and the
+    /// availability timeout is not zero.
+    fn tracks_availability(&self) -> bool {
+        self.adaptive && !self.availability_timeout.is_zero()
+    }
+
+    /// Records one sender pass for a leader that has a batch ready to send (Java's
+    /// `RecordAccumulator.updateNodeLatencyStats`, called from `Sender.sendProducerData`):
+    /// `drainable` says whether the sender can send to it now (a ready connection with
+    /// room for another request in flight). Sender thread only; does nothing unless
+    /// [`availability_timeout`](Self::availability_timeout) is non-zero and adaptive
+    /// partitioning is on.
+    pub fn node_ready(&self, node: i32, now: Instant, drainable: bool) {
+        if !self.tracks_availability() {
+            return;
+        }
+        let mut leaders = self.leaders.lock();
+        let entry = leaders.entry(node).or_insert(LeaderReadiness {
+            ready: now,
+            drained: now,
+        });
+        entry.ready = now;
+        if drainable {
+            entry.drained = now;
+        }
+    }
+
+    /// Whether `node` had batches ready but could take none for longer than the
+    /// availability timeout (false while the check is off or the node was never seen).
+    pub fn is_node_unavailable(&self, node: i32) -> bool {
+        self.tracks_availability()
+            && self.leaders.lock().get(&node).is_some_and(|r| {
+                r.ready.saturating_duration_since(r.drained) > self.availability_timeout
+            })
+    }
+
+    /// [`update_load_stats`](Self::update_load_stats) from `(partition, leader, queued
+    /// batches)` for each partition of `topic` with a leader: partitions whose leader is
+    /// unavailable (see [`is_node_unavailable`](Self::is_node_unavailable)) are left out.
+    /// Called by the sender thread with its periodic load statistics.
+    pub fn update_load_stats_by_leader(&self, topic: &str, partitions: &[(i32, i32, usize)]) {
+        if !self.adaptive {
+            return;
+        }
+        let sizes: Vec<(i32, usize)> = if self.tracks_availability() {
+            let leaders = self.leaders.lock();
+            let timeout = self.availability_timeout;
+            let unavailable = |node: &i32| {
+                leaders
+                    .get(node)
+                    .is_some_and(|r| r.ready.saturating_duration_since(r.drained) > timeout)
+            };
+            partitions
+                .iter()
+                .filter(|(_, leader, _)| !unavailable(leader))
+                .map(|&(p, _, q)| (p, q))
+                .collect()
+        } else {
+            partitions.iter().map(|&(p, _, q)| (p, q)).collect()
+        };
+        self.update_load_stats(topic, &sizes);
     }
 
     /// The partition the next record of `topic` goes to (picks a new sticky partition when
@@ -452,9 +542,9 @@ impl StickyPartitioner {
 
     /// Adaptive partitioning input (called periodically from the sender thread): for each
     /// partition of `topic` whose leader is available, the number of batches queued for that
-    /// partition's leader; partitions whose leader has not accepted a request within
-    /// partitioner.availability.timeout.ms (when non-zero) are left out by the caller. Builds
-    /// the cumulative frequency table Java uses (weight = max_queue + 1 - queue).
+    /// partition's leader ([`update_load_stats_by_leader`](Self::update_load_stats_by_leader)
+    /// leaves out the partitions of unavailable leaders and calls this). Builds the
+    /// cumulative frequency table Java uses (weight = max_queue + 1 - queue).
     ///
     /// An empty list clears the statistics, so the next choice is uniform again. Ignored when
     /// adaptive partitioning is off. Java also drops the table when every queue is equal (or
@@ -788,6 +878,80 @@ mod tests {
         sticky.update_load_stats("t", &[(7, 0)]);
         let p = sticky.partition("t", &parts);
         assert!(p == 0 || p == 1);
+    }
+
+    /// Partitions 0..4 led by nodes 1, 2, 1, 2, every queue empty.
+    const LED_BY_TWO: [(i32, i32, usize); 4] = [(0, 1, 0), (1, 2, 0), (2, 1, 0), (3, 2, 0)];
+
+    /// Which of `parts` the sticky partitioner picks over many switches (after one switch,
+    /// so the partition chosen under earlier statistics is not counted).
+    fn picked(sticky: &StickyPartitioner, parts: &[PartitionInfo]) -> Vec<bool> {
+        let first = sticky.partition("t", parts);
+        sticky.on_append("t", first, 1, true, parts);
+        let mut seen = vec![false; parts.len()];
+        for _ in 0..400 {
+            let p = sticky.partition("t", parts);
+            seen[p as usize] = true;
+            sticky.on_append("t", p, 1, true, parts);
+        }
+        seen
+    }
+
+    #[test]
+    fn a_leader_unable_to_drain_for_longer_than_the_availability_timeout_is_skipped() {
+        let parts = all_led(4);
+        let timeout = Duration::from_millis(100);
+        let sticky = StickyPartitioner::new(1, true, timeout);
+        let t0 = Instant::now();
+        sticky.node_ready(1, t0, true);
+        sticky.node_ready(2, t0, true);
+        // Node 2 has had batches ready for 100 ms without taking any: not yet.
+        sticky.node_ready(2, t0 + timeout, false);
+        assert!(!sticky.is_node_unavailable(2));
+        sticky.update_load_stats_by_leader("t", &LED_BY_TWO);
+        assert_eq!(picked(&sticky, &parts), [true; 4]);
+        // Past the timeout its partitions are skipped.
+        sticky.node_ready(1, t0 + timeout * 2, true);
+        sticky.node_ready(2, t0 + timeout * 2, false);
+        assert!(sticky.is_node_unavailable(2));
+        assert!(!sticky.is_node_unavailable(1));
+        sticky.update_load_stats_by_leader("t", &LED_BY_TWO);
+        assert_eq!(picked(&sticky, &parts), [true, false, true, false]);
+        // Once it drains again, it is available again.
+        sticky.node_ready(2, t0 + timeout * 3, true);
+        assert!(!sticky.is_node_unavailable(2));
+        sticky.update_load_stats_by_leader("t", &LED_BY_TWO);
+        assert_eq!(picked(&sticky, &parts), [true; 4]);
+    }
+
+    #[test]
+    fn availability_is_not_tracked_when_the_timeout_is_zero_or_adaptive_is_off() {
+        let parts = all_led(4);
+        let t0 = Instant::now();
+        let hour = Duration::from_secs(3600);
+        for sticky in [
+            StickyPartitioner::new(1, true, Duration::ZERO),
+            StickyPartitioner::new(1, false, Duration::from_millis(100)),
+        ] {
+            sticky.node_ready(2, t0, true);
+            sticky.node_ready(2, t0 + hour, false);
+            assert!(!sticky.is_node_unavailable(2));
+            sticky.update_load_stats_by_leader("t", &LED_BY_TWO);
+            assert_eq!(picked(&sticky, &parts), [true; 4]);
+        }
+    }
+
+    #[test]
+    fn every_leader_unavailable_falls_back_to_uniform_choice() {
+        let parts = all_led(4);
+        let sticky = StickyPartitioner::new(1, true, Duration::from_millis(10));
+        let t0 = Instant::now();
+        for node in [1, 2] {
+            sticky.node_ready(node, t0, true);
+            sticky.node_ready(node, t0 + Duration::from_secs(1), false);
+        }
+        sticky.update_load_stats_by_leader("t", &LED_BY_TWO);
+        assert_eq!(picked(&sticky, &parts), [true; 4]);
     }
 
     #[test]
