@@ -128,6 +128,10 @@ pub const MAX_DURATION: Duration = Duration::from_secs(36_500 * 24 * 60 * 60);
 /// producer start thousands of them a second.
 pub const MIN_RECONNECT_BACKOFF: Duration = Duration::from_millis(10);
 
+/// Java's lower bound of `metadata.max.idle.ms`: a topic used on every sender pass must
+/// never look idle.
+const MIN_METADATA_MAX_IDLE: Duration = Duration::from_millis(5000);
+
 /// The only `compression.lz4.level` supported: Java's default, at which Java uses the fast
 /// LZ4 compressor (its higher levels switch to LZ4 HC), the one lz4_flex has.
 const LZ4_LEVEL: i32 = 9;
@@ -358,7 +362,10 @@ impl ProducerConfig {
                 self.partitioner_availability_timeout = parse_ms(name, v, 0, i64::MAX)?
             }
             "metadata.max.age.ms" => self.metadata_max_age = parse_ms(name, v, 0, i64::MAX)?,
-            "metadata.max.idle.ms" => self.metadata_max_idle = parse_ms(name, v, 5000, i64::MAX)?,
+            "metadata.max.idle.ms" => {
+                let min = MIN_METADATA_MAX_IDLE.as_millis() as i64;
+                self.metadata_max_idle = parse_ms(name, v, min, i64::MAX)?
+            }
             "send.buffer.bytes" => self.send_buffer_bytes = parse_socket_buffer(name, v)?,
             "receive.buffer.bytes" => self.receive_buffer_bytes = parse_socket_buffer(name, v)?,
             "connections.max.idle.ms" => self.connections_max_idle = parse_idle_ms(name, v)?,
@@ -417,9 +424,10 @@ impl ProducerConfig {
     ///   [`MIN_RECONNECT_BACKOFF`] (10 ms) are raised to it: Java reconnects at once after 0,
     ///   which here would start a connect thread after every failed attempt.
     /// - `client.id` longer than 32767 bytes, which a request header cannot hold, is an
-    ///   error; so are a zero `request.timeout.ms` or `socket.connection.setup.timeout.ms`
-    ///   (every request or connection attempt would fail) and a `compression.lz4.level`
-    ///   other than 9, written to the fields directly (`set` refuses them already).
+    ///   error; so are, written to the fields directly (`set` refuses them already), a zero
+    ///   `request.timeout.ms` or `socket.connection.setup.timeout.ms` (every request or
+    ///   connection attempt would fail), `metadata.max.idle.ms` below 5000 and a
+    ///   `compression.lz4.level` other than 9.
     pub fn validate(&mut self) -> Result<(), Error> {
         if self.bootstrap_servers.is_empty() {
             return Err(Error::Config(
@@ -496,6 +504,12 @@ impl ProducerConfig {
         if self.socket_connection_setup_timeout.is_zero() {
             let why = "0 would fail every connection attempt";
             return zero("socket.connection.setup.timeout.ms", why);
+        }
+        if self.metadata_max_idle < MIN_METADATA_MAX_IDLE {
+            return Err(Error::Config(format!(
+                "metadata.max.idle.ms is {} ms; it must be at least 5000 ms",
+                ms(self.metadata_max_idle)
+            )));
         }
         if self.compression_lz4_level != LZ4_LEVEL {
             return Err(Error::Config(format!(
@@ -1371,6 +1385,19 @@ mod tests {
         let mut c = with(&[]).unwrap();
         c.client_id = "y".repeat(40_000);
         config_error(c.validate());
+    }
+
+    #[test]
+    fn metadata_max_idle_written_below_5000_ms_is_rejected() {
+        let mut c = with(&[]).unwrap();
+        c.metadata_max_idle = Duration::ZERO;
+        let message = config_error(c.validate());
+        assert!(
+            message.contains("metadata.max.idle.ms is 0 ms"),
+            "{message}"
+        );
+        c.metadata_max_idle = Duration::from_millis(5000);
+        c.validate().unwrap();
     }
 
     #[test]

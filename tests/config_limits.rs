@@ -204,3 +204,37 @@ fn a_zero_reconnect_backoff_does_not_spin_reconnects() {
         "{attempts} connection attempts in {elapsed:?}: the reconnects spin"
     );
 }
+
+#[test]
+fn a_topic_sent_to_again_after_metadata_max_idle_is_looked_up_again_and_delivered() {
+    let brokers = common::brokers();
+    let idle_topic = common::unique_topic("idle");
+    let busy_topic = common::unique_topic("busy");
+    brokers.create_topic(&idle_topic, 2);
+    brokers.create_topic(&busy_topic, 2);
+    let producer = Producer::from_properties([
+        ("bootstrap.servers", brokers.bootstrap()),
+        ("metadata.max.idle.ms", "5000"),
+        ("max.block.ms", "20000"),
+    ])
+    .unwrap();
+    let send = |topic: &str| {
+        producer
+            .send(ProducerRecord::new(topic, b"v".to_vec()))
+            .wait()
+            .unwrap_or_else(|e| panic!("a send to {topic} failed: {e}"))
+    };
+    send(&idle_topic);
+    // The busy topic is used all along; the idle one is not used for longer than 5 s, so
+    // the sender forgets it.
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(6500) {
+        send(&busy_topic);
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // Sent to again, it is looked up like a new topic, and delivered.
+    assert_eq!(send(&idle_topic).topic(), idle_topic);
+    assert_eq!(producer.partitions_for(&idle_topic).unwrap().len(), 2);
+    send(&busy_topic);
+    producer.close_timeout(Duration::from_secs(10)).unwrap();
+}
