@@ -240,7 +240,6 @@ struct State {
     wanted: HashMap<Arc<str>, Use>,
     /// No wanted topic can be idle before this instant, so `forget_idle` need not look
     /// (`None`: look at the next call).
-    #[cfg_attr(not(test), allow(dead_code))]
     next_idle_check: Option<Instant>,
     /// A refresh was requested (unknown topic, unknown leader, stale leader).
     update_requested: bool,
@@ -458,8 +457,6 @@ impl Metadata {
     /// batches, on each pass; see the module docs). A topic that is no longer wanted (a
     /// send that raced with [`Metadata::forget_idle`] through a cached route queued a
     /// record for it) is wanted again, with a refresh requested when the snapshot lacks it.
-    // The sender calls it from issue 10 on; until then only the tests do.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub fn touch<'a>(&self, topics: impl IntoIterator<Item = &'a str>, now: Instant) {
         let mut s = self.state.lock();
         for topic in topics {
@@ -481,7 +478,6 @@ impl Metadata {
     ///
     /// Sender thread only, once per pass after [`Metadata::touch`]. Cheap when nothing can
     /// be idle yet: it looks at the topics only once the earliest can have expired.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub fn forget_idle(&self, now: Instant, max_idle: Duration) -> Vec<Arc<str>> {
         let mut s = self.state.lock();
         if s.next_idle_check.is_some_and(|at| now < at) {

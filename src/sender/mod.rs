@@ -246,6 +246,9 @@ impl Sender {
         let metadata_next = self.refresh_metadata(now);
         let producer_id_next = self.init_producer_id(now);
         let produce_next = self.send_ready(now);
+        // After send_ready touched the topics with queued batches.
+        let max_idle = self.core.config.metadata_max_idle;
+        self.core.metadata.forget_idle(now, max_idle);
         let idle_next = self.close_idle_links(now);
         metadata_next
             .min(producer_id_next)
@@ -258,8 +261,14 @@ impl Sender {
         match event {
             SenderEvent::Wakeup => {}
             SenderEvent::Connected { node, result } => {
-                if let Some(socket) = result.as_ref().ok().and_then(|l| l.shutdown_handle()) {
-                    self.core.register_socket(socket);
+                if let Ok(link) = &result {
+                    if let Some(socket) = link.shutdown_handle() {
+                        self.core.register_socket(socket);
+                    }
+                    // A fresh link can take requests: a leader that partitioning left out
+                    // for being unavailable gets its partitions back (Java waits for the
+                    // leader's next ready batch, which unkeyed records no longer make).
+                    self.core.sticky.node_ready(node, now, true);
                 }
                 self.nodes.connected(node, result, now)
             }

@@ -32,6 +32,9 @@ impl Sender {
         let mut expired = Vec::new();
         let mut by_node: HashMap<i32, Vec<Arc<PartitionQueue>>> = HashMap::new();
         let mut ready_nodes: HashSet<i32> = HashSet::new();
+        // Topics with queued batches are in use (metadata.max.idle.ms); the queues come
+        // grouped by topic, so comparing with the last one suffices.
+        let mut used: Vec<Arc<str>> = Vec::new();
         for queue in self.core.accumulator.queues() {
             if !cluster.deleted.is_empty() && cluster.deleted.contains(queue.tp.topic()) {
                 self.fail_deleted(&queue);
@@ -42,6 +45,9 @@ impl Sender {
                 QueueState::Empty => continue,
                 QueueState::Lingering(at) | QueueState::Backoff(at) => next = next.min(at),
                 QueueState::Ready => {}
+            }
+            if used.last().is_none_or(|t| **t != *queue.tp.topic()) {
+                used.push(Arc::clone(queue.tp.topic_arc()));
             }
             next = next.min(now + BUSY_TICK); // delivery timeouts are checked each pass
             let Some(leader) = cluster.leader(queue.tp.topic(), queue.tp.partition()) else {
@@ -57,6 +63,7 @@ impl Sender {
             let elapsed_ms = now.saturating_duration_since(batch.created).as_millis() as u64;
             self.fail_for_good(batch, Error::DeliveryTimeout { elapsed_ms }, false);
         }
+        self.core.metadata.touch(used.iter().map(|t| &**t), now);
         self.update_load_stats(&cluster, &by_node, now);
         let max_in_flight = self
             .core
@@ -64,6 +71,10 @@ impl Sender {
             .max_in_flight_requests_per_connection
             .max(1);
         for node in ready_nodes {
+            // partitioner.availability.timeout.ms: whether this leader can take a request.
+            let drainable =
+                self.in_flight.on_node(node) < max_in_flight && self.nodes.is_ready(node);
+            self.core.sticky.node_ready(node, now, drainable);
             if self.in_flight.on_node(node) >= max_in_flight {
                 continue;
             }
@@ -494,14 +505,15 @@ impl Sender {
             let Some(partitions) = cluster.partitions(topic) else {
                 continue;
             };
-            let sizes: Vec<(i32, usize)> = partitions
+            let sizes: Vec<(i32, i32, usize)> = partitions
                 .iter()
                 .filter_map(|p| {
                     let leader = p.leader()?;
-                    Some((p.partition(), node_load.get(&leader).copied().unwrap_or(0)))
+                    let queued = node_load.get(&leader).copied().unwrap_or(0);
+                    Some((p.partition(), leader, queued))
                 })
                 .collect();
-            self.core.sticky.update_load_stats(topic, &sizes);
+            self.core.sticky.update_load_stats_by_leader(topic, &sizes);
         }
     }
 }

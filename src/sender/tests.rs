@@ -135,6 +135,8 @@ struct Harness {
     next_epoch: i16,
     /// Whether the harness answers metadata requests.
     answer_metadata: bool,
+    /// Nodes whose connects never complete.
+    unreachable: Vec<i32>,
     log: Log,
     _callback_thread: CallbackThread,
 }
@@ -174,6 +176,7 @@ impl Harness {
             leaders: (0..partitions).map(|p| (p, 1)).collect(),
             next_epoch: 0,
             answer_metadata: true,
+            unreachable: Vec::new(),
             log: Log::default(),
             _callback_thread: callback_thread,
         };
@@ -266,7 +269,14 @@ impl Harness {
     }
 
     fn auto_answer(&mut self) -> bool {
-        let connects = std::mem::take(&mut self.script.lock().connects);
+        let connects: Vec<(i32, String)> = {
+            let mut script = self.script.lock();
+            let (stuck, go) = std::mem::take(&mut script.connects)
+                .into_iter()
+                .partition(|(node, _)| self.unreachable.contains(node));
+            script.connects = stuck;
+            go
+        };
         let mut acted = !connects.is_empty();
         for (node, _) in connects {
             let id = {
@@ -888,4 +898,74 @@ fn a_connection_with_a_request_in_flight_is_never_idle() {
     assert!(!h.script.lock().dropped.contains(&sent[0].link));
     h.answer(&sent[0], ErrorCode::None);
     assert!(h.outcomes(1)[0].1.is_ok());
+}
+
+// ---------------------------------------------------------------------------------------
+// metadata.max.idle.ms and partitioner.availability.timeout.ms, as the sender drives them
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_topic_unused_for_metadata_max_idle_is_no_longer_asked_for() {
+    let mut h = Harness::new(
+        1,
+        &[
+            ("enable.idempotence", "false"),
+            ("acks", "1"),
+            ("metadata.max.idle.ms", "5000"),
+        ],
+    );
+    h.append(0, "a");
+    h.step();
+    let sent = h.take_produce();
+    h.advance(Duration::from_secs(4));
+    h.step();
+    assert_eq!(h.core.metadata.wanted_topics(), [TOPIC], "in use 4 s ago");
+    h.answer(&sent[0], ErrorCode::None);
+    h.append(0, "b"); // queued: a use
+    h.step();
+    h.advance(Duration::from_secs(4));
+    h.step();
+    assert_eq!(h.core.metadata.wanted_topics(), [TOPIC], "b queued 4 s ago");
+    h.advance(Duration::from_secs(2));
+    h.step();
+    assert!(
+        h.core.metadata.wanted_topics().is_empty(),
+        "a topic idle for 6 s is still wanted"
+    );
+}
+
+#[test]
+fn a_leader_unable_to_take_requests_past_the_availability_timeout_loses_unkeyed_records() {
+    let mut h = Harness::new(
+        2,
+        &[
+            ("enable.idempotence", "false"),
+            ("acks", "1"),
+            ("partitioner.availability.timeout.ms", "1000"),
+        ],
+    );
+    h.leaders.insert(1, 2);
+    h.core
+        .metadata
+        .install(crate::metadata::Cluster::from_response(&h.metadata()));
+    h.unreachable.push(2);
+    h.append(1, "stuck");
+    h.step();
+    h.advance(Duration::from_millis(500));
+    h.step();
+    assert!(!h.core.sticky.is_node_unavailable(2), "too early");
+    h.advance(Duration::from_millis(1000));
+    h.step();
+    assert!(h.core.sticky.is_node_unavailable(2));
+    assert!(!h.core.sticky.is_node_unavailable(1));
+    let partitions = h
+        .core
+        .metadata
+        .cluster()
+        .partitions(TOPIC)
+        .cloned()
+        .unwrap();
+    for _ in 0..20 {
+        assert_eq!(h.core.sticky.partition(TOPIC, &partitions), 0);
+    }
 }
