@@ -92,6 +92,8 @@ impl Core {
             crate::Compression::Zstd => Some(config.compression_zstd_level),
             _ => None,
         };
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let accumulator = Accumulator::new(AccumulatorConfig {
             // A batch never holds more than the whole memory budget.
             batch_size: config.batch_size.clamp(1, config.buffer_memory.max(1)),
@@ -100,15 +102,15 @@ impl Core {
             compression_level,
             linger: config.linger,
             delivery_timeout: config.delivery_timeout,
+            producer_id: id,
         });
         let sticky = StickyPartitioner::new(
             config.batch_size.max(1),
             config.partitioner_adaptive_partitioning_enable,
             config.partitioner_availability_timeout,
         );
-        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Core {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            id,
             config,
             accumulator,
             metadata: Metadata::default(),
@@ -150,7 +152,15 @@ impl Core {
             stripe.fetch_sub(1, Ordering::SeqCst);
             return None;
         }
+        SENDING.with(|s| s.borrow_mut().push(self.id));
         Some(AppendGuard { core: self, stripe })
+    }
+
+    /// Whether the calling thread is inside a `send` of this producer (in its serializer or
+    /// partitioner, say): the sender thread then waits for this thread's append, so this
+    /// thread must not wait for the sender.
+    pub fn sending_on_this_thread(&self) -> bool {
+        SENDING.with(|s| s.borrow().contains(&self.id))
     }
 
     /// Whether some send is between its closed check and its append.
@@ -233,12 +243,23 @@ impl Deadline {
         match self.at.get() {
             Some(at) => at,
             None => {
-                let at = std::time::Instant::now() + self.after;
+                let at = instant_after(self.after);
                 self.at.set(Some(at));
                 at
             }
         }
     }
+}
+
+/// The instant `timeout` from now; a timeout too long to express (`Duration::MAX`) gives an
+/// instant a century away, which no wait reaches (for APIs that need an instant; where an
+/// `Option<Instant>` fits, `delivery::deadline_after` gives `None` instead).
+pub(crate) fn instant_after(timeout: std::time::Duration) -> std::time::Instant {
+    const CENTURY: std::time::Duration = std::time::Duration::from_secs(100 * 365 * 24 * 3600);
+    let now = std::time::Instant::now();
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(CENTURY))
+        .unwrap_or(now)
 }
 
 /// An append in progress (see [`Core::begin_append`]).
@@ -251,12 +272,21 @@ pub(crate) struct AppendGuard<'a> {
 
 impl Drop for AppendGuard<'_> {
     fn drop(&mut self) {
+        // Guards end in reverse order of their starts on a thread (nested sends).
+        SENDING.with(|s| s.borrow_mut().pop());
         self.stripe.fetch_sub(1, Ordering::SeqCst);
         // The sender may be waiting for this append to finish closing.
         if self.core.is_closed() {
             self.core.wake_sender();
         }
     }
+}
+
+thread_local! {
+    /// `Core::id`s of the producers whose `send` this thread is inside (between
+    /// `begin_append` and the guard's drop), innermost last: more than one when a
+    /// serializer or partitioner sends. Owned by the thread.
+    static SENDING: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Stripes of the appends-in-progress count.

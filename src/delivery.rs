@@ -16,6 +16,20 @@
 //!
 //! A completed result is also *settled*: `flush` waits for that.
 //!
+//! # Memory
+//!
+//! A batch queued on the callback thread takes its `buffer.memory` reservation along (its
+//! record bytes and its callbacks' room) and gives it back just before its last callback
+//! runs. So callbacks that fall behind hold memory, and `send` blocks (up to max.block.ms)
+//! for it instead of the queue growing without bound (the channel itself is unbounded).
+//!
+//! # User code on the callback thread
+//!
+//! Callbacks and the wakers of futures polled as [`Future`]s run on the callback thread,
+//! never on the sender thread: a panic in either is caught and logged; one that blocks
+//! holds up the callbacks and futures behind it (and, through the memory they keep, later
+//! sends), but the sender goes on serving the brokers.
+//!
 //! # Lock
 //!
 //! `BatchResult::state` guards the outcome, the settled flag and the async wakers; it is a
@@ -35,6 +49,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Condvar, Mutex};
 
+use crate::accumulator::pool::Reservation;
 use crate::error::Error;
 use crate::record::{RecordMetadata, TopicPartition};
 
@@ -59,6 +74,9 @@ pub(crate) struct BatchResult {
     /// The batch's partition: one per batch, so records do not each hold (and count
     /// references to) the topic name.
     tp: TopicPartition,
+    /// `Core::id` of the producer the batch belongs to: waiting is refused only on that
+    /// producer's callback thread.
+    producer: u64,
     state: Mutex<ResultState>,
     changed: Condvar,
 }
@@ -88,46 +106,80 @@ enum Lookup {
 }
 
 impl BatchResult {
-    /// The result of a batch of `tp`, not complete yet.
-    pub fn new(tp: TopicPartition) -> Self {
+    /// The result of a batch of `tp` of producer `producer` (`Core::id`), not complete yet.
+    pub fn new(tp: TopicPartition, producer: u64) -> Self {
         BatchResult {
             tp,
+            producer,
             state: Mutex::new(ResultState::default()),
             changed: Condvar::new(),
         }
     }
 
-    /// Records the batch's outcome and wakes its futures. Only the first call counts: a
-    /// batch completes exactly once.
+    /// `Core::id` of the batch's producer.
+    pub fn producer(&self) -> u64 {
+        self.producer
+    }
+
+    /// Records the batch's outcome and wakes its futures here, on the calling thread (the
+    /// callback thread, or a thread answering a batch dropped by a panicking sender). Only
+    /// the first call counts: a batch completes exactly once.
     pub fn complete(&self, outcome: Result<BatchOutcome, Error>, settled: bool) {
+        wake_all(self.complete_deferring_wakers(outcome, settled));
+    }
+
+    /// [`BatchResult::complete`], but returns the async wakers to wake instead of waking
+    /// them (the sender thread hands them to the callback thread: user code never runs on
+    /// the sender).
+    #[must_use]
+    fn complete_deferring_wakers(
+        &self,
+        outcome: Result<BatchOutcome, Error>,
+        settled: bool,
+    ) -> Vec<Waker> {
         let wakers = {
             let mut s = self.state.lock();
             if s.outcome.is_some() || s.split.is_some() {
                 debug_assert!(false, "batch completed twice");
-                return;
+                return Vec::new();
             }
             s.outcome = Some(outcome);
             s.settled |= settled;
             std::mem::take(&mut s.wakers)
         };
         self.changed.notify_all();
-        wakers.into_iter().for_each(Waker::wake);
+        wakers
     }
 
     /// Forwards this (never completed) result to the results of the batches its records
     /// went to: record `r` to `results[targets[r].0]` at offset `targets[r].1`.
+    ///
+    /// Runs on the sender thread, so the async wakers registered here are not woken but
+    /// moved to every new result (the new batches are not complete yet): whichever
+    /// completes first wakes them, and a future whose record is elsewhere re-registers
+    /// there when it polls.
     pub fn forward(&self, targets: Vec<(usize, u32)>, results: Vec<Arc<BatchResult>>) {
+        let results: Arc<[Arc<BatchResult>]> = results.into();
         let wakers = {
+            // The wakers are taken in the same critical section that publishes the split,
+            // so none registers here afterwards: a later poll sees the split and registers
+            // with the new result instead.
             let mut s = self.state.lock();
             debug_assert!(s.outcome.is_none() && s.split.is_none());
             s.split = Some(Split {
                 targets: targets.into(),
-                results: results.into(),
+                results: Arc::clone(&results),
             });
             std::mem::take(&mut s.wakers)
         };
         self.changed.notify_all();
-        wakers.into_iter().for_each(Waker::wake);
+        // Leaf locks taken one at a time. The new results cannot be complete yet: the
+        // sender thread (this thread) completes them later.
+        if !wakers.is_empty() {
+            for r in results.iter() {
+                r.state.lock().wakers.extend(wakers.iter().cloned());
+            }
+        }
     }
 
     fn lookup(s: &ResultState, relative_offset: u32) -> Lookup {
@@ -252,7 +304,10 @@ impl RecordSlot {
     ) -> Result<RecordMetadata, Error> {
         let o = outcome.as_ref().map_err(Clone::clone)?;
         let offset = if o.base_offset >= 0 {
-            o.base_offset + i64::from(self.relative_offset)
+            // Saturating: a hostile or broken broker's base offset near i64::MAX must not
+            // panic the callback thread (debug builds check overflow).
+            o.base_offset
+                .saturating_add(i64::from(self.relative_offset))
         } else {
             -1
         };
@@ -313,13 +368,16 @@ impl SendFuture {
 
     /// Blocks until the record is acknowledged or failed.
     ///
-    /// Inside a producer callback this does not block: the result may need the callback
-    /// thread itself, so an unfinished future answers [`Error::IllegalState`] there.
+    /// Inside a callback of the producer that sent the record this does not block: the
+    /// result may need that producer's callback thread itself, so an unfinished future
+    /// answers [`Error::IllegalState`] there. (Futures of other producers wait normally.)
     pub fn wait(self) -> Result<RecordMetadata, Error> {
         match self.state {
             FutureState::Ready(r) => r,
             FutureState::InBatch { batch, slot } => {
-                if on_callback_thread() && !batch.is_complete_for(slot.relative_offset) {
+                if on_callback_thread_of(batch.producer)
+                    && !batch.is_complete_for(slot.relative_offset)
+                {
                     return Err(wait_in_callback());
                 }
                 resolve(&batch, &slot, None)
@@ -328,19 +386,20 @@ impl SendFuture {
         }
     }
 
-    /// Blocks up to `timeout`; `None` when the record is still in flight (wait again later).
-    /// Inside a producer callback an unfinished future answers [`Error::IllegalState`].
+    /// Blocks up to `timeout` (a timeout too long to express as an instant, such as
+    /// `Duration::MAX`, waits without limit); `None` when the record is still in flight
+    /// (wait again later). Inside a callback of the producer that sent the record an
+    /// unfinished future answers [`Error::IllegalState`].
     pub fn wait_timeout(&self, timeout: Duration) -> Option<Result<RecordMetadata, Error>> {
         match &self.state {
             FutureState::Ready(r) => Some(r.clone()),
             FutureState::InBatch { batch, slot }
-                if on_callback_thread() && !batch.is_complete_for(slot.relative_offset) =>
+                if on_callback_thread_of(batch.producer)
+                    && !batch.is_complete_for(slot.relative_offset) =>
             {
                 Some(Err(wait_in_callback()))
             }
-            FutureState::InBatch { batch, slot } => {
-                resolve(batch, slot, Some(Instant::now() + timeout))
-            }
+            FutureState::InBatch { batch, slot } => resolve(batch, slot, deadline_after(timeout)),
         }
     }
 
@@ -394,15 +453,48 @@ impl std::fmt::Debug for RecordCallback {
     }
 }
 
+/// The instant `timeout` from now, or `None` (no deadline) when it is too far to express
+/// (`Duration::MAX`).
+pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
+/// Wakes `wakers` (user code) one by one; a panicking waker is logged and the others still
+/// run.
+fn wake_all(wakers: Vec<Waker>) {
+    for waker in wakers {
+        if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waker.wake()))
+        {
+            log::error!(
+                "a waker of a producer future panicked: {}",
+                panic_text(&*panic)
+            );
+        }
+    }
+}
+
+/// The message of a caught panic.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic".into())
+}
+
 /// Work for the callback thread.
 pub(crate) enum CallbackJob {
     /// An acknowledged (or failed) batch: its callbacks run in record order, then its result
-    /// completes (waking its futures).
+    /// completes (waking its futures). `memory` is the batch's buffer.memory reservation,
+    /// held until its callbacks have (all but the last) run.
     Batch {
         callbacks: Vec<RecordCallback>,
         outcome: Result<BatchOutcome, Error>,
         batch: Arc<BatchResult>,
+        memory: Option<Reservation>,
     },
+    /// Wakers of futures of a batch the sender thread completed directly.
+    Wake(Vec<Waker>),
     /// One record that failed before it reached a batch.
     Single {
         callback: Callback,
@@ -420,12 +512,21 @@ impl CallbackJob {
                 callbacks,
                 outcome,
                 batch,
+                mut memory,
             } => {
-                for c in callbacks {
+                let last = callbacks.len().saturating_sub(1);
+                for (i, c) in callbacks.into_iter().enumerate() {
+                    if i == last {
+                        // Back before the last callback runs: a callback that checks the
+                        // producer's memory after its batch's other records sees it free.
+                        drop(memory.take());
+                    }
                     run_one(c.callback, c.slot.metadata(&batch.tp, &outcome));
                 }
+                drop(memory);
                 batch.complete(outcome, true);
             }
+            CallbackJob::Wake(wakers) => wake_all(wakers),
             CallbackJob::Single { callback, result } => run_one(callback, result),
             CallbackJob::Barrier(done) => {
                 let _ = done.send(());
@@ -444,6 +545,7 @@ impl std::fmt::Debug for CallbackJob {
                 .field("callbacks", &callbacks.len())
                 .field("outcome", outcome)
                 .finish(),
+            CallbackJob::Wake(wakers) => f.debug_tuple("Wake").field(&wakers.len()).finish(),
             CallbackJob::Single { result, .. } => {
                 f.debug_struct("Single").field("result", result).finish()
             }
@@ -476,33 +578,42 @@ impl CallbackQueue {
     }
 
     /// Completes a batch in order with everything queued before it: directly when nothing
-    /// is queued and it has no callbacks, else through the callback thread.
+    /// is queued and it has no callbacks (its memory goes back now; its futures' async
+    /// wakers, if any, go to the callback thread), else through the callback thread, which
+    /// holds `memory` until the callbacks ran.
     pub fn complete_batch(
         &self,
         batch: Arc<BatchResult>,
         callbacks: Vec<RecordCallback>,
         outcome: Result<BatchOutcome, Error>,
+        memory: Option<Reservation>,
     ) {
         if callbacks.is_empty() && self.is_idle() {
-            batch.complete(outcome, true);
+            drop(memory);
+            let wakers = batch.complete_deferring_wakers(outcome, true);
+            if !wakers.is_empty() {
+                self.submit(CallbackJob::Wake(wakers));
+            }
         } else {
             self.submit(CallbackJob::Batch {
                 callbacks,
                 outcome,
                 batch,
+                memory,
             });
         }
     }
 }
 
 thread_local! {
-    /// True on a producer's callback thread (set once when it starts).
-    static ON_CALLBACK_THREAD: Cell<bool> = const { Cell::new(false) };
+    /// On a producer's callback thread, that producer's `Core::id` (set once when the
+    /// thread starts); `None` on every other thread.
+    static CALLBACK_THREAD_OF: Cell<Option<u64>> = const { Cell::new(None) };
 }
 
-/// Whether the calling thread is a producer's callback thread.
-pub(crate) fn on_callback_thread() -> bool {
-    ON_CALLBACK_THREAD.with(Cell::get)
+/// Whether the calling thread is the callback thread of producer `producer` (`Core::id`).
+pub(crate) fn on_callback_thread_of(producer: u64) -> bool {
+    CALLBACK_THREAD_OF.with(Cell::get) == Some(producer)
 }
 
 fn wait_in_callback() -> Error {
@@ -520,43 +631,67 @@ fn wait_in_callback() -> Error {
 pub(crate) struct CallbackThread {
     handle: Option<JoinHandle<()>>,
     thread_id: std::thread::ThreadId,
+    /// Disconnected when the thread ends (its sending half drops with the thread), so a
+    /// join can wait with a deadline.
+    ended: Receiver<()>,
 }
 
 impl CallbackThread {
-    /// Starts the thread; jobs submitted to the returned queue run in order.
-    pub fn start(name: String) -> (CallbackThread, CallbackQueue) {
+    /// Starts the callback thread of producer `producer` (`Core::id`); jobs submitted to
+    /// the returned queue run in order.
+    pub fn start(name: String, producer: u64) -> (CallbackThread, CallbackQueue) {
         let (tx, rx) = crossbeam_channel::unbounded();
+        let (ended_tx, ended) = crossbeam_channel::bounded::<()>(0);
         let pending = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&pending);
         let handle = std::thread::Builder::new()
             .name(name)
-            .spawn(move || run_callbacks(rx, counter))
+            .spawn(move || {
+                let _ended = ended_tx;
+                run_callbacks(rx, counter, producer)
+            })
             .expect("spawn the callback thread");
         let thread_id = handle.thread().id();
         (
             CallbackThread {
                 handle: Some(handle),
                 thread_id,
+                ended,
             },
             CallbackQueue { tx, pending },
         )
     }
 
-    /// Waits for the thread to finish its queue and exit (after its channel closed).
-    pub fn join(mut self) {
+    /// Waits for the thread to finish its queue and exit (after its channel closed), until
+    /// `deadline` (`None`: no limit). True when it ended; false when the deadline passed
+    /// first: the thread is then detached, runs what is still queued, and ends on its own.
+    /// Called on the thread itself (close inside a callback) it returns true at once.
+    pub fn join(mut self, deadline: Option<Instant>) -> bool {
         if std::thread::current().id() == self.thread_id {
-            return;
+            return true;
         }
-        if let Some(h) = self.handle.take() {
+        let ended = match deadline {
+            None => self.ended.recv().is_err(),
+            Some(d) => !matches!(
+                self.ended.recv_deadline(d),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout)
+            ),
+        };
+        if let Some(h) = self.handle.take().filter(|_| ended) {
             let _ = h.join();
         }
+        ended
     }
 }
 
-fn run_callbacks(rx: Receiver<CallbackJob>, pending: Arc<AtomicUsize>) {
-    ON_CALLBACK_THREAD.with(|c| c.set(true));
+fn run_callbacks(rx: Receiver<CallbackJob>, pending: Arc<AtomicUsize>, producer: u64) {
+    CALLBACK_THREAD_OF.with(|c| c.set(Some(producer)));
     for job in rx {
-        job.run();
+        // Callbacks and wakers catch their own panics; this catches a bug of ours, so that
+        // the jobs behind still run.
+        if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run())) {
+            log::error!("a callback job panicked: {}", panic_text(&*panic));
+        }
         pending.fetch_sub(1, Ordering::SeqCst);
     }
 }
@@ -570,12 +705,7 @@ pub(crate) fn run_inline(job: CallbackJob) {
 pub(crate) fn run_one(callback: Callback, result: Result<RecordMetadata, Error>) {
     let run = std::panic::AssertUnwindSafe(move || callback(result));
     if let Err(panic) = std::panic::catch_unwind(run) {
-        let msg = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "non-string panic".into());
-        log::error!("a producer callback panicked: {msg}");
+        log::error!("a producer callback panicked: {}", panic_text(&*panic));
     }
 }
 
@@ -594,7 +724,7 @@ mod tests {
 
     #[test]
     fn futures_of_one_batch_get_consecutive_offsets() {
-        let batch = Arc::new(BatchResult::new(TopicPartition::new("t", 1)));
+        let batch = Arc::new(BatchResult::new(TopicPartition::new("t", 1), 1));
         let f0 = SendFuture::in_batch(Arc::clone(&batch), slot(0));
         let f1 = SendFuture::in_batch(Arc::clone(&batch), slot(1));
         assert!(!f0.is_done());
@@ -627,7 +757,7 @@ mod tests {
 
     #[test]
     fn a_panicking_callback_does_not_stop_the_callback_thread() {
-        let (thread, tx) = CallbackThread::start("test-callbacks".into());
+        let (thread, tx) = CallbackThread::start("test-callbacks".into(), 1);
         let (done_tx, done_rx) = crossbeam_channel::unbounded();
         tx.submit(CallbackJob::Single {
             callback: Box::new(|_| panic!("boom")),
@@ -639,7 +769,54 @@ mod tests {
         });
         assert!(done_rx.recv_timeout(Duration::from_secs(5)).unwrap());
         drop(tx);
-        thread.join();
+        assert!(thread.join(None));
+    }
+
+    #[test]
+    fn wait_timeout_of_duration_max_waits_without_a_deadline() {
+        let batch = Arc::new(BatchResult::new(TopicPartition::new("t", 1), 1));
+        let f = SendFuture::in_batch(Arc::clone(&batch), slot(0));
+        let completer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            batch.complete(Err(Error::Closed), true);
+        });
+        assert!(matches!(
+            f.wait_timeout(Duration::MAX),
+            Some(Err(Error::Closed))
+        ));
+        completer.join().unwrap();
+    }
+
+    #[test]
+    fn a_hostile_base_offset_does_not_kill_the_callback_thread() {
+        let (thread, tx) = CallbackThread::start("test-callbacks".into(), 1);
+        let (done_tx, done_rx) = crossbeam_channel::unbounded();
+        let first = done_tx.clone();
+        tx.submit(CallbackJob::Batch {
+            callbacks: vec![RecordCallback {
+                slot: slot(3),
+                callback: Box::new(move |r| first.send(r.map(|m| m.offset())).unwrap()),
+            }],
+            outcome: Ok(BatchOutcome {
+                base_offset: i64::MAX - 1,
+                log_append_time: -1,
+            }),
+            batch: Arc::new(BatchResult::new(TopicPartition::new("t", 1), 1)),
+            memory: None,
+        });
+        tx.submit(CallbackJob::Single {
+            callback: Box::new(move |r| done_tx.send(r.map(|m| m.offset())).unwrap()),
+            result: Err(Error::Closed),
+        });
+        let first = done_rx.recv_timeout(Duration::from_secs(5));
+        assert!(first.is_ok(), "the record's callback ran: {first:?}");
+        let second = done_rx.recv_timeout(Duration::from_secs(5));
+        assert!(
+            matches!(second, Ok(Err(Error::Closed))),
+            "the callback thread still runs later jobs: {second:?}"
+        );
+        drop(tx);
+        assert!(thread.join(None));
     }
 
     #[test]
@@ -653,7 +830,7 @@ mod tests {
         }
         let flag = Arc::new(Flag(Default::default()));
         let waker = Waker::from(Arc::clone(&flag));
-        let batch = Arc::new(BatchResult::new(TopicPartition::new("t", 1)));
+        let batch = Arc::new(BatchResult::new(TopicPartition::new("t", 1), 1));
         let mut fut = SendFuture::in_batch(Arc::clone(&batch), slot(0));
         let mut cx = Context::from_waker(&waker);
         assert!(Pin::new(&mut fut).poll(&mut cx).is_pending());

@@ -17,9 +17,10 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::accumulator::{AppendRecord, Completion, TopicQueues};
 use crate::config::{Acks, ProducerConfig};
-use crate::core::{Core, Deadline, SenderEvent};
+use crate::core::{instant_after, Core, Deadline, SenderEvent};
 use crate::delivery::{
-    on_callback_thread, Callback, CallbackJob, CallbackQueue, CallbackThread, SendFuture,
+    deadline_after, on_callback_thread_of, Callback, CallbackJob, CallbackQueue, CallbackThread,
+    SendFuture,
 };
 use crate::error::Error;
 use crate::metrics::ProducerMetrics;
@@ -269,16 +270,16 @@ impl<K, V> ProducerBuilder<K, V> {
         config.validate()?;
         if config.enable_idempotence {
             log::debug!(
-                "enable.idempotence=true: producer ids and sequence numbers are not sent yet; \
-                 ordering under retries relies on the retry path keeping queue order"
+                "enable.idempotence=true: batches carry a producer id, epoch and sequence \
+                 numbers (InitProducerId), so the broker drops duplicated retries"
             );
         }
         let (events_tx, events_rx) = crossbeam_channel::unbounded();
         let core = Arc::new(Core::new(config, events_tx));
-        let (callback_thread, callbacks) = CallbackThread::start(format!(
-            "kafka-producer-callbacks-{}",
-            core.config.client_id
-        ));
+        let (callback_thread, callbacks) = CallbackThread::start(
+            format!("kafka-producer-callbacks-{}", core.config.client_id),
+            core.id,
+        );
         let sender = Sender::new(Arc::clone(&core), events_rx, callbacks.clone());
         let sender_done = Arc::new((Mutex::new(false), Condvar::new()));
         let done = Arc::clone(&sender_done);
@@ -375,6 +376,11 @@ impl<K: 'static, V: 'static> Producer<K, V> {
     /// Sends a record. Blocks only while topic metadata or buffer space is missing (up to
     /// max.block.ms); errors found before the record is buffered complete the returned
     /// future. Dropping the future never cancels delivery.
+    ///
+    /// Buffer space includes the memory of records whose callbacks wait to run, so when
+    /// callbacks fall behind, `send` waits for them. Inside one of this producer's own
+    /// callbacks it does not wait for buffer space (only the callback thread could free
+    /// it) and fails at once with [`Error::BufferExhausted`] when there is none.
     pub fn send(&self, record: ProducerRecord<K, V>) -> SendFuture {
         let deadline = Deadline::after(self.handle.core.config.max_block);
         match self
@@ -424,16 +430,17 @@ impl<K, V> Producer<K, V> {
         self.handle.flush(None)
     }
 
-    /// Like [`Producer::flush`], giving up with [`Error::Timeout`] after `timeout`.
+    /// Like [`Producer::flush`], giving up with [`Error::Timeout`] after `timeout` (a timeout
+    /// too long to express as an instant, such as `Duration::MAX`, waits without limit).
     pub fn flush_timeout(&self, timeout: Duration) -> Result<(), Error> {
-        self.handle.flush(Some(Instant::now() + timeout))
+        self.handle.flush(deadline_after(timeout))
     }
 
     /// The partitions of `topic`, waiting up to max.block.ms for metadata.
     pub fn partitions_for(&self, topic: &str) -> Result<Vec<PartitionInfo>, Error> {
         validate_topic(topic)?;
         let core = &self.handle.core;
-        let deadline = Instant::now() + core.config.max_block;
+        let deadline = instant_after(core.config.max_block);
         let partitions = core
             .metadata
             .wait_for_topic(topic, deadline, || core.wake_sender())?;
@@ -449,15 +456,31 @@ impl<K, V> Producer<K, V> {
 
     /// Closes gracefully: delivers everything buffered (flush), then stops the threads.
     /// Later sends fail with [`Error::Closed`]. Waits as long as delivery takes (bounded by
-    /// delivery.timeout.ms).
+    /// delivery.timeout.ms) and until every callback ran; inside one of this producer's
+    /// callbacks it does not wait for the callback thread (itself).
+    ///
+    /// Inside this producer's own serializer or partitioner (which run inside a `send`),
+    /// close only *starts* the graceful close and returns `Ok` at once, as Java's close
+    /// from a callback does not block: the sender thread waits for that very send, so
+    /// waiting for it would deadlock. The threads then end once everything is delivered;
+    /// the send in progress completes normally or with [`Error::Closed`].
     pub fn close(&self) -> Result<(), Error> {
         self.handle.close(None)
     }
 
-    /// Like [`Producer::close`], but after `timeout` fails whatever is still undelivered
-    /// with [`Error::Closed`] and returns [`Error::Timeout`].
+    /// Like [`Producer::close`], but returns within `timeout` (plus scheduling delays).
+    /// When the timeout passes first, it returns [`Error::Timeout`] and:
+    /// - records not delivered yet fail with [`Error::Closed`] (the sender thread fails
+    ///   those it holds as it stops, close fails those still queued);
+    /// - a send still inside a serializer or partitioner fails with [`Error::Closed`] when
+    ///   it gets to buffer its record;
+    /// - threads that did not end in time are detached, not waited for: in particular the
+    ///   callback thread runs the callbacks still queued (those above included) and the
+    ///   futures they precede resolve, after `close_timeout` returned.
+    ///
+    /// A timeout too long to express as an instant (`Duration::MAX`) waits like `close`.
     pub fn close_timeout(&self, timeout: Duration) -> Result<(), Error> {
-        self.handle.close(Some(Instant::now() + timeout))
+        self.handle.close(deadline_after(timeout))
     }
 
     /// The validated configuration.
@@ -604,8 +627,10 @@ impl<K: 'static, V: 'static> Handle<K, V> {
             }
         };
         let deadline = match blocking {
-            Blocking::UpTo(d) => Some(d),
-            Blocking::Never => None,
+            // Inside this producer's callback only the callback thread itself could free
+            // memory: waiting for it would only wait out max.block.ms.
+            Blocking::UpTo(d) if !on_callback_thread_of(core.id) => Some(d),
+            _ => None,
         };
         let appended = match core
             .accumulator
@@ -702,7 +727,7 @@ impl<K, V> Handle<K, V> {
     }
 
     fn flush(&self, deadline: Option<Instant>) -> Result<(), Error> {
-        if on_callback_thread() {
+        if on_callback_thread_of(self.core.id) {
             // Java refuses this too: the batches flush waits for complete on this thread.
             return Err(Error::IllegalState(
                 "flush() inside a producer callback would deadlock".into(),
@@ -762,11 +787,18 @@ impl<K, V> Handle<K, V> {
             let _ = core.events.send(SenderEvent::Close);
         }
         if std::thread::current().id() == self.sender_thread {
-            // The last clone was dropped on the sender thread (in a waker): it cannot wait
-            // for itself; it exits once everything is sent.
+            // The last clone was dropped on the sender thread (a batch dropped by a
+            // panicking sender answered a callback that held it): it cannot wait for
+            // itself; it exits once everything is sent.
             return Ok(());
         }
-        let timed_out = self.wait_for_sender(deadline);
+        if core.sending_on_this_thread() {
+            // Inside this producer's serializer or partitioner: the sender waits for this
+            // thread's append before it exits, so waiting for the sender would deadlock.
+            log::warn!("close() inside the producer's own send: closing without waiting");
+            return Ok(());
+        }
+        let sender_ended = self.wait_for_sender(deadline);
         let (sender, callbacks, callback_thread) = {
             let mut l = self.lifecycle.lock();
             (
@@ -775,22 +807,25 @@ impl<K, V> Handle<K, V> {
                 l.callback_thread.take(),
             )
         };
-        if let Some(sender) = sender {
-            let _ = sender.join();
+        match sender {
+            Some(sender) if sender_ended => {
+                let _ = sender.join();
+            }
+            // Given up on: detached. It fails what it holds as it stops (ForceClose).
+            _ => {}
         }
-        // After a forced close (or a sender panic) nothing drains the queues any more: fail
-        // whatever is left so that every record still completes exactly once. Appends in
-        // progress end quickly: waits for metadata and memory give up once closed.
-        while core.appends_in_progress() {
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        // Nothing drains the queues any more (after a forced close, a sender panic or a
+        // sender given up on): refuse later appends (sends still inside a serializer or
+        // partitioner), then fail whatever is queued, so that every record still completes
+        // exactly once. See `Accumulator::shut` for why none slips between the two.
+        core.accumulator.shut();
         if let Some(callbacks) = callbacks {
             core.accumulator.abort_all(&Error::Closed, &callbacks);
         }
-        if let Some(t) = callback_thread {
-            t.join();
-        }
-        if timed_out {
+        // The callback thread ends once the sender's handle on its queue and ours are
+        // gone and it ran what was queued; past the deadline it is detached.
+        let callbacks_ended = callback_thread.is_none_or(|t| t.join(deadline));
+        if !sender_ended || !callbacks_ended {
             return Err(Error::Timeout {
                 operation: "close",
                 waited_ms: start.elapsed().as_millis() as u64,
@@ -799,28 +834,28 @@ impl<K, V> Handle<K, V> {
         Ok(())
     }
 
-    /// Waits for the sender thread to finish; past `deadline` forces it (fails what is left)
-    /// and returns true.
+    /// Waits for the sender thread to finish, until `deadline`. True when it finished;
+    /// past the deadline it forces the sender (it fails what is left and stops) and returns
+    /// false without waiting further.
     fn wait_for_sender(&self, deadline: Option<Instant>) -> bool {
         let core = &self.core;
         let (lock, cond) = &*self.sender_done;
         let mut done = lock.lock();
-        let mut timed_out = false;
         while !*done {
             match deadline {
                 None => cond.wait(&mut done),
                 Some(d) => {
                     if cond.wait_until(&mut done, d).timed_out() && !*done {
-                        timed_out = true;
+                        drop(done);
                         let _ = core.events.send(SenderEvent::ForceClose);
                         // The sender may be blocked writing to a stalled broker: unblock it.
                         core.shut_down_sockets();
-                        cond.wait(&mut done);
+                        return false;
                     }
                 }
             }
         }
-        timed_out
+        true
     }
 }
 

@@ -205,3 +205,289 @@ fn a_stalled_broker_fails_every_record_with_delivery_timeout_in_time() {
     frozen.thaw();
     p.close_timeout(Duration::from_secs(5)).unwrap();
 }
+
+/// A channel-backed gate: `wait` blocks until the test opens it (or drops the opener).
+#[derive(Debug, Clone)]
+struct Gate {
+    entered: crossbeam_channel::Sender<()>,
+    open: crossbeam_channel::Receiver<()>,
+}
+
+impl Gate {
+    /// The gate, a receiver told each time a thread starts waiting at it, and the opener
+    /// (dropping it opens the gate for good).
+    fn new() -> (
+        Gate,
+        crossbeam_channel::Receiver<()>,
+        crossbeam_channel::Sender<()>,
+    ) {
+        let (entered, entered_rx) = crossbeam_channel::unbounded();
+        let (opener, open) = crossbeam_channel::bounded(0);
+        (Gate { entered, open }, entered_rx, opener)
+    }
+
+    fn wait(&self) {
+        let _ = self.entered.send(());
+        let _ = self.open.recv();
+    }
+}
+
+/// A value serializer that waits at its gate for the value "block".
+#[derive(Debug)]
+struct GatedSerializer(Gate);
+
+impl kafka_producer::Serializer<String> for GatedSerializer {
+    fn serialize(&self, _topic: &str, data: &String) -> Result<Vec<u8>, Error> {
+        if data == "block" {
+            self.0.wait();
+        }
+        Ok(data.clone().into_bytes())
+    }
+}
+
+/// A partitioner that waits at its gate for the value "block".
+#[derive(Debug)]
+struct GatedPartitioner(Gate);
+
+impl kafka_producer::Partitioner for GatedPartitioner {
+    fn partition(
+        &self,
+        _topic: &str,
+        _key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        _partitions: &[kafka_producer::PartitionInfo],
+    ) -> Option<i32> {
+        if value == Some(b"block".as_slice()) {
+            self.0.wait();
+        }
+        Some(0)
+    }
+}
+
+/// Runs `close` on its own thread; the result and how long it took, or `None` when it is
+/// still running after `limit` (the thread is left behind).
+fn close_within<F>(limit: Duration, close: F) -> Option<(Result<(), Error>, Duration)>
+where
+    F: FnOnce() -> Result<(), Error> + Send + 'static,
+{
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    std::thread::spawn(move || {
+        let start = Instant::now();
+        let res = close();
+        let _ = tx.send((res, start.elapsed()));
+    });
+    rx.recv_timeout(limit).ok()
+}
+
+#[test]
+fn close_timeout_returns_in_time_while_a_callback_blocks() {
+    let brokers = brokers();
+    let topic = unique_topic("close-blocked-cb");
+    brokers.create_topic(&topic, 1);
+    let p = producer(brokers.bootstrap(), &[]);
+    let (gate, entered, opener) = Gate::new();
+    let (done_tx, done_rx) = crossbeam_channel::unbounded();
+    let g = gate.clone();
+    p.send_with_callback(
+        ProducerRecord::new(topic.clone(), b"a".to_vec()),
+        move |_| g.wait(),
+    );
+    for i in 0..10 {
+        let done = done_tx.clone();
+        p.send_with_callback(
+            ProducerRecord::new(topic.clone(), format!("{i}").into_bytes()),
+            move |r| {
+                let _ = done.send(r.is_ok());
+            },
+        );
+    }
+    entered
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the first callback runs");
+    let closer = p.clone();
+    let closed = close_within(Duration::from_secs(10), move || {
+        closer.close_timeout(Duration::from_secs(1))
+    });
+    let (res, took) = closed.expect("close_timeout(1 s) still running after 10 s");
+    assert!(
+        took < Duration::from_secs(4),
+        "close_timeout(1 s) took {took:?}"
+    );
+    assert!(matches!(res, Err(Error::Timeout { .. })), "{res:?}");
+    // The detached callback thread finishes on its own: every callback still runs once.
+    drop(opener);
+    for _ in 0..10 {
+        done_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the callbacks queued behind the blocked one still run");
+    }
+}
+
+#[test]
+fn close_timeout_returns_in_time_while_a_serializer_blocks() {
+    let brokers = brokers();
+    let topic = unique_topic("close-blocked-ser");
+    brokers.create_topic(&topic, 1);
+    let (gate, entered, opener) = Gate::new();
+    let p: Producer<Vec<u8>, String> = Producer::builder()
+        .bootstrap_servers(brokers.bootstrap())
+        .value_serializer(GatedSerializer(gate))
+        .build()
+        .unwrap();
+    p.send(ProducerRecord::new(topic.clone(), "warm-up".to_string()))
+        .wait()
+        .unwrap();
+    let sending = {
+        let p = p.clone();
+        let t = topic.clone();
+        std::thread::spawn(move || p.send(ProducerRecord::new(t, "block".to_string())).wait())
+    };
+    entered
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the serializer runs");
+    let closer = p.clone();
+    let closed = close_within(Duration::from_secs(10), move || {
+        closer.close_timeout(Duration::from_secs(1))
+    });
+    let (res, took) = closed.expect("close_timeout(1 s) still running after 10 s");
+    assert!(
+        took < Duration::from_secs(4),
+        "close_timeout(1 s) took {took:?}"
+    );
+    assert!(matches!(res, Err(Error::Timeout { .. })), "{res:?}");
+    drop(opener);
+    let sent = sending.join().unwrap();
+    assert!(matches!(sent, Err(Error::Closed)), "{sent:?}");
+}
+
+#[test]
+fn close_timeout_returns_in_time_while_a_partitioner_blocks() {
+    let brokers = brokers();
+    let topic = unique_topic("close-blocked-part");
+    brokers.create_topic(&topic, 1);
+    let (gate, entered, opener) = Gate::new();
+    let p: Producer = Producer::builder()
+        .bootstrap_servers(brokers.bootstrap())
+        .partitioner(GatedPartitioner(gate))
+        .build()
+        .unwrap();
+    p.send(ProducerRecord::new(topic.clone(), b"warm-up".to_vec()))
+        .wait()
+        .unwrap();
+    let sending = {
+        let p = p.clone();
+        let t = topic.clone();
+        std::thread::spawn(move || p.send(ProducerRecord::new(t, b"block".to_vec())).wait())
+    };
+    entered
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the partitioner runs");
+    let closer = p.clone();
+    let closed = close_within(Duration::from_secs(10), move || {
+        closer.close_timeout(Duration::from_secs(1))
+    });
+    let (res, took) = closed.expect("close_timeout(1 s) still running after 10 s");
+    assert!(
+        took < Duration::from_secs(4),
+        "close_timeout(1 s) took {took:?}"
+    );
+    assert!(matches!(res, Err(Error::Timeout { .. })), "{res:?}");
+    drop(opener);
+    let sent = sending.join().unwrap();
+    assert!(matches!(sent, Err(Error::Closed)), "{sent:?}");
+}
+
+/// A value serializer that closes its own producer when it sees the value "close".
+#[derive(Debug)]
+struct ClosingSerializer(Arc<std::sync::OnceLock<Producer<Vec<u8>, String>>>);
+
+impl kafka_producer::Serializer<String> for ClosingSerializer {
+    fn serialize(&self, _topic: &str, data: &String) -> Result<Vec<u8>, Error> {
+        if data == "close" {
+            let closed = self.0.get().expect("producer set").close();
+            assert!(closed.is_ok(), "close inside the serializer: {closed:?}");
+        }
+        Ok(data.clone().into_bytes())
+    }
+}
+
+#[test]
+fn close_inside_the_producers_own_serializer_does_not_deadlock() {
+    let brokers = brokers();
+    let topic = unique_topic("close-in-ser");
+    brokers.create_topic(&topic, 1);
+    let cell = Arc::new(std::sync::OnceLock::new());
+    let p: Producer<Vec<u8>, String> = Producer::builder()
+        .bootstrap_servers(brokers.bootstrap())
+        .value_serializer(ClosingSerializer(Arc::clone(&cell)))
+        .build()
+        .unwrap();
+    let _ = cell.set(p.clone());
+    p.send(ProducerRecord::new(topic.clone(), "before".to_string()))
+        .wait()
+        .unwrap();
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let sender = p.clone();
+    let t = topic.clone();
+    std::thread::spawn(move || {
+        let res = sender
+            .send(ProducerRecord::new(t, "close".to_string()))
+            .wait();
+        let _ = tx.send(res);
+    });
+    let res = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("a send whose serializer closes the producer finished: no deadlock");
+    // The close began during the send: the record is delivered or fails with Closed.
+    assert!(res.is_ok() || matches!(res, Err(Error::Closed)), "{res:?}");
+    let later = p
+        .send(ProducerRecord::new(topic, "after".to_string()))
+        .wait();
+    assert!(matches!(later, Err(Error::Closed)), "{later:?}");
+    let closed = close_within(Duration::from_secs(30), move || p.close());
+    assert!(
+        closed.is_some(),
+        "a second close from outside still returns"
+    );
+}
+
+#[test]
+fn another_producers_flush_and_wait_work_inside_a_callback() {
+    let brokers = brokers();
+    let topic = unique_topic("other-in-cb");
+    brokers.create_topic(&topic, 1);
+    let a = producer(brokers.bootstrap(), &[]);
+    let b = producer(brokers.bootstrap(), &[]);
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let t = topic.clone();
+    a.send_with_callback(
+        ProducerRecord::new(topic.clone(), b"a".to_vec()),
+        move |_| {
+            let waited = b.send(ProducerRecord::new(t, b"b".to_vec())).wait();
+            let flushed = b.flush();
+            tx.send((waited, flushed)).unwrap();
+        },
+    );
+    let (waited, flushed) = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the callback finished");
+    assert!(waited.is_ok(), "B's wait inside A's callback: {waited:?}");
+    assert!(
+        flushed.is_ok(),
+        "B's flush inside A's callback: {flushed:?}"
+    );
+    a.close().unwrap();
+}
+
+#[test]
+fn timeouts_of_duration_max_mean_no_deadline() {
+    let brokers = brokers();
+    let topic = unique_topic("max-timeouts");
+    brokers.create_topic(&topic, 1);
+    let p = producer(brokers.bootstrap(), &[]);
+    let fut = p.send(ProducerRecord::new(topic.clone(), b"x".to_vec()));
+    let waited = fut.wait_timeout(Duration::MAX);
+    assert!(matches!(waited, Some(Ok(_))), "{waited:?}");
+    p.flush_timeout(Duration::MAX).unwrap();
+    p.close_timeout(Duration::MAX).unwrap();
+}

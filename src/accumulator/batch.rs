@@ -1,10 +1,15 @@
 //! One producer batch: its records' wire bytes, their completions, and its life.
 //!
-//! Life of a batch: **open** (records are appended under the partition lock) → **closed**
-//! (full, or drained: no more appends) → **in flight** (owned by the sender's in-flight
-//! table) → **done** (completed exactly once, then dropped, which returns its memory).
-//! A retriable failure moves an in-flight batch back to the front of its partition queue;
-//! its encoded bytes are kept, so a retry resends exactly the same batch.
+//! Life of a batch ([`Stage`]): **open** (records are appended under the partition lock) →
+//! **closed** (full, or drained: no more appends; queued, or in flight in the sender's
+//! in-flight table) → optionally **expired** (answered with `DeliveryTimeout` while in
+//! flight) → **answered** (completed exactly once, or its records moved to new batches).
+//! Its memory goes back when it drops, or, if it has callbacks to run, once the callback
+//! thread ran them. A retriable failure moves an in-flight batch back to the front of its
+//! partition queue; its encoded bytes are kept, so a retry resends exactly the same batch.
+//!
+//! Its records' bytes go through [`Contents`]: a builder, then (compressed batches filled
+//! by `send`) sealing and sealed bytes, then the encoded wire bytes.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -68,6 +73,44 @@ impl std::fmt::Debug for Completion {
     }
 }
 
+/// What a batch holds of its records, from the first append to the wire bytes.
+///
+/// `Building` → (`Sealing` → `Sealed`, when an appending thread compresses the batch it
+/// closed) → `Encoded` at the first drain. Each stage holds exactly the bytes it needs, so
+/// no combination of half-set fields can describe a batch.
+#[derive(Debug)]
+enum Contents {
+    /// The records, appended under the partition lock while the batch is open.
+    Building(RecordBatchBuilder),
+    /// The builder is out with an appending thread compressing it (`Accumulator::append`);
+    /// the sender leaves the batch alone until the bytes come back. Holds the builder's
+    /// estimated size (the batch's size meanwhile).
+    Sealing { estimated_size: usize },
+    /// Compressed by the appending thread that closed the batch, with no producer state
+    /// yet: the header is patched in place at the first drain.
+    Sealed(Vec<u8>),
+    /// The wire bytes, with [`ProducerBatch::producer`]'s state in the header.
+    Encoded(Bytes),
+}
+
+/// Where a batch is in its life (each stage is entered once, in this order, except that a
+/// batch may skip `Expired`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Takes appends (its contents are `Building`).
+    Open,
+    /// No more appends (full, drained, or made by a split): queued or in flight, its
+    /// records not answered yet.
+    Closed,
+    /// delivery.timeout.ms passed while the batch was in flight: its records were answered
+    /// with `DeliveryTimeout` ([`ProducerBatch::expire`]); the batch stays with its request,
+    /// whose response only settles the sender's bookkeeping.
+    Expired,
+    /// Completed, or its records moved to new batches (split, rejected records): answered
+    /// exactly once; nothing is left to do when it drops.
+    Answered,
+}
+
 /// A batch of records for one partition.
 #[derive(Debug)]
 pub(crate) struct ProducerBatch {
@@ -79,17 +122,12 @@ pub(crate) struct ProducerBatch {
     /// How many splits made this batch (0 for a batch made by `send`).
     split_depth: u32,
     pub tp: TopicPartition,
-    /// The open records; `None` once encoded.
-    builder: Option<RecordBatchBuilder>,
-    /// The wire bytes, once the batch was drained for the first time.
-    encoded: Option<Bytes>,
-    /// The batch compressed by the appending thread that closed it, with no producer state
-    /// yet: the header is patched in place when the batch is first drained.
-    sealed: Option<Vec<u8>>,
-    /// The builder is out with an appending thread compressing it (`Accumulator::append`);
-    /// the sender leaves the batch alone until it is back as `sealed`.
-    sealing: Option<usize>,
-    /// The producer id, epoch and base sequence written into `encoded` (idempotence).
+    /// The records' bytes, at their current stage.
+    contents: Contents,
+    /// Open → closed → (expired) → answered.
+    stage: Stage,
+    /// The producer id, epoch and base sequence written into the encoded bytes
+    /// (idempotence).
     pub producer: Option<ProducerState>,
     pub result: Arc<BatchResult>,
     callbacks: Vec<RecordCallback>,
@@ -100,40 +138,33 @@ pub(crate) struct ProducerBatch {
     pub attempts: u32,
     /// No resend before this instant (retry backoff).
     pub retry_at: Option<Instant>,
-    /// No more appends: full, or drained.
-    closed: bool,
-    /// Set by `complete`; a batch dropped without it answers its records with an error.
-    completed: bool,
-    /// delivery.timeout.ms passed while the batch was in flight: its records were answered
-    /// with `DeliveryTimeout` ([`ProducerBatch::expire`]); its response only settles the
-    /// sender's bookkeeping.
-    expired: bool,
-    /// Callbacks `_memory` has room for (see [`CALLBACK_COST`]); grown a chunk at a time.
+    /// Callbacks `memory` has room for (see [`CALLBACK_COST`]); grown a chunk at a time.
     callback_room: usize,
-    /// Bytes of `buffer.memory` held until the batch is dropped: the batch buffer and the
-    /// callbacks' room.
-    _memory: Reservation,
+    /// Bytes of `buffer.memory` held for the batch buffer and the callbacks' room: until
+    /// the batch drops, or, when it is answered with callbacks to run, until the callback
+    /// thread ran them (the reservation moves into the callback job).
+    memory: Reservation,
 }
 
 impl ProducerBatch {
-    /// A new open batch using `builder` (allocated by the caller outside any lock).
+    /// A new open batch of producer `producer` (`Core::id`) using `builder` (allocated by
+    /// the caller outside any lock).
     pub fn new(
         id: u64,
         tp: TopicPartition,
         builder: RecordBatchBuilder,
         memory: Reservation,
         now: Instant,
+        producer: u64,
     ) -> Self {
-        let result = Arc::new(BatchResult::new(tp.clone()));
+        let result = Arc::new(BatchResult::new(tp.clone(), producer));
         ProducerBatch {
             id,
             position: 0,
             split_depth: 0,
             tp,
-            builder: Some(builder),
-            encoded: None,
-            sealed: None,
-            sealing: None,
+            contents: Contents::Building(builder),
+            stage: Stage::Open,
             producer: None,
             result,
             callbacks: Vec::new(),
@@ -141,11 +172,8 @@ impl ProducerBatch {
             created: now,
             attempts: 0,
             retry_at: None,
-            closed: false,
-            completed: false,
-            expired: false,
             callback_room: 0,
-            _memory: memory,
+            memory,
         }
     }
 
@@ -158,12 +186,12 @@ impl ProducerBatch {
         completion: Completion,
         batch_size: usize,
     ) -> Result<Option<crate::SendFuture>, Completion> {
-        let Some(builder) = self.builder.as_mut().filter(|_| !self.closed) else {
+        let (Stage::Open, Contents::Building(builder)) = (self.stage, &mut self.contents) else {
             return Err(completion);
         };
         let size = builder.next_record_size_with_payload(record.timestamp, record.payload);
         if !builder.is_empty() && builder.estimated_size() + size > batch_size {
-            self.closed = true;
+            self.stage = Stage::Closed;
             return Err(completion);
         }
         if matches!(completion, Completion::Callback(_))
@@ -172,8 +200,8 @@ impl ProducerBatch {
             // Room for more callbacks, from buffer.memory, without waiting: when the pool
             // is short the batch is closed and the caller opens the next one, waiting for
             // memory (up to max.block.ms) outside the partition lock.
-            if !self._memory.try_grow(CALLBACK_COST * CALLBACKS_PER_CHUNK) {
-                self.closed = true;
+            if !self.memory.try_grow(CALLBACK_COST * CALLBACKS_PER_CHUNK) {
+                self.stage = Stage::Closed;
                 return Err(completion);
             }
             self.callback_room += CALLBACKS_PER_CHUNK;
@@ -213,12 +241,14 @@ impl ProducerBatch {
 
     /// Whether no more records can be appended.
     pub fn is_closed(&self) -> bool {
-        self.closed
+        self.stage != Stage::Open
     }
 
-    /// Closes the batch to appends.
+    /// Closes the batch to appends (no effect past that).
     pub fn close(&mut self) {
-        self.closed = true;
+        if self.stage == Stage::Open {
+            self.stage = Stage::Closed;
+        }
     }
 
     /// Number of records.
@@ -226,14 +256,14 @@ impl ProducerBatch {
         self.record_count
     }
 
-    /// Bytes the batch takes in a request: encoded size once drained, else the uncompressed
-    /// estimate.
+    /// Bytes the batch takes in a request: encoded size once drained, else the compressed
+    /// size once sealed, else the uncompressed estimate.
     pub fn size(&self) -> usize {
-        match (&self.encoded, &self.sealed, &self.builder) {
-            (Some(b), _, _) => b.len(),
-            (None, Some(b), _) => b.len(),
-            (None, None, Some(b)) => b.estimated_size(),
-            (None, None, None) => self.sealing.unwrap_or(0),
+        match &self.contents {
+            Contents::Building(b) => b.estimated_size(),
+            Contents::Sealing { estimated_size } => *estimated_size,
+            Contents::Sealed(b) => b.len(),
+            Contents::Encoded(b) => b.len(),
         }
     }
 
@@ -241,77 +271,90 @@ impl ProducerBatch {
     /// calling (appending) thread, so compression runs on the threads that fill batches
     /// rather than on the one sender thread. Returns `None` when there is nothing to do.
     pub fn take_for_sealing(&mut self) -> Option<RecordBatchBuilder> {
-        let compressed = self
-            .builder
-            .as_ref()
-            .is_some_and(|b| b.compression() != crate::Compression::None);
-        if !self.closed || !compressed {
-            return None;
+        match &self.contents {
+            Contents::Building(b)
+                if self.stage != Stage::Open && b.compression() != crate::Compression::None =>
+            {
+                let estimated_size = b.estimated_size();
+                match std::mem::replace(&mut self.contents, Contents::Sealing { estimated_size }) {
+                    Contents::Building(builder) => Some(builder),
+                    _ => unreachable!("matched Building above"),
+                }
+            }
+            _ => None,
         }
-        let builder = self.builder.take()?;
-        self.sealing = Some(builder.estimated_size());
-        Some(builder)
     }
 
     /// Takes back the batch compressed by [`ProducerBatch::take_for_sealing`]'s taker.
     pub fn finish_sealing(&mut self, bytes: Vec<u8>) {
-        self.sealing = None;
-        self.sealed = Some(bytes);
+        debug_assert!(matches!(self.contents, Contents::Sealing { .. }));
+        self.contents = Contents::Sealed(bytes);
     }
 
     /// Whether the batch was compressed by an appending thread and awaits its first drain.
     #[cfg(test)]
     pub fn is_sealed(&self) -> bool {
-        self.sealed.is_some()
+        matches!(self.contents, Contents::Sealed(_))
     }
 
     /// Whether an appending thread is compressing the batch right now.
     pub fn is_sealing(&self) -> bool {
-        self.sealing.is_some()
+        matches!(self.contents, Contents::Sealing { .. })
     }
 
     /// The wire bytes with `producer`'s id, epoch and base sequence, encoding (and
     /// compressing) the batch on first use. Encoding closes the batch; later calls with the
     /// same producer state return the same bytes, so a retry resends the same batch. A new
     /// state (an idempotent partition restarting its sequences) patches the header and CRC.
+    /// A batch still sealing (never drained: the sender skips it) encodes as no bytes.
     pub fn encode(&mut self, producer: ProducerState) -> Bytes {
-        self.closed = true;
-        if let Some(builder) = self.builder.take() {
-            self.encoded = Some(builder.build(producer));
-        } else if let Some(mut sealed) = self.sealed.take() {
-            set_producer_state(&mut sealed, producer);
-            self.encoded = Some(Bytes::from(sealed));
-        } else if self.producer != Some(producer) {
-            if let Some(old) = self.encoded.take() {
+        self.close();
+        let previous = self.producer.replace(producer);
+        let contents = std::mem::replace(&mut self.contents, Contents::Encoded(Bytes::new()));
+        self.contents = match contents {
+            Contents::Building(builder) => Contents::Encoded(builder.build(producer)),
+            Contents::Sealed(mut sealed) => {
+                set_producer_state(&mut sealed, producer);
+                Contents::Encoded(Bytes::from(sealed))
+            }
+            Contents::Encoded(old) if previous != Some(producer) => {
                 let mut bytes = old.to_vec();
                 set_producer_state(&mut bytes, producer);
-                self.encoded = Some(Bytes::from(bytes));
+                Contents::Encoded(Bytes::from(bytes))
             }
+            unchanged => unchanged,
+        };
+        match &self.contents {
+            Contents::Encoded(bytes) => bytes.clone(),
+            _ => Bytes::new(),
         }
-        self.producer = Some(producer);
-        self.encoded.clone().unwrap_or_default()
     }
 
     /// Answers the records of a batch still in flight with `error` (delivery.timeout.ms
-    /// passed) and marks it expired; the batch itself stays with its request.
+    /// passed) and marks it expired; the batch itself stays with its request, keeping the
+    /// memory of its bytes, while its callbacks' room goes with them to the callback thread.
     pub fn expire(&mut self, error: Error, queue: &CallbackQueue) {
-        self.completed = true;
-        self.expired = true;
+        self.stage = Stage::Expired;
         let callbacks = std::mem::take(&mut self.callbacks);
-        queue.complete_batch(Arc::clone(&self.result), callbacks, Err(error));
+        let room = self
+            .memory
+            .split_off(std::mem::take(&mut self.callback_room).saturating_mul(CALLBACK_COST));
+        queue.complete_batch(Arc::clone(&self.result), callbacks, Err(error), Some(room));
     }
 
     /// Whether [`ProducerBatch::expire`] answered the records already.
     pub fn is_expired(&self) -> bool {
-        self.expired
+        self.stage == Stage::Expired
     }
 
     /// Completes the batch exactly once, in order with every batch completed before it:
     /// its callbacks run (on the callback thread, in record order) and its futures wake.
+    /// Its memory is held until the callbacks ran (see `delivery`).
     pub fn complete(mut self, outcome: Result<BatchOutcome, Error>, queue: &CallbackQueue) {
-        self.completed = true;
+        self.stage = Stage::Answered;
         let callbacks = std::mem::take(&mut self.callbacks);
-        queue.complete_batch(Arc::clone(&self.result), callbacks, outcome);
+        let memory = self.memory.split_off(usize::MAX);
+        queue.complete_batch(Arc::clone(&self.result), callbacks, outcome, Some(memory));
     }
 }
 
@@ -418,7 +461,9 @@ impl ProducerBatch {
     /// Rebuilds the batch's records as one new closed, unencoded batch per group of
     /// relative offsets (each group ascending; together covering every record once), with
     /// ids `ids`. Callbacks move with their records and the batch's result forwards each
-    /// record's future to its new batch. The first new batch takes the memory.
+    /// record's future to its new batch. The memory is shared out: every new batch but the
+    /// first takes what its records and callbacks need (as far as the old reservation
+    /// goes), the first takes the rest, so each holds memory until it is answered.
     #[allow(clippy::result_large_err)] // the batch comes back by value on a rare path
     fn regroup(
         mut self,
@@ -427,8 +472,9 @@ impl ProducerBatch {
         compression_level: Option<i32>,
         ids: &[u64],
     ) -> Result<Vec<ProducerBatch>, ProducerBatch> {
-        let Some(bytes) = self.encoded.clone() else {
-            return Err(self);
+        let bytes = match &self.contents {
+            Contents::Encoded(bytes) => bytes.clone(),
+            _ => return Err(self),
         };
         let records = match crate::record_batch::RecordBatch::parse(&bytes)
             .and_then(|(batch, _)| batch.records())
@@ -437,56 +483,83 @@ impl ProducerBatch {
             _ => return Err(self),
         };
         let mut targets = vec![(0usize, 0u32); records.len()];
-        let mut out = Vec::with_capacity(groups.len());
+        let mut builders = Vec::with_capacity(groups.len());
         for (g, group) in groups.iter().enumerate() {
             let part: Vec<&crate::record_batch::Record> =
                 group.iter().map(|&r| &records[r as usize]).collect();
-            let size: usize = part
-                .iter()
-                .map(|r| {
-                    RecordBatchBuilder::record_size(
-                        0,
-                        0,
-                        r.key.as_deref(),
-                        r.value.as_deref(),
-                        &r.headers,
-                    )
-                })
-                .sum();
-            let mut builder = RecordBatchBuilder::with_capacity(
-                compression,
-                compression_level,
-                crate::record_batch::HEADER_SIZE + size,
-            );
-            for r in &part {
-                builder.append(
-                    r.timestamp,
-                    r.key.as_deref(),
-                    r.value.as_deref(),
-                    &r.headers,
-                );
-            }
+            builders.push(rebuild(&part, compression, compression_level));
             for (new_offset, &r) in group.iter().enumerate() {
                 targets[r as usize] = (g, new_offset as u32);
             }
-            let memory = self._memory.split_off(if g == 0 { usize::MAX } else { 0 });
-            let mut batch =
-                ProducerBatch::new(ids[g], self.tp.clone(), builder, memory, self.created);
-            batch.callback_room = usize::MAX; // the first batch holds the room of all
-            batch.record_count = part.len() as u32;
-            batch.closed = true;
-            out.push(batch);
         }
+        let mut callbacks: Vec<Vec<RecordCallback>> = groups.iter().map(|_| Vec::new()).collect();
         for mut c in std::mem::take(&mut self.callbacks) {
             let (g, offset) = targets[c.slot.relative_offset as usize];
             c.slot.relative_offset = offset;
-            out[g].callbacks.push(c);
+            callbacks[g].push(c);
+        }
+        // Memory for every group but the first, then the rest for the first.
+        let mut memory: Vec<Option<Reservation>> = groups.iter().map(|_| None).collect();
+        for g in (1..groups.len()).rev() {
+            let need = builders[g].estimated_size() + callbacks[g].len() * CALLBACK_COST;
+            memory[g] = Some(self.memory.split_off(need));
+        }
+        memory[0] = Some(self.memory.split_off(usize::MAX));
+        let producer = self.result.producer();
+        let mut out = Vec::with_capacity(groups.len());
+        for ((g, builder), (memory, callbacks)) in builders
+            .into_iter()
+            .enumerate()
+            .zip(memory.into_iter().zip(callbacks))
+        {
+            let memory = memory.expect("every group got its share");
+            let mut batch = ProducerBatch::new(
+                ids[g],
+                self.tp.clone(),
+                builder,
+                memory,
+                self.created,
+                producer,
+            );
+            batch.record_count = groups[g].len() as u32;
+            batch.callback_room = callbacks.len();
+            batch.callbacks = callbacks;
+            batch.stage = Stage::Closed;
+            out.push(batch);
         }
         let results = out.iter().map(|b| Arc::clone(&b.result)).collect();
         self.result.forward(targets, results);
-        self.completed = true; // answered through the new batches
+        self.stage = Stage::Answered; // through the new batches
         Ok(out)
     }
+}
+
+/// A builder holding `records` again (re-encoded on the new batch's first drain).
+fn rebuild(
+    records: &[&crate::record_batch::Record],
+    compression: crate::Compression,
+    compression_level: Option<i32>,
+) -> RecordBatchBuilder {
+    let size: usize = records
+        .iter()
+        .map(|r| {
+            RecordBatchBuilder::record_size(0, 0, r.key.as_deref(), r.value.as_deref(), &r.headers)
+        })
+        .sum();
+    let mut builder = RecordBatchBuilder::with_capacity(
+        compression,
+        compression_level,
+        crate::record_batch::HEADER_SIZE + size,
+    );
+    for r in records {
+        builder.append(
+            r.timestamp,
+            r.key.as_deref(),
+            r.value.as_deref(),
+            &r.headers,
+        );
+    }
+    builder
 }
 
 impl Drop for ProducerBatch {
@@ -494,7 +567,7 @@ impl Drop for ProducerBatch {
     /// records still get an answer, here and now, rather than waiting forever.
     fn drop(&mut self) {
         // An empty batch (one allocated by `append` but not needed) has nobody waiting.
-        if self.completed || self.record_count == 0 {
+        if matches!(self.stage, Stage::Expired | Stage::Answered) || self.record_count == 0 {
             return;
         }
         log::error!(

@@ -21,7 +21,8 @@
 //!
 //! The buffer pool's and each batch result's locks are leaf locks too. The pool's lock is
 //! taken under a partition lock in one place: a batch growing its callback room
-//! (`Reservation::try_grow`, which never waits).
+//! (`Reservation::try_grow`, which never waits). (`inspect` asks the pool whether sends
+//! wait for memory through an atomic, without its lock.)
 
 mod batch;
 pub(crate) mod pool;
@@ -51,6 +52,8 @@ pub(crate) struct AccumulatorConfig {
     pub compression_level: Option<i32>,
     pub linger: Duration,
     pub delivery_timeout: Duration,
+    /// `Core::id` of the producer (batch results carry it: see `delivery`).
+    pub producer_id: u64,
 }
 
 /// The batches of one partition, oldest first.
@@ -122,6 +125,12 @@ pub(crate) struct Accumulator {
     flushes_in_progress: AtomicUsize,
     /// Set once by close, read by the sender: drain everything without lingering.
     closing: AtomicBool,
+    /// Set once (SeqCst) by close when nothing will drain the queues any more (the sender
+    /// ended or was given up on); read under a partition lock by `append`, which then
+    /// refuses the record. Close sets it *before* it fails what is queued, partition lock
+    /// by partition lock, so a record is either refused or queued in time to be failed:
+    /// no record is stranded by a send that outlived close (a blocked serializer).
+    shut: AtomicBool,
 }
 
 impl Accumulator {
@@ -134,6 +143,7 @@ impl Accumulator {
             next_batch_id: AtomicU64::new(1),
             flushes_in_progress: AtomicUsize::new(0),
             closing: AtomicBool::new(false),
+            shut: AtomicBool::new(false),
         }
     }
 
@@ -195,7 +205,8 @@ impl Accumulator {
     ///
     /// A new batch needs memory: this blocks until `deadline` (max.block.ms) for it, or
     /// fails at once when `deadline` is `None` (`try_send`). On failure the completion is
-    /// handed back so the caller can report the error through it.
+    /// handed back so the caller can report the error through it. After
+    /// [`Accumulator::shut`] every append fails with [`Error::Closed`].
     pub fn append(
         &self,
         queue: &PartitionQueue,
@@ -226,9 +237,20 @@ impl Accumulator {
             size,
         );
         let id = self.next_batch_id.fetch_add(1, Ordering::Relaxed);
-        let mut fresh = ProducerBatch::new(id, queue.tp.clone(), builder, memory, Instant::now())
-            .with_callback_room(callback_room);
+        let mut fresh = ProducerBatch::new(
+            id,
+            queue.tp.clone(),
+            builder,
+            memory,
+            Instant::now(),
+            self.cfg.producer_id,
+        )
+        .with_callback_room(callback_room);
         let mut batches = queue.batches.lock();
+        if self.shut.load(Ordering::SeqCst) {
+            drop(batches);
+            return Err((Error::Closed, completion));
+        }
         // Another thread may have opened a batch while we allocated: use it first.
         let completion = match batches.back_mut() {
             Some(open) => match open.try_append(record, completion, self.cfg.batch_size) {
@@ -293,6 +315,9 @@ impl Accumulator {
         completion: Completion,
     ) -> Result<Appended, Completion> {
         let mut batches = queue.batches.lock();
+        if self.shut.load(Ordering::SeqCst) {
+            return Err(completion); // the slow path reports it
+        }
         let Some(open) = batches.back_mut() else {
             return Err(completion);
         };
@@ -489,6 +514,12 @@ impl Accumulator {
         queue.batches.lock().queue.drain(..).collect()
     }
 
+    /// Refuses every later append (see `shut`); the caller then fails what is queued with
+    /// [`Accumulator::abort_all`].
+    pub fn shut(&self) {
+        self.shut.store(true, Ordering::SeqCst);
+    }
+
     /// Fails every queued batch with `error` (force close).
     pub fn abort_all(&self, error: &Error, callbacks: &CallbackQueue) {
         for q in self.queues() {
@@ -558,6 +589,7 @@ mod tests {
             compression_level: None,
             linger: Duration::from_millis(5),
             delivery_timeout: Duration::from_secs(120),
+            producer_id: 1,
         })
     }
 
@@ -625,11 +657,11 @@ mod tests {
         for (i, r) in records.iter().enumerate() {
             assert_eq!(r.value.as_deref(), Some(&[i as u8; 50][..]));
         }
-        let (thread, tx) = crate::delivery::CallbackThread::start("test-callbacks".into());
+        let (thread, tx) = crate::delivery::CallbackThread::start("test-callbacks".into(), 1);
         a.complete(batch, Err(Error::Closed), &tx);
         a.abort_all(&Error::Closed, &tx);
         drop(tx);
-        thread.join();
+        assert!(thread.join(None));
     }
 
     #[test]
@@ -664,7 +696,7 @@ mod tests {
     fn a_split_batch_answers_every_record_from_its_half_with_the_right_offset() {
         let a = acc(10_000, 100_000);
         let q = a.queue("t", 0);
-        let (thread, tx) = crate::delivery::CallbackThread::start("test-callbacks".into());
+        let (thread, tx) = crate::delivery::CallbackThread::start("test-callbacks".into(), 1);
         let (cb_tx, cb_rx) = crossbeam_channel::unbounded();
         let mut futures = Vec::new();
         for i in 0..5u8 {
@@ -719,13 +751,63 @@ mod tests {
         assert!(a.incomplete().is_empty());
         assert_eq!(a.buffer_in_use(), 0, "the halves gave the memory back");
         drop(tx);
-        thread.join();
+        assert!(thread.join(None));
+    }
+
+    #[test]
+    fn the_second_half_of_a_split_batch_holds_memory_until_it_completes() {
+        let a = acc(10_000, 100_000);
+        let q = a.queue("t", 0);
+        for i in 0..6u8 {
+            a.append(&q, &rec(&[i; 100]), Completion::Future, None)
+                .unwrap();
+        }
+        let mut batch = a.take_front(&q, Instant::now(), 1 << 20, true).unwrap();
+        batch.encode(crate::record_batch::ProducerState::NONE);
+        let [first, second] = a.split(batch).expect("six records split");
+        let (thread, tx) = crate::delivery::CallbackThread::start("test-callbacks".into(), 1);
+        a.complete(first, Err(Error::Closed), &tx);
+        let held = a.buffer_in_use();
+        assert!(
+            held >= second.size(),
+            "the second half ({} bytes) holds {held} bytes of buffer memory",
+            second.size()
+        );
+        a.complete(second, Err(Error::Closed), &tx);
+        assert_eq!(a.buffer_in_use(), 0);
+        drop(tx);
+        assert!(thread.join(None));
+    }
+
+    #[test]
+    fn inspecting_a_queue_does_not_wait_for_the_pool_lock() {
+        let a = Arc::new(acc(16_384, 100_000));
+        let q = a.queue("t", 0);
+        a.append(&q, &rec(b"x"), Completion::Future, None).unwrap();
+        let held = a.pool.hold_lock_for_test();
+        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+        let (a2, q2) = (Arc::clone(&a), Arc::clone(&q));
+        let inspector = std::thread::spawn(move || {
+            let state = a2.inspect(&q2, Instant::now(), &mut Vec::new());
+            let _ = done_tx.send(state);
+        });
+        let inspected = done_rx.recv_timeout(Duration::from_secs(2));
+        drop(held);
+        inspector.join().unwrap();
+        assert!(
+            inspected.is_ok(),
+            "inspect (under the partition lock) waited for the pool's lock"
+        );
+        let (thread, tx) = crate::delivery::CallbackThread::start("test-callbacks".into(), 1);
+        a.abort_all(&Error::Closed, &tx);
+        drop(tx);
+        assert!(thread.join(None));
     }
 
     #[test]
     fn rejected_records_are_taken_out_and_the_rest_resent_in_order() {
         let a = acc(10_000, 100_000);
-        let (thread, tx) = crate::delivery::CallbackThread::start("test-callbacks".into());
+        let (thread, tx) = crate::delivery::CallbackThread::start("test-callbacks".into(), 1);
         let q = a.queue("t", 0);
         let f = a.append(&q, &rec(b"v"), Completion::Future, None).unwrap();
         let mut batch = a.take_front(&q, Instant::now(), 1 << 20, true).unwrap();
@@ -795,7 +877,7 @@ mod tests {
         assert!(results[3].is_err());
         assert_eq!(results[4].as_ref().unwrap(), &14);
         drop(tx);
-        thread.join();
+        assert!(thread.join(None));
     }
 
     #[test]
@@ -808,7 +890,7 @@ mod tests {
         let mut batch = a.take_front(&q, Instant::now(), 1 << 20, true).unwrap();
         batch.encode(crate::record_batch::ProducerState::NONE);
         let batch = a.split(batch).expect_err("one record");
-        let (thread, tx) = crate::delivery::CallbackThread::start("test-callbacks".into());
+        let (thread, tx) = crate::delivery::CallbackThread::start("test-callbacks".into(), 1);
         a.complete(
             batch,
             Err(Error::broker(crate::ErrorCode::MessageTooLarge)),
@@ -822,7 +904,7 @@ mod tests {
             })
         ));
         drop(tx);
-        thread.join();
+        assert!(thread.join(None));
     }
 
     #[test]
@@ -835,7 +917,7 @@ mod tests {
             .future
             .unwrap();
         let batch = a.take_front(&q, Instant::now(), 1 << 20, true).unwrap();
-        let (thread, tx) = crate::delivery::CallbackThread::start("test-callbacks".into());
+        let (thread, tx) = crate::delivery::CallbackThread::start("test-callbacks".into(), 1);
         assert_eq!(a.incomplete().len(), 1);
         a.complete(
             batch,
@@ -849,6 +931,6 @@ mod tests {
         assert_eq!(a.buffer_in_use(), 0);
         assert!(a.incomplete().is_empty());
         drop(tx);
-        thread.join();
+        assert!(thread.join(None));
     }
 }

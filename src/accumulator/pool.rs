@@ -7,9 +7,15 @@
 //! Unlike Java's `BufferPool` this does not recycle `ByteBuffer`s: Rust's allocator already
 //! reuses freed blocks, so the pool only counts bytes.
 //!
-//! Lock: `state` guards the free byte count and the number of waiters; it is a leaf lock,
-//! held only for arithmetic.
+//! A batch whose records were answered keeps its reservation while its callbacks wait on
+//! the callback thread (`delivery::CallbackJob::Batch`), so callbacks that fall behind
+//! make `send` wait here too.
+//!
+//! Lock: `state` guards the free byte count; it is a leaf lock, held only for arithmetic.
+//! `waiters` is written under it and read without it ([`BufferPool::has_waiters`] runs
+//! under a partition lock, which must not wait for this one).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,12 +29,14 @@ pub(crate) struct BufferPool {
     total: usize,
     state: Mutex<PoolState>,
     freed: Condvar,
+    /// Sends waiting in `reserve`: changed (SeqCst) with `state` locked, read lock-free by
+    /// the sender (a hint: a stale read only delays or hastens one drain).
+    waiters: AtomicUsize,
 }
 
 #[derive(Debug)]
 struct PoolState {
     available: usize,
-    waiters: usize,
     /// Set at close: waiting and later reservations fail with this error.
     closed: Option<Error>,
 }
@@ -40,10 +48,10 @@ impl BufferPool {
             total,
             state: Mutex::new(PoolState {
                 available: total,
-                waiters: 0,
                 closed: None,
             }),
             freed: Condvar::new(),
+            waiters: AtomicUsize::new(0),
         })
     }
 
@@ -66,9 +74,9 @@ impl BufferPool {
                     waited_ms: start.elapsed().as_millis() as u64,
                 });
             };
-            s.waiters += 1;
+            self.waiters.fetch_add(1, Ordering::SeqCst);
             let _ = self.freed.wait_until(&mut s, d);
-            s.waiters -= 1;
+            self.waiters.fetch_sub(1, Ordering::SeqCst);
         }
         s.available -= bytes;
         Ok(Reservation {
@@ -89,15 +97,21 @@ impl BufferPool {
     }
 
     /// Whether some `send` is waiting for memory (then the sender drains batches at once
-    /// instead of lingering, as Java does).
+    /// instead of lingering, as Java does). Takes no lock.
     pub fn has_waiters(&self) -> bool {
-        self.state.lock().waiters > 0
+        self.waiters.load(Ordering::SeqCst) > 0
+    }
+
+    /// Holds the pool's lock until the guard drops (tests of the lock order).
+    #[cfg(test)]
+    pub fn hold_lock_for_test(&self) -> impl Drop + '_ {
+        self.state.lock()
     }
 
     fn release(&self, bytes: usize) {
         let mut s = self.state.lock();
         s.available = (s.available + bytes).min(self.total);
-        let wake = s.waiters > 0;
+        let wake = self.waiters.load(Ordering::SeqCst) > 0;
         drop(s);
         if wake {
             self.freed.notify_all();
