@@ -491,3 +491,55 @@ fn timeouts_of_duration_max_mean_no_deadline() {
     p.flush_timeout(Duration::MAX).unwrap();
     p.close_timeout(Duration::MAX).unwrap();
 }
+
+/// A partitioner that closes its own producer when it sees the value "close".
+#[derive(Debug)]
+struct ClosingPartitioner(Arc<std::sync::OnceLock<Producer>>);
+
+impl kafka_producer::Partitioner for ClosingPartitioner {
+    fn partition(
+        &self,
+        _topic: &str,
+        _key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        _partitions: &[kafka_producer::PartitionInfo],
+    ) -> Option<i32> {
+        if value == Some(b"close".as_slice()) {
+            let closed = self.0.get().expect("producer set").close();
+            assert!(closed.is_ok(), "close inside the partitioner: {closed:?}");
+        }
+        Some(0)
+    }
+}
+
+#[test]
+fn close_inside_the_producers_own_partitioner_does_not_deadlock() {
+    let brokers = brokers();
+    let topic = unique_topic("close-in-part");
+    brokers.create_topic(&topic, 1);
+    let cell = Arc::new(std::sync::OnceLock::new());
+    let p: Producer = Producer::builder()
+        .bootstrap_servers(brokers.bootstrap())
+        .partitioner(ClosingPartitioner(Arc::clone(&cell)))
+        .build()
+        .unwrap();
+    let _ = cell.set(p.clone());
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let sender = p.clone();
+    let t = topic.clone();
+    std::thread::spawn(move || {
+        let res = sender
+            .send(ProducerRecord::new(t, b"close".to_vec()))
+            .wait();
+        let _ = tx.send(res);
+    });
+    let res = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("a send whose partitioner closes the producer finished: no deadlock");
+    assert!(res.is_ok() || matches!(res, Err(Error::Closed)), "{res:?}");
+    let closed = close_within(Duration::from_secs(30), move || p.close());
+    assert!(
+        closed.is_some(),
+        "a second close from outside still returns"
+    );
+}

@@ -370,7 +370,12 @@ impl Accumulator {
         if let Some(at) = front.retry_at.filter(|at| *at > now) {
             return QueueState::Backoff(at);
         }
-        let linger_done = front.created + self.cfg.linger;
+        // linger.ms may be as long as Long.MAX ms, more than some platforms' instants hold:
+        // past them, the batch lingers without end (until full, flushed or closed).
+        let linger_done = front
+            .created
+            .checked_add(self.cfg.linger)
+            .unwrap_or_else(|| crate::core::instant_after(Duration::MAX));
         let ready = front.is_closed()
             || batches.len() > 1
             || now >= linger_done

@@ -139,8 +139,9 @@ impl Reservation {
         true
     }
 
-    /// Splits off `bytes` (at most all of it) into a second reservation, for the halves of
-    /// a split batch; the total stays reserved.
+    /// Splits off `bytes` (at most all of it) into a second reservation, the total staying
+    /// reserved: to share a split batch's memory among its halves, and to hand an answered
+    /// batch's memory to the callback job that runs its callbacks.
     pub fn split_off(&mut self, bytes: usize) -> Reservation {
         let bytes = bytes.min(self.bytes);
         self.bytes -= bytes;
