@@ -517,8 +517,9 @@ impl CallbackJob {
                 let last = callbacks.len().saturating_sub(1);
                 for (i, c) in callbacks.into_iter().enumerate() {
                     if i == last {
-                        // Back before the last callback runs: a callback that checks the
-                        // producer's memory after its batch's other records sees it free.
+                        // Back just before the last callback runs, so that a caller told
+                        // by the last callback that everything completed finds the memory
+                        // free; meanwhile only this one callback runs unaccounted for.
                         drop(memory.take());
                     }
                     run_one(c.callback, c.slot.metadata(&batch.tp, &outcome));
