@@ -109,7 +109,12 @@ fn a_panicking_waker_neither_stops_the_sender_nor_runs_on_it() {
     let brokers = brokers();
     let topic = unique_topic("panicking-waker");
     brokers.create_topic(&topic, 1);
-    let p = Producer::from_properties([("bootstrap.servers", brokers.bootstrap())]).unwrap();
+    // A long linger: the record is surely still pending when the test polls it.
+    let p = Producer::from_properties([
+        ("bootstrap.servers", brokers.bootstrap()),
+        ("linger.ms", "300"),
+    ])
+    .unwrap();
     p.send(ProducerRecord::new(topic.clone(), b"warm-up".to_vec()))
         .wait()
         .unwrap();
