@@ -495,10 +495,12 @@ pub(crate) enum CallbackJob {
     },
     /// Wakers of futures of a batch the sender thread completed directly.
     Wake(Vec<Waker>),
-    /// One record that failed before it reached a batch.
+    /// One record that failed before it reached a batch. `memory` is the callback's
+    /// room in buffer.memory, held until the callback runs.
     Single {
         callback: Callback,
         result: Result<RecordMetadata, Error>,
+        memory: Option<Reservation>,
     },
     /// Signals once every job queued before it ran (`flush` waits for it).
     Barrier(Sender<()>),
@@ -528,7 +530,14 @@ impl CallbackJob {
                 batch.complete(outcome, true);
             }
             CallbackJob::Wake(wakers) => wake_all(wakers),
-            CallbackJob::Single { callback, result } => run_one(callback, result),
+            CallbackJob::Single {
+                callback,
+                result,
+                memory,
+            } => {
+                drop(memory); // back before the callback runs, as for a batch's last one
+                run_one(callback, result)
+            }
             CallbackJob::Barrier(done) => {
                 let _ = done.send(());
             }
@@ -697,11 +706,6 @@ fn run_callbacks(rx: Receiver<CallbackJob>, pending: Arc<AtomicUsize>, producer:
     }
 }
 
-/// Runs a job on the calling thread (the callback thread is gone, after close).
-pub(crate) fn run_inline(job: CallbackJob) {
-    job.run();
-}
-
 /// Runs one callback; a panic is caught and logged so the thread carries on.
 pub(crate) fn run_one(callback: Callback, result: Result<RecordMetadata, Error>) {
     let run = std::panic::AssertUnwindSafe(move || callback(result));
@@ -763,10 +767,12 @@ mod tests {
         tx.submit(CallbackJob::Single {
             callback: Box::new(|_| panic!("boom")),
             result: Err(Error::Closed),
+            memory: None,
         });
         tx.submit(CallbackJob::Single {
             callback: Box::new(move |r| done_tx.send(r.is_err()).unwrap()),
             result: Err(Error::Closed),
+            memory: None,
         });
         assert!(done_rx.recv_timeout(Duration::from_secs(5)).unwrap());
         drop(tx);
@@ -808,6 +814,7 @@ mod tests {
         tx.submit(CallbackJob::Single {
             callback: Box::new(move |r| done_tx.send(r.map(|m| m.offset())).unwrap()),
             result: Err(Error::Closed),
+            memory: None,
         });
         let first = done_rx.recv_timeout(Duration::from_secs(5));
         assert!(first.is_ok(), "the record's callback ran: {first:?}");

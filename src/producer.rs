@@ -404,7 +404,7 @@ impl<K: 'static, V: 'static> Producer<K, V> {
             .handle
             .send(&record, completion, Blocking::UpTo(&deadline));
         if let Err((error, Completion::Callback(cb))) = sent {
-            self.handle.early_callback(cb, error);
+            self.handle.early_callback(cb, error, &deadline);
         }
     }
 
@@ -714,15 +714,26 @@ impl<K: 'static, V: 'static> Handle<K, V> {
 impl<K, V> Handle<K, V> {
     /// Reports an error for a record that never reached a batch through its callback, on
     /// the callback thread (or inline once the producer is closed and that thread is gone).
-    fn early_callback(&self, callback: Callback, error: Error) {
-        let job = CallbackJob::Single {
-            callback,
-            result: Err(error),
-        };
+    ///
+    /// The queued callback holds its room in buffer.memory until it runs (see `delivery`),
+    /// waiting for it up to max.block.ms (not at all on this producer's callback thread,
+    /// where only this thread could free it). When no room came in time the callback runs
+    /// here, on the sending thread, as Java runs every such callback: either way it runs
+    /// exactly once, and memory stays bounded while callbacks fall behind.
+    fn early_callback(&self, callback: Callback, error: Error, deadline: &Deadline) {
         let queue = self.lifecycle.lock().callbacks.clone();
-        match queue {
-            Some(q) => q.submit(job),
-            None => crate::delivery::run_inline(job),
+        let Some(queue) = queue else {
+            crate::delivery::run_one(callback, Err(error));
+            return;
+        };
+        let wait = (!on_callback_thread_of(self.core.id)).then(|| deadline.at());
+        match self.core.accumulator.reserve_callback(wait) {
+            Ok(memory) => queue.submit(CallbackJob::Single {
+                callback,
+                result: Err(error),
+                memory: Some(memory),
+            }),
+            Err(_) => crate::delivery::run_one(callback, Err(error)),
         }
     }
 

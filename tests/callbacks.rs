@@ -71,8 +71,8 @@ fn send_blocks_when_callbacks_fall_behind_instead_of_queueing_without_limit() {
     }
     let in_use = p.metrics().buffer_bytes_in_use;
     let grown = rss().saturating_sub(rss_before);
-    // Each callback is charged about 72 bytes: buffer.memory holds at most ~15k of them.
-    let bound = buffer_memory / 64;
+    // Each callback is charged more than 32 bytes: buffer.memory holds fewer than 32k.
+    let bound = buffer_memory / 32;
     assert!(
         blocked.is_some() && accepted <= bound,
         "{accepted} callbacks queued behind a stalled callback (bound {bound}) and send \
@@ -139,5 +139,64 @@ fn a_panicking_waker_neither_stops_the_sender_nor_runs_on_it() {
         .send(ProducerRecord::new(topic.clone(), b"later".to_vec()))
         .wait();
     assert!(later.is_ok(), "a send after the waker panicked: {later:?}");
+    p.close().unwrap();
+}
+
+#[test]
+fn callbacks_of_records_that_fail_before_buffering_do_not_queue_without_limit() {
+    let brokers = brokers();
+    let topic = unique_topic("slow-early-callbacks");
+    brokers.create_topic(&topic, 1);
+    let buffer_memory = 1 << 20;
+    let p = Producer::from_properties([
+        ("bootstrap.servers", brokers.bootstrap()),
+        ("buffer.memory", &buffer_memory.to_string()),
+        ("max.block.ms", "1000"),
+    ])
+    .unwrap();
+    p.send(ProducerRecord::new(topic.clone(), b"warm-up".to_vec()))
+        .wait()
+        .unwrap();
+    let (open_tx, open_rx) = crossbeam_channel::bounded::<()>(0);
+    p.send_with_callback(
+        ProducerRecord::new(topic.clone(), b"gate".to_vec()),
+        move |_| {
+            let _ = open_rx.recv();
+        },
+    );
+    let ran = Arc::new(AtomicUsize::new(0));
+    let (mut accepted, mut blocked) = (0usize, None);
+    let start = Instant::now();
+    while accepted < 200_000 && start.elapsed() < Duration::from_secs(20) {
+        let r = Arc::clone(&ran);
+        let t = Instant::now();
+        // An invalid topic name: the record fails before it reaches a batch.
+        p.send_with_callback(
+            ProducerRecord::new("bad topic!", b"v".to_vec()),
+            move |_| {
+                r.fetch_add(1, Ordering::Relaxed);
+            },
+        );
+        if t.elapsed() >= Duration::from_millis(500) {
+            blocked = Some(t.elapsed());
+            break;
+        }
+        accepted += 1;
+    }
+    // Each callback is charged more than 32 bytes: buffer.memory holds fewer than 32k.
+    let bound = buffer_memory / 32;
+    assert!(
+        blocked.is_some() && accepted <= bound,
+        "{accepted} callbacks of failed records queued behind a stalled callback (bound \
+         {bound}) and send never blocked"
+    );
+    drop(open_tx);
+    p.flush().unwrap();
+    assert_eq!(
+        ran.load(Ordering::Relaxed),
+        accepted + 1,
+        "every callback ran once"
+    );
+    assert_eq!(p.metrics().buffer_bytes_in_use, 0, "the memory comes back");
     p.close().unwrap();
 }

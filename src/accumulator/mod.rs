@@ -519,6 +519,13 @@ impl Accumulator {
         queue.batches.lock().queue.drain(..).collect()
     }
 
+    /// Room in buffer.memory for the callback of a record that failed before it reached a
+    /// batch, waiting until `deadline` (`None`: not at all), so that such callbacks also
+    /// wait for the callback thread instead of queueing without limit.
+    pub fn reserve_callback(&self, deadline: Option<Instant>) -> Result<pool::Reservation, Error> {
+        self.pool.reserve(batch::CALLBACK_COST, deadline)
+    }
+
     /// Refuses every later append (see `shut`); the caller then fails what is queued with
     /// [`Accumulator::abort_all`].
     pub fn shut(&self) {
