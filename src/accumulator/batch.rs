@@ -498,21 +498,21 @@ impl ProducerBatch {
             c.slot.relative_offset = offset;
             callbacks[g].push(c);
         }
-        // Memory for every group but the first, then the rest for the first.
-        let mut memory: Vec<Option<Reservation>> = groups.iter().map(|_| None).collect();
-        for g in (1..groups.len()).rev() {
-            let need = builders[g].estimated_size() + callbacks[g].len() * CALLBACK_COST;
-            memory[g] = Some(self.memory.split_off(need));
-        }
-        memory[0] = Some(self.memory.split_off(usize::MAX));
+        // Every group but the first takes what it needs, the first takes the rest.
+        let mut shares: Vec<Reservation> = (1..groups.len())
+            .map(|g| {
+                let need = builders[g].estimated_size() + callbacks[g].len() * CALLBACK_COST;
+                self.memory.split_off(need)
+            })
+            .collect();
+        shares.insert(0, self.memory.split_off(usize::MAX));
         let producer = self.result.producer();
         let mut out = Vec::with_capacity(groups.len());
         for ((g, builder), (memory, callbacks)) in builders
             .into_iter()
             .enumerate()
-            .zip(memory.into_iter().zip(callbacks))
+            .zip(shares.into_iter().zip(callbacks))
         {
-            let memory = memory.expect("every group got its share");
             let mut batch = ProducerBatch::new(
                 ids[g],
                 self.tp.clone(),
