@@ -468,10 +468,12 @@ impl<K, V> Producer<K, V> {
         self.handle.close(None)
     }
 
-    /// Like [`Producer::close`], but returns within `timeout` (plus scheduling delays).
-    /// When the timeout passes first, it returns [`Error::Timeout`] and:
-    /// - records not delivered yet fail with [`Error::Closed`] (the sender thread fails
-    ///   those it holds as it stops, close fails those still queued);
+    /// Like [`Producer::close`], but returns within `timeout` (plus at most 200 ms for the
+    /// sender thread to fail what it holds, and scheduling delays). When the timeout passes
+    /// first, it returns [`Error::Timeout`] and:
+    /// - records not delivered yet fail with [`Error::Closed`], in send order per
+    ///   partition (the sender thread fails those it holds as it stops, close fails those
+    ///   still queued);
     /// - a send still inside a serializer or partitioner fails with [`Error::Closed`] when
     ///   it gets to buffer its record;
     /// - threads that did not end in time are detached, not waited for: in particular the
@@ -846,8 +848,8 @@ impl<K, V> Handle<K, V> {
     }
 
     /// Waits for the sender thread to finish, until `deadline`. True when it finished;
-    /// past the deadline it forces the sender (it fails what is left and stops) and returns
-    /// false without waiting further.
+    /// past the deadline it forces the sender (it fails what is left and stops), waits
+    /// [`FORCE_CLOSE_GRACE`] at most for it to stop, and returns whether it did.
     fn wait_for_sender(&self, deadline: Option<Instant>) -> bool {
         let core = &self.core;
         let (lock, cond) = &*self.sender_done;
@@ -857,11 +859,20 @@ impl<K, V> Handle<K, V> {
                 None => cond.wait(&mut done),
                 Some(d) => {
                     if cond.wait_until(&mut done, d).timed_out() && !*done {
-                        drop(done);
                         let _ = core.events.send(SenderEvent::ForceClose);
                         // The sender may be blocked writing to a stalled broker: unblock it.
                         core.shut_down_sockets();
-                        return false;
+                        // A forced sender fails what it holds in send order (in flight and
+                        // queued, oldest first) and exits at once; give it that moment, so
+                        // that the queued records are not failed from here ahead of older
+                        // ones in flight. Past the grace it is given up on.
+                        let grace = Instant::now() + FORCE_CLOSE_GRACE;
+                        while !*done {
+                            if cond.wait_until(&mut done, grace).timed_out() {
+                                return *done;
+                            }
+                        }
+                        return true;
                     }
                 }
             }
@@ -869,6 +880,11 @@ impl<K, V> Handle<K, V> {
         true
     }
 }
+
+/// How long a close past its timeout waits for the forced sender to fail what it holds
+/// and stop (it needs a few milliseconds: it runs no user code and writes no socket).
+/// Java's close joins its forced I/O thread without a bound.
+const FORCE_CLOSE_GRACE: Duration = Duration::from_millis(200);
 
 impl<K, V> Drop for Handle<K, V> {
     fn drop(&mut self) {

@@ -155,7 +155,7 @@ impl Harness {
         config.validate().expect("valid config");
         let (events, inbox) = crossbeam_channel::unbounded();
         let core = Arc::new(Core::new(config, events));
-        let (callback_thread, callbacks) = CallbackThread::start("test-callbacks".into());
+        let (callback_thread, callbacks) = CallbackThread::start("test-callbacks".into(), core.id);
         let script = Arc::new(Mutex::new(Script {
             next_link: 1,
             ..Script::default()
