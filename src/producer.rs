@@ -208,9 +208,10 @@ impl<K, V> ProducerBuilder<K, V> {
         self.set("acks", acks.as_str())
     }
 
-    /// `linger.ms`.
+    /// `linger.ms`. Durations past the config's bound ([`crate::config::MAX_DURATION`],
+    /// `Duration::MAX` included) are lowered to it.
     pub fn linger(self, linger: Duration) -> Self {
-        self.set("linger.ms", linger.as_millis().to_string())
+        self.set("linger.ms", duration_ms(linger))
     }
 
     /// `batch.size` in bytes.
@@ -223,9 +224,10 @@ impl<K, V> ProducerBuilder<K, V> {
         self.set("buffer.memory", bytes.to_string())
     }
 
-    /// `max.block.ms`.
+    /// `max.block.ms`. Durations past the config's bound ([`crate::config::MAX_DURATION`],
+    /// `Duration::MAX` included) are lowered to it.
     pub fn max_block(self, max_block: Duration) -> Self {
-        self.set("max.block.ms", max_block.as_millis().to_string())
+        self.set("max.block.ms", duration_ms(max_block))
     }
 
     /// `compression.type`.
@@ -879,6 +881,11 @@ impl<K, V> Handle<K, V> {
         }
         true
     }
+}
+
+/// A duration as the whole milliseconds of a property value, at most the config's bound.
+fn duration_ms(d: Duration) -> String {
+    d.min(crate::config::MAX_DURATION).as_millis().to_string()
 }
 
 /// How long a close past its timeout waits for the forced sender to fail what it holds

@@ -238,3 +238,24 @@ fn a_topic_sent_to_again_after_metadata_max_idle_is_looked_up_again_and_delivere
     send(&busy_topic);
     producer.close_timeout(Duration::from_secs(10)).unwrap();
 }
+
+/// The typed builder's duration methods take any `Duration`: `Duration::MAX` means "as long
+/// as the producer can wait" (the config's bound), not a number too long to parse.
+#[test]
+fn the_typed_builder_takes_duration_max_for_linger_and_max_block() {
+    let producer = Producer::builder()
+        .bootstrap_servers("127.0.0.1:1")
+        .linger(Duration::MAX)
+        .max_block(Duration::MAX)
+        .build()
+        .expect("Duration::MAX is a valid linger and max.block");
+    assert_eq!(
+        producer.config().linger,
+        kafka_producer::config::MAX_DURATION
+    );
+    assert_eq!(
+        producer.config().max_block,
+        kafka_producer::config::MAX_DURATION
+    );
+    producer.close_timeout(Duration::from_secs(5)).ok();
+}
