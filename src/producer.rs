@@ -813,7 +813,7 @@ impl<K, V> Handle<K, V> {
             log::warn!("close() inside the producer's own send: closing without waiting");
             return Ok(());
         }
-        let sender_ended = self.wait_for_sender(deadline);
+        let (sender_ended, in_time) = self.wait_for_sender(deadline);
         let (sender, callbacks, callback_thread) = {
             let mut l = self.lifecycle.lock();
             (
@@ -840,7 +840,7 @@ impl<K, V> Handle<K, V> {
         // The callback thread ends once the sender's handle on its queue and ours are
         // gone and it ran what was queued; past the deadline it is detached.
         let callbacks_ended = callback_thread.is_none_or(|t| t.join(deadline));
-        if !sender_ended || !callbacks_ended {
+        if !in_time || !sender_ended || !callbacks_ended {
             return Err(Error::Timeout {
                 operation: "close",
                 waited_ms: start.elapsed().as_millis() as u64,
@@ -849,10 +849,11 @@ impl<K, V> Handle<K, V> {
         Ok(())
     }
 
-    /// Waits for the sender thread to finish, until `deadline`. True when it finished;
-    /// past the deadline it forces the sender (it fails what is left and stops), waits
-    /// [`FORCE_CLOSE_GRACE`] at most for it to stop, and returns whether it did.
-    fn wait_for_sender(&self, deadline: Option<Instant>) -> bool {
+    /// Waits for the sender thread to finish, until `deadline`. Past the deadline it forces
+    /// the sender (it fails what is left and stops) and waits [`FORCE_CLOSE_GRACE`] at most
+    /// for it to stop. Returns whether the sender ended, and whether it ended before the
+    /// deadline (a graceful close).
+    fn wait_for_sender(&self, deadline: Option<Instant>) -> (bool, bool) {
         let core = &self.core;
         let (lock, cond) = &*self.sender_done;
         let mut done = lock.lock();
@@ -871,15 +872,15 @@ impl<K, V> Handle<K, V> {
                         let grace = Instant::now() + FORCE_CLOSE_GRACE;
                         while !*done {
                             if cond.wait_until(&mut done, grace).timed_out() {
-                                return *done;
+                                return (*done, false);
                             }
                         }
-                        return true;
+                        return (true, false);
                     }
                 }
             }
         }
-        true
+        (true, true)
     }
 }
 

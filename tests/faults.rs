@@ -843,3 +843,28 @@ fn a_record_held_behind_a_retry_completes_when_the_retry_expires_in_flight() {
     assert!(b.is_ok(), "{b:?}");
     producer.close_timeout(Duration::from_secs(1)).ok();
 }
+
+/// connections.max.idle.ms: a connection that sent and received nothing for that long is
+/// closed (as Java's selector closes it), and the next send opens a new one.
+#[test]
+fn idle_connections_are_closed_after_connections_max_idle_and_reopened_on_demand() {
+    let (_kafka, proxy, topic, producer) =
+        warmed_up_behind_proxy("faults-idle", &[("connections.max.idle.ms", "1000")]);
+    let opened = proxy.connections();
+    producer
+        .send(ProducerRecord::new(topic.as_str(), b"busy".to_vec()))
+        .wait()
+        .expect("a record on the open connection");
+    assert_eq!(proxy.connections(), opened, "no new connection while busy");
+    thread::sleep(Duration::from_millis(2500));
+    producer
+        .send(ProducerRecord::new(topic.as_str(), b"after idle".to_vec()))
+        .wait()
+        .expect("a record after the idle close");
+    assert!(
+        proxy.connections() > opened,
+        "the idle connection was kept: {} connections, {opened} before",
+        proxy.connections()
+    );
+    producer.close().unwrap();
+}
