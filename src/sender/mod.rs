@@ -755,8 +755,9 @@ impl Sender {
     /// Completes `batch` in send order per partition (see [`order`]): now, or right after
     /// the older batches of its partition that were sent and are not complete yet.
     fn finish(&mut self, batch: ProducerBatch, outcome: Outcome) {
-        let ready = self.completions.finish(batch, outcome);
-        self.complete_all(ready);
+        let (accumulator, callbacks) = (&self.core.accumulator, &self.callbacks);
+        self.completions
+            .finish(batch, outcome, |b, o| accumulator.complete(b, o, callbacks));
     }
 
     /// Completes batches that [`Completions`] handed out, in the order given.

@@ -50,14 +50,15 @@ impl Completions {
             .is_some_and(|&first| first < position)
     }
 
-    /// `batch` completes with `outcome`: returns what may complete now, in order (the
-    /// batch itself unless an older batch holds it back, then the held batches it no
-    /// longer holds back).
+    /// `batch` completes with `outcome`: hands `complete` what may complete now, in order
+    /// (the batch itself unless an older batch holds it back, then the held batches it no
+    /// longer holds back). Allocates nothing unless the batch is held.
     pub fn finish(
         &mut self,
         batch: ProducerBatch,
         outcome: Outcome,
-    ) -> Vec<(ProducerBatch, Outcome)> {
+        mut complete: impl FnMut(ProducerBatch, Outcome),
+    ) {
         let (tp, position) = (batch.tp.clone(), batch.position);
         if let Some(set) = self.outstanding.get_mut(&tp) {
             set.remove(&position);
@@ -67,11 +68,12 @@ impl Completions {
                 .entry(tp)
                 .or_default()
                 .insert(position, (batch, outcome));
-            return Vec::new();
+            return;
         }
-        let mut ready = vec![(batch, outcome)];
-        ready.extend(self.release(&tp));
-        ready
+        complete(batch, outcome);
+        for (b, o) in self.release(&tp) {
+            complete(b, o);
+        }
     }
 
     /// `position` of `tp` leaves without passing through [`Completions::finish`] (it was

@@ -64,17 +64,20 @@ impl Sender {
             self.fail_for_good(batch, Error::DeliveryTimeout { elapsed_ms }, false);
         }
         self.core.metadata.touch(used.iter().map(|t| &**t), now);
-        self.update_load_stats(&cluster, &by_node, now);
         let max_in_flight = self
             .core
             .config
             .max_in_flight_requests_per_connection
             .max(1);
-        for node in ready_nodes {
-            // partitioner.availability.timeout.ms: whether this leader can take a request.
+        for &node in &ready_nodes {
+            // partitioner.availability.timeout.ms: whether this leader can take a request
+            // (before the load statistics, which leave out the leaders stuck too long).
             let drainable =
                 self.in_flight.on_node(node) < max_in_flight && self.nodes.is_ready(node);
             self.core.sticky.node_ready(node, now, drainable);
+        }
+        self.update_load_stats(&cluster, &by_node, now);
+        for node in ready_nodes {
             if self.in_flight.on_node(node) >= max_in_flight {
                 continue;
             }
