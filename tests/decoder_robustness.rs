@@ -7,8 +7,10 @@
 //! [`mutate`] and [`Rng`] are meant for reuse by further fuzz-style tests in this file (the
 //! record-batch reader, for one).
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use kafka_producer::net::read_frame;
 use kafka_producer::protocol::api_versions::{ApiVersion, ApiVersionsResponse};
 use kafka_producer::protocol::header::ResponseHeader;
 use kafka_producer::protocol::init_producer_id::InitProducerIdResponse;
@@ -428,4 +430,149 @@ fn the_batch_reader_survives_random_truncated_and_mutated_batches() {
     }
     assert!(ok + err >= 110_000, "{ok} ok, {err} err");
     assert!(err > 0, "mutations must be caught");
+}
+
+// ---------------------------------------------------------------------------------------
+// What a hostile count makes the decoders reserve, measured as the process's peak virtual
+// memory (`VmPeak`): a reservation is virtual until written, so only the peak sees it.
+
+/// Set in the child process that runs the measurement alone.
+const MEMORY_CHILD: &str = "KAFKA_PRODUCER_DECODER_MEMORY_CHILD";
+
+/// A field of `/proc/self/status` in bytes (`VmSize`, `VmPeak`).
+fn vm_bytes(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"));
+    let kib: u64 = line[field.len() + 1..]
+        .trim()
+        .trim_end_matches(" kB")
+        .trim()
+        .parse()
+        .expect("a size in kB");
+    kib * 1024
+}
+
+/// A frame of `size` bytes whose first array count claims as many elements as the bytes left
+/// pass the count check for (`min_len` bytes each), followed by bytes no element decodes
+/// from (an over-long varint). `prefix` writes what comes before the count.
+fn hostile_count_frame(size: usize, min_len: usize, prefix: impl Fn(&mut Vec<u8>)) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(size);
+    ResponseHeader { correlation_id: 1 }.encode(1, &mut frame);
+    prefix(&mut frame);
+    let left = size - frame.len() - 5;
+    frame.put_uvarint((left / min_len) as u32 + 1);
+    frame.resize(size, 0xff);
+    frame
+}
+
+/// An uncompressed batch of `size` bytes claiming `i32::MAX` records, whose first record
+/// length is an over-long varint.
+fn hostile_count_batch(size: usize) -> Vec<u8> {
+    use kafka_producer::record_batch::{set_producer_state, ProducerState};
+    let mut b = Vec::with_capacity(size);
+    b.put_i64(0); // baseOffset
+    b.put_i32((size - 12) as i32); // batchLength
+    b.put_i32(-1); // partitionLeaderEpoch
+    b.put_i8(2); // magic
+    b.put_u32(0); // crc, sealed below
+    b.put_i16(0); // attributes: no codec
+    b.put_i32(0); // lastOffsetDelta
+    b.put_i64(0); // baseTimestamp
+    b.put_i64(0); // maxTimestamp
+    b.put_raw(&[0; 14]); // producer id, epoch, base sequence
+    b.put_i32(i32::MAX); // recordCount
+    b.resize(size, 0xff);
+    set_producer_state(&mut b, ProducerState::NONE);
+    b
+}
+
+/// The measured cases, for the decoders whose elements are largest beside their wire
+/// minimum.
+const HOSTILE_CASES: [&str; 4] = [
+    "Produce v9 topics",
+    "Metadata v9 topics",
+    "RecordBatch records",
+    "a stream that ends inside a frame claiming 100 MiB",
+];
+
+/// A measured input and the check that its decoder rejects it.
+type HostileCase = (Vec<u8>, fn(&[u8]) -> bool);
+
+/// Builds case `case` of [`HOSTILE_CASES`] at `size` bytes (only that one: building others
+/// would raise the peak) and tells whether the decoder rejects it.
+fn hostile_count_case(case: usize, size: usize) -> HostileCase {
+    use kafka_producer::record_batch::RecordBatch;
+    match case {
+        // Topics take 3 bytes on the wire and 48 decoded.
+        0 => (hostile_count_frame(size, 3, |_| {}), |f| {
+            decode_any_response(ApiKey::PRODUCE, 9, f).is_err()
+        }),
+        // Topics take 10 bytes on the wire (v8+ adds authorized operations) and 80 decoded.
+        1 => (
+            hostile_count_frame(size, 10, |f| {
+                f.put_i32(0); // throttle_time_ms
+                f.put_uvarint(1); // no brokers
+                f.put_uvarint(0); // null cluster id
+                f.put_i32(-1); // controller id
+            }),
+            |f| decode_any_response(ApiKey::METADATA, 9, f).is_err(),
+        ),
+        // Records take 7 bytes at least and about 90 decoded.
+        2 => (hostile_count_batch(size), |b| {
+            let (batch, _) = RecordBatch::parse(b).expect("a sealed batch parses");
+            batch.records().is_err()
+        }),
+        // The connection's default limit; the stream holds less than the claim.
+        _ => {
+            let mut stream = Vec::with_capacity(size);
+            stream.put_i32(100 << 20);
+            stream.resize(size, 0);
+            (stream, |mut s| read_frame(&mut s, 100 << 20).is_err())
+        }
+    }
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn a_hostile_count_reserves_no_more_than_the_bytes_left() {
+    const NAME: &str = "a_hostile_count_reserves_no_more_than_the_bytes_left";
+    const SIZE: usize = 32 << 20;
+    let Some(case) = std::env::var_os(MEMORY_CHILD) else {
+        // Each case runs alone in a child process: other tests (and earlier cases) move
+        // the peak.
+        let exe = std::env::current_exe().expect("the test binary");
+        for case in 0..HOSTILE_CASES.len() {
+            let out = Command::new(&exe)
+                .args([NAME, "--exact", "--test-threads=1", "--nocapture"])
+                .env(MEMORY_CHILD, case.to_string())
+                .output()
+                .expect("running the measurement child");
+            let log = String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "case {case} failed:\n{log}");
+            assert!(log.contains("1 passed"), "case {case} did not run:\n{log}");
+        }
+        return;
+    };
+    let case: usize = case
+        .to_str()
+        .and_then(|c| c.parse().ok())
+        .expect("a case index");
+    let name = HOSTILE_CASES[case];
+    let (input, rejects) = hostile_count_case(case, SIZE);
+    let before = vm_bytes("VmSize:");
+    assert!(rejects(&input), "{name}: decoded");
+    let grew = vm_bytes("VmPeak:").saturating_sub(before);
+    println!(
+        "{name}: a {} MiB input raised the peak by {} MiB",
+        SIZE >> 20,
+        grew >> 20
+    );
+    assert!(
+        grew <= 2 * SIZE as u64,
+        "{name}: decoding a {SIZE}-byte input reserved {grew} bytes"
+    );
 }

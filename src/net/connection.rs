@@ -484,21 +484,44 @@ fn handshake(
     Ok((version, response))
 }
 
-/// Reads one size-prefixed frame and returns the bytes after the prefix.
-fn read_frame(stream: &mut impl Read, max_size: usize) -> io::Result<Vec<u8>> {
+/// Reads one size-prefixed response frame from `stream` and returns the bytes after the
+/// 4-byte size prefix.
+///
+/// A size below 4 (no room for a correlation id) or above `max_size` fails with
+/// [`io::ErrorKind::InvalidData`], a stream that ends inside the frame with
+/// [`io::ErrorKind::UnexpectedEof`]. Memory follows the bytes that arrive, not the size the
+/// prefix claims: a peer that announces `max_size` (100 MiB by default) and then stalls or
+/// hangs up costs what it sent (at most twice that while the buffer grows), not the claim.
+pub fn read_frame(stream: &mut impl Read, max_size: usize) -> io::Result<Vec<u8>> {
     let mut size = [0u8; 4];
     stream.read_exact(&mut size)?;
     let size = i32::from_be_bytes(size);
-    if size < 4 || size as usize > max_size {
+    let len = match usize::try_from(size) {
+        Ok(n) if (4..=max_size).contains(&n) => n,
+        _ => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("response frame size {size} is outside 4..={max_size}"),
+            ))
+        }
+    };
+    let mut frame = Vec::with_capacity(len.min(FRAME_READ_CHUNK));
+    Read::take(&mut *stream, len as u64).read_to_end(&mut frame)?;
+    if frame.len() < len {
         return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("response frame size {size} is outside 4..={max_size}"),
+            io::ErrorKind::UnexpectedEof,
+            format!(
+                "the stream ended {} bytes into a {len}-byte response frame",
+                frame.len()
+            ),
         ));
     }
-    let mut frame = vec![0u8; size as usize];
-    stream.read_exact(&mut frame)?;
     Ok(frame)
 }
+
+/// What [`read_frame`] reserves before the bytes of a frame arrive: every Produce and
+/// InitProducerId response and most Metadata responses fit in one read.
+const FRAME_READ_CHUNK: usize = 64 * 1024;
 
 /// The writer thread: frames from the queue onto the socket, in order, until the queue
 /// closes or a write fails (then it shuts the socket down, so the reader reports the close).

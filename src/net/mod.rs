@@ -9,7 +9,9 @@
 
 mod connection;
 
-pub use connection::{Connection, ConnectionConfig, ConnectionEvent, ConnectionEventKind};
+pub use connection::{
+    read_frame, Connection, ConnectionConfig, ConnectionEvent, ConnectionEventKind,
+};
 
 use std::time::{Duration, Instant};
 

@@ -426,7 +426,8 @@ impl<'a> Reader<'a> {
     /// The element count of a nullable `ARRAY` / `COMPACT_ARRAY` (`None` for null).
     ///
     /// The count is checked against the bytes left assuming every element takes at least
-    /// `min_element_size` bytes, so the caller may allocate `count` elements safely.
+    /// `min_element_size` bytes. Reserve room for the elements with
+    /// [`vec_for`](Self::vec_for), which also bounds the memory by the bytes left.
     pub fn nullable_array_len(
         &mut self,
         flexible: bool,
@@ -456,6 +457,21 @@ impl<'a> Reader<'a> {
             .ok_or(DecodeError::UnexpectedNull("array"))
     }
 
+    /// An empty vector with room for up to `count` elements of `T`, where `count` came off
+    /// the wire: never more than the bytes left could hold if each element took its decoded
+    /// size.
+    ///
+    /// A count checked against the bytes left by its elements' *wire* minimum (as
+    /// [`array_len`](Self::array_len) checks it) can still claim several times the input in
+    /// memory: an empty Produce topic takes 3 bytes on the wire and 48 decoded, so a 100 MiB
+    /// frame could reserve 1.6 GiB before its first element failed to decode. With this cap
+    /// the reservation stays within the bytes left; a genuine count beyond it grows the
+    /// vector as its elements decode. Every decoder reserves through here.
+    pub fn vec_for<T>(&self, count: usize) -> Vec<T> {
+        let fits = self.buf.len() / std::mem::size_of::<T>().max(1);
+        Vec::with_capacity(count.min(fits))
+    }
+
     /// Reads a whole array, decoding each element with `f`.
     pub fn array_of<T>(
         &mut self,
@@ -464,7 +480,7 @@ impl<'a> Reader<'a> {
         mut f: impl FnMut(&mut Reader<'a>) -> DecodeResult<T>,
     ) -> DecodeResult<Vec<T>> {
         let n = self.array_len(flexible, min_element_size)?;
-        let mut out = Vec::with_capacity(n);
+        let mut out = self.vec_for(n);
         for _ in 0..n {
             out.push(f(self)?);
         }
@@ -481,7 +497,7 @@ impl<'a> Reader<'a> {
         match self.nullable_array_len(flexible, min_element_size)? {
             None => Ok(None),
             Some(n) => {
-                let mut out = Vec::with_capacity(n);
+                let mut out = self.vec_for(n);
                 for _ in 0..n {
                     out.push(f(self)?);
                 }

@@ -211,7 +211,7 @@ fn decode_records(data: &[u8], count: i32, base_timestamp: i64) -> Result<Vec<Re
     }
     let mut r = Reader::new(data);
     // Bounded by what the bytes can hold, whatever the header claims.
-    let mut out = Vec::with_capacity((count as usize).min(data.len() / MIN_RECORD_SIZE));
+    let mut out = r.vec_for((count as usize).min(data.len() / MIN_RECORD_SIZE));
     for found in 0..count {
         if r.remaining() == 0 {
             return Err(BatchError::RecordCountMismatch {
@@ -242,7 +242,7 @@ fn decode_record(r: &mut Reader<'_>, base_timestamp: i64) -> DecodeResult<Record
             remaining: rec.remaining(),
         });
     }
-    let mut headers = Vec::with_capacity(header_count);
+    let mut headers = rec.vec_for(header_count);
     for _ in 0..header_count {
         let key = varint_bytes(&mut rec, "header key")?
             .ok_or(DecodeError::UnexpectedNull("header key"))?;
