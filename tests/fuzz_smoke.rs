@@ -80,7 +80,17 @@ fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
 }
 
 /// Feeds `body` every seed, mutations of each, and random inputs; returns the count.
-fn run(body: fn(&[u8]), seeds: &[Vec<u8>], rng: &mut Rng) -> usize {
+///
+/// With `KAFKA_PRODUCER_FUZZ_SEEDS=<dir>` set, also writes the seeds to `<dir>/<target>/` as
+/// a starting corpus for the fuzzer (`fuzz/seeds/` was made so).
+fn run(target: &str, body: fn(&[u8]), seeds: &[Vec<u8>], rng: &mut Rng) -> usize {
+    if let Some(dir) = std::env::var_os("KAFKA_PRODUCER_FUZZ_SEEDS") {
+        let dir = std::path::Path::new(&dir).join(target);
+        std::fs::create_dir_all(&dir).expect("creating the seed directory");
+        for (i, seed) in seeds.iter().enumerate() {
+            std::fs::write(dir.join(format!("seed-{i:02}")), seed).expect("writing a seed");
+        }
+    }
     let mut fed = 0;
     for seed in seeds {
         body(seed);
@@ -133,7 +143,12 @@ fn the_api_versions_target_survives_random_and_mutated_frames() {
     let seeds = response_seeds(ApiKey::API_VERSIONS, 0..=3, 3, |v, out| {
         body.encode_body(v, out)
     });
-    let fed = run(bodies::api_versions_response, &seeds, &mut Rng(1));
+    let fed = run(
+        "api_versions_response",
+        bodies::api_versions_response,
+        &seeds,
+        &mut Rng(1),
+    );
     assert!(fed > 10_000);
 }
 
@@ -170,7 +185,12 @@ fn the_metadata_target_survives_random_and_mutated_frames() {
     let seeds = response_seeds(ApiKey::METADATA, 1..=12, 9, |v, out| {
         body.encode_body(v, out)
     });
-    let fed = run(bodies::metadata_response, &seeds, &mut Rng(2));
+    let fed = run(
+        "metadata_response",
+        bodies::metadata_response,
+        &seeds,
+        &mut Rng(2),
+    );
     assert!(fed > 10_000);
 }
 
@@ -204,7 +224,12 @@ fn the_produce_target_survives_random_and_mutated_frames() {
     let seeds = response_seeds(ApiKey::PRODUCE, 3..=11, 9, |v, out| {
         body.encode_body(v, out)
     });
-    let fed = run(bodies::produce_response, &seeds, &mut Rng(3));
+    let fed = run(
+        "produce_response",
+        bodies::produce_response,
+        &seeds,
+        &mut Rng(3),
+    );
     assert!(fed > 10_000);
 }
 
@@ -219,7 +244,12 @@ fn the_init_producer_id_target_survives_random_and_mutated_frames() {
     let seeds = response_seeds(ApiKey::INIT_PRODUCER_ID, 0..=4, 2, |v, out| {
         body.encode_body(v, out)
     });
-    let fed = run(bodies::init_producer_id_response, &seeds, &mut Rng(4));
+    let fed = run(
+        "init_producer_id_response",
+        bodies::init_producer_id_response,
+        &seeds,
+        &mut Rng(4),
+    );
     assert!(fed > 10_000);
 }
 
@@ -232,7 +262,12 @@ fn the_response_header_target_survives_random_and_mutated_headers() {
             seed
         })
         .collect();
-    let fed = run(bodies::response_header, &seeds, &mut Rng(5));
+    let fed = run(
+        "response_header",
+        bodies::response_header,
+        &seeds,
+        &mut Rng(5),
+    );
     assert!(fed > 5_000);
 }
 
@@ -245,7 +280,7 @@ fn the_frame_reader_target_survives_random_and_mutated_streams() {
         seed.extend_from_slice(&(len as i32).to_be_bytes());
         seed.extend((0..len).map(|i| i as u8));
     }
-    let fed = run(bodies::frame_reader, &[seed], &mut Rng(6));
+    let fed = run("frame_reader", bodies::frame_reader, &[seed], &mut Rng(6));
     assert!(fed > 5_000);
 }
 
@@ -287,6 +322,11 @@ fn batch_seeds() -> Vec<Vec<u8>> {
 
 #[test]
 fn the_record_batch_target_survives_random_and_mutated_batches() {
-    let fed = run(bodies::record_batch, &batch_seeds(), &mut Rng(7));
+    let fed = run(
+        "record_batch",
+        bodies::record_batch,
+        &batch_seeds(),
+        &mut Rng(7),
+    );
     assert!(fed > 10_000);
 }
