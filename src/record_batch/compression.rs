@@ -244,6 +244,10 @@ fn snappy_error(e: snap::Error) -> BatchError {
     }
 }
 
+/// The most a raw snappy block expands: its densest element, a copy with a 2-byte offset,
+/// writes at most 64 bytes from 3 (about 21.3 times); literals never expand.
+const SNAPPY_MAX_EXPANSION: usize = 22;
+
 /// Decompresses one raw snappy block, appending to `out`, after checking its declared
 /// length against what is left of `limit`.
 fn snappy_raw_decompress(
@@ -252,6 +256,17 @@ fn snappy_raw_decompress(
     mut out: Vec<u8>,
 ) -> Result<Vec<u8>, BatchError> {
     let n = snap::raw::decompress_len(block).map_err(snappy_error)?;
+    // The output buffer is zero-filled before decoding, so a length no block of this size
+    // can hold is refused first: else 5 bytes could make the reader zero `limit` bytes.
+    if n > block.len().saturating_mul(SNAPPY_MAX_EXPANSION) {
+        return Err(BatchError::Decompress {
+            codec: Compression::Snappy,
+            reason: format!(
+                "a {}-byte snappy block claims {n} bytes, more than snappy can encode in it",
+                block.len()
+            ),
+        });
+    }
     if n > limit.saturating_sub(out.len()) {
         return Err(BatchError::DecompressedTooLarge {
             codec: Compression::Snappy,
