@@ -336,6 +336,39 @@ mod tests {
     }
 
     #[test]
+    fn snappy_reads_the_densest_blocks_and_refuses_denser_claims() {
+        // Zeros compress as densely as snappy can: 64-byte copies of 3 bytes each.
+        for n in [64, 4096, XERIAL_BLOCK_SIZE, 1 << 20] {
+            let zeros = vec![0u8; n];
+            let raw = snap::raw::Encoder::new().compress_vec(&zeros).unwrap();
+            // Over 20 times smaller: within a hair of the 21.3 bound.
+            assert!(
+                n < 4096 || raw.len() * 20 < n,
+                "{n} zeros: {} bytes",
+                raw.len()
+            );
+            let got = decompress(Compression::Snappy, &raw, 2 << 20).unwrap();
+            assert_eq!(got, zeros, "raw {n}");
+            let mut xerial = Vec::new();
+            compress(Compression::Snappy, None, &zeros, &mut xerial).unwrap();
+            let got = decompress(Compression::Snappy, &xerial, 2 << 20).unwrap();
+            assert_eq!(got, zeros, "xerial {n}");
+        }
+        // A 6-byte block claiming 60 MiB.
+        let mut claim = Vec::new();
+        let mut n = 60u32 << 20;
+        while n >= 0x80 {
+            claim.push(n as u8 | 0x80);
+            n >>= 7;
+        }
+        claim.extend_from_slice(&[n as u8, 0x00, 0x00]);
+        assert!(matches!(
+            decompress(Compression::Snappy, &claim, 64 << 20),
+            Err(BatchError::Decompress { .. })
+        ));
+    }
+
+    #[test]
     fn codec_ids_round_trip_through_attributes_and_reject_5_to_7() {
         for codec in ALL {
             let attrs = 0x30 | i16::from(codec.codec_id());
