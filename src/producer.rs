@@ -829,12 +829,14 @@ impl<K, V> Handle<K, V> {
             // Given up on: detached. It fails what it holds as it stops (ForceClose).
             _ => {}
         }
-        // Nothing drains the queues any more (after a forced close, a sender panic or a
-        // sender given up on): refuse later appends (sends still inside a serializer or
-        // partitioner), then fail whatever is queued, so that every record still completes
-        // exactly once. See `Accumulator::shut` for why none slips between the two.
+        // Refuse later appends (sends still inside a serializer or partitioner). A sender
+        // that ended shut the queues and failed what they held, in send order; what is
+        // left here (a sender that panicked) fails now, so that every record completes
+        // exactly once (see `Accumulator::shut` for why none slips in between). A sender
+        // given up on still fails what it holds, in order, when it gets to stop: failing
+        // its queues from here could answer newer records before its older ones.
         core.accumulator.shut();
-        if let Some(callbacks) = callbacks {
+        if let Some(callbacks) = callbacks.filter(|_| sender_ended) {
             core.accumulator.abort_all(&Error::Closed, &callbacks);
         }
         // The callback thread ends once the sender's handle on its queue and ours are

@@ -121,8 +121,34 @@ pub(crate) struct Sender {
     /// Round-robin start over a node's partitions, so no partition starves in full requests.
     drain_cursor: usize,
     last_load_stats: Option<Instant>,
+    /// Links reported closed before they were installed (see [`ClosedEarly`]).
+    closed_before_connected: ClosedEarly,
     closing: bool,
     force_closing: bool,
+}
+
+/// Ids of links whose close the sender heard while it did not know them: a link's reader
+/// starts before its connect thread reports it, so a broker that hangs up right after the
+/// handshake can be reported closed before `Connected` arrives. That `Connected` then
+/// counts as a failed connect. Links the sender dropped itself land here too, and are
+/// never looked up again; the oldest ids are forgotten past a few dozen.
+#[derive(Debug, Default)]
+struct ClosedEarly(std::collections::VecDeque<(u64, Error)>);
+
+impl ClosedEarly {
+    const KEPT: usize = 32;
+
+    fn remember(&mut self, link: u64, error: &Error) {
+        if self.0.len() == Self::KEPT {
+            self.0.pop_front();
+        }
+        self.0.push_back((link, error.clone()));
+    }
+
+    fn take(&mut self, link: u64) -> Option<Error> {
+        let at = self.0.iter().position(|(id, _)| *id == link)?;
+        self.0.remove(at).map(|(_, e)| e)
+    }
 }
 
 impl Sender {
@@ -171,6 +197,7 @@ impl Sender {
             idempotence: c.enable_idempotence.then(Idempotence::new),
             drain_cursor: 0,
             last_load_stats: None,
+            closed_before_connected: ClosedEarly::default(),
             closing: false,
             force_closing: false,
             core,
@@ -213,6 +240,9 @@ impl Sender {
     /// The sender exits: everything still in flight or queued fails with `Closed`, oldest
     /// first per partition, in order with the completions held behind them.
     fn shut_down(&mut self) {
+        // No append may slip in after the queues are taken (appends check this under the
+        // partition lock), so this thread fails every record, in order.
+        self.core.accumulator.shut();
         let mut left: Vec<ProducerBatch> = self
             .in_flight
             .take_all()
@@ -260,7 +290,16 @@ impl Sender {
     fn handle(&mut self, event: SenderEvent, now: Instant) {
         match event {
             SenderEvent::Wakeup => {}
-            SenderEvent::Connected { node, result } => {
+            SenderEvent::Connected { node, mut result } => {
+                if let Some(error) = result
+                    .as_ref()
+                    .ok()
+                    .and_then(|l| self.closed_before_connected.take(l.id()))
+                {
+                    // The link's reader reported its close before the connect thread
+                    // reported the link (the broker hung up right after the handshake).
+                    result = Err(error);
+                }
                 if let Ok(link) = &result {
                     if let Some(socket) = link.shutdown_handle() {
                         self.core.register_socket(socket);
@@ -327,6 +366,9 @@ impl Sender {
         let known = self.nodes.node_of(connection).is_some();
         if !known && lost.is_empty() && !on(self.metadata.request) && !on(self.producer_id.request)
         {
+            // A link the sender dropped (idle, replaced) changes nothing; a link not
+            // installed yet (its `Connected` is still on the way) must not be.
+            self.closed_before_connected.remember(connection, error);
             return;
         }
         if known {

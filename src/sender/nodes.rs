@@ -191,10 +191,13 @@ impl Nodes {
             let Some(due) = last_used.checked_add(max_idle) else {
                 continue; // never idle
             };
-            if due <= now && !busy(*id, link.id()) {
+            if busy(*id, link.id()) {
+                // Its answer (or loss) wakes the sender and counts as use: no deadline yet.
+                continue;
+            }
+            if due <= now {
                 idle.push(*id);
             } else {
-                let due = due.max(now + Duration::from_millis(1));
                 next = Some(next.map_or(due, |t| t.min(due)));
             }
         }

@@ -969,3 +969,97 @@ fn a_leader_unable_to_take_requests_past_the_availability_timeout_loses_unkeyed_
         assert_eq!(h.core.sticky.partition(TOPIC, &partitions), 0);
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Found by review: the sender's own close, idle checks of busy links, early closes
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn the_sender_stopping_refuses_appends_so_that_it_fails_every_record_itself() {
+    let mut h = Harness::new(1, &[("enable.idempotence", "false"), ("acks", "1")]);
+    h.append(0, "a");
+    h.step();
+    h.append(0, "b");
+    h.sender.handle(SenderEvent::ForceClose, h.now);
+    h.sender.shut_down();
+    let queue = h.core.accumulator.queue(TOPIC, 0);
+    let record = AppendRecord {
+        timestamp: 0,
+        key: None,
+        value: Some(b"late"),
+        headers: &[],
+        payload: RecordBatchBuilder::payload_size(None, Some(b"late"), &[]),
+    };
+    assert!(
+        h.core
+            .accumulator
+            .append(&queue, &record, Completion::Future, None)
+            .is_err(),
+        "a record queued after the sender stopped would never complete"
+    );
+    let out = h.outcomes(2);
+    assert_eq!(values(&out), ["a", "b"], "{out:?}");
+}
+
+#[test]
+fn a_request_outliving_connections_max_idle_does_not_make_the_sender_spin() {
+    let mut h = Harness::new(
+        1,
+        &[
+            ("enable.idempotence", "false"),
+            ("acks", "1"),
+            ("connections.max.idle.ms", "1000"),
+            ("request.timeout.ms", "30000"),
+        ],
+    );
+    h.append(0, "a");
+    h.step();
+    let sent = h.take_produce();
+    h.advance(Duration::from_secs(2));
+    let next = h.sender.run_once(h.now);
+    assert!(
+        next >= h.now + Duration::from_millis(50),
+        "the next pass is due in {:?}",
+        next.saturating_duration_since(h.now)
+    );
+    h.answer(&sent[0], ErrorCode::None);
+    assert!(h.outcomes(1)[0].1.is_ok());
+}
+
+#[test]
+fn a_link_reported_closed_before_it_was_installed_counts_as_a_failed_connect() {
+    let mut h = Harness::new(1, &[("enable.idempotence", "false"), ("acks", "1")]);
+    h.unreachable.push(1); // the test answers node 1's connect itself
+    h.append(0, "a");
+    h.step();
+    assert!(h.script.lock().connects.iter().any(|(n, _)| *n == 1));
+    h.script.lock().connects.retain(|(n, _)| *n != 1);
+    // The broker hangs up right after the handshake: the reader's close arrives first.
+    h.lose(99);
+    let link = ScriptedLink {
+        id: 99,
+        node: 1,
+        next_correlation_id: 0,
+        script: Arc::clone(&h.script),
+    };
+    let connected = SenderEvent::Connected {
+        node: 1,
+        result: Ok(Box::new(link)),
+    };
+    h.sender.handle(connected, h.now);
+    h.unreachable.clear();
+    for _ in 0..5 {
+        h.step();
+        h.advance(Duration::from_millis(500));
+    }
+    let sent = h.take_produce();
+    assert!(!sent.is_empty(), "a was never sent");
+    assert!(
+        sent.iter().all(|r| r.link != 99),
+        "sent on a closed link: {sent:?}"
+    );
+    for r in &sent {
+        h.answer(r, ErrorCode::None);
+    }
+    assert!(h.outcomes(1)[0].1.is_ok());
+}
