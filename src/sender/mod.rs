@@ -243,13 +243,12 @@ impl Sender {
         // No append may slip in after the queues are taken (appends check this under the
         // partition lock), so this thread fails every record, in order.
         self.core.accumulator.shut();
-        let mut left: Vec<ProducerBatch> = self
-            .in_flight
-            .take_all()
-            .into_iter()
-            .flat_map(|r| r.batches)
-            .filter(|b| !b.is_expired())
-            .collect();
+        let now = Instant::now();
+        let mut left: Vec<ProducerBatch> = Vec::new();
+        for request in self.in_flight.take_all() {
+            self.request_done(&request, now); // the in-flight gauge goes back to zero
+            left.extend(request.batches.into_iter().filter(|b| !b.is_expired()));
+        }
         for queue in self.core.accumulator.queues() {
             left.extend(self.core.accumulator.take_all(&queue));
         }

@@ -680,6 +680,15 @@ fn a_forced_close_fails_every_batch_in_send_order() {
     h.sender.shut_down();
     let out = h.outcomes(4);
     assert_eq!(values(&out), ["a", "b", "c", "d"], "{out:?}");
+    let in_flight = h
+        .core
+        .metrics
+        .in_flight_requests
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        in_flight, 0,
+        "requests failed by the close still counted in flight"
+    );
     assert!(matches!(out[0].1, Err(Error::Closed)), "{out:?}");
     assert!(matches!(out[1].1, Err(Error::Closed)), "{out:?}");
     assert!(out[2].1.is_ok(), "c was acknowledged: {out:?}");
