@@ -13,6 +13,8 @@ pub mod header;
 pub mod init_producer_id;
 pub mod metadata;
 pub mod produce;
+pub mod sasl_authenticate;
+pub mod sasl_handshake;
 
 pub use codec::{DecodeError, DecodeResult, Reader, Writer};
 
@@ -27,10 +29,14 @@ impl ApiKey {
     pub const PRODUCE: ApiKey = ApiKey(0);
     /// Metadata (3).
     pub const METADATA: ApiKey = ApiKey(3);
+    /// SaslHandshake (17).
+    pub const SASL_HANDSHAKE: ApiKey = ApiKey(17);
     /// ApiVersions (18).
     pub const API_VERSIONS: ApiKey = ApiKey(18);
     /// InitProducerId (22).
     pub const INIT_PRODUCER_ID: ApiKey = ApiKey(22);
+    /// SaslAuthenticate (36).
+    pub const SASL_AUTHENTICATE: ApiKey = ApiKey(36);
 }
 
 /// An inclusive range of API versions.
@@ -175,6 +181,10 @@ pub enum ResponseBody {
     Produce(produce::ProduceResponse),
     /// An InitProducerId response.
     InitProducerId(init_producer_id::InitProducerIdResponse),
+    /// A SaslHandshake response.
+    SaslHandshake(sasl_handshake::SaslHandshakeResponse),
+    /// A SaslAuthenticate response.
+    SaslAuthenticate(sasl_authenticate::SaslAuthenticateResponse),
 }
 
 /// `TryFrom<ResponseBody>` for each response type, so typed callers can unwrap a body.
@@ -197,6 +207,8 @@ response_body_conversions! {
     Metadata => metadata::MetadataResponse,
     Produce => produce::ProduceResponse,
     InitProducerId => init_producer_id::InitProducerIdResponse,
+    SaslHandshake => sasl_handshake::SaslHandshakeResponse,
+    SaslAuthenticate => sasl_authenticate::SaslAuthenticateResponse,
 }
 
 /// Decodes a response frame for the API `api_key` sent at `version`.
@@ -221,6 +233,14 @@ pub fn decode_any_response(
         ApiKey::INIT_PRODUCER_ID => {
             decode_checked::<init_producer_id::InitProducerIdRequest>(version, frame)
                 .map(|(c, b)| (c, B::InitProducerId(b)))
+        }
+        ApiKey::SASL_HANDSHAKE => {
+            decode_checked::<sasl_handshake::SaslHandshakeRequest>(version, frame)
+                .map(|(c, b)| (c, B::SaslHandshake(b)))
+        }
+        ApiKey::SASL_AUTHENTICATE => {
+            decode_checked::<sasl_authenticate::SaslAuthenticateRequest>(version, frame)
+                .map(|(c, b)| (c, B::SaslAuthenticate(b)))
         }
         ApiKey(other) => Err(DecodeError::UnsupportedVersion {
             api_key: other,
@@ -269,5 +289,51 @@ mod tests {
         assert_eq!(ours.highest_common(&VersionRange::new(5, 7)), Some(7));
         assert_eq!(ours.highest_common(&VersionRange::new(0, 2)), None);
         assert_eq!(ours.highest_common(&VersionRange::new(12, 13)), None);
+    }
+
+    #[test]
+    fn decodes_sasl_responses_by_api_key_at_every_version() {
+        use sasl_authenticate::{SaslAuthenticateRequest, SaslAuthenticateResponse};
+        use sasl_handshake::SaslHandshakeResponse;
+        let handshake = SaslHandshakeResponse {
+            error_code: 0,
+            mechanisms: vec!["PLAIN".into()],
+        };
+        for v in 0..=1 {
+            let mut f = Vec::new();
+            ResponseHeader { correlation_id: 5 }.encode(0, &mut f);
+            handshake.encode_body(v, &mut f);
+            let (corr, body) = decode_any_response(ApiKey::SASL_HANDSHAKE, v, &f).unwrap();
+            assert_eq!(corr, 5);
+            assert_eq!(SaslHandshakeResponse::try_from(body), Ok(handshake.clone()));
+        }
+        let authenticate = SaslAuthenticateResponse {
+            auth_bytes: b"token".to_vec(),
+            ..SaslAuthenticateResponse::default()
+        };
+        for v in 0..=2 {
+            let flexible = is_flexible::<SaslAuthenticateRequest>(v);
+            let mut f = Vec::new();
+            ResponseHeader { correlation_id: 6 }.encode(
+                response_header_version(ApiKey::SASL_AUTHENTICATE, flexible),
+                &mut f,
+            );
+            authenticate.encode_body(v, &mut f);
+            let (corr, body) = decode_any_response(ApiKey::SASL_AUTHENTICATE, v, &f).unwrap();
+            assert_eq!(corr, 6);
+            assert_eq!(
+                SaslAuthenticateResponse::try_from(body),
+                Ok(authenticate.clone())
+            );
+        }
+        for (key, v) in [(ApiKey::SASL_HANDSHAKE, 2), (ApiKey::SASL_AUTHENTICATE, 3)] {
+            assert_eq!(
+                decode_any_response(key, v, &[0; 16]),
+                Err(DecodeError::UnsupportedVersion {
+                    api_key: key.0,
+                    version: v
+                })
+            );
+        }
     }
 }
