@@ -14,6 +14,8 @@ use kafka_producer::protocol::api_versions::{ApiVersionsRequest, CLIENT_SOFTWARE
 use kafka_producer::protocol::init_producer_id::InitProducerIdRequest;
 use kafka_producer::protocol::metadata::MetadataRequest;
 use kafka_producer::protocol::produce::{PartitionProduceData, ProduceRequest, TopicProduceData};
+use kafka_producer::protocol::sasl_authenticate::SaslAuthenticateRequest;
+use kafka_producer::protocol::sasl_handshake::SaslHandshakeRequest;
 use kafka_producer::protocol::{decode_response, encode_request, is_flexible, Request};
 
 const CORRELATION_ID: i32 = 0x0102_0304;
@@ -531,5 +533,90 @@ fn api_versions_responses_from_kafka_protocol_decode_at_every_version() {
             .map(|a| (a.api_key, a.min_version, a.max_version))
             .collect();
         assert_eq!(got, keys, "v{v}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// SaslHandshake
+
+#[test]
+fn sasl_handshake_requests_decode_with_kafka_protocol_at_every_version() {
+    for v in SaslHandshakeRequest::VERSIONS.min..=SaslHandshakeRequest::VERSIONS.max {
+        for mechanism in ["PLAIN", "SCRAM-SHA-512", "OAUTHBEARER", ""] {
+            let ours = SaslHandshakeRequest {
+                mechanism: mechanism.to_owned(),
+            };
+            let theirs: kp::SaslHandshakeRequest = ours_through_theirs(&ours, v);
+            assert_eq!(theirs.mechanism.as_str(), mechanism, "v{v}");
+        }
+    }
+}
+
+#[test]
+fn sasl_handshake_responses_from_kafka_protocol_decode_at_every_version() {
+    for v in SaslHandshakeRequest::VERSIONS.min..=SaslHandshakeRequest::VERSIONS.max {
+        for mechanisms in [vec![], vec!["GSSAPI", "PLAIN", "SCRAM-SHA-256", "é"]] {
+            let theirs = kp::SaslHandshakeResponse::default()
+                .with_error_code(33)
+                .with_mechanisms(mechanisms.iter().map(|m| s(m)).collect());
+            let ours = decode_ours::<SaslHandshakeRequest>(v, &theirs_frame(&theirs, v));
+            assert_eq!(ours.error_code, 33);
+            assert_eq!(ours.mechanisms, mechanisms, "v{v}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// SaslAuthenticate
+
+/// Authentication bytes of several sizes: empty, one SASL/PLAIN message, and long enough
+/// that a compact length takes two varint bytes.
+fn auth_byte_samples() -> [Vec<u8>; 3] {
+    [
+        Vec::new(),
+        b"\0alice\0alice-secret".to_vec(),
+        (0..=255u8).cycle().take(300).collect(),
+    ]
+}
+
+#[test]
+fn sasl_authenticate_requests_decode_with_kafka_protocol_at_every_version() {
+    for v in SaslAuthenticateRequest::VERSIONS.min..=SaslAuthenticateRequest::VERSIONS.max {
+        for auth_bytes in auth_byte_samples() {
+            let ours = SaslAuthenticateRequest {
+                auth_bytes: auth_bytes.clone(),
+            };
+            let theirs: kp::SaslAuthenticateRequest = ours_through_theirs(&ours, v);
+            assert_eq!(theirs.auth_bytes, auth_bytes, "v{v}");
+            assert!(theirs.unknown_tagged_fields.is_empty());
+        }
+    }
+}
+
+#[test]
+fn sasl_authenticate_responses_from_kafka_protocol_decode_at_every_version() {
+    for v in SaslAuthenticateRequest::VERSIONS.min..=SaslAuthenticateRequest::VERSIONS.max {
+        for (auth_bytes, error_message) in
+            auth_byte_samples()
+                .into_iter()
+                .zip([None, Some("Authentication failed: é"), Some("")])
+        {
+            let mut theirs = kp::SaslAuthenticateResponse::default()
+                .with_error_code(58)
+                .with_error_message(error_message.map(s))
+                .with_auth_bytes(Bytes::from(auth_bytes.clone()));
+            if v >= 1 {
+                theirs = theirs.with_session_lifetime_ms(3_600_000_123);
+            }
+            if v >= 2 {
+                // A tag this version does not define, which we must skip.
+                theirs = theirs.with_unknown_tagged_field(7, Bytes::from_static(b"later"));
+            }
+            let ours = decode_ours::<SaslAuthenticateRequest>(v, &theirs_frame(&theirs, v));
+            assert_eq!(ours.error_code, 58);
+            assert_eq!(ours.error_message.as_deref(), error_message, "v{v}");
+            assert_eq!(ours.auth_bytes, auth_bytes, "v{v}");
+            assert_eq!(ours.session_lifetime_ms, theirs.session_lifetime_ms, "v{v}");
+        }
     }
 }
