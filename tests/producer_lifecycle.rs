@@ -323,28 +323,25 @@ fn close_timeout_returns_in_time_while_a_callback_blocks() {
     }
 }
 
-#[test]
-fn close_timeout_returns_in_time_while_a_serializer_blocks() {
-    let brokers = brokers();
-    let topic = unique_topic("close-blocked-ser");
-    brokers.create_topic(&topic, 1);
-    let (gate, entered, opener) = Gate::new();
-    let p: Producer<Vec<u8>, String> = Producer::builder()
-        .bootstrap_servers(brokers.bootstrap())
-        .value_serializer(GatedSerializer(gate))
-        .build()
-        .unwrap();
-    p.send(ProducerRecord::new(topic.clone(), "warm-up".to_string()))
-        .wait()
-        .unwrap();
+/// Sends `value` from another thread and waits until the producer's gated hook holds that
+/// send (`entered`); then `close_timeout(1 s)` must return within a few seconds with
+/// `Timeout`, and the held send, released (`opener` dropped), must fail with `Closed`.
+fn close_timeout_is_bounded_while_a_send_blocks<V: Send + 'static>(
+    p: &Producer<Vec<u8>, V>,
+    topic: &str,
+    value: V,
+    entered: crossbeam_channel::Receiver<()>,
+    opener: crossbeam_channel::Sender<()>,
+) where
+    Producer<Vec<u8>, V>: Clone + Send + 'static,
+{
     let sending = {
-        let p = p.clone();
-        let t = topic.clone();
-        std::thread::spawn(move || p.send(ProducerRecord::new(t, "block".to_string())).wait())
+        let (p, t) = (p.clone(), topic.to_owned());
+        std::thread::spawn(move || p.send(ProducerRecord::new(t, value)).wait())
     };
     entered
         .recv_timeout(Duration::from_secs(30))
-        .expect("the serializer runs");
+        .expect("the gated hook runs");
     let closer = p.clone();
     let closed = close_within(Duration::from_secs(10), move || {
         closer.close_timeout(Duration::from_secs(1))
@@ -361,6 +358,23 @@ fn close_timeout_returns_in_time_while_a_serializer_blocks() {
 }
 
 #[test]
+fn close_timeout_returns_in_time_while_a_serializer_blocks() {
+    let brokers = brokers();
+    let topic = unique_topic("close-blocked-ser");
+    brokers.create_topic(&topic, 1);
+    let (gate, entered, opener) = Gate::new();
+    let p: Producer<Vec<u8>, String> = Producer::builder()
+        .bootstrap_servers(brokers.bootstrap())
+        .value_serializer(GatedSerializer(gate))
+        .build()
+        .unwrap();
+    p.send(ProducerRecord::new(topic.clone(), "warm-up".to_string()))
+        .wait()
+        .unwrap();
+    close_timeout_is_bounded_while_a_send_blocks(&p, &topic, "block".to_string(), entered, opener);
+}
+
+#[test]
 fn close_timeout_returns_in_time_while_a_partitioner_blocks() {
     let brokers = brokers();
     let topic = unique_topic("close-blocked-part");
@@ -374,27 +388,7 @@ fn close_timeout_returns_in_time_while_a_partitioner_blocks() {
     p.send(ProducerRecord::new(topic.clone(), b"warm-up".to_vec()))
         .wait()
         .unwrap();
-    let sending = {
-        let p = p.clone();
-        let t = topic.clone();
-        std::thread::spawn(move || p.send(ProducerRecord::new(t, b"block".to_vec())).wait())
-    };
-    entered
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the partitioner runs");
-    let closer = p.clone();
-    let closed = close_within(Duration::from_secs(10), move || {
-        closer.close_timeout(Duration::from_secs(1))
-    });
-    let (res, took) = closed.expect("close_timeout(1 s) still running after 10 s");
-    assert!(
-        took < Duration::from_secs(4),
-        "close_timeout(1 s) took {took:?}"
-    );
-    assert!(matches!(res, Err(Error::Timeout { .. })), "{res:?}");
-    drop(opener);
-    let sent = sending.join().unwrap();
-    assert!(matches!(sent, Err(Error::Closed)), "{sent:?}");
+    close_timeout_is_bounded_while_a_send_blocks(&p, &topic, b"block".to_vec(), entered, opener);
 }
 
 /// A value serializer that closes its own producer when it sees the value "close".
