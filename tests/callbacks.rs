@@ -44,13 +44,18 @@ fn send_blocks_when_callbacks_fall_behind_instead_of_queueing_without_limit() {
     // The first callback holds the callback thread until the test opens the gate: every
     // later callback falls behind.
     let (open_tx, open_rx) = crossbeam_channel::bounded::<()>(0);
+    let (entered_tx, entered_rx) = crossbeam_channel::bounded::<()>(1);
     let ran = Arc::new(AtomicUsize::new(0));
     p.send_with_callback(
         ProducerRecord::new(topic.clone(), b"gate".to_vec()),
         move |_| {
+            let _ = entered_tx.send(());
             let _ = open_rx.recv();
         },
     );
+    entered_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the gate callback runs");
     let value = vec![7u8; 100];
     let (mut accepted, mut blocked) = (0usize, None);
     let start = Instant::now();
@@ -158,12 +163,19 @@ fn callbacks_of_records_that_fail_before_buffering_do_not_queue_without_limit() 
         .wait()
         .unwrap();
     let (open_tx, open_rx) = crossbeam_channel::bounded::<()>(0);
+    let (entered_tx, entered_rx) = crossbeam_channel::bounded::<()>(1);
     p.send_with_callback(
         ProducerRecord::new(topic.clone(), b"gate".to_vec()),
         move |_| {
+            let _ = entered_tx.send(());
             let _ = open_rx.recv();
         },
     );
+    // Only once the gate holds the callback thread do later callbacks fall behind (until
+    // then the thread runs them at once, and gives their memory back).
+    entered_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the gate callback runs");
     let ran = Arc::new(AtomicUsize::new(0));
     let (mut accepted, mut blocked) = (0usize, None);
     let start = Instant::now();
