@@ -83,6 +83,12 @@ pub enum Error {
         /// What happened.
         reason: String,
     },
+    /// Authentication failed: SASL (wrong password, unknown user, unsupported mechanism,
+    /// a token refused) or TLS (untrusted or expired certificate, hostname mismatch, a
+    /// handshake with a peer that does not speak TLS). The message names the broker and
+    /// the cause, never a secret. Not retriable: the same credentials fail again.
+    #[error("authentication failed: {0}")]
+    Authentication(String),
     /// A broker sent bytes that do not decode.
     #[error("malformed response from the broker: {0}")]
     Protocol(#[from] DecodeError),

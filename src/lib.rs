@@ -44,6 +44,7 @@ mod producer;
 pub mod protocol;
 pub mod record;
 pub mod record_batch;
+pub mod security;
 mod sender;
 pub mod serialize;
 
