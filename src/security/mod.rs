@@ -8,6 +8,10 @@
 use std::fmt;
 use std::str::FromStr;
 
+mod secret;
+
+pub use secret::Secret;
+
 use crate::error::Error;
 
 /// `security.protocol`: how connections to brokers are secured.
