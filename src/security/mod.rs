@@ -8,6 +8,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+mod jaas;
 mod secret;
 
 pub use secret::Secret;
