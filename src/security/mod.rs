@@ -9,8 +9,15 @@ use std::fmt;
 use std::str::FromStr;
 
 mod jaas;
+mod oauthbearer;
+mod sasl;
+mod scram;
 mod secret;
 
+pub use oauthbearer::{OAuthBearerToken, OAuthBearerTokenProvider, UnsecuredTokenProvider};
+pub use sasl::SaslMechanism;
+#[allow(unused_imports)] // used by the connection handshake
+pub(crate) use sasl::{SaslCredentials, SaslSession, SaslStep};
 pub use secret::Secret;
 
 use crate::error::Error;
