@@ -16,7 +16,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use crate::error::Error;
+use crate::net::ConnectionSecurity;
 use crate::record_batch::Compression;
+use crate::security::{SaslConfig, SecurityProtocol, SslConfig};
 
 /// Which acknowledgement the producer asks of the partition leader (`acks`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -89,6 +91,7 @@ const PROPERTIES: &[&str] = &[
     "receive.buffer.bytes",
     "connections.max.idle.ms",
     "socket.connection.setup.timeout.ms",
+    "security.protocol",
 ];
 
 /// Java producer properties this crate does not implement. Naming them gets a clearer
@@ -100,7 +103,6 @@ const UNSUPPORTED_JAVA_PROPERTIES: &[&str] = &[
     "interceptor.classes",
     "transactional.id",
     "transaction.timeout.ms",
-    "security.protocol",
     "client.dns.lookup",
     "socket.connection.setup.timeout.max.ms",
     "metadata.recovery.strategy",
@@ -249,6 +251,14 @@ pub struct ProducerConfig {
     /// `socket.connection.setup.timeout.ms` (default 10000): how long a TCP connect may
     /// take.
     pub socket_connection_setup_timeout: Duration,
+    /// `security.protocol` (default `PLAINTEXT`): TLS (`SSL`), SASL (`SASL_PLAINTEXT`) or
+    /// both (`SASL_SSL`).
+    pub security_protocol: SecurityProtocol,
+    /// The `ssl.*` settings, used when `security.protocol` is `SSL` or `SASL_SSL`.
+    pub ssl: SslConfig,
+    /// The `sasl.*` settings, used when `security.protocol` is `SASL_PLAINTEXT` or
+    /// `SASL_SSL`.
+    pub sasl: SaslConfig,
     /// The canonical names of the properties the user set (see
     /// [`was_set`](ProducerConfig::was_set)).
     explicit: BTreeSet<&'static str>,
@@ -289,6 +299,9 @@ impl Default for ProducerConfig {
             receive_buffer_bytes: Some(32 * 1024),
             connections_max_idle: Duration::from_millis(540_000),
             socket_connection_setup_timeout: Duration::from_millis(10_000),
+            security_protocol: SecurityProtocol::Plaintext,
+            ssl: SslConfig::default(),
+            sasl: SaslConfig::default(),
             explicit: BTreeSet::new(),
         }
     }
@@ -320,6 +333,14 @@ impl ProducerConfig {
     /// [`Error::Config`] naming the closest known property; a bad value is an
     /// [`Error::Config`] naming the property, the value and what is allowed.
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), Error> {
+        // PEM text and JAAS text keep their inner whitespace: they go through untrimmed.
+        let trimmed = name.trim();
+        if trimmed.starts_with("ssl.") && self.ssl.set(trimmed, value)? {
+            return Ok(());
+        }
+        if trimmed.starts_with("sasl.") && self.sasl.set(trimmed, value)? {
+            return Ok(());
+        }
         let name = canonical_name(name)?;
         let v = value.trim();
         match name {
@@ -373,6 +394,7 @@ impl ProducerConfig {
                 let why = "0 would fail every connection attempt";
                 self.socket_connection_setup_timeout = parse_nonzero_ms(name, v, i64::MAX, why)?
             }
+            "security.protocol" => self.security_protocol = v.parse()?,
             _ => unreachable!("canonical_name returned {name:?}, which set() does not handle"),
         }
         self.explicit.insert(name);
@@ -440,6 +462,7 @@ impl ProducerConfig {
         self.apply_backoff_rules();
         self.apply_idempotence_rules()?;
         self.apply_delivery_timeout_rule()?;
+        self.check_security()?;
         if self.client_id.is_empty() && !self.was_set("client.id") {
             let n = NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed);
             self.client_id = format!("producer-{n}");
@@ -447,10 +470,24 @@ impl ProducerConfig {
         Ok(())
     }
 
+    /// The security a connection needs for this config: the TLS client configuration
+    /// (the stores are read now, so a missing or bad file is an error here) and the SASL
+    /// credentials. The producer calls it once, when it is built.
+    pub fn connection_security(&self) -> Result<ConnectionSecurity, Error> {
+        let sasl = if self.security_protocol.uses_sasl() {
+            Some(self.sasl.credentials()?)
+        } else {
+            None
+        };
+        ConnectionSecurity::new(self.security_protocol, &self.ssl, sasl)
+    }
+
     /// Every property and its current value, in Java's notation (durations in
     /// milliseconds, `-1` for "operating system default" and "never"), for logs and
-    /// debugging. Feeding the result to [`from_properties`](Self::from_properties)
-    /// reproduces this config.
+    /// debugging. The `ssl.*` and `sasl.*` properties follow, the set ones only, with
+    /// passwords, keys and the JAAS text shown as `[hidden]` (as Java logs them). Feeding
+    /// the result to [`from_properties`](Self::from_properties) reproduces this config,
+    /// except for those secrets.
     pub fn to_properties(&self) -> Vec<(&'static str, String)> {
         let values = [
             self.bootstrap_servers.join(","),
@@ -483,8 +520,31 @@ impl ProducerConfig {
             socket_buffer(self.receive_buffer_bytes),
             idle_ms(self.connections_max_idle),
             ms(self.socket_connection_setup_timeout),
+            self.security_protocol.name().to_owned(),
         ];
-        PROPERTIES.iter().copied().zip(values).collect()
+        let mut properties: Vec<_> = PROPERTIES.iter().copied().zip(values).collect();
+        properties.extend(self.ssl.to_properties());
+        properties.extend(self.sasl.to_properties());
+        properties
+    }
+
+    /// The `ssl.*` rules when TLS is used, and SASL credentials when SASL is (the JAAS text
+    /// is parsed now, so its errors surface here). The stores are read later, by
+    /// [`connection_security`](Self::connection_security).
+    fn check_security(&self) -> Result<(), Error> {
+        if self.security_protocol.uses_tls() {
+            self.ssl.check()?;
+            if !cfg!(feature = "tls") {
+                return Err(Error::Config(format!(
+                    "security.protocol={} needs TLS, and this build has no TLS support                      (enable the crate feature \"tls\")",
+                    self.security_protocol
+                )));
+            }
+        }
+        if self.security_protocol.uses_sasl() {
+            self.sasl.credentials()?;
+        }
+        Ok(())
     }
 
     /// The checks `set` makes, for values written to the fields directly, and the

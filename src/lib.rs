@@ -58,6 +58,10 @@ pub use record::{
     Header, Headers, PartitionInfo, ProducerRecord, RecordMetadata, Topic, TopicPartition,
 };
 pub use record_batch::Compression;
+pub use security::{
+    OAuthBearerToken, OAuthBearerTokenProvider, SaslMechanism, Secret, SecurityProtocol,
+    UnsecuredTokenProvider,
+};
 #[cfg(feature = "json")]
 pub use serialize::JsonSerializer;
 pub use serialize::{

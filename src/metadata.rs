@@ -247,6 +247,10 @@ struct State {
     version: u64,
     /// Set at close: waiting callers give up.
     closed: bool,
+    /// A connection failed to authenticate (SASL or TLS) since the last install: waiting
+    /// and new callers fail with it instead of waiting out max.block.ms, as Java's
+    /// `Metadata.fatalError` makes `send` throw. The next install clears it.
+    authentication_error: Option<Error>,
 }
 
 impl State {
@@ -330,6 +334,9 @@ impl Metadata {
             if s.closed {
                 return Err(Error::Closed);
             }
+            if let Some(error) = &s.authentication_error {
+                return Err(error.clone());
+            }
             // A non-retriable topic error (authorization, invalid topic) will not go away:
             // fail at the first answer that carries it, as Java does.
             let topic_error = s.cluster.topics.get(topic).and_then(|t| t.error);
@@ -402,10 +409,18 @@ impl Metadata {
             Some(p) => p.iter().any(|p| p.leader().is_none()),
         });
         s.cluster = Arc::new(cluster);
+        s.authentication_error = None;
         s.version += 1;
         self.published
             .store(s.version, std::sync::atomic::Ordering::Release);
         drop(s);
+        self.changed.notify_all();
+    }
+
+    /// A connection failed to authenticate (sender thread only): callers waiting for
+    /// metadata, and those that come before the next install, fail with `error`.
+    pub fn authentication_failed(&self, error: Error) {
+        self.state.lock().authentication_error = Some(error);
         self.changed.notify_all();
     }
 

@@ -27,6 +27,7 @@ use crate::metrics::ProducerMetrics;
 use crate::partition::{partition_for_key, Partitioner, StickyTopic};
 use crate::record::{PartitionInfo, ProducerRecord, RecordMetadata};
 use crate::record_batch::{RecordBatchBuilder, HEADER_SIZE};
+use crate::security::{OAuthBearerTokenProvider, SaslMechanism, Secret, SecurityProtocol};
 use crate::sender::Sender;
 use crate::serialize::{BytesSerializer, Serializer};
 use crate::Compression;
@@ -235,6 +236,75 @@ impl<K, V> ProducerBuilder<K, V> {
         self.set("compression.type", compression.name())
     }
 
+    /// `security.protocol`: TLS, SASL or both.
+    pub fn security_protocol(self, protocol: SecurityProtocol) -> Self {
+        self.set("security.protocol", protocol.name())
+    }
+
+    /// SASL with a user name and password: `sasl.mechanism` PLAIN, SCRAM-SHA-256 or
+    /// SCRAM-SHA-512 (instead of `sasl.jaas.config`).
+    pub fn sasl_credentials(
+        mut self,
+        mechanism: SaslMechanism,
+        username: &str,
+        password: impl Into<Secret>,
+    ) -> Self {
+        if mechanism == SaslMechanism::OAuthBearer && self.error.is_none() {
+            self.error = Some(Error::Config(
+                "OAUTHBEARER takes a token provider (sasl_oauthbearer), not a password".into(),
+            ));
+        }
+        self.config.sasl.mechanism = Some(mechanism);
+        self.config.sasl.username = Some(username.to_owned());
+        self.config.sasl.password = Some(password.into());
+        self
+    }
+
+    /// SASL/OAUTHBEARER with tokens from `provider` (called for every authentication and
+    /// re-authentication, on a connection thread).
+    pub fn sasl_oauthbearer(mut self, provider: impl OAuthBearerTokenProvider) -> Self {
+        self.config.sasl.mechanism = Some(SaslMechanism::OAuthBearer);
+        self.config.sasl.token_provider = Some(Arc::new(provider));
+        self
+    }
+
+    /// `ssl.truststore.location`: a PEM file of the CA certificates to trust (without
+    /// one, the system's trust roots).
+    pub fn ssl_truststore_location(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.config.ssl.truststore_location = Some(path.into());
+        self
+    }
+
+    /// `ssl.truststore.certificates`: the CA certificates to trust, as PEM text.
+    pub fn ssl_truststore_certificates(mut self, pem: &str) -> Self {
+        self.config.ssl.truststore_certificates = Some(pem.to_owned());
+        self
+    }
+
+    /// A client certificate for brokers that require one (`ssl.client.auth=required`):
+    /// `ssl.keystore.certificate.chain` and `ssl.keystore.key` as PEM text.
+    pub fn ssl_client_certificate(mut self, chain_pem: &str, key_pem: impl Into<Secret>) -> Self {
+        self.config.ssl.keystore_certificate_chain = Some(chain_pem.to_owned());
+        self.config.ssl.keystore_key = Some(key_pem.into());
+        self
+    }
+
+    /// `ssl.keystore.location`: a PEM file with the client's private key and certificate
+    /// chain.
+    pub fn ssl_keystore_location(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.config.ssl.keystore_location = Some(path.into());
+        self
+    }
+
+    /// `ssl.endpoint.identification.algorithm`: `true` (Java's default, `https`) checks
+    /// that the broker's certificate names the host connected to; `false` (`""`) skips
+    /// that check (the chain is still verified).
+    pub fn ssl_endpoint_identification(mut self, verify_host_name: bool) -> Self {
+        self.config.ssl.endpoint_identification_algorithm =
+            if verify_host_name { "https" } else { "" }.to_owned();
+        self
+    }
+
     /// A custom partitioner for records without an explicit partition.
     pub fn partitioner(mut self, partitioner: impl Partitioner) -> Self {
         self.partitioner = Some(Box::new(partitioner));
@@ -270,6 +340,7 @@ impl<K, V> ProducerBuilder<K, V> {
         }
         let mut config = self.config;
         config.validate()?;
+        let security = config.connection_security()?;
         if config.enable_idempotence {
             log::debug!(
                 "enable.idempotence=true: batches carry a producer id, epoch and sequence \
@@ -282,7 +353,7 @@ impl<K, V> ProducerBuilder<K, V> {
             format!("kafka-producer-callbacks-{}", core.config.client_id),
             core.id,
         );
-        let sender = Sender::new(Arc::clone(&core), events_rx, callbacks.clone());
+        let sender = Sender::new(Arc::clone(&core), events_rx, callbacks.clone(), security);
         let sender_done = Arc::new((Mutex::new(false), Condvar::new()));
         let done = Arc::clone(&sender_done);
         let (panic_core, panic_callbacks) = (Arc::clone(&core), callbacks.clone());

@@ -31,26 +31,38 @@ use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
+use super::sasl::{self, SaslChannel, SaslVersions};
+use super::security::ConnectionSecurity;
+use super::transport::{ReadHalf, Stream, WriteHalf};
 use crate::error::{Error, ErrorCode};
 use crate::protocol::api_versions::{self, ApiVersionsRequest, ApiVersionsResponse};
+use crate::protocol::sasl_authenticate::{SaslAuthenticateRequest, SaslAuthenticateResponse};
+use crate::protocol::sasl_handshake::{SaslHandshakeRequest, SaslHandshakeResponse};
 use crate::protocol::{
     decode_any_response, encode_request, peek_correlation_id, ApiKey, DecodeError, Request,
     ResponseBody,
 };
+use crate::security::SaslCredentials;
 
 /// Socket and handshake settings of a connection (from the producer's config).
 #[derive(Debug, Clone)]
 pub struct ConnectionConfig {
     /// client.id, sent in every request header.
     pub client_id: Option<String>,
-    /// socket.connection.setup.timeout.ms: TCP connect plus the ApiVersions handshake.
+    /// socket.connection.setup.timeout.ms: the whole setup chain (TCP connect, TLS,
+    /// ApiVersions, SASL) must finish within it.
     pub setup_timeout: Duration,
+    /// request.timeout.ms: how long a re-authentication waits for each of the broker's
+    /// answers (they queue behind the requests in flight).
+    pub request_timeout: Duration,
+    /// TLS and SASL (`security.protocol` and its settings).
+    pub security: ConnectionSecurity,
     /// send.buffer.bytes (`None` = the OS default, Java's -1).
     pub send_buffer_bytes: Option<usize>,
     /// receive.buffer.bytes (`None` = the OS default, Java's -1).
@@ -70,6 +82,8 @@ impl Default for ConnectionConfig {
         ConnectionConfig {
             client_id: None,
             setup_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            security: ConnectionSecurity::default(),
             send_buffer_bytes: Some(128 * 1024),
             receive_buffer_bytes: Some(32 * 1024),
             max_response_size: 100 * 1024 * 1024,
@@ -122,7 +136,13 @@ pub enum ConnectionEventKind {
 struct Pending {
     api_key: ApiKey,
     version: i16,
+    /// Sent by the writer thread for re-authentication: the answer goes back to it, not to
+    /// the owner. Such requests have negative correlation ids, the owner's never do.
+    internal: bool,
 }
+
+/// An answer to a re-authentication request, from the reader to the writer thread.
+type InternalResponse = (i32, Result<ResponseBody, DecodeError>);
 
 /// State shared by the owner, the writer and the reader thread.
 #[derive(Debug, Default)]
@@ -132,9 +152,9 @@ struct Shared {
     /// Written by the owner (Release) before it shuts the socket; read by the reader thread
     /// (Acquire) to tell a deliberate close from a broken connection.
     closing: AtomicBool,
-    /// Why the writer gave up, set once by the writer before it shuts the socket down; the
-    /// reader names it as the cause of the close.
-    write_error: Mutex<Option<String>>,
+    /// Why the writer gave up (a failed write, a failed re-authentication), set once by
+    /// the writer before it shuts the socket down; the reader reports it as the close.
+    write_error: Mutex<Option<Error>>,
 }
 
 /// A request frame on its way to the writer thread.
@@ -181,25 +201,68 @@ impl Connection {
     where
         T: From<ConnectionEvent> + Send + 'static,
     {
-        let mut stream = open_socket(broker, config)?;
+        let deadline = Instant::now() + config.setup_timeout;
+        let tcp = open_socket(broker, config)?;
+        let mut stream = secure(tcp, broker, config, deadline)?;
         let id = NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed);
         let mut next_correlation_id = 0;
-        let (handshake_version, api_versions) =
-            handshake(&mut stream, broker, config, &mut next_correlation_id)?;
+        let (handshake_version, api_versions) = handshake(
+            &mut stream,
+            broker,
+            config,
+            deadline,
+            &mut next_correlation_id,
+        )?;
+        let reauth = match &config.security.sasl {
+            Some(credentials) => {
+                let versions = SaslVersions::negotiate(broker, &api_versions)?;
+                let mut channel = SetupChannel {
+                    stream: &mut stream,
+                    broker,
+                    config,
+                    deadline,
+                    next_correlation_id: &mut next_correlation_id,
+                };
+                let lifetime = sasl::authenticate(&mut channel, broker, versions, credentials)?;
+                Some(Reauthentication {
+                    credentials: credentials.clone(),
+                    versions,
+                    timeout: config.request_timeout,
+                    next_correlation_id: -1,
+                    due: lifetime.map(|l| Instant::now() + sasl::reauthentication_delay(l)),
+                })
+            }
+            None => None,
+        };
+        stream
+            .tcp()
+            .set_read_timeout(None)
+            .and_then(|()| stream.tcp().set_write_timeout(config.write_timeout))
+            .map_err(|e| net_error(broker, "set socket timeouts", &e))?;
+        let shutdown = stream
+            .tcp()
+            .try_clone()
+            .map_err(|e| net_error(broker, "clone socket", &e))?;
+        let (read_half, write_half) = stream
+            .split()
+            .map_err(|e| net_error(broker, "clone socket", &e))?;
         let shared = Arc::new(Shared::default());
-        let read_half = stream
-            .try_clone()
-            .map_err(|e| net_error(broker, "clone socket", &e))?;
-        let write_half = stream
-            .try_clone()
-            .map_err(|e| net_error(broker, "clone socket", &e))?;
         let (frames, queue) = crossbeam_channel::unbounded();
+        let (internal_tx, internal_rx) = crossbeam_channel::unbounded();
         let writer = {
             let shared = Arc::clone(&shared);
             let events = events.clone();
+            let writer = Writer {
+                connection_id: id,
+                broker: broker.to_owned(),
+                out: write_half,
+                client_id: config.client_id.clone(),
+                reauth,
+                answers: internal_rx,
+            };
             std::thread::Builder::new()
                 .name(format!("kafka-conn-{id}-writer"))
-                .spawn(move || write_loop(id, write_half, &queue, &shared, &events))
+                .spawn(move || writer.run(&queue, &shared, &events))
                 .map_err(|e| net_error(broker, "spawn writer thread", &e))?
         };
         let reader = {
@@ -208,13 +271,13 @@ impl Connection {
             let max = config.max_response_size;
             std::thread::Builder::new()
                 .name(format!("kafka-conn-{id}-reader"))
-                .spawn(move || read_loop(id, name, read_half, max, shared, events))
+                .spawn(move || read_loop(id, name, read_half, max, shared, events, internal_tx))
                 .map_err(|e| net_error(broker, "spawn reader thread", &e))?
         };
         Ok(Connection {
             id,
             broker: broker.to_owned(),
-            stream: Arc::new(stream),
+            stream: Arc::new(shutdown),
             shared,
             frames: Some(frames),
             writer: Some(writer),
@@ -312,6 +375,7 @@ impl Connection {
             let pending = Pending {
                 api_key: R::API_KEY,
                 version,
+                internal: false,
             };
             self.shared.pending.lock().insert(correlation_id, pending);
         }
@@ -327,16 +391,15 @@ impl Connection {
         if !queued {
             // The writer stopped after a failed write; the reader reports the close.
             self.shared.pending.lock().remove(&correlation_id);
-            let reason = self
+            return Err(self
                 .shared
                 .write_error
                 .lock()
                 .clone()
-                .unwrap_or_else(|| "the connection is closed".to_owned());
-            return Err(Error::Network {
-                broker: self.broker.clone(),
-                reason,
-            });
+                .unwrap_or_else(|| Error::Network {
+                    broker: self.broker.clone(),
+                    reason: "the connection is closed".to_owned(),
+                }));
         }
         Ok(correlation_id)
     }
@@ -418,19 +481,137 @@ fn connect_one(addr: SocketAddr, config: &ConnectionConfig) -> io::Result<TcpStr
     Ok(socket.into())
 }
 
+/// TLS over `tcp` when the security protocol asks for it, within `deadline`.
+fn secure(
+    tcp: TcpStream,
+    broker: &str,
+    config: &ConnectionConfig,
+    deadline: Instant,
+) -> Result<Stream, Error> {
+    let security = &config.security;
+    if !security.protocol.uses_tls() {
+        return Ok(Stream::Plain(tcp));
+    }
+    #[cfg(feature = "tls")]
+    {
+        let Some(tls) = security.tls.clone() else {
+            return Err(Error::Config(format!(
+                "security.protocol={} but no TLS configuration was built",
+                security.protocol
+            )));
+        };
+        let host = broker.rsplit_once(':').map_or(broker, |(host, _)| host);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let server_name = rustls::pki_types::ServerName::try_from(host.to_owned())
+            .map_err(|e| Error::Config(format!("{host:?} is not a valid TLS server name: {e}")))?;
+        let plain = Stream::Plain(tcp);
+        plain
+            .arm(deadline)
+            .map_err(|e| net_error(broker, "set socket timeouts", &e))?;
+        let Stream::Plain(tcp) = plain else {
+            unreachable!("constructed as Plain above")
+        };
+        Stream::tls(tcp, tls, server_name)
+            .map_err(|e| setup_io_error(&e, broker, config, "the TLS handshake"))
+    }
+    #[cfg(not(feature = "tls"))]
+    {
+        let _ = (tcp, deadline);
+        Err(Error::Config(format!(
+            "security.protocol={} needs TLS, and this build has no TLS support (enable the \
+             crate feature \"tls\"); connecting to {broker}",
+            security.protocol
+        )))
+    }
+}
+
+/// What a failed read or write during setup means, naming the step it failed in: a TLS
+/// failure (certificate, alert, a peer that does not speak TLS) is an
+/// [`Error::Authentication`] with the cause; a timeout or a broken connection is a
+/// [`Error::Network`] error.
+fn setup_io_error(e: &io::Error, broker: &str, config: &ConnectionConfig, step: &str) -> Error {
+    if let Some(cause) = tls_cause(e, broker) {
+        return Error::Authentication(format!("{broker}: TLS failed during {step}: {cause}"));
+    }
+    let tls = config.security.protocol.uses_tls();
+    let reason = match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => format!(
+            "no answer during {step} within socket.connection.setup.timeout.ms ({} ms)",
+            config.setup_timeout.as_millis()
+        ),
+        io::ErrorKind::UnexpectedEof if tls && step == "the TLS handshake" => {
+            return Error::Authentication(format!(
+                "{broker}: the broker closed the connection during the TLS handshake: it does \
+                 not speak TLS on this port (a PLAINTEXT or SASL_PLAINTEXT listener?), but \
+                 security.protocol={}",
+                config.security.protocol
+            ))
+        }
+        _ => format!("{step} failed: {e}"),
+    };
+    Error::Network {
+        broker: broker.to_owned(),
+        reason,
+    }
+}
+
+/// The cause of a TLS failure inside `e`, in words, if it is one.
+#[cfg(feature = "tls")]
+fn tls_cause(e: &io::Error, broker: &str) -> Option<String> {
+    use rustls::{AlertDescription, CertificateError};
+    let tls = e.get_ref()?.downcast_ref::<rustls::Error>()?;
+    let host = broker.rsplit_once(':').map_or(broker, |(h, _)| h);
+    Some(match tls {
+        rustls::Error::InvalidCertificate(cert) => match cert {
+            CertificateError::UnknownIssuer => "the broker's certificate is not trusted: no CA in \
+                 the truststore (ssl.truststore.*, or the system's roots) signed it"
+                .to_owned(),
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                "the broker's certificate has expired".to_owned()
+            }
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                "the broker's certificate is not valid yet".to_owned()
+            }
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                format!(
+                    "hostname verification failed: the broker's certificate does not name \
+                     {host} (ssl.endpoint.identification.algorithm=https; set it to \"\" to \
+                     skip this check)"
+                )
+            }
+            other => format!("the broker's certificate was refused: {other:?}"),
+        },
+        rustls::Error::AlertReceived(AlertDescription::CertificateRequired)
+        | rustls::Error::AlertReceived(AlertDescription::HandshakeFailure)
+        | rustls::Error::AlertReceived(AlertDescription::BadCertificate) => format!(
+            "the broker refused the handshake ({tls}); a listener with \
+             ssl.client.auth=required needs a client certificate the broker trusts \
+             (ssl.keystore.*)"
+        ),
+        rustls::Error::InvalidMessage(_) => "the broker does not speak TLS on this port (a \
+             PLAINTEXT or SASL_PLAINTEXT listener?)"
+            .to_owned(),
+        other => other.to_string(),
+    })
+}
+
+#[cfg(not(feature = "tls"))]
+fn tls_cause(_: &io::Error, _: &str) -> Option<String> {
+    None
+}
+
 /// ApiVersions at our highest version; if the broker refuses it, retry once at the highest
 /// version both sides support (the broker lists its ApiVersions range in the refusal).
 fn handshake(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     broker: &str,
     config: &ConnectionConfig,
+    deadline: Instant,
     next_correlation_id: &mut i32,
 ) -> Result<(i16, ApiVersionsResponse), Error> {
-    stream
-        .set_read_timeout(Some(config.setup_timeout))
-        .map_err(|e| net_error(broker, "set timeout", &e))?;
     let request = ApiVersionsRequest::default();
     let mut version = ApiVersionsRequest::VERSIONS.max;
+    let step = "ApiVersions";
     let response = loop {
         let correlation_id = *next_correlation_id;
         *next_correlation_id += 1;
@@ -440,11 +621,11 @@ fn handshake(
             correlation_id,
             config.client_id.as_deref(),
         );
-        stream
-            .write_all(&frame)
-            .map_err(|e| net_error(broker, "write ApiVersions", &e))?;
-        let reply = read_frame(stream, config.max_response_size)
-            .map_err(|e| net_error(broker, "read ApiVersions", &e))?;
+        let reply = stream
+            .arm(deadline)
+            .and_then(|()| stream.write_all(&frame))
+            .and_then(|()| read_setup_frame(stream, config))
+            .map_err(|e| setup_io_error(&e, broker, config, step))?;
         let (corr, response) = api_versions::decode_with_fallback(version, &reply)?;
         if corr != correlation_id {
             return Err(DecodeError::InvalidValue {
@@ -477,11 +658,102 @@ fn handshake(
     if response.error_code != 0 {
         return Err(Error::broker(ErrorCode::from_code(response.error_code)));
     }
-    stream
-        .set_read_timeout(None)
-        .and_then(|()| stream.set_write_timeout(config.write_timeout))
-        .map_err(|e| net_error(broker, "set socket timeouts", &e))?;
     Ok((version, response))
+}
+
+/// One response frame during setup. A TLS record where a Kafka frame should be means the
+/// broker speaks TLS on this port and the client does not: that is named, not reported as
+/// an absurd frame size.
+fn read_setup_frame(stream: &mut Stream, config: &ConnectionConfig) -> io::Result<Vec<u8>> {
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size)?;
+    // A TLS record starts with its content type (21 alert, 22 handshake) and version 3.x.
+    if !config.security.protocol.uses_tls() && matches!(size, [21 | 22, 3, 0..=4, _]) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            TlsSpokenHere(config.security.protocol),
+        ));
+    }
+    read_frame(&mut (&size[..]).chain(stream), config.max_response_size)
+}
+
+/// The broker answered a plaintext request with TLS.
+#[derive(Debug)]
+struct TlsSpokenHere(crate::security::SecurityProtocol);
+
+impl std::fmt::Display for TlsSpokenHere {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the broker answered with TLS: this is an SSL or SASL_SSL listener, but \
+             security.protocol={}",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for TlsSpokenHere {}
+
+/// SASL round trips on the bare stream during setup, bounded by the setup deadline.
+struct SetupChannel<'a> {
+    stream: &'a mut Stream,
+    broker: &'a str,
+    config: &'a ConnectionConfig,
+    deadline: Instant,
+    next_correlation_id: &'a mut i32,
+}
+
+impl SetupChannel<'_> {
+    fn round_trip<R>(&mut self, request: &R, version: i16, step: &str) -> Result<R::Response, Error>
+    where
+        R: Request,
+        R::Response: TryFrom<ResponseBody>,
+    {
+        let correlation_id = *self.next_correlation_id;
+        *self.next_correlation_id += 1;
+        let frame = encode_request(
+            request,
+            version,
+            correlation_id,
+            self.config.client_id.as_deref(),
+        );
+        let (stream, config, broker) = (&mut *self.stream, self.config, self.broker);
+        let reply = stream
+            .arm(self.deadline)
+            .and_then(|()| stream.write_all(&frame))
+            .and_then(|()| read_setup_frame(stream, config))
+            .map_err(|e| setup_io_error(&e, broker, config, step))?;
+        let (corr, body) = decode_any_response(R::API_KEY, version, &reply)?;
+        if corr != correlation_id {
+            return Err(DecodeError::InvalidValue {
+                what: "SASL response correlation id",
+                value: i64::from(corr),
+            }
+            .into());
+        }
+        R::Response::try_from(body).map_err(|_| Error::Network {
+            broker: broker.to_owned(),
+            reason: format!("{step}: the answer is a response of another API"),
+        })
+    }
+}
+
+impl SaslChannel for SetupChannel<'_> {
+    fn handshake(
+        &mut self,
+        request: &SaslHandshakeRequest,
+        version: i16,
+    ) -> Result<SaslHandshakeResponse, Error> {
+        self.round_trip(request, version, "SaslHandshake")
+    }
+
+    fn authenticate(
+        &mut self,
+        request: &SaslAuthenticateRequest,
+        version: i16,
+    ) -> Result<SaslAuthenticateResponse, Error> {
+        self.round_trip(request, version, "SaslAuthenticate")
+    }
 }
 
 /// Reads one size-prefixed response frame from `stream` and returns the bytes after the
@@ -523,41 +795,188 @@ pub fn read_frame(stream: &mut impl Read, max_size: usize) -> io::Result<Vec<u8>
 /// InitProducerId response and most Metadata responses fit in one read.
 const FRAME_READ_CHUNK: usize = 64 * 1024;
 
-/// The writer thread: frames from the queue onto the socket, in order, until the queue
-/// closes or a write fails (then it shuts the socket down, so the reader reports the close).
-fn write_loop<T: From<ConnectionEvent>>(
+/// Re-authentication state of a SASL connection (KIP-368), owned by the writer thread.
+struct Reauthentication {
+    credentials: SaslCredentials,
+    versions: SaslVersions,
+    /// How long to wait for each answer (request.timeout.ms).
+    timeout: Duration,
+    /// Correlation ids of re-authentication requests count down from -1, apart from the
+    /// owner's, which are never negative.
+    next_correlation_id: i32,
+    /// When to authenticate again; `None` when the broker set no session lifetime.
+    due: Option<Instant>,
+}
+
+/// The writer thread's state.
+struct Writer {
     connection_id: u64,
-    mut stream: TcpStream,
-    queue: &Receiver<Outgoing>,
-    shared: &Shared,
-    events: &Sender<T>,
-) {
-    for out in queue {
-        if let Err(e) = stream.write_all(&out.frame) {
-            *shared.write_error.lock() = Some(format!("write request: {e}"));
-            let _ = stream.shutdown(Shutdown::Both);
-            return;
+    broker: String,
+    out: WriteHalf,
+    client_id: Option<String>,
+    reauth: Option<Reauthentication>,
+    /// Answers to re-authentication requests, from the reader.
+    answers: Receiver<InternalResponse>,
+}
+
+impl Writer {
+    /// Frames from the queue onto the socket, in order, until the queue closes or a write
+    /// or a re-authentication fails (then it shuts the socket down, so the reader reports
+    /// the close). Re-authentication runs between two frames when its time comes: frames
+    /// queued meanwhile wait, responses to those already written keep flowing to the owner.
+    fn run<T: From<ConnectionEvent>>(
+        mut self,
+        queue: &Receiver<Outgoing>,
+        shared: &Shared,
+        events: &Sender<T>,
+    ) {
+        loop {
+            let due = self.reauth.as_ref().and_then(|r| r.due);
+            let next = match due {
+                Some(at) => queue.recv_deadline(at),
+                None => queue.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            let out = match next {
+                Ok(out) => out,
+                Err(RecvTimeoutError::Timeout) => {
+                    if let Err(e) = self.reauthenticate(shared) {
+                        self.fail(shared, e);
+                        return;
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
+            if let Err(e) = self.out.write_frame(&out.frame) {
+                let error = Error::Network {
+                    broker: self.broker.clone(),
+                    reason: format!("write request: {e}"),
+                };
+                self.fail(shared, error);
+                return;
+            }
+            if out.report_written {
+                // The owner may be gone; then nobody needs the event.
+                let _ = events.send(T::from(ConnectionEvent {
+                    connection_id: self.connection_id,
+                    kind: ConnectionEventKind::Written {
+                        correlation_id: out.correlation_id,
+                    },
+                }));
+            }
         }
-        if out.report_written {
-            // The owner may be gone; then nobody needs the event.
-            let _ = events.send(T::from(ConnectionEvent {
-                connection_id,
-                kind: ConnectionEventKind::Written {
-                    correlation_id: out.correlation_id,
-                },
-            }));
+    }
+
+    fn fail(&self, shared: &Shared, error: Error) {
+        *shared.write_error.lock() = Some(error);
+        let _ = self.out.tcp().shutdown(Shutdown::Both);
+    }
+
+    /// Authenticates again on the running connection.
+    fn reauthenticate(&mut self, shared: &Shared) -> Result<(), Error> {
+        let Some(mut reauth) = self.reauth.take() else {
+            return Ok(());
+        };
+        let (credentials, versions) = (reauth.credentials.clone(), reauth.versions);
+        let broker = self.broker.clone();
+        let lifetime = {
+            let mut channel = ReauthChannel {
+                writer: self,
+                shared,
+                reauth: &mut reauth,
+            };
+            sasl::authenticate(&mut channel, &broker, versions, &credentials)?
+        };
+        log::debug!("{broker}: re-authenticated; next session lifetime {lifetime:?}");
+        reauth.due = lifetime.map(|l| Instant::now() + sasl::reauthentication_delay(l));
+        self.reauth = Some(reauth);
+        Ok(())
+    }
+}
+
+/// SASL round trips of a re-authentication: written by the writer thread, answered
+/// through the reader thread.
+struct ReauthChannel<'a> {
+    writer: &'a mut Writer,
+    shared: &'a Shared,
+    reauth: &'a mut Reauthentication,
+}
+
+impl ReauthChannel<'_> {
+    fn round_trip<R>(&mut self, request: &R, version: i16) -> Result<R::Response, Error>
+    where
+        R: Request,
+        R::Response: TryFrom<ResponseBody>,
+    {
+        let correlation_id = self.reauth.next_correlation_id;
+        // Stays negative: wraps from i32::MIN back to -1.
+        self.reauth.next_correlation_id = correlation_id.checked_sub(1).unwrap_or(-1);
+        let frame = encode_request(
+            request,
+            version,
+            correlation_id,
+            self.writer.client_id.as_deref(),
+        );
+        let pending = Pending {
+            api_key: R::API_KEY,
+            version,
+            internal: true,
+        };
+        self.shared.pending.lock().insert(correlation_id, pending);
+        let broker = &self.writer.broker;
+        let network = |reason: String| Error::Network {
+            broker: broker.clone(),
+            reason,
+        };
+        self.writer
+            .out
+            .write_frame(&frame)
+            .map_err(|e| network(format!("write re-authentication request: {e}")))?;
+        let deadline = Instant::now() + self.reauth.timeout;
+        loop {
+            let (corr, body) = self.writer.answers.recv_deadline(deadline).map_err(|_| {
+                network(format!(
+                    "no answer to re-authentication within request.timeout.ms ({} ms)",
+                    self.reauth.timeout.as_millis()
+                ))
+            })?;
+            if corr != correlation_id {
+                continue;
+            }
+            return R::Response::try_from(body?)
+                .map_err(|_| network("re-authentication answered by another API".to_owned()));
         }
     }
 }
 
-/// The reader thread: frames in, events out, until the socket closes.
+impl SaslChannel for ReauthChannel<'_> {
+    fn handshake(
+        &mut self,
+        request: &SaslHandshakeRequest,
+        version: i16,
+    ) -> Result<SaslHandshakeResponse, Error> {
+        self.round_trip(request, version)
+    }
+
+    fn authenticate(
+        &mut self,
+        request: &SaslAuthenticateRequest,
+        version: i16,
+    ) -> Result<SaslAuthenticateResponse, Error> {
+        self.round_trip(request, version)
+    }
+}
+
+/// The reader thread: frames in, events out, until the socket closes. Answers to the
+/// writer's re-authentication requests go to `internal` instead.
 fn read_loop<T: From<ConnectionEvent>>(
     connection_id: u64,
     broker: String,
-    mut stream: TcpStream,
+    mut stream: ReadHalf,
     max_size: usize,
     shared: Arc<Shared>,
     events: Sender<T>,
+    internal: Sender<InternalResponse>,
 ) {
     let send = |kind| {
         // The owner may be gone; then nobody needs the event.
@@ -582,6 +1001,10 @@ fn read_loop<T: From<ConnectionEvent>>(
             continue;
         };
         let body = decode_any_response(p.api_key, p.version, &frame).map(|(_, b)| b);
+        if p.internal {
+            let _ = internal.send((correlation_id, body));
+            continue;
+        }
         send(ConnectionEventKind::Response {
             correlation_id,
             api_key: p.api_key,
@@ -589,18 +1012,29 @@ fn read_loop<T: From<ConnectionEvent>>(
             body,
         });
     };
-    let reason = if shared.closing.load(Ordering::Acquire) {
-        "closed by the client".to_owned()
+    let error = if shared.closing.load(Ordering::Acquire) {
+        Error::Network {
+            broker,
+            reason: "closed by the client".to_owned(),
+        }
     } else if let Some(write_error) = shared.write_error.lock().clone() {
         write_error
+    } else if let Some(cause) = tls_cause(&error, &broker) {
+        Error::Authentication(format!("{broker}: TLS failed: {cause}"))
     } else {
-        error.to_string()
+        Error::Network {
+            broker,
+            reason: error.to_string(),
+        }
     };
-    let mut unanswered: Vec<i32> = shared.pending.lock().drain().map(|(c, _)| c).collect();
+    let mut unanswered: Vec<i32> = shared
+        .pending
+        .lock()
+        .drain()
+        .filter(|(_, p)| !p.internal)
+        .map(|(c, _)| c)
+        .collect();
     unanswered.sort_unstable();
-    let _ = SockRef::from(&stream).shutdown(Shutdown::Both);
-    send(ConnectionEventKind::Closed {
-        error: Error::Network { broker, reason },
-        unanswered,
-    });
+    let _ = SockRef::from(stream.tcp()).shutdown(Shutdown::Both);
+    send(ConnectionEventKind::Closed { error, unanswered });
 }

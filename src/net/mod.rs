@@ -8,10 +8,14 @@
 //! metadata, tests).
 
 mod connection;
+mod sasl;
+mod security;
+mod transport;
 
 pub use connection::{
     read_frame, Connection, ConnectionConfig, ConnectionEvent, ConnectionEventKind,
 };
+pub use security::ConnectionSecurity;
 
 use std::time::{Duration, Instant};
 

@@ -8,19 +8,24 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::error::Error;
+
 mod jaas;
 mod oauthbearer;
 mod sasl;
+mod sasl_config;
 mod scram;
 mod secret;
+mod ssl;
 
 pub use oauthbearer::{OAuthBearerToken, OAuthBearerTokenProvider, UnsecuredTokenProvider};
 pub use sasl::SaslMechanism;
-#[allow(unused_imports)] // used by the connection handshake
-pub(crate) use sasl::{SaslCredentials, SaslSession, SaslStep};
+pub(crate) use sasl::{SaslCredentials, SaslStep};
+pub use sasl_config::SaslConfig;
 pub use secret::Secret;
-
-use crate::error::Error;
+#[cfg(feature = "tls")]
+pub(crate) use ssl::client_config;
+pub use ssl::SslConfig;
 
 /// `security.protocol`: how connections to brokers are secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

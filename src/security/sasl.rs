@@ -126,7 +126,6 @@ pub(crate) enum SaslCredentials {
 
 impl SaslCredentials {
     /// The mechanism these credentials are for.
-    #[allow(dead_code)] // used by the connection handshake
     pub(crate) fn mechanism(&self) -> SaslMechanism {
         match self {
             SaslCredentials::Plain { .. } => SaslMechanism::Plain,
@@ -144,7 +143,6 @@ impl SaslCredentials {
     /// OAUTHBEARER, giving the built-in [`UnsecuredTokenProvider`] from its
     /// `unsecuredLogin*` options. `com.sun.security.auth.module.Krb5LoginModule` is a
     /// Config error (GSSAPI/Kerberos is not supported); so is a missing option, named.
-    #[allow(dead_code)] // used by the connection handshake
     pub(crate) fn from_jaas(mechanism: SaslMechanism, jaas: &str) -> Result<Self, Error> {
         let config = JaasConfig::parse(jaas)?;
         check_module(mechanism, &config.module)?;
@@ -179,7 +177,6 @@ impl SaslCredentials {
     /// A fresh exchange (new SCRAM nonce, new token from the provider) for one
     /// authentication or re-authentication. An error from the token provider is returned
     /// as the provider made it.
-    #[allow(dead_code)] // used by the connection handshake
     pub(crate) fn session(&self) -> Result<Box<dyn SaslSession>, Error> {
         Ok(match self {
             SaslCredentials::Plain { username, password } => {
@@ -253,7 +250,6 @@ fn username_and_password(config: &JaasConfig) -> Result<(String, Secret), Error>
 }
 
 /// What to do next in a SASL exchange.
-#[allow(dead_code)] // used by the connection handshake
 #[derive(Debug)]
 pub(crate) enum SaslStep {
     /// Send these bytes in a SaslAuthenticate request.
@@ -268,19 +264,16 @@ pub(crate) trait SaslSession: Send {
     /// SaslAuthenticate response. Returns the next bytes to send, or Done when the
     /// exchange succeeded (for SCRAM only after the server signature verified). Failures
     /// are Error::Authentication with a clear cause and no secret.
-    #[allow(dead_code)] // used by the connection handshake
     fn step(&mut self, challenge: Option<&[u8]>) -> Result<SaslStep, Error>;
 
     /// When the credential itself expires (OAUTHBEARER token expiry), so
     /// re-authentication can happen before it; None for passwords.
-    #[allow(dead_code)] // used by the connection handshake
     fn credential_expires_at(&self) -> Option<SystemTime> {
         None
     }
 
     /// An error the broker reported inside the exchange before failing it (OAUTHBEARER's
     /// JSON status), for the connection to name when SaslAuthenticate then fails.
-    #[allow(dead_code)] // used by the connection handshake
     fn server_error(&self) -> Option<&str> {
         None
     }

@@ -57,7 +57,7 @@ use crate::delivery::CallbackQueue;
 use crate::error::{Error, ErrorCode};
 use crate::idempotence::Idempotence;
 use crate::metadata::Cluster;
-use crate::net::{ConnectionConfig, ConnectionEvent, ConnectionEventKind};
+use crate::net::{ConnectionConfig, ConnectionEvent, ConnectionEventKind, ConnectionSecurity};
 use crate::protocol::init_producer_id::InitProducerIdRequest;
 use crate::protocol::metadata::MetadataRequest;
 use crate::protocol::ResponseBody;
@@ -153,11 +153,18 @@ impl ClosedEarly {
 
 impl Sender {
     /// The sender of a producer, connecting to brokers on short-lived threads.
-    pub fn new(core: Arc<Core>, inbox: Receiver<SenderEvent>, callbacks: CallbackQueue) -> Self {
+    pub fn new(
+        core: Arc<Core>,
+        inbox: Receiver<SenderEvent>,
+        callbacks: CallbackQueue,
+        security: ConnectionSecurity,
+    ) -> Self {
         let c = &core.config;
         let conn = ConnectionConfig {
             client_id: Some(c.client_id.clone()),
             setup_timeout: c.socket_connection_setup_timeout,
+            request_timeout: c.request_timeout,
+            security,
             send_buffer_bytes: c.send_buffer_bytes,
             receive_buffer_bytes: c.receive_buffer_bytes,
             write_timeout: Some(c.request_timeout),
@@ -298,6 +305,9 @@ impl Sender {
                     // The link's reader reported its close before the connect thread
                     // reported the link (the broker hung up right after the handshake).
                     result = Err(error);
+                }
+                if let Err(error @ Error::Authentication(_)) = &result {
+                    self.authentication_failed(node, error.clone());
                 }
                 if let Ok(link) = &result {
                     if let Some(socket) = link.shutdown_handle() {
@@ -671,6 +681,25 @@ impl Sender {
         }
         self.core.set_fatal(error.clone());
         self.abort_queued(&error);
+    }
+
+    /// A connection to `node` failed to authenticate: retrying will not help (the same
+    /// credentials fail again), so callers waiting for metadata fail with `error` and so
+    /// do the batches queued for `node`, instead of waiting out max.block.ms and
+    /// delivery.timeout.ms. The node is retried with backoff, as any failed connect.
+    fn authentication_failed(&mut self, node: i32, error: Error) {
+        log::error!("{error}");
+        self.core.metadata.authentication_failed(error.clone());
+        let cluster = self.core.metadata.cluster();
+        for queue in self.core.accumulator.queues() {
+            let tp = &queue.tp;
+            if cluster.leader(tp.topic(), tp.partition()) != Some(node) {
+                continue;
+            }
+            for batch in self.core.accumulator.take_all(&queue) {
+                self.fail(batch, error.clone());
+            }
+        }
     }
 
     /// Fails every queued batch with `error`, in order per partition with the batches
