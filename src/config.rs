@@ -1044,6 +1044,10 @@ mod tests {
             ("receive.buffer.bytes", "32768"),
             ("connections.max.idle.ms", "540000"),
             ("socket.connection.setup.timeout.ms", "10000"),
+            ("security.protocol", "PLAINTEXT"),
+            ("ssl.endpoint.identification.algorithm", "https"),
+            ("ssl.enabled.protocols", "TLSv1.2,TLSv1.3"),
+            ("ssl.protocol", "TLSv1.3"),
         ];
         let actual = c.to_properties();
         let actual: Vec<(&str, &str)> = actual.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -1101,8 +1105,10 @@ mod tests {
             ("receive.buffer.bytes", "0"),
             ("connections.max.idle.ms", "-1"),
             ("socket.connection.setup.timeout.ms", "11"),
+            ("security.protocol", "SSL"),
         ])
         .unwrap();
+        assert_eq!(c.security_protocol, SecurityProtocol::Ssl);
         assert_eq!(
             c.bootstrap_servers,
             ["a:1", "[::1]:9092", "b.example:65535"]
@@ -1183,8 +1189,11 @@ mod tests {
     fn unsupported_java_property_is_named_as_such() {
         let message = config_error(with(&[("transactional.id", "tx")]));
         assert!(message.contains("does not support"), "{message}");
-        let message = config_error(with(&[("sasl.mechanism", "PLAIN")]));
-        assert!(message.contains(r#""sasl.mechanism""#), "{message}");
+        let message = config_error(with(&[("sasl.login.callback.handler.class", "x.Y")]));
+        assert!(
+            message.contains(r#""sasl.login.callback.handler.class""#),
+            "{message}"
+        );
     }
 
     #[test]
@@ -1483,5 +1492,197 @@ mod tests {
         assert_eq!(edit_distance("", "abc"), 3);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(edit_distance("acks", "acks"), 0);
+    }
+
+    const SECRET: &str = "s3cr3t-xyz";
+
+    fn scram_jaas(password: &str) -> String {
+        format!(
+            "org.apache.kafka.common.security.scram.ScramLoginModule required \
+             username=\"alice\" password=\"{password}\";"
+        )
+    }
+
+    #[test]
+    fn security_properties_take_javas_names_and_defaults() {
+        let c = with(&[]).unwrap();
+        assert_eq!(c.security_protocol, SecurityProtocol::Plaintext);
+        let props = c.to_properties();
+        let get = |k: &str| props.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
+        assert_eq!(get("security.protocol").as_deref(), Some("PLAINTEXT"));
+        assert_eq!(
+            get("ssl.endpoint.identification.algorithm").as_deref(),
+            Some("https")
+        );
+        assert_eq!(
+            get("ssl.enabled.protocols").as_deref(),
+            Some("TLSv1.2,TLSv1.3")
+        );
+        assert_eq!(get("ssl.protocol").as_deref(), Some("TLSv1.3"));
+
+        let jaas = scram_jaas("alice-secret");
+        let c = with(&[
+            ("security.protocol", "sasl_ssl"),
+            ("sasl.mechanism", "SCRAM-SHA-512"),
+            ("sasl.jaas.config", &jaas),
+            ("ssl.truststore.type", "PEM"),
+            ("ssl.truststore.location", "/etc/kafka/ca.pem"),
+            ("ssl.endpoint.identification.algorithm", ""),
+        ])
+        .unwrap();
+        assert_eq!(c.security_protocol, SecurityProtocol::SaslSsl);
+        assert_eq!(c.sasl.mechanism, Some(crate::SaslMechanism::ScramSha512));
+        assert!(!c.ssl.verifies_host_name());
+        assert_eq!(
+            c.ssl.truststore_location.as_deref(),
+            Some(std::path::Path::new("/etc/kafka/ca.pem"))
+        );
+    }
+
+    #[test]
+    fn security_misconfigurations_are_config_errors_that_say_what_to_do() {
+        let jaas = scram_jaas("pw");
+        let sasl = [
+            ("security.protocol", "SASL_PLAINTEXT"),
+            ("sasl.mechanism", "SCRAM-SHA-256"),
+            ("sasl.jaas.config", jaas.as_str()),
+        ];
+        let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+            (
+                vec![("security.protocol", "TLS")],
+                "is not one of PLAINTEXT",
+            ),
+            (vec![("sasl.mechanism", "GSSAPI")], "GSSAPI"),
+            (vec![("security.protocol", "SASL_SSL")], "GSSAPI"),
+            (
+                vec![
+                    ("security.protocol", "SASL_PLAINTEXT"),
+                    ("sasl.mechanism", "PLAIN"),
+                ],
+                "sasl.jaas.config",
+            ),
+            (
+                vec![("security.protocol", "SSL"), ("ssl.truststore.type", "JKS")],
+                "PEM",
+            ),
+            (
+                vec![
+                    ("security.protocol", "SSL"),
+                    ("ssl.keystore.type", "PKCS12"),
+                ],
+                "PEM",
+            ),
+            (
+                vec![("security.protocol", "SSL"), ("ssl.key.password", "pw")],
+                "unencrypted",
+            ),
+            (vec![("ssl.enabled.protocols", "TLSv1.1")], "no TLS version"),
+            (vec![("ssl.protocol", "SSLv3")], "not supported"),
+            (
+                vec![("ssl.endpoint.identification.algorithm", "ldaps")],
+                "https",
+            ),
+            (
+                vec![("sasl.kerberos.service.name", "kafka")],
+                "does not support",
+            ),
+            (vec![("ssl.cipher.suites", "X")], "does not support"),
+        ];
+        for (props, expected) in cases {
+            let message = config_error(with(&props));
+            assert!(message.contains(expected), "{props:?}: {message}");
+        }
+        // A SASL mechanism whose login module does not fit.
+        let plain_module = "org.apache.kafka.common.security.plain.PlainLoginModule required \
+                            username=\"a\" password=\"b\";";
+        let message = config_error(with(&[
+            ("security.protocol", "SASL_PLAINTEXT"),
+            ("sasl.mechanism", "SCRAM-SHA-256"),
+            ("sasl.jaas.config", plain_module),
+        ]));
+        assert!(message.contains("PlainLoginModule"), "{message}");
+        assert!(with(&sasl).is_ok());
+    }
+
+    #[test]
+    fn stores_are_read_when_the_producer_is_built_and_bad_ones_are_named() {
+        let missing = with(&[
+            ("security.protocol", "SSL"),
+            ("ssl.truststore.location", "/nonexistent/ca.pem"),
+        ])
+        .unwrap();
+        let message = config_error(missing.connection_security());
+        assert!(message.contains("/nonexistent/ca.pem"), "{message}");
+
+        let dir = std::env::temp_dir().join(format!("kp-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let jks = dir.join("truststore.jks");
+        std::fs::write(&jks, [0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2]).unwrap();
+        let c = with(&[
+            ("security.protocol", "SSL"),
+            ("ssl.truststore.location", jks.to_str().unwrap()),
+        ])
+        .unwrap();
+        let message = config_error(c.connection_security());
+        assert!(message.contains("not a PEM file"), "{message}");
+
+        let ca = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let ok = with(&[
+            ("security.protocol", "SSL"),
+            ("ssl.truststore.certificates", &ca.cert.pem()),
+            ("ssl.keystore.certificate.chain", &ca.cert.pem()),
+            ("ssl.keystore.key", &ca.key_pair.serialize_pem()),
+        ])
+        .unwrap();
+        let security = ok.connection_security().unwrap();
+        assert_eq!(security.protocol(), SecurityProtocol::Ssl);
+        let garbage = with(&[
+            ("security.protocol", "SSL"),
+            ("ssl.truststore.certificates", &ca.cert.pem()),
+            ("ssl.keystore.certificate.chain", &ca.cert.pem()),
+            ("ssl.keystore.key", SECRET),
+        ])
+        .unwrap();
+        let message = config_error(garbage.connection_security());
+        assert!(message.contains("no private key"), "{message}");
+        assert!(!message.contains(SECRET), "{message}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn secrets_never_reach_debug_properties_or_errors() {
+        let jaas = scram_jaas(SECRET);
+        let mut c = with(&[
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanism", "SCRAM-SHA-256"),
+            ("sasl.jaas.config", &jaas),
+            ("ssl.keystore.key", SECRET),
+            (
+                "ssl.keystore.certificate.chain",
+                "-----BEGIN CERTIFICATE-----",
+            ),
+        ])
+        .unwrap();
+        c.sasl.password = Some(crate::Secret::new(SECRET));
+        let shown = [
+            format!("{c:?}"),
+            format!("{:?}", c.to_properties()),
+            format!("{:?}", c.connection_security()),
+            format!("{:?}", c.sasl.credentials()),
+        ];
+        for text in shown {
+            assert!(!text.contains(SECRET), "{text}");
+        }
+        // A JAAS text broken right after the secret.
+        let broken = format!(
+            "{} required password=\"{SECRET}\" username",
+            "x.y.ScramLoginModule"
+        );
+        let message = config_error(with(&[
+            ("security.protocol", "SASL_PLAINTEXT"),
+            ("sasl.mechanism", "SCRAM-SHA-256"),
+            ("sasl.jaas.config", &broken),
+        ]));
+        assert!(!message.contains(SECRET), "{message}");
     }
 }
