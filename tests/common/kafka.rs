@@ -12,6 +12,9 @@
 //!   own tools ([`KafkaCluster::tool`]).
 //! - [`java_read`] reads a topic with the Java consumer, [`java_partitions`] sends keys with
 //!   the Java producer (both small programs in `testbed/java/`, compiled by the fetch).
+//! - [`ClusterOptions`] adds listeners (each on its own free port, e.g. TLS and SASL ones;
+//!   see `secure.rs`), storage-format arguments (SCRAM users) and local JMX to a cluster;
+//!   PLAINTEXT stays the inter-broker, admin and readiness listener.
 //!
 //! # Processes and clean-up
 //!
@@ -132,6 +135,14 @@ pub struct ClusterOptions {
     pub version: String,
     /// Broker properties added to (or replacing) the defaults.
     pub broker_properties: Vec<(String, String)>,
+    /// Listeners beyond PLAINTEXT and CONTROLLER: (name, security protocol), each on its own
+    /// free loopback port per node, advertised as `127.0.0.1:<port>`.
+    pub listeners: Vec<(String, String)>,
+    /// Extra arguments to `StorageTool format` (e.g. `--add-scram ...`).
+    pub format_args: Vec<String>,
+    /// Whether each node serves local JMX (no authentication, no TLS, bound to 127.0.0.1)
+    /// on a free port ([`KafkaCluster::jmx_address`]).
+    pub jmx: bool,
 }
 
 impl ClusterOptions {
@@ -141,6 +152,9 @@ impl ClusterOptions {
             nodes,
             version: std::env::var("KAFKA_VERSION").unwrap_or_default(),
             broker_properties: Vec::new(),
+            listeners: Vec::new(),
+            format_args: Vec::new(),
+            jmx: false,
         }
     }
 
@@ -154,6 +168,30 @@ impl ClusterOptions {
     /// Uses Kafka `version`.
     pub fn version(mut self, version: &str) -> ClusterOptions {
         self.version = version.to_owned();
+        self
+    }
+
+    /// Adds a listener `name` (upper case, e.g. `SASL_SSL` or `MTLS`) speaking security
+    /// `protocol` (`PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`) on a free port of
+    /// every node; it joins `listeners`, `advertised.listeners` and
+    /// `listener.security.protocol.map`. Its own settings go in as properties, e.g.
+    /// `listener.name.<name in lower case>.ssl.client.auth`.
+    pub fn listener(mut self, name: &str, protocol: &str) -> ClusterOptions {
+        self.listeners.push((name.to_owned(), protocol.to_owned()));
+        self
+    }
+
+    /// Adds arguments to the storage format of every node (e.g. `--add-scram` and its
+    /// value, as two arguments).
+    pub fn format_args(mut self, args: &[&str]) -> ClusterOptions {
+        self.format_args
+            .extend(args.iter().map(|a| (*a).to_owned()));
+        self
+    }
+
+    /// Serves local JMX from every node (see [`ClusterOptions::jmx`]).
+    pub fn jmx(mut self) -> ClusterOptions {
+        self.jmx = true;
         self
     }
 }
@@ -181,6 +219,9 @@ impl fmt::Debug for KafkaCluster {
 struct Node {
     id: i32,
     port: u16,
+    /// The extra listeners' (name, port).
+    listeners: Vec<(String, u16)>,
+    jmx_port: Option<u16>,
     dir: PathBuf,
     process: Option<Jvm>,
 }
@@ -237,12 +278,27 @@ impl KafkaCluster {
             let id = i as i32 + 1;
             let dir = root.join(format!("node-{id}"));
             std::fs::create_dir_all(&dir).map_err(|e| format!("create {dir:?}: {e}"))?;
-            let props = broker_properties(id, *port, *cport, &voters.join(","), &dir, options);
+            let listeners: Vec<(String, u16)> = options
+                .listeners
+                .iter()
+                .map(|(name, _)| (name.clone(), free_port()))
+                .collect();
+            let props = broker_properties(
+                id,
+                *port,
+                *cport,
+                &listeners,
+                &voters.join(","),
+                &dir,
+                options,
+            );
             std::fs::write(dir.join("server.properties"), props)
                 .map_err(|e| format!("write server.properties: {e}"))?;
             nodes.push(Node {
                 id,
                 port: *port,
+                listeners,
+                jmx_port: options.jmx.then(free_port),
                 dir,
                 process: None,
             });
@@ -255,10 +311,10 @@ impl KafkaCluster {
                     let config = node.dir.join("server.properties");
                     let cluster_id = cluster_id.clone();
                     s.spawn(move || {
-                        storage_tool_output(
-                            dist,
-                            &["format", "-t", &cluster_id, "-c", &config.to_string_lossy()],
-                        )
+                        let config = config.to_string_lossy();
+                        let mut args = vec!["format", "-t", &cluster_id, "-c", &config];
+                        args.extend(options.format_args.iter().map(String::as_str));
+                        storage_tool_output(dist, &args)
                     })
                 })
                 .collect();
@@ -314,6 +370,33 @@ impl KafkaCluster {
         format!("127.0.0.1:{}", self.node(id).port)
     }
 
+    /// `host:port` of node `id`'s extra listener `name` (see [`ClusterOptions::listener`]).
+    pub fn listener_address(&self, id: i32, name: &str) -> String {
+        let port = self
+            .node(id)
+            .listeners
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no listener {name}"))
+            .1;
+        format!("127.0.0.1:{port}")
+    }
+
+    /// Every node's `host:port` of the extra listener `name`, comma-separated.
+    pub fn listener_bootstrap(&self, name: &str) -> String {
+        self.nodes
+            .iter()
+            .map(|n| self.listener_address(n.id, name))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// `host:port` of node `id`'s JMX server, when the cluster was started with
+    /// [`ClusterOptions::jmx`].
+    pub fn jmx_address(&self, id: i32) -> Option<String> {
+        self.node(id).jmx_port.map(|p| format!("127.0.0.1:{p}"))
+    }
+
     /// The JVM pid of node `id`, while it runs.
     pub fn pid(&self, id: i32) -> Option<u32> {
         self.node(id).process.as_ref().map(|p| p.pid)
@@ -346,6 +429,17 @@ impl KafkaCluster {
         );
         let java = dist.java();
         let mut args: Vec<String> = vec!["java".into(), HEAP.into(), marker];
+        if let Some(port) = node.jmx_port {
+            args.extend([
+                "-Dcom.sun.management.jmxremote".to_owned(),
+                format!("-Dcom.sun.management.jmxremote.port={port}"),
+                format!("-Dcom.sun.management.jmxremote.rmi.port={port}"),
+                "-Dcom.sun.management.jmxremote.host=127.0.0.1".to_owned(),
+                "-Djava.rmi.server.hostname=127.0.0.1".to_owned(),
+                "-Dcom.sun.management.jmxremote.authenticate=false".to_owned(),
+                "-Dcom.sun.management.jmxremote.ssl=false".to_owned(),
+            ]);
+        }
         args.extend(
             java.get_args()
                 .map(|a| a.to_string_lossy().into_owned())
@@ -684,7 +778,7 @@ impl Jvm {
 }
 
 /// Where the test bed's clusters live: one directory per cluster, named by its marker.
-fn test_bed_root() -> PathBuf {
+pub(super) fn test_bed_root() -> PathBuf {
     let root = std::env::temp_dir().join("kafka-producer-testbed");
     let _ = std::fs::create_dir_all(&root);
     remove_stale_dirs(&root);
@@ -708,21 +802,25 @@ fn remove_stale_dirs(root: &Path) {
 
 /// `kp-<test process id>-<nanos>-<n>`: unique per cluster, and names its owner (the test
 /// process id is the second field, which [`remove_stale_dirs`] reads).
-fn unique_marker() -> String {
+pub(super) fn unique_marker() -> String {
     super::unique_topic("kp")
 }
 
-fn free_port() -> u16 {
+/// A loopback port that was free a moment ago.
+pub(super) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("bind an ephemeral port")
         .port()
 }
 
+/// The properties file of node `id`: the defaults, the extra `listeners` (name, port)
+/// with their protocols from `options`, then `options.broker_properties` over them.
 fn broker_properties(
     id: i32,
     port: u16,
     cport: u16,
+    listeners: &[(String, u16)],
     voters: &str,
     dir: &Path,
     options: &ClusterOptions,
@@ -730,24 +828,23 @@ fn broker_properties(
     let n = options.nodes;
     let replication = n.min(3).to_string();
     let min_isr = if n >= 3 { "2" } else { "1" };
+    let mut bound = format!("PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}");
+    let mut advertised = format!("PLAINTEXT://127.0.0.1:{port}");
+    let mut protocols = "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT".to_owned();
+    for ((name, port), (_, protocol)) in listeners.iter().zip(&options.listeners) {
+        bound.push_str(&format!(",{name}://127.0.0.1:{port}"));
+        advertised.push_str(&format!(",{name}://127.0.0.1:{port}"));
+        protocols.push_str(&format!(",{name}:{protocol}"));
+    }
     let mut props: Vec<(String, String)> = [
         ("process.roles", "broker,controller".to_owned()),
         ("node.id", id.to_string()),
         ("controller.quorum.voters", voters.to_owned()),
-        (
-            "listeners",
-            format!("PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}"),
-        ),
-        (
-            "advertised.listeners",
-            format!("PLAINTEXT://127.0.0.1:{port}"),
-        ),
+        ("listeners", bound),
+        ("advertised.listeners", advertised),
         ("controller.listener.names", "CONTROLLER".to_owned()),
         ("inter.broker.listener.name", "PLAINTEXT".to_owned()),
-        (
-            "listener.security.protocol.map",
-            "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT".to_owned(),
-        ),
+        ("listener.security.protocol.map", protocols),
         ("log.dirs", dir.join("data").display().to_string()),
         ("auto.create.topics.enable", "false".to_owned()),
         ("num.partitions", "1".to_owned()),
@@ -776,8 +873,17 @@ fn broker_properties(
     }
     props
         .into_iter()
-        .map(|(k, v)| format!("{k}={v}\n"))
+        .map(|(k, v)| format!("{k}={}\n", escape_property(&v)))
         .collect()
+}
+
+/// `value` escaped for a Java properties file, so that a multi-line value (an inline PEM
+/// certificate or key) stays one property.
+fn escape_property(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('\n', "\\n")
+        .replace('\r', "\\r")
 }
 
 fn storage_tool_output(dist: &Distribution, args: &[&str]) -> Result<String, String> {

@@ -19,6 +19,7 @@ pub mod checker;
 pub mod kafka;
 pub mod mock;
 pub mod proxy;
+pub mod secure;
 pub mod workload;
 
 use std::time::{Duration, Instant};
