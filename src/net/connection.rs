@@ -533,6 +533,9 @@ fn setup_io_error(e: &io::Error, broker: &str, config: &ConnectionConfig, step: 
     if let Some(cause) = tls_cause(e, broker) {
         return Error::Authentication(format!("{broker}: TLS failed during {step}: {cause}"));
     }
+    if let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<TlsSpokenHere>()) {
+        return Error::Authentication(format!("{broker}: {tls}"));
+    }
     let tls = config.security.protocol.uses_tls();
     let reason = match e.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => format!(
