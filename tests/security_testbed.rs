@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{ClientConfig, ClientContext};
@@ -22,6 +23,9 @@ struct Log {
     delivered: AtomicUsize,
     failed: Mutex<Vec<String>>,
     errors: Mutex<Vec<String>>,
+    /// librdkafka's "Received REAUTH op" debug lines (`debug=broker`): its re-authentication
+    /// timer fired, which it starts only when the broker granted a session lifetime.
+    reauth_ops: AtomicUsize,
 }
 
 impl Log {
@@ -39,6 +43,12 @@ impl ClientContext for Log {
             .lock()
             .unwrap()
             .push(format!("{error}: {reason}"));
+    }
+
+    fn log(&self, _: RDKafkaLogLevel, facility: &str, message: &str) {
+        if facility == "REAUTH" && message.contains("Received REAUTH op") {
+            self.reauth_ops.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -319,12 +329,17 @@ fn wrong_host_broker_certificate_fails() {
 }
 
 /// Keeps a producer busy on `listener` with `mechanism` for `duration`; every record must
-/// be delivered and no client error reported.
-fn keep_busy(listener: Listener, mechanism: &str, duration: Duration) {
+/// be delivered and no client error reported. Returns how often librdkafka's
+/// re-authentication timer fired.
+fn keep_busy(listener: Listener, mechanism: &str, duration: Duration) -> usize {
     let k = secure::shared();
     let topic = unique_topic("reauth");
     k.create_topic(&topic, 1);
-    let p = producer(k.rdkafka_config(listener, Some(mechanism)));
+    let mut config = k.rdkafka_config(listener, Some(mechanism));
+    config
+        .set("debug", "broker")
+        .set_log_level(RDKafkaLogLevel::Debug);
+    let p = producer(config);
     let start = Instant::now();
     let mut sent = 0;
     while start.elapsed() < duration {
@@ -349,6 +364,7 @@ fn keep_busy(listener: Listener, mechanism: &str, duration: Duration) {
         Vec::<String>::new(),
         "{listener:?} {mechanism}"
     );
+    log.reauth_ops.load(Ordering::Relaxed)
 }
 
 #[test]
@@ -358,19 +374,31 @@ fn reauth_listener_makes_clients_reauthenticate() {
     // seen to re-authenticate; meanwhile a producer on SASL_SSL, whose sessions never end.
     let busy = Duration::from_millis(secure::REAUTH_MS + 2000);
     let total = busy * secure::MECHANISMS.len() as u32;
-    std::thread::scope(|s| {
-        s.spawn(|| keep_busy(Listener::SaslSsl, "SCRAM-SHA-256", total));
+    let unlimited = std::thread::scope(|s| {
+        let unlimited = s.spawn(|| keep_busy(Listener::SaslSsl, "SCRAM-SHA-256", total));
         for mechanism in secure::MECHANISMS {
             let before = k.reauthentications(Listener::Reauth);
-            keep_busy(Listener::Reauth, mechanism, busy);
+            let timers = keep_busy(Listener::Reauth, mechanism, busy);
             let after = k.reauthentications(Listener::Reauth);
-            eprintln!("REAUTH {mechanism}: {before} -> {after} re-authentications");
+            eprintln!(
+                "REAUTH {mechanism}: {before} -> {after} re-authentications, client timer fired \
+                 {timers} times"
+            );
             assert!(
                 after > before,
                 "no re-authentication with {mechanism} on REAUTH ({before} -> {after})"
             );
+            assert!(
+                timers > 0,
+                "librdkafka got no session lifetime with {mechanism}"
+            );
         }
+        unlimited.join().expect("the SASL_SSL producer")
     });
+    assert_eq!(
+        unlimited, 0,
+        "librdkafka got a session lifetime on SASL_SSL"
+    );
     // SASL_SSL grants unlimited sessions: nobody re-authenticates there.
     assert_eq!(k.reauthentications(Listener::SaslSsl), 0);
     assert!(k.authentications(Listener::SaslSsl) > 0);

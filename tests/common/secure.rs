@@ -404,8 +404,8 @@ impl SecureKafka {
         let broker = certs.broker();
         options = options
             .property("sasl.enabled.mechanisms", &MECHANISMS.join(","))
-            // Every TLS listener: the broker certificate, given inline as PEM (a PEM key
-            // file would need an encrypted key and `ssl.key.password`).
+            // Every TLS listener: the broker certificate and its unencrypted key, given
+            // inline as PEM text (the properties file escapes their line breaks).
             .property("ssl.keystore.type", "PEM")
             .property("ssl.keystore.certificate.chain", &broker.chain_pem)
             .property("ssl.keystore.key", &broker.key_pem);
