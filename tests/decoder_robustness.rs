@@ -21,6 +21,8 @@ use kafka_producer::protocol::produce::{
     BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
     ProduceResponse, TopicProduceResponse,
 };
+use kafka_producer::protocol::sasl_authenticate::SaslAuthenticateResponse;
+use kafka_producer::protocol::sasl_handshake::SaslHandshakeResponse;
 use kafka_producer::protocol::{
     decode_any_response, response_header_version, ApiKey, DecodeError, Writer,
 };
@@ -130,6 +132,8 @@ fn apis() -> Vec<(ApiKey, i16)> {
         (ApiKey::METADATA, 1, 12),
         (ApiKey::API_VERSIONS, 0, 3),
         (ApiKey::INIT_PRODUCER_ID, 0, 4),
+        (ApiKey::SASL_HANDSHAKE, 0, 1),
+        (ApiKey::SASL_AUTHENTICATE, 0, 2),
     ] {
         out.extend((lo..=hi).map(|v| (key, v)));
     }
@@ -140,6 +144,7 @@ fn first_flexible(key: ApiKey) -> i16 {
     match key {
         ApiKey::PRODUCE | ApiKey::METADATA => 9,
         ApiKey::API_VERSIONS => 3,
+        ApiKey::SASL_HANDSHAKE => i16::MAX,
         _ => 2,
     }
 }
@@ -223,6 +228,18 @@ fn valid_frame(key: ApiKey, version: i16) -> Vec<u8> {
                 max_version: 11,
             }],
             throttle_time_ms: 2,
+        }
+        .encode_body(version, &mut out),
+        ApiKey::SASL_HANDSHAKE => SaslHandshakeResponse {
+            error_code: 33,
+            mechanisms: vec!["PLAIN".into(), "SCRAM-SHA-512".into()],
+        }
+        .encode_body(version, &mut out),
+        ApiKey::SASL_AUTHENTICATE => SaslAuthenticateResponse {
+            error_code: 0,
+            error_message: Some("m".into()),
+            auth_bytes: b"r=abc,s=c2FsdA==,i=4096".to_vec(),
+            session_lifetime_ms: 5000,
         }
         .encode_body(version, &mut out),
         _ => InitProducerIdResponse {

@@ -283,6 +283,14 @@ fn bad_credentials_and_certificates_fail_fast_with_authentication_errors() {
             expect: &["authentication failed"],
         },
         BadCase {
+            name: "mechanism the listener does not enable",
+            properties: sasl(Listener::Limited, "SCRAM-SHA-256", ALICE, ALICE_PASSWORD),
+            expect: &[
+                "does not enable SASL mechanism SCRAM-SHA-256",
+                "SCRAM-SHA-512",
+            ],
+        },
+        BadCase {
             name: "untrusted certificate",
             properties: with(
                 properties(kafka, Listener::Ssl, None),

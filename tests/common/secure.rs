@@ -308,11 +308,17 @@ pub enum Listener {
     Expired,
     /// SSL with the broker certificate for `kafka.invalid` only.
     WrongHost,
+    /// SASL_PLAINTEXT that enables only [`LIMITED_MECHANISMS`] (a client asking for
+    /// another mechanism is refused with the enabled ones listed).
+    Limited,
 }
+
+/// The mechanisms [`Listener::Limited`] enables.
+pub const LIMITED_MECHANISMS: [&str; 1] = ["SCRAM-SHA-512"];
 
 impl Listener {
     /// Every listener.
-    pub const ALL: [Listener; 8] = [
+    pub const ALL: [Listener; 9] = [
         Listener::Plaintext,
         Listener::Ssl,
         Listener::SaslPlaintext,
@@ -321,6 +327,7 @@ impl Listener {
         Listener::Reauth,
         Listener::Expired,
         Listener::WrongHost,
+        Listener::Limited,
     ];
 
     /// The listener's name in the broker's configuration and metrics.
@@ -334,6 +341,7 @@ impl Listener {
             Listener::Reauth => "REAUTH",
             Listener::Expired => "EXPIRED",
             Listener::WrongHost => "WRONGHOST",
+            Listener::Limited => "LIMITED",
         }
     }
 
@@ -342,7 +350,7 @@ impl Listener {
         match self {
             Listener::Plaintext => "PLAINTEXT",
             Listener::Ssl | Listener::Mtls | Listener::Expired | Listener::WrongHost => "SSL",
-            Listener::SaslPlaintext => "SASL_PLAINTEXT",
+            Listener::SaslPlaintext | Listener::Limited => "SASL_PLAINTEXT",
             Listener::SaslSsl | Listener::Reauth => "SASL_SSL",
         }
     }
@@ -416,6 +424,15 @@ impl SecureKafka {
                 options = options.property(&key, &broker_jaas(m));
             }
         }
+        options = options
+            .property(
+                "listener.name.limited.sasl.enabled.mechanisms",
+                &LIMITED_MECHANISMS.join(","),
+            )
+            .property(
+                "listener.name.limited.scram-sha-512.sasl.jaas.config",
+                &broker_jaas("SCRAM-SHA-512"),
+            );
         let ca = certs.ca_path().display().to_string();
         options = options
             .property("listener.name.mtls.ssl.client.auth", "required")
