@@ -418,6 +418,77 @@ fn hostname_verification_can_be_turned_off_as_in_java() {
     );
 }
 
+/// A password changed under a running producer: its session on the REAUTH listener ends
+/// within 5 s, the re-authentication is refused, and from then on every record fails with
+/// `Error::Authentication` as soon as the broker refuses the reconnect, not after
+/// delivery.timeout.ms; those acknowledged before stay acknowledged.
+#[test]
+fn a_password_changed_under_a_running_producer_fails_later_records_with_authentication() {
+    let kafka = secure::shared();
+    let props = with(
+        properties(kafka, Listener::Reauth, Some("SCRAM-SHA-512")),
+        &[(
+            "sasl.jaas.config",
+            &jaas("SCRAM-SHA-512", secure::CAROL, secure::CAROL_PASSWORD),
+        )],
+    );
+    let producer = Producer::from_properties(props).unwrap();
+    let topic = unique_topic("sec-rotated");
+    kafka.create_topic(&topic, 1);
+    let send = |i: u32| {
+        producer.send(ProducerRecord::new(
+            topic.as_str(),
+            i.to_be_bytes().to_vec(),
+        ))
+    };
+    let first = send(0).wait().expect("carol's first record");
+    kafka.set_scram_password(secure::CAROL, "carol-rotated");
+    let changed = Instant::now();
+    let mut outcomes = Vec::new();
+    let mut i = 1;
+    let failed_at = loop {
+        let result = send(i).wait();
+        i += 1;
+        match result {
+            Ok(md) => outcomes.push(md.offset()),
+            Err(Error::Authentication(message)) => {
+                assert!(message.contains("authentication failed"), "{message}");
+                break changed.elapsed();
+            }
+            Err(other) => panic!("record {i} failed with {other:?}, not Authentication"),
+        }
+        assert!(
+            changed.elapsed() < Duration::from_secs(30),
+            "no record failed within 30 s of the password change"
+        );
+        thread::sleep(Duration::from_millis(50));
+    };
+    eprintln!(
+        "password changed: {} records acknowledged after the change, the first failure \
+         came {failed_at:?} after it (sessions of {} ms)",
+        outcomes.len(),
+        secure::REAUTH_MS
+    );
+    assert!(failed_at < Duration::from_millis(secure::REAUTH_MS) + BAD_CASE_BOUND);
+    // Acknowledged records stay in the log, in order.
+    let read = kafka.read_back(&topic, 1 + outcomes.len());
+    assert_eq!(read[0].offset, first.offset());
+    assert_eq!(read.len(), 1 + outcomes.len());
+    // A new producer with the old password is refused at once.
+    let (result, took) = first_send(with(
+        properties(kafka, Listener::SaslPlaintext, Some("SCRAM-SHA-512")),
+        &[(
+            "sasl.jaas.config",
+            &jaas("SCRAM-SHA-512", secure::CAROL, secure::CAROL_PASSWORD),
+        )],
+    ));
+    assert!(
+        matches!(result, Err(Error::Authentication(_))),
+        "{result:?}"
+    );
+    assert!(took < BAD_CASE_BOUND);
+}
+
 /// How long the re-authentication run lasts (`REAUTH_SECS`, default 60).
 fn reauth_run() -> Duration {
     let secs = std::env::var("REAUTH_SECS")

@@ -835,19 +835,22 @@ impl Writer {
     ) {
         loop {
             let due = self.reauth.as_ref().and_then(|r| r.due);
+            // Checked before every frame: under steady load the queue is never empty, and
+            // a receive with a passed deadline still returns a waiting frame.
+            if due.is_some_and(|at| at <= Instant::now()) {
+                if let Err(e) = self.reauthenticate(shared) {
+                    self.fail(shared, e);
+                    return;
+                }
+                continue;
+            }
             let next = match due {
                 Some(at) => queue.recv_deadline(at),
                 None => queue.recv().map_err(|_| RecvTimeoutError::Disconnected),
             };
             let out = match next {
                 Ok(out) => out,
-                Err(RecvTimeoutError::Timeout) => {
-                    if let Err(e) = self.reauthenticate(shared) {
-                        self.fail(shared, e);
-                        return;
-                    }
-                    continue;
-                }
+                Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => return,
             };
             if let Err(e) = self.out.write_frame(&out.frame) {

@@ -37,6 +37,11 @@ pub const ALICE_PASSWORD: &str = "alice-secret";
 pub const BOB: &str = "bob";
 /// [`BOB`]'s password.
 pub const BOB_PASSWORD: &str = "bob-secret";
+/// A SCRAM-SHA-512 user whose password a test changes ([`SecureKafka::set_scram_password`]);
+/// no other test uses it.
+pub const CAROL: &str = "carol";
+/// [`CAROL`]'s password at start.
+pub const CAROL_PASSWORD: &str = "carol-secret";
 /// The SASL mechanisms every SASL listener enables, by their Kafka names.
 pub const MECHANISMS: [&str; 4] = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"];
 /// The longest session [`Listener::Reauth`] grants (`connections.max.reauth.ms`), in ms.
@@ -462,6 +467,8 @@ impl SecureKafka {
             let credential = format!("{scram}=[name={ALICE},password={ALICE_PASSWORD}]");
             options = options.format_args(&["--add-scram", &credential]);
         }
+        let carol = format!("SCRAM-SHA-512=[name={CAROL},password={CAROL_PASSWORD}]");
+        options = options.format_args(&["--add-scram", &carol]);
         let cluster = KafkaCluster::start(options);
         SecureKafka { certs, cluster }
     }
@@ -474,6 +481,27 @@ impl SecureKafka {
     /// The distribution it runs (for [`kafka::java_read`] and the like).
     pub fn distribution(&self) -> &'static kafka::Distribution {
         self.cluster.distribution()
+    }
+
+    /// Changes `user`'s SCRAM-SHA-512 password with Kafka's own `kafka-configs` tool (over
+    /// the plaintext listener). Connections already authenticated stay so until their
+    /// session ends.
+    pub fn set_scram_password(&self, user: &str, password: &str) {
+        let config = format!("SCRAM-SHA-512=[iterations=4096,password={password}]");
+        self.cluster.tool(
+            "kafka.admin.ConfigCommand",
+            &[
+                "--bootstrap-server",
+                &self.bootstrap(Listener::Plaintext),
+                "--alter",
+                "--add-config",
+                &config,
+                "--entity-type",
+                "users",
+                "--entity-name",
+                user,
+            ],
+        );
     }
 
     /// `127.0.0.1:<port>` of `listener`.
