@@ -1,17 +1,20 @@
 //! Throughput, CPU, latency and memory of this crate's producer against rdkafka's
-//! (librdkafka) `BaseProducer`, with equivalent settings, on a real broker and on a sink.
+//! (librdkafka) `BaseProducer`, with equivalent settings, on a real broker and on a sink,
+//! and the cost of TLS (SASL_SSL with SCRAM-SHA-512) against plaintext for both.
 //!
 //! ```text
-//! cargo bench --bench throughput                     # full: 1-2 minutes on 2 cores
-//! BENCH_QUICK=1 cargo bench --bench throughput       # a quarter of the records: < 1 minute
-//! BENCH_SMOKE=1 cargo bench --bench throughput       # 15-20 s: delivery only
+//! cargo bench --bench throughput                     # full: 2-3 minutes on 2 cores
+//! BENCH_QUICK=1 cargo bench --bench throughput       # a quarter of the records: ~1 minute
+//! BENCH_SMOKE=1 cargo bench --bench throughput       # 20-30 s: delivery only
 //! cargo test --bench throughput                      # the smoke run, in the test profile
+//! BENCH_QUICK=1 BENCH_SCENARIOS=5,6 cargo bench --bench throughput   # TLS only: ~30 s
 //! ```
 //!
 //! Environment:
 //! - `KAFKA_BOOTSTRAP_SERVERS`: use that cluster instead of starting a Kafka node (a fresh
 //!   topic per run is created with CreateTopics; scenario 4 is skipped there, as the bench
-//!   cannot stop an external broker).
+//!   cannot stop an external broker, and so are the TLS scenarios 5 and 6, which need the
+//!   SASL_SSL listener, CA and SCRAM user of the bench's own node).
 //! - `KAFKA_VERSION`: the Kafka version of the bench's own node (as for the tests; default
 //!   the version `scripts/kafka` pins).
 //! - `BENCH_QUICK=1`, `BENCH_SMOKE=1`: the modes above. Without `--bench` among the
@@ -19,6 +22,7 @@
 //!   mode.
 //! - `BENCH_PARTITIONS` (default 6): partitions of every topic.
 //! - `BENCH_SCENARIOS=1,3`, `BENCH_BACKENDS=kafka` (or `broker`) or `sink`: run a subset.
+//!   `BENCH_SCENARIOS=5,6` runs the TLS comparison alone.
 //!
 //! How it measures:
 //! - The real broker is Apache Kafka: one node (KRaft, broker and controller in one JVM,
@@ -27,7 +31,18 @@
 //!   stopped when the bench ends, also when it fails. Every run (backend × scenario ×
 //!   client) gets a fresh topic, so no run reads another's data; the sink is new for every
 //!   run. In the full and quick modes an unmeasured run warms the JVM up first, so that the
-//!   first measured run does not meet a colder broker than the others.
+//!   first measured run does not meet a colder broker than the others; with a TLS scenario
+//!   selected, a second one (scenario 5 at the quick size over SASL_SSL) warms its TLS and
+//!   SCRAM paths.
+//! - TLS: when scenario 5 or 6 is selected, the node gets a second client listener,
+//!   SASL_SSL with SCRAM-SHA-512 only (`throughput/kafka.rs`), as the test bed's secure node
+//!   (`tests/common/secure.rs`) has: a CA and a broker certificate for 127.0.0.1 and
+//!   localhost made with rcgen when the node starts (`throughput/certs.rs`; the broker gets
+//!   them inline as a PEM keystore, the clients trust `ca.pem` in the node's directory,
+//!   removed with the node at the end), and a SCRAM user created when the storage is
+//!   formatted. The plaintext listener is unchanged and still serves the other scenarios
+//!   and topic creation; without a TLS scenario the node is configured exactly as before.
+//!   Both clients verify the broker's certificate and host name.
 //! - The client runs in a child process, this same binary re-executed with `--child`, so
 //!   that the process's CPU time (user + system) and peak RSS (`VmHWM`) are the client's
 //!   alone. The child reports them as one `RESULT key=value ...` line on stdout (see
@@ -47,10 +62,18 @@
 //!    acknowledgement.
 //! 4. Stalled broker: the broker is stopped (SIGSTOP; the sink stops answering), then one
 //!    thread sends for 5 s with a 32 MiB buffer; the figure is the client's peak RSS.
+//! 5. TLS, 100-byte values: scenario 1's load (1 sending thread, acks=1, linger 5 ms,
+//!    batch 64 KiB, no compression, so every value byte is encrypted; 2M records), run
+//!    over plaintext and over SASL_SSL with SCRAM-SHA-512, by each client, on the real Kafka
+//!    only (the sink speaks no TLS: both are shown as skipped there).
+//! 6. TLS, 1 KiB values: the same, with 500k records of 1 KiB.
 //!
 //! The runs against Kafka come first, then the sink. The bench ends with the ratios
-//! ours / rdkafka and the targets of the issue, each marked met or missed. Targets do not
-//! affect the exit status; failed runs do.
+//! ours / rdkafka and the targets of the issue, each marked met or missed, then the TLS
+//! table: for each client and size, records/s and CPU per 1M records over plaintext and
+//! over SASL_SSL and their ratio (the cost of TLS), and ours / rdkafka over SASL_SSL with
+//! its targets (records/s ≥ 1.0×, CPU ≤ 0.8×). Targets do not affect the exit status;
+//! failed runs do.
 //!
 //! Caveats when reading the figures:
 //! - Each figure is one run. On a small machine, runs of a second or less vary by 10–20 %
@@ -62,6 +85,11 @@
 //!   broker-bound one. The sink shares the machine's cores with the client.
 //! - Scenario 3's CPU includes the pacing thread's sleeps (one per record), the same for
 //!   both clients.
+//! - TLS runs share the machine with the broker's TLS work too: on 2 cores a run whose
+//!   client CPU is well below its wall time is bound by the broker (see its CPU column),
+//!   and its records/s says more about the broker than the client. Ours is rustls on the
+//!   ring provider; rdkafka is librdkafka on OpenSSL; the broker's JVM picks the protocol
+//!   version and cipher suite for both.
 //! - Settings are equivalent, not identical. Each client copies a record's value once: ours
 //!   gets it as a `bytes::Bytes` sharing the bench's buffer (a `Producer<Vec<u8>, Bytes>`)
 //!   and copies it into the batch; rdkafka copies it from a borrowed slice. Ours shares one
@@ -74,6 +102,8 @@
 // A bench's root file looks for modules beside itself; these live in `throughput/`.
 #[path = "throughput/broker.rs"]
 mod broker;
+#[path = "throughput/certs.rs"]
+mod certs;
 #[path = "throughput/client.rs"]
 mod client;
 #[path = "throughput/kafka.rs"]
@@ -92,7 +122,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use broker::{Broker, Kind, LocalKafka};
-use scenario::{Client, Mode, Scenario, BUFFER_MEMORY};
+use scenario::{Client, Mode, Scenario, Transport, BUFFER_MEMORY};
 
 /// The first argument of a child process.
 const CHILD_FLAG: &str = "--child";
@@ -153,7 +183,7 @@ impl Options {
                         .parse()
                         .ok()
                         .filter(|id| scenario::IDS.contains(id))
-                        .ok_or(format!("BENCH_SCENARIOS: no scenario {id:?} (1 to 4)"))
+                        .ok_or(format!("BENCH_SCENARIOS: no scenario {id:?} (1 to 6)"))
                 })
                 .collect::<Result<_, _>>()?,
             Err(_) => scenario::IDS.to_vec(),
@@ -182,6 +212,13 @@ impl Options {
             backends,
             clk_tck: clk_tck(),
         })
+    }
+
+    /// Whether a TLS scenario (5 or 6) is selected.
+    fn tls_selected(&self) -> bool {
+        self.scenarios
+            .iter()
+            .any(|&id| scenario::scenario(id, self.mode).tls)
     }
 
     /// How long a child may run before it is killed (and the run reported as failed).
@@ -314,18 +351,40 @@ enum Outcome {
     Skipped(String),
 }
 
-/// Every run's outcome by (backend name, scenario id, client), and notes on retries.
+/// A run: (backend name, scenario id, transport, client).
+type RunKey = (&'static str, u8, Transport, Client);
+
+/// Every run's outcome, and notes on retries.
 struct Results {
-    runs: HashMap<(&'static str, u8, Client), Outcome>,
-    retried: HashMap<(&'static str, u8, Client), String>,
+    runs: HashMap<RunKey, Outcome>,
+    retried: HashMap<RunKey, String>,
 }
 
 impl Results {
-    fn figures(&self, backend: &str, id: u8, client: Client) -> Option<&Figures> {
-        match self.runs.get(&(backend_key(backend), id, client)) {
+    fn figures(
+        &self,
+        backend: &str,
+        id: u8,
+        transport: Transport,
+        client: Client,
+    ) -> Option<&Figures> {
+        match self
+            .runs
+            .get(&(backend_key(backend), id, transport, client))
+        {
             Some(Outcome::Done(f)) => Some(f),
             _ => None,
         }
+    }
+}
+
+/// How a run is named in lines and tables: `5 SASL_SSL` for the TLS scenarios' runs, the
+/// bare id for the others.
+fn run_label(s: &Scenario, transport: Transport) -> String {
+    if s.tls {
+        format!("{} {transport}", s.id)
+    } else {
+        s.id.to_string()
     }
 }
 
@@ -370,6 +429,17 @@ fn bench(mode: Mode) -> Result<bool, String> {
         };
         println!("  ours:    {}", show(s.java_properties("")));
         println!("  rdkafka: {}", show(s.rdkafka_properties("")));
+        if s.tls {
+            // The password is the bench's own, of a user that exists only in its node.
+            println!(
+                "  over SASL_SSL, ours adds:    {}",
+                show(scenario::java_tls_properties("<bench CA>"))
+            );
+            println!(
+                "  over SASL_SSL, rdkafka adds: {}",
+                show(scenario::rdkafka_tls_properties("<bench CA>"))
+            );
+        }
     }
 
     let started = Instant::now();
@@ -377,19 +447,43 @@ fn bench(mode: Mode) -> Result<bool, String> {
         runs: HashMap::new(),
         retried: HashMap::new(),
     };
-    // Started by the first run against it; stopped when `bench` returns (or unwinds).
-    let kafka = LocalKafka::default();
+    // Started by the first run against it (with the SASL_SSL listener when a TLS scenario
+    // will run on it); stopped when `bench` returns (or unwinds).
+    let kafka = LocalKafka::new(
+        options.tls_selected() && options.backends.iter().any(|b| matches!(b, Kind::Kafka)),
+    );
     for backend in &options.backends {
         println!("\n== {} ==", backend.name());
         warm_up(&options, &kafka, backend);
         for &id in &options.scenarios {
             let s = scenario::scenario(id, mode);
-            for client in Client::ALL {
-                let outcome = run_with_retry(&options, &kafka, backend, &s, client, &mut results);
-                print_run(backend.name(), &s, client, &outcome);
-                results
-                    .runs
-                    .insert((backend_key(backend.name()), id, client), outcome);
+            if let Some(why) = tls_unsupported(&s, backend) {
+                println!("  [{}] scenario {id} skipped: {why}", backend.name());
+                for &transport in s.transports() {
+                    for client in Client::ALL {
+                        let key = (backend_key(backend.name()), id, transport, client);
+                        results.runs.insert(key, Outcome::Skipped(why.to_string()));
+                    }
+                }
+                continue;
+            }
+            for &transport in s.transports() {
+                for client in Client::ALL {
+                    let outcome = run_with_retry(
+                        &options,
+                        &kafka,
+                        backend,
+                        &s,
+                        transport,
+                        client,
+                        &mut results,
+                    );
+                    print_run(backend.name(), &s, transport, client, &outcome);
+                    results.runs.insert(
+                        (backend_key(backend.name()), id, transport, client),
+                        outcome,
+                    );
+                }
             }
         }
         if mode != Mode::Smoke {
@@ -398,15 +492,20 @@ fn bench(mode: Mode) -> Result<bool, String> {
     }
     if mode != Mode::Smoke {
         print_ratio_table(&options, &results);
+        print_tls_table(&options, &results);
     }
 
     let mut failures: Vec<String> = results
         .runs
         .iter()
-        .filter_map(|((backend, id, client), outcome)| match outcome {
-            Outcome::Failed(e) => Some(format!("{backend} scenario {id} {client}: {e}")),
-            _ => None,
-        })
+        .filter_map(
+            |((backend, id, transport, client), outcome)| match outcome {
+                Outcome::Failed(e) => {
+                    Some(format!("{backend} scenario {id} {transport} {client}: {e}"))
+                }
+                _ => None,
+            },
+        )
         .collect();
     failures.sort();
     println!(
@@ -414,8 +513,11 @@ fn bench(mode: Mode) -> Result<bool, String> {
         started.elapsed().as_secs_f64(),
         load_average()
     );
-    for ((backend, id, client), first) in &results.retried {
-        println!("RETRIED: {backend} scenario {id} {client}: the first attempt failed: {first}");
+    for ((backend, id, transport, client), first) in &results.retried {
+        println!(
+            "RETRIED: {backend} scenario {id} {transport} {client}: the first attempt failed: \
+             {first}"
+        );
     }
     if failures.is_empty() {
         if mode == Mode::Smoke {
@@ -433,22 +535,44 @@ fn bench(mode: Mode) -> Result<bool, String> {
 /// In the full and quick modes, one unmeasured run against the bench's Kafka (scenario 1
 /// at the quick size, rdkafka) before the measured ones: the JVM compiles its hot paths
 /// during the first run it serves, which would make the first measured run slower than
-/// the others.
+/// the others. With a TLS scenario selected, a second one over SASL_SSL (scenario 5 at the
+/// quick size) warms the broker's TLS and SCRAM paths too.
 fn warm_up(options: &Options, kafka: &LocalKafka, backend: &Kind) {
     if options.mode == Mode::Smoke || !matches!(backend, Kind::Kafka) {
         return;
     }
-    let s = scenario::scenario(1, Mode::Quick);
-    let started = Instant::now();
-    match run_once(options, kafka, backend, &s, Client::Rdkafka) {
-        Outcome::Done(_) => println!(
-            "  warmed Kafka up with an unmeasured run (scenario 1, {}, rdkafka) in {:.1} s",
-            s.load_description(),
-            started.elapsed().as_secs_f64()
-        ),
-        Outcome::Failed(e) | Outcome::Skipped(e) => {
-            println!("  the warm-up run failed (the runs go on): {e}")
+    let mut warm_ups = vec![(1, Transport::Plaintext)];
+    if options.tls_selected() {
+        warm_ups.push((5, Transport::SaslSsl));
+    }
+    for (id, transport) in warm_ups {
+        let s = scenario::scenario(id, Mode::Quick);
+        let started = Instant::now();
+        match run_once(options, kafka, backend, &s, transport, Client::Rdkafka) {
+            Outcome::Done(_) => println!(
+                "  warmed Kafka up with an unmeasured run (scenario {id} over {transport}, {}, \
+                 rdkafka) in {:.1} s",
+                s.load_description(),
+                started.elapsed().as_secs_f64()
+            ),
+            Outcome::Failed(e) | Outcome::Skipped(e) => {
+                println!("  the warm-up run over {transport} failed (the runs go on): {e}")
+            }
         }
+    }
+}
+
+/// Why a TLS scenario cannot run on `backend`: only the bench's own node has a SASL_SSL
+/// listener (with a CA and a SCRAM user the bench made).
+fn tls_unsupported(s: &Scenario, backend: &Kind) -> Option<&'static str> {
+    match backend {
+        _ if !s.tls => None,
+        Kind::Kafka => None,
+        Kind::Sink => Some("the sink speaks no TLS; the TLS scenarios run on the real Kafka only"),
+        Kind::External(_) => Some(
+            "the TLS scenarios need the bench's own Kafka node (its SASL_SSL listener, CA and \
+             SCRAM user); unset KAFKA_BOOTSTRAP_SERVERS to run them",
+        ),
     }
 }
 
@@ -459,10 +583,11 @@ fn run_with_retry(
     kafka: &LocalKafka,
     backend: &Kind,
     s: &Scenario,
+    transport: Transport,
     client: Client,
     results: &mut Results,
 ) -> Outcome {
-    let first = run_once(options, kafka, backend, s, client);
+    let first = run_once(options, kafka, backend, s, transport, client);
     let Outcome::Failed(error) = &first else {
         return first;
     };
@@ -472,12 +597,13 @@ fn run_with_retry(
     println!(
         "  RUN FAILED: {} scenario {} {client}: {error}\n  retrying once on a fresh topic",
         backend.name(),
-        s.id
+        run_label(s, transport)
     );
-    results
-        .retried
-        .insert((backend_key(backend.name()), s.id, client), error.clone());
-    run_once(options, kafka, backend, s, client)
+    results.retried.insert(
+        (backend_key(backend.name()), s.id, transport, client),
+        error.clone(),
+    );
+    run_once(options, kafka, backend, s, transport, client)
 }
 
 fn run_once(
@@ -485,6 +611,7 @@ fn run_once(
     kafka: &LocalKafka,
     kind: &Kind,
     s: &Scenario,
+    transport: Transport,
     client: Client,
 ) -> Outcome {
     if s.is_stalled() && matches!(kind, Kind::External(_)) {
@@ -495,10 +622,11 @@ fn run_once(
         Err(e) => return Outcome::Failed(e),
     };
     let topic = unique_topic(s.id, client);
+    // Topics are created over the plaintext listener, whatever the run uses.
     if let Err(e) = broker.create_topic(&topic, options.partitions) {
         return Outcome::Failed(e);
     }
-    match run_child(options, &broker, s, client, &topic) {
+    match run_child(options, &broker, s, transport, client, &topic) {
         Ok(figures) => Outcome::Done(figures),
         Err(e) => Outcome::Failed(e),
     }
@@ -530,16 +658,26 @@ fn run_child(
     options: &Options,
     broker: &Broker,
     s: &Scenario,
+    transport: Transport,
     client: Client,
     topic: &str,
 ) -> Result<Figures, String> {
     let exe = std::env::current_exe().map_err(|e| format!("locating the bench binary: {e}"))?;
+    let (bootstrap, ca) = match transport {
+        Transport::Plaintext => (broker.bootstrap(), client::NO_CA.to_string()),
+        Transport::SaslSsl => {
+            let tls = broker
+                .tls()
+                .ok_or("this broker has no SASL_SSL listener (only the bench's own node does)")?;
+            (tls.bootstrap.clone(), tls.ca_path.display().to_string())
+        }
+    };
     let broker_cpu_before = broker.cpu_ticks();
     let mut child = ChildProcess(
         Command::new(exe)
             .arg(CHILD_FLAG)
             .args([client.name(), &s.id.to_string(), options.mode.name()])
-            .args([broker.bootstrap().as_str(), topic])
+            .args([transport.name(), &bootstrap, topic, &ca])
             .stdin(if s.is_stalled() {
                 Stdio::piped()
             } else {
@@ -627,8 +765,11 @@ fn run_child(
     }
 }
 
-fn print_run(backend: &str, s: &Scenario, client: Client, outcome: &Outcome) {
-    let who = format!("[{backend}] scenario {} {client:<7}", s.id);
+fn print_run(backend: &str, s: &Scenario, transport: Transport, client: Client, outcome: &Outcome) {
+    let who = format!(
+        "[{backend}] scenario {} {client:<7}",
+        run_label(s, transport)
+    );
     match outcome {
         Outcome::Done(f) => {
             let latency = f.latency_ms.map_or(String::new(), |[p50, p99, p999, max]| {
@@ -688,8 +829,19 @@ fn print_figures_table(options: &Options, backend: &str, results: &Results) {
     println!("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|");
     for &id in &options.scenarios {
         let s = scenario::scenario(id, options.mode);
-        for client in Client::ALL {
-            let key = (backend_key(backend), id, client);
+        // A TLS scenario not run on this backend: one row says why.
+        let key = (backend_key(backend), id, Transport::SaslSsl, Client::Ours);
+        if let (true, Some(Outcome::Skipped(why))) = (s.tls, results.runs.get(&key)) {
+            println!("| {id} | both | skipped: {why} ||||||||||||");
+            continue;
+        }
+        for (&transport, client) in s
+            .transports()
+            .iter()
+            .flat_map(|t| Client::ALL.map(|c| (t, c)))
+        {
+            let key = (backend_key(backend), id, transport, client);
+            let label = run_label(&s, transport);
             let retried = results.retried.contains_key(&key);
             match results.runs.get(&key) {
                 Some(Outcome::Done(f)) => {
@@ -706,7 +858,7 @@ fn print_figures_table(options: &Options, backend: &str, results: &Results) {
                         };
                     }
                     println!(
-                        "| {id} | {client} | {} | {:.2} | {:.0} | {:.1} | {:.2} | {:.3} | {p50} \
+                        "| {label} | {client} | {} | {:.2} | {:.0} | {:.1} | {:.2} | {:.3} | {p50} \
                          | {p99} | {p999} | {:.1} | {} | {note} |",
                         f.records(&s),
                         f.elapsed.as_secs_f64(),
@@ -719,10 +871,10 @@ fn print_figures_table(options: &Options, backend: &str, results: &Results) {
                     );
                 }
                 Some(Outcome::Failed(e)) => {
-                    println!("| {id} | {client} | FAILED: {e} ||||||||||||");
+                    println!("| {label} | {client} | FAILED: {e} ||||||||||||");
                 }
                 Some(Outcome::Skipped(why)) => {
-                    println!("| {id} | {client} | skipped: {why} ||||||||||||");
+                    println!("| {label} | {client} | skipped: {why} ||||||||||||");
                 }
                 None => {}
             }
@@ -783,6 +935,9 @@ fn print_ratio_table(options: &Options, results: &Results) {
         rows.push((4, backend, Metric::PeakRss, Target::StalledRss));
     }
     rows.sort_by_key(|&(id, backend, ..)| (id, backend == "sink"));
+    if !rows.iter().any(|(id, ..)| options.scenarios.contains(id)) {
+        return; // only TLS scenarios: their ratios are in the TLS table
+    }
 
     println!("\n### ours / rdkafka\n");
     println!("| scenario | metric | ours | rdkafka | ratio | target | status |");
@@ -807,9 +962,12 @@ fn print_ratio_table(options: &Options, results: &Results) {
             Metric::Latency(_) => ("p99.9 latency ms", |v| format!("{v:.2}")),
             Metric::PeakRss => ("peak RSS MiB", |v| format!("{v:.1}")),
         };
-        let ours = results.figures(backend, id, Client::Ours).and_then(value);
+        let plain = Transport::Plaintext;
+        let ours = results
+            .figures(backend, id, plain, Client::Ours)
+            .and_then(value);
         let theirs = results
-            .figures(backend, id, Client::Rdkafka)
+            .figures(backend, id, plain, Client::Rdkafka)
             .and_then(value);
         let ratio = ours.zip(theirs).map(|(o, t)| o / t);
         let target_text = match target {
@@ -840,5 +998,122 @@ fn met(ok: bool) -> &'static str {
         "met"
     } else {
         "**missed**"
+    }
+}
+
+/// The TLS scenarios on the bench's Kafka: each client's records/s and CPU over plaintext
+/// and over SASL_SSL with the cost of TLS (SASL_SSL / plaintext), then ours / rdkafka over
+/// SASL_SSL with the issue's targets (records/s ≥ 1.0×, CPU ≤ 0.8×).
+fn print_tls_table(options: &Options, results: &Results) {
+    let ids: Vec<u8> = options
+        .scenarios
+        .iter()
+        .copied()
+        .filter(|&id| scenario::scenario(id, options.mode).tls)
+        .collect();
+    if ids.is_empty() {
+        return;
+    }
+    let backend = Kind::Kafka.name();
+    println!("\n### TLS: SASL_SSL (SCRAM-SHA-512) vs plaintext, on {backend}\n");
+    if !options.backends.iter().any(|b| matches!(b, Kind::Kafka)) {
+        println!(
+            "not run: the TLS scenarios need the bench's own Kafka node (no \
+             KAFKA_BOOTSTRAP_SERVERS, BENCH_BACKENDS including kafka)"
+        );
+        return;
+    }
+    let (plain, tls) = (Transport::Plaintext, Transport::SaslSsl);
+    let ratio = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b);
+    let show = |v: Option<f64>, decimals: usize| {
+        v.map_or("—".to_string(), |v| format!("{v:.decimals$}"))
+    };
+    println!(
+        "| scenario | client | plaintext records/s | SASL_SSL records/s | records/s \
+         SASL_SSL / plaintext | plaintext CPU s / 1M records | SASL_SSL CPU s / 1M records \
+         | CPU SASL_SSL / plaintext |"
+    );
+    println!("|---|---|--:|--:|--:|--:|--:|--:|");
+    for &id in &ids {
+        let s = scenario::scenario(id, options.mode);
+        let label = format!("{id} ({})", size_label(s.value_size));
+        let rate = |t, c| {
+            results
+                .figures(backend, id, t, c)
+                .map(|f| f.records_per_s(&s))
+        };
+        let cpu = |t, c| {
+            results
+                .figures(backend, id, t, c)
+                .map(|f| f.cpu_per_million(&s))
+        };
+        for client in Client::ALL {
+            let (rate_plain, rate_tls) = (rate(plain, client), rate(tls, client));
+            let (cpu_plain, cpu_tls) = (cpu(plain, client), cpu(tls, client));
+            println!(
+                "| {label} | {client} | {} | {} | {} | {} | {} | {} |",
+                show(rate_plain, 0),
+                show(rate_tls, 0),
+                show(ratio(rate_tls, rate_plain), 2),
+                show(cpu_plain, 3),
+                show(cpu_tls, 3),
+                show(ratio(cpu_tls, cpu_plain), 2),
+            );
+        }
+        let (ours, theirs) = (Client::Ours, Client::Rdkafka);
+        println!(
+            "| {label} | ours / rdkafka | {} | {} | — | {} | {} | — |",
+            show(ratio(rate(plain, ours), rate(plain, theirs)), 2),
+            show(ratio(rate(tls, ours), rate(tls, theirs)), 2),
+            show(ratio(cpu(plain, ours), cpu(plain, theirs)), 2),
+            show(ratio(cpu(tls, ours), cpu(tls, theirs)), 2),
+        );
+    }
+
+    println!("\n| scenario | metric over SASL_SSL | ours | rdkafka | ratio | target | status |");
+    println!("|---|---|--:|--:|--:|---|---|");
+    for &id in &ids {
+        let s = scenario::scenario(id, options.mode);
+        let label = format!("{id} ({})", size_label(s.value_size));
+        let rows = [
+            (Metric::RecordsPerSec, Target::AtLeast(1.0)),
+            (Metric::CpuPerMillion, Target::AtMost(0.8)),
+        ];
+        for (metric, target) in rows {
+            let (name, decimals) = match metric {
+                Metric::RecordsPerSec => ("records/s", 0),
+                _ => ("CPU s per 1M records", 3),
+            };
+            let get = |c| {
+                results.figures(backend, id, tls, c).map(|f| match metric {
+                    Metric::RecordsPerSec => f.records_per_s(&s),
+                    _ => f.cpu_per_million(&s),
+                })
+            };
+            let (ours, theirs) = (get(Client::Ours), get(Client::Rdkafka));
+            let r = ratio(ours, theirs);
+            let (target_text, status) = match (target, r) {
+                (Target::AtLeast(t), Some(r)) => (format!("≥ {t:.1}"), met(r >= t)),
+                (Target::AtMost(t), Some(r)) => (format!("≤ {t:.1}"), met(r <= t)),
+                (Target::AtLeast(t), None) => (format!("≥ {t:.1}"), "n/a (run failed or skipped)"),
+                (Target::AtMost(t), None) => (format!("≤ {t:.1}"), "n/a (run failed or skipped)"),
+                (Target::StalledRss | Target::None, _) => ("—".to_string(), "—"),
+            };
+            println!(
+                "| {label} | {name} | {} | {} | {} | {target_text} | {status} |",
+                show(ours, decimals),
+                show(theirs, decimals),
+                show(r, 2),
+            );
+        }
+    }
+}
+
+/// `100 B`, `1 KiB`.
+fn size_label(bytes: usize) -> String {
+    if bytes >= 1024 && bytes.is_multiple_of(1024) {
+        format!("{} KiB", bytes / 1024)
+    } else {
+        format!("{bytes} B")
     }
 }

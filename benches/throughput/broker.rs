@@ -1,7 +1,8 @@
 //! The brokers the clients run against: a single-node Apache Kafka of our own (one for the
 //! whole bench, started on first use: a JVM takes 5–10 s to start; every run gets a fresh
 //! topic), an external cluster named by `KAFKA_BOOTSTRAP_SERVERS`, or the in-process
-//! [`Sink`] (a fresh one for every run).
+//! [`Sink`] (a fresh one for every run). Only the bench's own node serves the TLS
+//! scenarios (its SASL_SSL listener, [`Broker::tls`]).
 
 use std::cell::OnceCell;
 use std::future::Future;
@@ -17,7 +18,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 
-use crate::kafka::Kafka;
+use crate::kafka::{Kafka, TlsListener};
 use crate::procfs;
 use crate::sink::{Sink, Stall};
 
@@ -46,19 +47,36 @@ impl Kind {
 /// The bench's Kafka node, started by the first run that needs it and stopped (its data
 /// removed) when this is dropped at the end of the bench. A failed start is not retried:
 /// every later run fails with the same error.
-#[derive(Default)]
 pub struct LocalKafka {
     node: OnceCell<Result<Kafka, String>>,
+    /// Start the node with its SASL_SSL listener (a TLS scenario is selected).
+    tls: bool,
 }
 
 impl LocalKafka {
+    /// Not started yet; `tls`: with the SASL_SSL listener when it starts.
+    pub fn new(tls: bool) -> LocalKafka {
+        LocalKafka {
+            node: OnceCell::new(),
+            tls,
+        }
+    }
+
     /// The node, started now if no run started it yet.
     fn get(&self) -> Result<&Kafka, String> {
         let node = self.node.get_or_init(|| {
             let started = Instant::now();
-            let kafka = Kafka::start()?;
+            let kafka = Kafka::start(self.tls)?;
+            let tls = kafka.tls().map_or(String::new(), |tls| {
+                format!(
+                    " and SASL_SSL (SCRAM-SHA-512) on {}, CA {}",
+                    tls.bootstrap,
+                    tls.ca_path.display()
+                )
+            });
             println!(
-                "  (started a single-node Kafka on {} in {:.1} s; it serves every run)",
+                "  (started a single-node Kafka, plaintext on {}{tls}, in {:.1} s; it serves \
+                 every run)",
                 kafka.bootstrap(),
                 started.elapsed().as_secs_f64()
             );
@@ -110,6 +128,15 @@ impl<'a> Broker<'a> {
             Broker::Kafka(kafka) => kafka.bootstrap().to_string(),
             Broker::External(bootstrap) => bootstrap.clone(),
             Broker::Sink(sink) => sink.bootstrap(),
+        }
+    }
+
+    /// The SASL_SSL listener: only the bench's own node has one, and only when a TLS
+    /// scenario is selected.
+    pub fn tls(&self) -> Option<&TlsListener> {
+        match self {
+            Broker::Kafka(kafka) => kafka.tls(),
+            Broker::External(_) | Broker::Sink(_) => None,
         }
     }
 

@@ -34,7 +34,7 @@ use rdkafka::producer::{
 use rdkafka::ClientContext;
 
 use crate::procfs;
-use crate::scenario::{self, records_at_rate, Client, Load, Mode, Scenario};
+use crate::scenario::{self, records_at_rate, Client, Load, Mode, Scenario, Transport};
 
 /// The first word of the result line.
 pub const RESULT_PREFIX: &str = "RESULT";
@@ -59,28 +59,45 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// for the whole millisecond (see `POLL_INTERVAL`), on every sending thread.
 const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(1);
 
-/// `args`: client, scenario id, mode, bootstrap servers, topic.
+/// The placeholder of the CA argument of a plaintext run.
+pub const NO_CA: &str = "-";
+
+/// `args`: client, scenario id, mode, transport, bootstrap servers, topic, and the CA's PEM
+/// file (SASL_SSL) or [`NO_CA`].
 pub fn child_main(args: &[String]) -> ExitCode {
     let parsed = match args {
-        [client, id, mode, bootstrap, topic] => Client::parse(client)
+        [client, id, mode, transport, bootstrap, topic, ca] => Client::parse(client)
             .zip(
                 id.parse::<u8>()
                     .ok()
                     .filter(|id| scenario::IDS.contains(id)),
             )
             .zip(Mode::parse(mode))
-            .map(|((client, id), mode)| (client, scenario::scenario(id, mode), bootstrap, topic)),
+            .zip(Transport::parse(transport))
+            .map(|(((client, id), mode), transport)| {
+                let ca = (transport == Transport::SaslSsl).then_some(ca.as_str());
+                (client, scenario::scenario(id, mode), bootstrap, topic, ca)
+            }),
         _ => None,
     };
-    let Some((client, scenario, bootstrap, topic)) = parsed else {
-        eprintln!("child: expected CLIENT SCENARIO MODE BOOTSTRAP TOPIC, got {args:?}");
+    let Some((client, scenario, bootstrap, topic, ca)) = parsed else {
+        eprintln!(
+            "child: expected CLIENT SCENARIO MODE TRANSPORT BOOTSTRAP TOPIC CA, got {args:?}"
+        );
         return ExitCode::from(2);
     };
-    let who = format!("child {client}, scenario {}", scenario.id);
+    let transport = if ca.is_some() {
+        Transport::SaslSsl
+    } else {
+        Transport::Plaintext
+    };
+    let who = format!("child {client}, scenario {} over {transport}", scenario.id);
     let result = match client {
-        Client::Ours => Ours::start(&scenario, bootstrap, topic).and_then(|c| run(c, &scenario)),
+        Client::Ours => {
+            Ours::start(&scenario, bootstrap, topic, ca).and_then(|c| run(c, &scenario))
+        }
         Client::Rdkafka => {
-            Rdkafka::start(&scenario, bootstrap, topic).and_then(|c| run(c, &scenario))
+            Rdkafka::start(&scenario, bootstrap, topic, ca).and_then(|c| run(c, &scenario))
         }
     };
     match result {
@@ -524,9 +541,11 @@ struct Ours {
 }
 
 impl Ours {
-    fn start(s: &Scenario, bootstrap: &str, topic: &str) -> Result<Ours, String> {
+    /// `ca`: over SASL_SSL, trusting this PEM file.
+    fn start(s: &Scenario, bootstrap: &str, topic: &str, ca: Option<&str>) -> Result<Ours, String> {
         let mut builder = Producer::builder();
-        for (name, value) in s.java_properties(bootstrap) {
+        let tls = ca.map_or_else(Vec::new, scenario::java_tls_properties);
+        for (name, value) in s.java_properties(bootstrap).into_iter().chain(tls) {
             builder = builder.set(name, value);
         }
         let producer = builder
@@ -639,9 +658,16 @@ impl RdContext {
 }
 
 impl Rdkafka {
-    fn start(s: &Scenario, bootstrap: &str, topic: &str) -> Result<Rdkafka, String> {
+    /// `ca`: over SASL_SSL, trusting this PEM file.
+    fn start(
+        s: &Scenario,
+        bootstrap: &str,
+        topic: &str,
+        ca: Option<&str>,
+    ) -> Result<Rdkafka, String> {
         let mut config = ClientConfig::new();
-        for (name, value) in s.rdkafka_properties(bootstrap) {
+        let tls = ca.map_or_else(Vec::new, scenario::rdkafka_tls_properties);
+        for (name, value) in s.rdkafka_properties(bootstrap).into_iter().chain(tls) {
             config.set(name, value);
         }
         let context = RdContext {

@@ -2,6 +2,13 @@
 //! the jars `scripts/kafka fetch` copies out of Maven Central, started as
 //! `tests/common/kafka.rs` starts the test bed's nodes, and kept for the whole bench.
 //!
+//! When a TLS scenario is selected, the node gets a second client listener, `SASL_SSL`
+//! with SCRAM-SHA-512 only (as `tests/common/secure.rs` configures its own): the broker
+//! certificate of [`BenchCerts`] given inline as a PEM keystore, and the SCRAM user of
+//! [`scenario::SCRAM_USER`] created when the storage is formatted. The plaintext listener
+//! stays as it is (the other scenarios, topic creation, readiness); without a TLS scenario
+//! the node is configured exactly as before.
+//!
 //! The JVM is started by a small `sh` wrapper whose stdin is a pipe from this process. The
 //! wrapper prints the JVM's pid, then waits on that pipe; when the pipe closes (this
 //! [`Kafka`] is dropped, or the bench process exits in any way: panic, abort, SIGKILL), the
@@ -17,7 +24,9 @@ use std::time::{Duration, Instant};
 
 use kafka_producer::net::{BlockingClient, ConnectionConfig};
 
+use crate::certs::BenchCerts;
 use crate::procfs;
+use crate::scenario;
 
 /// The JVM system property that marks the bench's broker.
 const MARKER_PROPERTY: &str = "kafka_producer.bench";
@@ -42,6 +51,9 @@ wait "$jvm" 2>/dev/null
 rm -rf "$dir"
 "#;
 
+/// The name of the TLS listener (and its prefix `listener.name.sasl_ssl.` in properties).
+const TLS_LISTENER: &str = "SASL_SSL";
+
 /// A running single-node Kafka; stopped, and its data removed, on drop.
 pub struct Kafka {
     /// The `sh` wrapper; its stdin below is the pipe that keeps the JVM alive.
@@ -50,17 +62,29 @@ pub struct Kafka {
     pid: u32,
     bootstrap: String,
     dir: PathBuf,
+    tls: Option<TlsListener>,
+}
+
+/// The node's SASL_SSL listener, when it has one.
+#[derive(Debug, Clone)]
+pub struct TlsListener {
+    /// `127.0.0.1:port` of the SASL_SSL listener.
+    pub bootstrap: String,
+    /// The bench CA's certificate (PEM) in the node's directory: the clients' only trust.
+    pub ca_path: PathBuf,
 }
 
 impl Kafka {
     /// Fetches the distribution (once per checkout), formats a fresh node and starts it;
     /// returns once it answers ApiVersions. Tries three times, on new ports, in case another
-    /// process takes a port between the probe and the bind.
-    pub fn start() -> Result<Kafka, String> {
+    /// process takes a port between the probe and the bind. With `tls`, the node also has
+    /// the SASL_SSL listener (see the module docs), with certificates made now.
+    pub fn start(tls: bool) -> Result<Kafka, String> {
         let dist = fetch()?;
+        let certs = tls.then(BenchCerts::generate).transpose()?;
         let mut last_error = String::new();
         for _attempt in 0..3 {
-            match Kafka::try_start(&dist) {
+            match Kafka::try_start(&dist, certs.as_ref()) {
                 Ok(kafka) => return Ok(kafka),
                 Err(e) => last_error = e,
             }
@@ -68,8 +92,12 @@ impl Kafka {
         Err(format!("Kafka did not start: {last_error}"))
     }
 
-    fn try_start(dist: &Path) -> Result<Kafka, String> {
+    fn try_start(dist: &Path, certs: Option<&BenchCerts>) -> Result<Kafka, String> {
         let (port, controller_port) = (free_port()?, free_port()?);
+        let tls = match certs {
+            Some(certs) => Some((free_port()?, certs)),
+            None => None,
+        };
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
@@ -77,12 +105,32 @@ impl Kafka {
         let dir = std::env::temp_dir().join(&name);
         std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         let config = dir.join("server.properties");
-        std::fs::write(&config, properties(port, controller_port, &dir))
-            .map_err(|e| format!("writing {}: {e}", config.display()))?;
-        let format = java(dist)
+        let ca_path = dir.join("ca.pem");
+        let written = std::fs::write(&config, properties(port, controller_port, &dir, tls))
+            .map_err(|e| format!("writing {}: {e}", config.display()))
+            .and_then(|()| match certs {
+                Some(certs) => std::fs::write(&ca_path, &certs.ca_pem)
+                    .map_err(|e| format!("writing {}: {e}", ca_path.display())),
+                None => Ok(()),
+            });
+        if let Err(e) = written {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+        let mut format = java(dist);
+        format
             .arg("kafka.tools.StorageTool")
             .args(["format", "-t", CLUSTER_ID, "-c"])
-            .arg(&config)
+            .arg(&config);
+        if certs.is_some() {
+            format.arg("--add-scram").arg(format!(
+                "{}=[name={},password={}]",
+                scenario::SCRAM_MECHANISM,
+                scenario::SCRAM_USER,
+                scenario::SCRAM_PASSWORD
+            ));
+        }
+        let format = format
             .output()
             .map_err(|e| format!("running Kafka's StorageTool (is java installed?): {e}"))?;
         if !format.status.success() {
@@ -108,6 +156,10 @@ impl Kafka {
         command.push(config.display().to_string());
         let mut kafka = spawn(&command, &dir)?;
         kafka.bootstrap = format!("127.0.0.1:{port}");
+        kafka.tls = tls.map(|(tls_port, _)| TlsListener {
+            bootstrap: format!("127.0.0.1:{tls_port}"),
+            ca_path,
+        });
         kafka.wait_ready(START_TIMEOUT)?;
         Ok(kafka)
     }
@@ -143,6 +195,11 @@ impl Kafka {
     /// `127.0.0.1:port`.
     pub fn bootstrap(&self) -> &str {
         &self.bootstrap
+    }
+
+    /// The SASL_SSL listener, if the node was started with one.
+    pub fn tls(&self) -> Option<&TlsListener> {
+        self.tls.as_ref()
     }
 
     /// The JVM's pid (its CPU time; SIGSTOP and SIGCONT for the stalled scenario).
@@ -189,6 +246,7 @@ fn spawn(command: &[String], dir: &Path) -> Result<Kafka, String> {
         pid: 0,
         bootstrap: String::new(),
         dir: dir.to_path_buf(),
+        tls: None,
     };
     let mut line = String::new();
     BufReader::new(stdout.ok_or("the wrapper has no stdout")?)
@@ -234,9 +292,15 @@ fn java(dist: &Path) -> Command {
 }
 
 /// The test bed's single-node properties (`tests/common/kafka.rs`): combined mode, topic
-/// auto-creation off, replication factor 1, fewer threads than a production broker.
-fn properties(port: u16, controller_port: u16, dir: &Path) -> String {
-    let properties = [
+/// auto-creation off, replication factor 1, fewer threads than a production broker. With
+/// `tls` (its port and the certificates), also the SASL_SSL listener.
+fn properties(
+    port: u16,
+    controller_port: u16,
+    dir: &Path,
+    tls: Option<(u16, &BenchCerts)>,
+) -> String {
+    let mut properties = vec![
         ("process.roles", "broker,controller".to_string()),
         ("node.id", "1".to_string()),
         (
@@ -273,10 +337,49 @@ fn properties(port: u16, controller_port: u16, dir: &Path) -> String {
         ("num.recovery.threads.per.data.dir", "1".to_string()),
         ("log.cleaner.enable", "false".to_string()),
     ];
+    if let Some((tls_port, certs)) = tls {
+        let listener = format!("{TLS_LISTENER}://127.0.0.1:{tls_port}");
+        for (key, value) in properties.iter_mut() {
+            match *key {
+                "listeners" | "advertised.listeners" => *value += &format!(",{listener}"),
+                "listener.security.protocol.map" => *value += &format!(",{TLS_LISTENER}:SASL_SSL"),
+                _ => {}
+            }
+        }
+        properties.extend([
+            (
+                "sasl.enabled.mechanisms",
+                scenario::SCRAM_MECHANISM.to_string(),
+            ),
+            (
+                // listener.name.<listener>.<mechanism>.sasl.jaas.config: SCRAM needs no
+                // options; the users are in the metadata log (`--add-scram` at format time).
+                "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config",
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;".to_string(),
+            ),
+            // The broker certificate given inline as PEM (a PEM key file would need an
+            // encrypted key and `ssl.key.password`).
+            ("ssl.keystore.type", "PEM".to_string()),
+            (
+                "ssl.keystore.certificate.chain",
+                certs.broker_chain_pem.clone(),
+            ),
+            ("ssl.keystore.key", certs.broker_key_pem.clone()),
+        ]);
+    }
     properties
         .iter()
-        .map(|(k, v)| format!("{k}={v}\n"))
+        .map(|(k, v)| format!("{k}={}\n", escape_property(v)))
         .collect()
+}
+
+/// `value` escaped for a Java properties file, so that a multi-line value (an inline PEM
+/// certificate or key) stays one property.
+fn escape_property(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('\n', "\\n")
+        .replace('\r', "\\r")
 }
 
 fn free_port() -> Result<u16, String> {

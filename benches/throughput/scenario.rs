@@ -1,5 +1,6 @@
-//! The four scenarios, their sizes in each mode, and the equivalent settings both clients
-//! get for them.
+//! The six scenarios, their sizes in each mode, and the equivalent settings both clients
+//! get for them (over plaintext, and for scenarios 5 and 6 also over SASL_SSL with
+//! SCRAM-SHA-512).
 
 use std::fmt;
 use std::time::Duration;
@@ -64,6 +65,44 @@ impl fmt::Display for Client {
     }
 }
 
+/// How a client reaches the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// The PLAINTEXT listener: every scenario.
+    Plaintext,
+    /// The SASL_SSL listener of the bench's own Kafka node, SCRAM-SHA-512 as [`SCRAM_USER`],
+    /// the bench's CA as the only trust (scenarios 5 and 6).
+    SaslSsl,
+}
+
+impl Transport {
+    pub const ALL: [Transport; 2] = [Transport::Plaintext, Transport::SaslSsl];
+
+    /// The name in tables and on the child's command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Plaintext => "plaintext",
+            Transport::SaslSsl => "SASL_SSL",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Transport> {
+        Transport::ALL.into_iter().find(|t| t.name() == name)
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The SASL mechanism of the TLS scenarios.
+pub const SCRAM_MECHANISM: &str = "SCRAM-SHA-512";
+/// The SCRAM user the bench's Kafka node is formatted with, and its password.
+pub const SCRAM_USER: &str = "bench";
+pub const SCRAM_PASSWORD: &str = "bench-secret";
+
 /// What a scenario's sending threads do.
 #[derive(Debug, Clone, Copy)]
 pub enum Load {
@@ -93,6 +132,9 @@ pub struct Scenario {
     /// Records sent and acknowledged before the measurement starts (connections, metadata,
     /// producer id and allocator warm); not counted.
     pub warmup: u64,
+    /// Runs over SASL_SSL as well as plaintext ([`Scenario::transports`]); on the bench's
+    /// own Kafka node only.
+    pub tls: bool,
 }
 
 /// `buffer.memory` for ours and `queue.buffering.max.kbytes` for librdkafka, in every
@@ -111,9 +153,9 @@ const STALL_MAX_BLOCK_MS: u64 = 100;
 /// The partitions of every bench topic (both backends), unless `BENCH_PARTITIONS` is set.
 pub const DEFAULT_PARTITIONS: i32 = 6;
 
-pub const IDS: [u8; 4] = [1, 2, 3, 4];
+pub const IDS: [u8; 6] = [1, 2, 3, 4, 5, 6];
 
-/// Scenario `id` (1 to 4) at the sizes of `mode`.
+/// Scenario `id` (1 to 6) at the sizes of `mode`.
 pub fn scenario(id: u8, mode: Mode) -> Scenario {
     // (full, quick, smoke)
     let pick = |full: u64, quick: u64, smoke: u64| match mode {
@@ -134,6 +176,7 @@ pub fn scenario(id: u8, mode: Mode) -> Scenario {
         idempotence: false,
         load: Load::Count(0),
         warmup: pick(20_000, 2_000, 20),
+        tls: false,
     };
     match id {
         1 => Scenario {
@@ -170,6 +213,24 @@ pub fn scenario(id: u8, mode: Mode) -> Scenario {
             warmup: pick(2_000, 500, 20),
             ..base
         },
+        // Scenario 1's load shape (one thread, acks=1, no compression, so that every value
+        // byte is encrypted) over SASL_SSL and over plaintext, with 100 B and 1 KiB values.
+        5 => Scenario {
+            title: "TLS: 100 B values, 1 thread, acks=1, linger 5 ms, batch 64 KiB, no compression; \
+                    SASL_SSL SCRAM-SHA-512 vs plaintext",
+            load: Load::Count(pick(2_000_000, 500_000, 2_000)),
+            tls: true,
+            ..base
+        },
+        6 => Scenario {
+            title: "TLS: 1 KiB values, 1 thread, acks=1, linger 5 ms, batch 64 KiB, no compression; \
+                    SASL_SSL SCRAM-SHA-512 vs plaintext",
+            value_size: 1024,
+            load: Load::Count(pick(500_000, 125_000, 1_000)),
+            warmup: pick(5_000, 1_000, 20),
+            tls: true,
+            ..base
+        },
         _ => panic!("there is no scenario {id}"),
     }
 }
@@ -177,6 +238,15 @@ pub fn scenario(id: u8, mode: Mode) -> Scenario {
 impl Scenario {
     pub fn is_stalled(&self) -> bool {
         matches!(self.load, Load::Stalled { .. })
+    }
+
+    /// The transports it runs over: plaintext, then (TLS scenarios) SASL_SSL.
+    pub fn transports(&self) -> &'static [Transport] {
+        if self.tls {
+            &Transport::ALL
+        } else {
+            &[Transport::Plaintext]
+        }
     }
 
     /// A one-line description of the load.
@@ -246,6 +316,35 @@ impl Scenario {
             ("message.max.bytes", MAX_REQUEST_SIZE.to_string()),
         ]
     }
+}
+
+/// Ours over SASL_SSL: the properties added to [`Scenario::java_properties`]; `ca` is the
+/// PEM file of the bench's CA.
+pub fn java_tls_properties(ca: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("security.protocol", "SASL_SSL".to_string()),
+        ("sasl.mechanism", SCRAM_MECHANISM.to_string()),
+        (
+            "sasl.jaas.config",
+            format!(
+                "org.apache.kafka.common.security.scram.ScramLoginModule required \
+                 username=\"{SCRAM_USER}\" password=\"{SCRAM_PASSWORD}\";"
+            ),
+        ),
+        ("ssl.truststore.type", "PEM".to_string()),
+        ("ssl.truststore.location", ca.to_string()),
+    ]
+}
+
+/// rdkafka over SASL_SSL: the properties added to [`Scenario::rdkafka_properties`].
+pub fn rdkafka_tls_properties(ca: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("security.protocol", "sasl_ssl".to_string()),
+        ("sasl.mechanism", SCRAM_MECHANISM.to_string()),
+        ("sasl.username", SCRAM_USER.to_string()),
+        ("sasl.password", SCRAM_PASSWORD.to_string()),
+        ("ssl.ca.location", ca.to_string()),
+    ]
 }
 
 /// The number of records a rate load sends.
