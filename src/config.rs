@@ -1572,10 +1572,6 @@ mod tests {
                 ],
                 "PEM",
             ),
-            (
-                vec![("security.protocol", "SSL"), ("ssl.key.password", "pw")],
-                "unencrypted",
-            ),
             (vec![("ssl.enabled.protocols", "TLSv1.1")], "no TLS version"),
             (vec![("ssl.protocol", "SSLv3")], "not supported"),
             (
@@ -1646,6 +1642,39 @@ mod tests {
         let message = config_error(garbage.connection_security());
         assert!(message.contains("no private key"), "{message}");
         assert!(!message.contains(SECRET), "{message}");
+
+        // An encrypted key (encrypted by the openssl tool, an independent implementation):
+        // it needs ssl.key.password, and only the right one.
+        let plain_key = dir.join("key.pem");
+        std::fs::write(&plain_key, ca.key_pair.serialize_pem()).unwrap();
+        let encrypted = std::process::Command::new("openssl")
+            .args(["pkcs8", "-topk8", "-v2", "aes-256-cbc", "-passout"])
+            .arg(format!("pass:{SECRET}"))
+            .arg("-in")
+            .arg(&plain_key)
+            .output()
+            .expect("the openssl tool");
+        assert!(encrypted.status.success(), "{encrypted:?}");
+        let encrypted = String::from_utf8(encrypted.stdout).unwrap();
+        assert!(encrypted.contains("ENCRYPTED PRIVATE KEY"), "{encrypted}");
+        let cert = ca.cert.pem();
+        let keyed = |password: Option<&str>| {
+            let mut props = vec![
+                ("security.protocol", "SSL"),
+                ("ssl.truststore.certificates", cert.as_str()),
+                ("ssl.keystore.certificate.chain", cert.as_str()),
+                ("ssl.keystore.key", encrypted.as_str()),
+            ];
+            if let Some(p) = password {
+                props.push(("ssl.key.password", p));
+            }
+            with(&props).unwrap().connection_security()
+        };
+        assert!(keyed(Some(SECRET)).is_ok());
+        let message = config_error(keyed(None));
+        assert!(message.contains("set ssl.key.password"), "{message}");
+        let message = config_error(keyed(Some("not-it")));
+        assert!(message.contains("does not decrypt"), "{message}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

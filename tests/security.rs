@@ -489,6 +489,89 @@ fn a_password_changed_under_a_running_producer_fails_later_records_with_authenti
     assert!(took < BAD_CASE_BOUND);
 }
 
+/// A client key encrypted with a password (by the openssl tool), given with
+/// `ssl.key.password`, authenticates on the mTLS listener; TLS 1.2 and TLS 1.3 each work
+/// alone (`ssl.enabled.protocols`, `ssl.protocol`).
+#[test]
+fn encrypted_client_keys_and_each_tls_version_connect() {
+    let kafka = secure::shared();
+    let encrypted = std::process::Command::new("openssl")
+        .args([
+            "pkcs8",
+            "-topk8",
+            "-v2",
+            "aes-256-cbc",
+            "-passout",
+            "pass:key-pw",
+        ])
+        .arg("-in")
+        .arg(kafka.certs.client_key_path())
+        .output()
+        .expect("the openssl tool");
+    assert!(encrypted.status.success(), "{encrypted:?}");
+    let encrypted = String::from_utf8(encrypted.stdout).unwrap();
+    let topic = unique_topic("sec-variants");
+    kafka.create_topic(&topic, 1);
+    let variants: Vec<(&str, Vec<(String, String)>)> = vec![
+        (
+            "mTLS, encrypted key",
+            with(
+                properties(kafka, Listener::Mtls, None),
+                &[
+                    ("ssl.keystore.key", &encrypted),
+                    ("ssl.key.password", "key-pw"),
+                ],
+            ),
+        ),
+        (
+            "TLSv1.2 only",
+            with(
+                properties(kafka, Listener::Ssl, None),
+                &[("ssl.enabled.protocols", "TLSv1.2")],
+            ),
+        ),
+        (
+            "ssl.protocol=TLSv1.2",
+            with(
+                properties(kafka, Listener::SaslSsl, Some("SCRAM-SHA-256")),
+                &[("ssl.protocol", "TLSv1.2")],
+            ),
+        ),
+        (
+            "TLSv1.3 only",
+            with(
+                properties(kafka, Listener::Ssl, None),
+                &[("ssl.enabled.protocols", "TLSv1.3")],
+            ),
+        ),
+    ];
+    for (i, (name, props)) in variants.into_iter().enumerate() {
+        let producer = Producer::from_properties(props).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let md = producer
+            .send(ProducerRecord::new(
+                topic.as_str(),
+                name.as_bytes().to_vec(),
+            ))
+            .wait()
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(md.offset(), i as i64, "{name}");
+    }
+    let read = kafka.read_back(&topic, 4);
+    assert_eq!(read[0].value.as_deref(), Some(&b"mTLS, encrypted key"[..]));
+    // The wrong key password is a config error when the producer is built.
+    let wrong = with(
+        properties(kafka, Listener::Mtls, None),
+        &[
+            ("ssl.keystore.key", &encrypted),
+            ("ssl.key.password", "not-it"),
+        ],
+    );
+    match Producer::from_properties(wrong) {
+        Err(Error::Config(m)) => assert!(m.contains("does not decrypt"), "{m}"),
+        other => panic!("expected a config error, got {other:?}"),
+    }
+}
+
 /// How long the re-authentication run lasts (`REAUTH_SECS`, default 60).
 fn reauth_run() -> Duration {
     let secs = std::env::var("REAUTH_SECS")

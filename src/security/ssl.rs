@@ -41,8 +41,9 @@ pub struct SslConfig {
     pub keystore_key: Option<Secret>,
     /// `ssl.keystore.password`: only meaningful for JKS and PKCS12 stores.
     pub keystore_password: Option<Secret>,
-    /// `ssl.key.password`: the password of an encrypted private key, which this client
-    /// cannot decrypt (an error says how to store the key unencrypted).
+    /// `ssl.key.password`: the password of an encrypted private key (PKCS#8
+    /// `ENCRYPTED PRIVATE KEY`, PBES2: PBKDF2 or scrypt with AES-CBC, as `openssl pkcs8
+    /// -topk8` writes it).
     pub key_password: Option<Secret>,
     /// `ssl.endpoint.identification.algorithm` (default `https`): the broker's certificate
     /// must name the host the client connected to. Empty disables the check (the chain is
@@ -275,14 +276,6 @@ impl SslConfig {
                 "ssl.keystore.certificate.chain and ssl.keystore.key go together; set both".into(),
             ));
         }
-        if self.key_password.is_some() {
-            return Err(Error::Config(
-                "ssl.key.password is set, but encrypted private keys are not supported; store \
-                 the key unencrypted (openssl pkcs8 -topk8 -nocrypt -in key.pem -out \
-                 plain-key.pem), protected by file permissions, and remove ssl.key.password"
-                    .into(),
-            ));
-        }
         Ok(())
     }
 }
@@ -313,11 +306,14 @@ mod rustls_config {
     use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
     use rustls::client::WebPkiServerVerifier;
     use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+    use rustls::pki_types::{
+        CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime,
+    };
     use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore};
 
     use super::SslConfig;
     use crate::error::Error;
+    use crate::security::Secret;
 
     /// The rustls client configuration for `ssl`: trust roots, client certificate, TLS
     /// versions and host name verification. Stores are read here, once per producer, so a
@@ -403,13 +399,17 @@ mod rustls_config {
             let pem = read_file("ssl.keystore.location", path)?;
             let what = format!("ssl.keystore.location {}", path.display());
             let chain = certificates(&what, &pem)?;
-            let key = private_key(&what, &pem)?;
+            let key = private_key(&what, &pem, ssl.key_password.as_ref())?;
             return Ok(Some((chain, key)));
         }
         match (&ssl.keystore_certificate_chain, &ssl.keystore_key) {
             (Some(chain), Some(key)) => {
                 let chain = certificates("ssl.keystore.certificate.chain", chain.as_bytes())?;
-                let key = private_key("ssl.keystore.key", key.expose().as_bytes())?;
+                let key = private_key(
+                    "ssl.keystore.key",
+                    key.expose().as_bytes(),
+                    ssl.key_password.as_ref(),
+                )?;
                 Ok(Some((chain, key)))
             }
             _ => Ok(None),
@@ -442,20 +442,62 @@ mod rustls_config {
         Ok(certs)
     }
 
-    /// The private key in PEM text. The error never quotes the text, which is a secret.
-    fn private_key(what: &str, pem: &[u8]) -> Result<PrivateKeyDer<'static>, Error> {
-        if String::from_utf8_lossy(pem).contains("ENCRYPTED PRIVATE KEY") {
-            return Err(Error::Config(format!(
-                "{what}: the private key is encrypted, which this client cannot read; store \
-                 it unencrypted (openssl pkcs8 -topk8 -nocrypt)"
-            )));
+    /// The private key in PEM text, decrypted with `password` when it is encrypted. The
+    /// errors never quote the text or the password.
+    fn private_key(
+        what: &str,
+        pem: &[u8],
+        password: Option<&Secret>,
+    ) -> Result<PrivateKeyDer<'static>, Error> {
+        let text = String::from_utf8_lossy(pem);
+        if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+            let Some(password) = password else {
+                return Err(Error::Config(format!(
+                    "{what}: the private key is encrypted; set ssl.key.password"
+                )));
+            };
+            return decrypt(what, &text, password);
+        }
+        if password.is_some() {
+            log::warn!("{what}: ssl.key.password is set, but the private key is not encrypted");
         }
         PrivateKeyDer::from_pem_slice(pem).map_err(|_| {
             Error::Config(format!(
-                "{what}: no private key found (expected a PEM PRIVATE KEY, RSA PRIVATE KEY or \
-                 EC PRIVATE KEY section)"
+                "{what}: no private key found (expected a PEM PRIVATE KEY, ENCRYPTED PRIVATE \
+                 KEY, RSA PRIVATE KEY or EC PRIVATE KEY section)"
             ))
         })
+    }
+
+    /// Decrypts the `ENCRYPTED PRIVATE KEY` section of `text` (PKCS#8, PBES2).
+    fn decrypt(what: &str, text: &str, password: &Secret) -> Result<PrivateKeyDer<'static>, Error> {
+        const BEGIN: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
+        const END: &str = "-----END ENCRYPTED PRIVATE KEY-----";
+        let start = text.find(BEGIN).expect("checked by the caller");
+        let section = text[start..]
+            .find(END)
+            .map(|end| &text[start..start + end + END.len()])
+            .ok_or_else(|| {
+                Error::Config(format!("{what}: the encrypted private key has no end line"))
+            })?;
+        let (_, document) = pkcs8::Document::from_pem(section).map_err(|_| {
+            Error::Config(format!(
+                "{what}: the encrypted private key is not valid PEM"
+            ))
+        })?;
+        let encrypted =
+            pkcs8::EncryptedPrivateKeyInfo::try_from(document.as_bytes()).map_err(|_| {
+                Error::Config(format!("{what}: the encrypted private key is not PKCS#8"))
+            })?;
+        let key = encrypted.decrypt(password.expose()).map_err(|_| {
+            Error::Config(format!(
+                "{what}: the private key does not decrypt with ssl.key.password (a wrong \
+                 password, or a cipher other than PBES2 with AES-CBC)"
+            ))
+        })?;
+        Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+            key.as_bytes().to_vec(),
+        )))
     }
 
     /// `ssl.endpoint.identification.algorithm=""`: the chain is verified as usual, only a
