@@ -17,6 +17,8 @@ use kafka_producer::protocol::metadata::{
 use kafka_producer::protocol::produce::{
     LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
 };
+use kafka_producer::protocol::sasl_authenticate::SaslAuthenticateResponse;
+use kafka_producer::protocol::sasl_handshake::SaslHandshakeResponse;
 use kafka_producer::protocol::{decode_any_response, response_header_version, ApiKey};
 use kafka_producer::record_batch::{ProducerState, RecordBatch, RecordBatchBuilder};
 use kafka_producer::{Compression, Header};
@@ -250,6 +252,39 @@ fn the_init_producer_id_target_survives_random_and_mutated_frames() {
         &seeds,
         &mut Rng(4),
     );
+    assert!(fed > 10_000);
+}
+
+#[test]
+fn the_sasl_target_survives_random_and_mutated_frames() {
+    let handshake = SaslHandshakeResponse {
+        error_code: 33,
+        mechanisms: vec!["PLAIN".into(), "SCRAM-SHA-512".into()],
+    };
+    let authenticate = SaslAuthenticateResponse {
+        error_code: 0,
+        error_message: None,
+        auth_bytes: b"r=nonce,s=c2FsdA==,i=4096".to_vec(),
+        session_lifetime_ms: 5_000,
+    };
+    // The target's first byte: even picks SaslHandshake, odd SaslAuthenticate; half of it
+    // picks the version.
+    let mut seeds = Vec::new();
+    for seed in response_seeds(ApiKey::SASL_HANDSHAKE, 0..=1, i16::MAX, |v, out| {
+        handshake.encode_body(v, out)
+    }) {
+        let mut s = seed;
+        s[0] *= 2;
+        seeds.push(s);
+    }
+    for seed in response_seeds(ApiKey::SASL_AUTHENTICATE, 0..=2, 2, |v, out| {
+        authenticate.encode_body(v, out)
+    }) {
+        let mut s = seed;
+        s[0] = s[0] * 2 + 1;
+        seeds.push(s);
+    }
+    let fed = run("sasl_response", bodies::sasl_response, &seeds, &mut Rng(9));
     assert!(fed > 10_000);
 }
 

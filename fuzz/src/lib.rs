@@ -18,6 +18,10 @@ use kafka_producer::protocol::header::ResponseHeader;
 use kafka_producer::protocol::init_producer_id::{InitProducerIdRequest, InitProducerIdResponse};
 use kafka_producer::protocol::metadata::{MetadataRequest, MetadataResponse};
 use kafka_producer::protocol::produce::{ProduceRequest, ProduceResponse};
+use kafka_producer::protocol::sasl_authenticate::{
+    SaslAuthenticateRequest, SaslAuthenticateResponse,
+};
+use kafka_producer::protocol::sasl_handshake::{SaslHandshakeRequest, SaslHandshakeResponse};
 use kafka_producer::protocol::{
     decode_any_response, decode_response, is_flexible, peek_correlation_id,
     response_header_version, Reader, Request,
@@ -53,7 +57,9 @@ encode_body!(
     ApiVersionsResponse,
     MetadataResponse,
     ProduceResponse,
-    InitProducerIdResponse
+    InitProducerIdResponse,
+    SaslHandshakeResponse,
+    SaslAuthenticateResponse
 );
 
 /// A version in `R`'s range picked by the first byte, and the bytes after it.
@@ -125,6 +131,24 @@ pub fn produce_response(data: &[u8]) {
 pub fn init_producer_id_response(data: &[u8]) {
     if let Some((version, frame)) = pick_version::<InitProducerIdRequest>(data) {
         response_round_trip::<InitProducerIdRequest>(version, frame);
+    }
+}
+
+/// Target `sasl_response`: the first byte picks the API (even: SaslHandshake v0–1, odd:
+/// SaslAuthenticate v0–2) and the version; the answers a broker sends while the client
+/// authenticates.
+pub fn sasl_response(data: &[u8]) {
+    let Some((&first, rest)) = data.split_first() else {
+        return;
+    };
+    let picked = [first / 2].into_iter().chain(rest.iter().copied());
+    let data: Vec<u8> = picked.collect();
+    if first % 2 == 0 {
+        if let Some((version, frame)) = pick_version::<SaslHandshakeRequest>(&data) {
+            response_round_trip::<SaslHandshakeRequest>(version, frame);
+        }
+    } else if let Some((version, frame)) = pick_version::<SaslAuthenticateRequest>(&data) {
+        response_round_trip::<SaslAuthenticateRequest>(version, frame);
     }
 }
 
