@@ -112,3 +112,35 @@ fn public_types_have_the_promised_traits() {
     assert_values::<PartitionInfo>();
     assert_values::<kafka_producer::Headers>();
 }
+
+/// The security half of the design's contract, part 2, as written (the transaction half
+/// comes with transactions).
+fn contract_part_2_security() -> Result<Producer, Error> {
+    let secure: Producer = Producer::from_properties([
+        ("bootstrap.servers", "127.0.0.1:9096"),
+        ("security.protocol", "SASL_SSL"),
+        ("sasl.mechanism", "SCRAM-SHA-512"),
+        (
+            "sasl.jaas.config",
+            "org.apache.kafka.common.security.scram.ScramLoginModule required \
+        username=\"alice\" password=\"alice-secret\";",
+        ),
+        ("ssl.truststore.type", "PEM"),
+        ("ssl.truststore.location", "/path/to/ca.pem"),
+    ])?;
+    Ok(secure)
+}
+
+#[test]
+fn the_security_contract_compiles_and_reads_its_truststore_when_built() {
+    // The truststore path of the contract does not exist here: building fails with a config
+    // error that names it, and no secret.
+    match contract_part_2_security() {
+        Err(Error::Config(message)) => {
+            assert!(message.contains("/path/to/ca.pem"), "{message}");
+            assert!(!message.contains("alice-secret"), "{message}");
+        }
+        other => panic!("expected a config error naming the truststore, got {other:?}"),
+    }
+    assert!(!Error::Authentication("x".into()).is_retriable());
+}
