@@ -504,14 +504,7 @@ fn secure(
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let server_name = rustls::pki_types::ServerName::try_from(host.to_owned())
             .map_err(|e| Error::Config(format!("{host:?} is not a valid TLS server name: {e}")))?;
-        let plain = Stream::Plain(tcp);
-        plain
-            .arm(deadline)
-            .map_err(|e| net_error(broker, "set socket timeouts", &e))?;
-        let Stream::Plain(tcp) = plain else {
-            unreachable!("constructed as Plain above")
-        };
-        Stream::tls(tcp, tls, server_name)
+        Stream::tls(tcp, tls, server_name, deadline)
             .map_err(|e| setup_io_error(&e, broker, config, "the TLS handshake"))
     }
     #[cfg(not(feature = "tls"))]

@@ -48,23 +48,17 @@ impl Stream {
     /// Bounds every following read and write by `deadline`: the socket timeouts are set to
     /// the time left. Fails with [`io::ErrorKind::TimedOut`] once it has passed.
     pub(crate) fn arm(&self, deadline: Instant) -> io::Result<()> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "deadline passed"));
-        }
-        // A zero timeout means "none" to the socket; keep at least a millisecond.
-        let left = left.max(Duration::from_millis(1));
-        self.tcp().set_read_timeout(Some(left))?;
-        self.tcp().set_write_timeout(Some(left))
+        arm(self.tcp(), deadline)
     }
 
     /// Runs the TLS handshake over `tcp` with `config`, expecting a certificate for
-    /// `server_name`, within the socket timeouts already set on `tcp`.
+    /// `server_name`, every read and write bounded by `deadline`.
     #[cfg(feature = "tls")]
     pub(crate) fn tls(
         tcp: TcpStream,
         config: Arc<rustls::ClientConfig>,
         server_name: rustls::pki_types::ServerName<'static>,
+        deadline: Instant,
     ) -> io::Result<Self> {
         let mut connection = rustls::ClientConnection::new(config, server_name)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
@@ -73,6 +67,7 @@ impl Stream {
         connection.set_buffer_limit(None);
         let mut tcp = tcp;
         while connection.is_handshaking() {
+            arm(&tcp, deadline)?;
             connection.complete_io(&mut tcp)?;
         }
         Ok(Stream::Tls(Box::new(rustls::StreamOwned::new(
@@ -107,6 +102,19 @@ impl Stream {
             }
         }
     }
+}
+
+/// Sets `tcp`'s read and write timeouts to the time left until `deadline`; fails with
+/// [`io::ErrorKind::TimedOut`] once it has passed.
+fn arm(tcp: &TcpStream, deadline: Instant) -> io::Result<()> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(io::Error::new(io::ErrorKind::TimedOut, "deadline passed"));
+    }
+    // A zero timeout means "none" to the socket; keep at least a millisecond.
+    let left = left.max(Duration::from_millis(1));
+    tcp.set_read_timeout(Some(left))?;
+    tcp.set_write_timeout(Some(left))
 }
 
 impl Read for Stream {
@@ -338,7 +346,8 @@ mod tests {
             .with_no_client_auth();
         let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
         let name = ServerName::try_from("localhost").unwrap();
-        let mut stream = Stream::tls(tcp, Arc::new(config), name).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut stream = Stream::tls(tcp, Arc::new(config), name, deadline).unwrap();
         // One round trip before the split, as the handshake chain does.
         stream.write_all(&frame(10, 7)).unwrap();
         assert_eq!(read_frame(&mut stream, 1 << 20).unwrap(), frame(10, 7)[4..]);
@@ -363,5 +372,42 @@ mod tests {
         let write = writer.join().unwrap();
         write.tcp().shutdown(std::net::Shutdown::Both).unwrap();
         server.join().unwrap();
+    }
+
+    /// A peer that accepts the connection and never answers the ClientHello (a frozen
+    /// broker): the handshake gives up at its deadline instead of hanging.
+    #[test]
+    fn a_silent_peer_fails_the_tls_handshake_at_its_deadline() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let silent = std::thread::spawn(move || {
+            let (tcp, _) = listener.accept().unwrap();
+            std::thread::sleep(Duration::from_secs(2));
+            drop(tcp);
+        });
+        let key = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(key.cert.der().clone()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        let start = Instant::now();
+        let deadline = start + Duration::from_millis(300);
+        let error = Stream::tls(tcp, Arc::new(config), name, deadline).unwrap_err();
+        let took = start.elapsed();
+        assert!(
+            matches!(
+                error.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ),
+            "{error:?}"
+        );
+        assert!(took < Duration::from_millis(1500), "{took:?}");
+        silent.join().unwrap();
     }
 }
