@@ -19,6 +19,11 @@ use crate::security::Secret;
 /// either misconfigured or an attacker making the proof cheap to brute-force.
 const MIN_ITERATIONS: u32 = 4096;
 
+/// The most iterations a client computes. Kafka stores credentials with at most 16384; a
+/// count far above that can only come from a broken or hostile peer, which would otherwise
+/// keep a connect thread hashing for minutes.
+const MAX_ITERATIONS: u32 = 1_000_000;
+
 /// Random bytes in a client nonce (32 characters once base64-encoded).
 const NONCE_BYTES: usize = 24;
 
@@ -290,6 +295,12 @@ impl<'a> ServerFirst<'a> {
                  of {MIN_ITERATIONS}"
             )));
         }
+        if iterations > MAX_ITERATIONS {
+            return Err(Error::Authentication(format!(
+                "the broker asked for {iterations} SCRAM iterations, more than the \
+                 {MAX_ITERATIONS} this client computes (Kafka stores at most 16384)"
+            )));
+        }
         Ok(ServerFirst {
             nonce,
             salt,
@@ -480,6 +491,12 @@ mod tests {
             "r=rOprNGfwEbeRWgbNEkqO%hvYD,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4095",
         ));
         assert!(msg.contains("4095") && msg.contains("4096"), "{msg}");
+        let mut s = rfc_session();
+        let msg = auth_error(to_client_final(
+            &mut s,
+            "r=rOprNGfwEbeRWgbNEkqO%hvYD,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=2000000000",
+        ));
+        assert!(msg.contains("2000000000"), "{msg}");
     }
 
     #[test]
