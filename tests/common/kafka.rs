@@ -62,6 +62,11 @@ pub struct Distribution {
 }
 
 impl Distribution {
+    /// The directory of its jars.
+    pub fn libs(&self) -> PathBuf {
+        self.dir.join("libs")
+    }
+
     /// `java` with this distribution's jars (and the test bed's Java tools) on the class
     /// path and the test bed's quiet logging.
     pub fn java(&self) -> Command {

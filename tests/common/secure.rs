@@ -318,6 +318,15 @@ pub enum Listener {
     Limited,
 }
 
+/// Where Kafka 4.4 and later keep `kafka-configs`' main class, inside `kafka-tools`.
+const CONFIG_COMMAND_TOOLS: &str = "org/apache/kafka/tools/ConfigCommand.class";
+
+/// Whether the jar at `path` holds an entry named `entry` (its name appears in the zip's
+/// central directory, stored uncompressed).
+fn jar_has(path: &Path, entry: &str) -> bool {
+    std::fs::read(path).is_ok_and(|bytes| bytes.windows(entry.len()).any(|w| w == entry.as_bytes()))
+}
+
 /// The mechanisms [`Listener::Limited`] enables.
 pub const LIMITED_MECHANISMS: [&str; 1] = ["SCRAM-SHA-512"];
 
@@ -488,8 +497,22 @@ impl SecureKafka {
     /// session ends.
     pub fn set_scram_password(&self, user: &str, password: &str) {
         let config = format!("SCRAM-SHA-512=[iterations=4096,password={password}]");
+        // kafka-configs moved from the core module to kafka-tools in Kafka 4.4.
+        let libs = self.distribution().libs();
+        let moved = std::fs::read_dir(&libs)
+            .expect("the distribution's libs")
+            .filter_map(Result::ok)
+            .any(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.starts_with("kafka-tools-") && jar_has(&e.path(), CONFIG_COMMAND_TOOLS)
+            });
+        let main = if moved {
+            "org.apache.kafka.tools.ConfigCommand"
+        } else {
+            "kafka.admin.ConfigCommand"
+        };
         self.cluster.tool(
-            "kafka.admin.ConfigCommand",
+            main,
             &[
                 "--bootstrap-server",
                 &self.bootstrap(Listener::Plaintext),
