@@ -1,4 +1,11 @@
-//! One TCP connection to one broker, with its reader and writer threads.
+//! One connection to one broker, with its reader and writer threads.
+//!
+//! # Setup
+//!
+//! [`Connection::connect`] runs, on the calling thread, the whole chain within
+//! socket.connection.setup.timeout.ms: TCP connect, the TLS handshake (SSL, SASL_SSL),
+//! ApiVersions, then SaslHandshake and SaslAuthenticate (SASL_*). Only then are the reader
+//! and writer started, on the two halves of the stream ([`super::transport`]).
 //!
 //! # Ownership and threads
 //!
@@ -7,13 +14,15 @@
 //!   never touches the socket itself, so a broker that stops reading (a frozen process, a
 //!   full socket buffer) can stall only its own connection's writer, never the owner: the
 //!   sender thread keeps serving every other broker (issue 9, scenario 5).
-//! - The **writer thread** owns a clone of the socket for writing and the receiving end of
-//!   the frame queue. It writes each frame with one `write_all`, in queue order (so requests
+//! - The **writer thread** owns the write half of the stream and the receiving end of
+//!   the frame queue, and re-authenticates (KIP-368) between two frames when the session
+//!   the broker granted nears its end: its requests carry negative correlation ids and are
+//!   marked internal in `pending`, so the reader hands their answers back to it. It writes each frame with one `write_all`, in queue order (so requests
 //!   reach the broker in correlation order), bounded by the socket's write timeout. A failed
 //!   write records its cause in `write_error` and shuts the socket down, which ends the
 //!   reader; then it stops. It reports a frame that expects no response (acks=0) once it is
 //!   written, since nothing else will ([`ConnectionEventKind::Written`]).
-//! - The **reader thread** owns a clone of the socket for reading. It reads size-prefixed
+//! - The **reader thread** owns the read half of the stream. It reads size-prefixed
 //!   frames, looks the correlation id up in `pending`, decodes the response with the API key
 //!   and version recorded there, and sends a [`ConnectionEvent`] to the owner's channel.
 //! - `pending` (a `Mutex<HashMap>`) is the state owner and reader share. The owner inserts

@@ -1,6 +1,6 @@
-//! Blocking broker connections: TCP with Kafka's socket options, size-prefixed frames,
-//! correlation ids, the ApiVersions handshake, and a reader and a writer thread per
-//! connection.
+//! Blocking broker connections: TCP with Kafka's socket options, TLS and SASL
+//! (`security.protocol`), size-prefixed frames, correlation ids, the ApiVersions handshake,
+//! and a reader and a writer thread per connection.
 //!
 //! [`Connection`] is the building block the sender thread owns (one per broker); its reader
 //! thread delivers [`ConnectionEvent`]s to a channel the owner chooses. [`BlockingClient`]
