@@ -9,6 +9,7 @@
 
 pub mod api_versions;
 pub mod codec;
+pub mod find_coordinator;
 pub mod header;
 pub mod init_producer_id;
 pub mod metadata;
@@ -29,6 +30,8 @@ impl ApiKey {
     pub const PRODUCE: ApiKey = ApiKey(0);
     /// Metadata (3).
     pub const METADATA: ApiKey = ApiKey(3);
+    /// FindCoordinator (10).
+    pub const FIND_COORDINATOR: ApiKey = ApiKey(10);
     /// SaslHandshake (17).
     pub const SASL_HANDSHAKE: ApiKey = ApiKey(17);
     /// ApiVersions (18).
@@ -185,6 +188,8 @@ pub enum ResponseBody {
     SaslHandshake(sasl_handshake::SaslHandshakeResponse),
     /// A SaslAuthenticate response.
     SaslAuthenticate(sasl_authenticate::SaslAuthenticateResponse),
+    /// A FindCoordinator response.
+    FindCoordinator(find_coordinator::FindCoordinatorResponse),
 }
 
 /// `TryFrom<ResponseBody>` for each response type, so typed callers can unwrap a body.
@@ -209,6 +214,7 @@ response_body_conversions! {
     InitProducerId => init_producer_id::InitProducerIdResponse,
     SaslHandshake => sasl_handshake::SaslHandshakeResponse,
     SaslAuthenticate => sasl_authenticate::SaslAuthenticateResponse,
+    FindCoordinator => find_coordinator::FindCoordinatorResponse,
 }
 
 /// Decodes a response frame for the API `api_key` sent at `version`.
@@ -241,6 +247,10 @@ pub fn decode_any_response(
         ApiKey::SASL_AUTHENTICATE => {
             decode_checked::<sasl_authenticate::SaslAuthenticateRequest>(version, frame)
                 .map(|(c, b)| (c, B::SaslAuthenticate(b)))
+        }
+        ApiKey::FIND_COORDINATOR => {
+            decode_checked::<find_coordinator::FindCoordinatorRequest>(version, frame)
+                .map(|(c, b)| (c, B::FindCoordinator(b)))
         }
         ApiKey(other) => Err(DecodeError::UnsupportedVersion {
             api_key: other,
