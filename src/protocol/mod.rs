@@ -7,6 +7,7 @@
 //! Versions are chosen by range ([`VersionRange::highest_common`]): the highest version that
 //! both this client and the broker support, never an exact match.
 
+pub mod add_partitions_to_txn;
 pub mod api_versions;
 pub mod codec;
 pub mod find_coordinator;
@@ -38,6 +39,8 @@ impl ApiKey {
     pub const API_VERSIONS: ApiKey = ApiKey(18);
     /// InitProducerId (22).
     pub const INIT_PRODUCER_ID: ApiKey = ApiKey(22);
+    /// AddPartitionsToTxn (24).
+    pub const ADD_PARTITIONS_TO_TXN: ApiKey = ApiKey(24);
     /// SaslAuthenticate (36).
     pub const SASL_AUTHENTICATE: ApiKey = ApiKey(36);
 }
@@ -190,6 +193,8 @@ pub enum ResponseBody {
     SaslAuthenticate(sasl_authenticate::SaslAuthenticateResponse),
     /// A FindCoordinator response.
     FindCoordinator(find_coordinator::FindCoordinatorResponse),
+    /// An AddPartitionsToTxn response.
+    AddPartitionsToTxn(add_partitions_to_txn::AddPartitionsToTxnResponse),
 }
 
 /// `TryFrom<ResponseBody>` for each response type, so typed callers can unwrap a body.
@@ -215,6 +220,7 @@ response_body_conversions! {
     SaslHandshake => sasl_handshake::SaslHandshakeResponse,
     SaslAuthenticate => sasl_authenticate::SaslAuthenticateResponse,
     FindCoordinator => find_coordinator::FindCoordinatorResponse,
+    AddPartitionsToTxn => add_partitions_to_txn::AddPartitionsToTxnResponse,
 }
 
 /// Decodes a response frame for the API `api_key` sent at `version`.
@@ -251,6 +257,10 @@ pub fn decode_any_response(
         ApiKey::FIND_COORDINATOR => {
             decode_checked::<find_coordinator::FindCoordinatorRequest>(version, frame)
                 .map(|(c, b)| (c, B::FindCoordinator(b)))
+        }
+        ApiKey::ADD_PARTITIONS_TO_TXN => {
+            decode_checked::<add_partitions_to_txn::AddPartitionsToTxnRequest>(version, frame)
+                .map(|(c, b)| (c, B::AddPartitionsToTxn(b)))
         }
         ApiKey(other) => Err(DecodeError::UnsupportedVersion {
             api_key: other,
