@@ -7,6 +7,7 @@
 //! Versions are chosen by range ([`VersionRange::highest_common`]): the highest version that
 //! both this client and the broker support, never an exact match.
 
+pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod api_versions;
 pub mod codec;
@@ -41,6 +42,8 @@ impl ApiKey {
     pub const INIT_PRODUCER_ID: ApiKey = ApiKey(22);
     /// AddPartitionsToTxn (24).
     pub const ADD_PARTITIONS_TO_TXN: ApiKey = ApiKey(24);
+    /// AddOffsetsToTxn (25).
+    pub const ADD_OFFSETS_TO_TXN: ApiKey = ApiKey(25);
     /// SaslAuthenticate (36).
     pub const SASL_AUTHENTICATE: ApiKey = ApiKey(36);
 }
@@ -195,6 +198,8 @@ pub enum ResponseBody {
     FindCoordinator(find_coordinator::FindCoordinatorResponse),
     /// An AddPartitionsToTxn response.
     AddPartitionsToTxn(add_partitions_to_txn::AddPartitionsToTxnResponse),
+    /// An AddOffsetsToTxn response.
+    AddOffsetsToTxn(add_offsets_to_txn::AddOffsetsToTxnResponse),
 }
 
 /// `TryFrom<ResponseBody>` for each response type, so typed callers can unwrap a body.
@@ -221,6 +226,7 @@ response_body_conversions! {
     SaslAuthenticate => sasl_authenticate::SaslAuthenticateResponse,
     FindCoordinator => find_coordinator::FindCoordinatorResponse,
     AddPartitionsToTxn => add_partitions_to_txn::AddPartitionsToTxnResponse,
+    AddOffsetsToTxn => add_offsets_to_txn::AddOffsetsToTxnResponse,
 }
 
 /// Decodes a response frame for the API `api_key` sent at `version`.
@@ -261,6 +267,10 @@ pub fn decode_any_response(
         ApiKey::ADD_PARTITIONS_TO_TXN => {
             decode_checked::<add_partitions_to_txn::AddPartitionsToTxnRequest>(version, frame)
                 .map(|(c, b)| (c, B::AddPartitionsToTxn(b)))
+        }
+        ApiKey::ADD_OFFSETS_TO_TXN => {
+            decode_checked::<add_offsets_to_txn::AddOffsetsToTxnRequest>(version, frame)
+                .map(|(c, b)| (c, B::AddOffsetsToTxn(b)))
         }
         ApiKey(other) => Err(DecodeError::UnsupportedVersion {
             api_key: other,
