@@ -11,6 +11,7 @@ pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod api_versions;
 pub mod codec;
+pub mod end_txn;
 pub mod find_coordinator;
 pub mod header;
 pub mod init_producer_id;
@@ -44,6 +45,8 @@ impl ApiKey {
     pub const ADD_PARTITIONS_TO_TXN: ApiKey = ApiKey(24);
     /// AddOffsetsToTxn (25).
     pub const ADD_OFFSETS_TO_TXN: ApiKey = ApiKey(25);
+    /// EndTxn (26).
+    pub const END_TXN: ApiKey = ApiKey(26);
     /// SaslAuthenticate (36).
     pub const SASL_AUTHENTICATE: ApiKey = ApiKey(36);
 }
@@ -200,6 +203,8 @@ pub enum ResponseBody {
     AddPartitionsToTxn(add_partitions_to_txn::AddPartitionsToTxnResponse),
     /// An AddOffsetsToTxn response.
     AddOffsetsToTxn(add_offsets_to_txn::AddOffsetsToTxnResponse),
+    /// An EndTxn response.
+    EndTxn(end_txn::EndTxnResponse),
 }
 
 /// `TryFrom<ResponseBody>` for each response type, so typed callers can unwrap a body.
@@ -227,6 +232,7 @@ response_body_conversions! {
     FindCoordinator => find_coordinator::FindCoordinatorResponse,
     AddPartitionsToTxn => add_partitions_to_txn::AddPartitionsToTxnResponse,
     AddOffsetsToTxn => add_offsets_to_txn::AddOffsetsToTxnResponse,
+    EndTxn => end_txn::EndTxnResponse,
 }
 
 /// Decodes a response frame for the API `api_key` sent at `version`.
@@ -271,6 +277,9 @@ pub fn decode_any_response(
         ApiKey::ADD_OFFSETS_TO_TXN => {
             decode_checked::<add_offsets_to_txn::AddOffsetsToTxnRequest>(version, frame)
                 .map(|(c, b)| (c, B::AddOffsetsToTxn(b)))
+        }
+        ApiKey::END_TXN => {
+            decode_checked::<end_txn::EndTxnRequest>(version, frame).map(|(c, b)| (c, B::EndTxn(b)))
         }
         ApiKey(other) => Err(DecodeError::UnsupportedVersion {
             api_key: other,
