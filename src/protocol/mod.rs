@@ -19,6 +19,7 @@ pub mod metadata;
 pub mod produce;
 pub mod sasl_authenticate;
 pub mod sasl_handshake;
+pub mod txn_offset_commit;
 
 pub use codec::{DecodeError, DecodeResult, Reader, Writer};
 
@@ -47,6 +48,8 @@ impl ApiKey {
     pub const ADD_OFFSETS_TO_TXN: ApiKey = ApiKey(25);
     /// EndTxn (26).
     pub const END_TXN: ApiKey = ApiKey(26);
+    /// TxnOffsetCommit (28).
+    pub const TXN_OFFSET_COMMIT: ApiKey = ApiKey(28);
     /// SaslAuthenticate (36).
     pub const SASL_AUTHENTICATE: ApiKey = ApiKey(36);
 }
@@ -205,6 +208,8 @@ pub enum ResponseBody {
     AddOffsetsToTxn(add_offsets_to_txn::AddOffsetsToTxnResponse),
     /// An EndTxn response.
     EndTxn(end_txn::EndTxnResponse),
+    /// A TxnOffsetCommit response.
+    TxnOffsetCommit(txn_offset_commit::TxnOffsetCommitResponse),
 }
 
 /// `TryFrom<ResponseBody>` for each response type, so typed callers can unwrap a body.
@@ -233,6 +238,7 @@ response_body_conversions! {
     AddPartitionsToTxn => add_partitions_to_txn::AddPartitionsToTxnResponse,
     AddOffsetsToTxn => add_offsets_to_txn::AddOffsetsToTxnResponse,
     EndTxn => end_txn::EndTxnResponse,
+    TxnOffsetCommit => txn_offset_commit::TxnOffsetCommitResponse,
 }
 
 /// Decodes a response frame for the API `api_key` sent at `version`.
@@ -280,6 +286,10 @@ pub fn decode_any_response(
         }
         ApiKey::END_TXN => {
             decode_checked::<end_txn::EndTxnRequest>(version, frame).map(|(c, b)| (c, B::EndTxn(b)))
+        }
+        ApiKey::TXN_OFFSET_COMMIT => {
+            decode_checked::<txn_offset_commit::TxnOffsetCommitRequest>(version, frame)
+                .map(|(c, b)| (c, B::TxnOffsetCommit(b)))
         }
         ApiKey(other) => Err(DecodeError::UnsupportedVersion {
             api_key: other,
