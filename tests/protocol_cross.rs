@@ -7,15 +7,24 @@
 
 use bytes::Bytes;
 use kafka_protocol::messages as kp;
-use kafka_protocol::messages::{BrokerId, ProducerId, TopicName, TransactionalId};
+use kafka_protocol::messages::{BrokerId, GroupId, ProducerId, TopicName, TransactionalId};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 
+use kafka_producer::protocol::add_offsets_to_txn::AddOffsetsToTxnRequest;
+use kafka_producer::protocol::add_partitions_to_txn::{
+    AddPartitionsToTxnRequest, AddPartitionsToTxnTopic,
+};
 use kafka_producer::protocol::api_versions::{ApiVersionsRequest, CLIENT_SOFTWARE_NAME};
+use kafka_producer::protocol::end_txn::EndTxnRequest;
+use kafka_producer::protocol::find_coordinator::{self, CoordinatorType, FindCoordinatorRequest};
 use kafka_producer::protocol::init_producer_id::InitProducerIdRequest;
 use kafka_producer::protocol::metadata::MetadataRequest;
 use kafka_producer::protocol::produce::{PartitionProduceData, ProduceRequest, TopicProduceData};
 use kafka_producer::protocol::sasl_authenticate::SaslAuthenticateRequest;
 use kafka_producer::protocol::sasl_handshake::SaslHandshakeRequest;
+use kafka_producer::protocol::txn_offset_commit::{
+    TxnOffsetCommitPartition, TxnOffsetCommitRequest, TxnOffsetCommitTopic,
+};
 use kafka_producer::protocol::{decode_response, encode_request, is_flexible, Request};
 
 const CORRELATION_ID: i32 = 0x0102_0304;
@@ -617,6 +626,425 @@ fn sasl_authenticate_responses_from_kafka_protocol_decode_at_every_version() {
             assert_eq!(ours.error_message.as_deref(), error_message, "v{v}");
             assert_eq!(ours.auth_bytes, auth_bytes, "v{v}");
             assert_eq!(ours.session_lifetime_ms, theirs.session_lifetime_ms, "v{v}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// FindCoordinator
+
+#[test]
+fn find_coordinator_requests_decode_with_kafka_protocol_at_every_version() {
+    for v in FindCoordinatorRequest::VERSIONS.min..=FindCoordinatorRequest::VERSIONS.max {
+        for key_type in [CoordinatorType::GROUP, CoordinatorType::TRANSACTION] {
+            if v < 1 && key_type != CoordinatorType::GROUP {
+                continue; // v0 has no key type: only group lookups
+            }
+            let keys = if v >= find_coordinator::FIRST_BATCHED {
+                vec!["tx-1".to_owned(), "grüppe".to_owned(), String::new()]
+            } else {
+                vec!["tx-é".to_owned()]
+            };
+            let ours = FindCoordinatorRequest {
+                key_type,
+                keys: keys.clone(),
+            };
+            assert!(ours.lowest_version() <= v);
+            let theirs: kp::FindCoordinatorRequest = ours_through_theirs(&ours, v);
+            assert_eq!(theirs.key_type, if v >= 1 { key_type.0 } else { 0 }, "v{v}");
+            if v >= find_coordinator::FIRST_BATCHED {
+                assert_eq!(theirs.key.as_str(), "", "v{v}");
+                let got: Vec<_> = theirs.coordinator_keys.iter().map(|k| k.as_str()).collect();
+                assert_eq!(got, keys, "v{v}");
+            } else {
+                assert_eq!(theirs.key.as_str(), keys[0], "v{v}");
+                assert!(theirs.coordinator_keys.is_empty(), "v{v}");
+            }
+            assert!(theirs.unknown_tagged_fields.is_empty());
+        }
+    }
+}
+
+fn kp_find_coordinator_response(v: i16) -> kp::FindCoordinatorResponse {
+    use kp::find_coordinator_response::Coordinator;
+    let mut r = kp::FindCoordinatorResponse::default();
+    if v >= 1 {
+        r = r.with_throttle_time_ms(35);
+    }
+    if v >= 4 {
+        r.with_coordinators(vec![
+            Coordinator::default()
+                .with_key(s("tx-1"))
+                .with_node_id(BrokerId(3))
+                .with_host(s("broker-3.example"))
+                .with_port(9093),
+            Coordinator::default()
+                .with_key(s("grüppe"))
+                .with_node_id(BrokerId(-1))
+                .with_host(s(""))
+                .with_port(-1)
+                .with_error_code(15)
+                .with_error_message(Some(s("The coordinator is not available."))),
+            Coordinator::default()
+                .with_key(s("t"))
+                .with_node_id(BrokerId(4))
+                .with_host(s("b4"))
+                .with_port(19094)
+                .with_error_code(14)
+                .with_unknown_tagged_field(3, Bytes::from_static(b"x")),
+        ])
+    } else {
+        r = r
+            .with_error_code(14)
+            .with_node_id(BrokerId(7))
+            .with_host(s("broker-7.example"))
+            .with_port(9097);
+        if v >= 1 {
+            r = r.with_error_message(Some(s("loading é")));
+        }
+        if v >= 3 {
+            r = r.with_unknown_tagged_field(0, Bytes::from_static(b"later"));
+        }
+        r
+    }
+}
+
+#[test]
+fn find_coordinator_responses_from_kafka_protocol_decode_at_every_version() {
+    for v in FindCoordinatorRequest::VERSIONS.min..=FindCoordinatorRequest::VERSIONS.max {
+        let theirs = kp_find_coordinator_response(v);
+        let ours = decode_ours::<FindCoordinatorRequest>(v, &theirs_frame(&theirs, v));
+        assert_eq!(ours.throttle_time_ms, theirs.throttle_time_ms, "v{v}");
+        if v >= find_coordinator::FIRST_BATCHED {
+            assert_eq!(ours.coordinators.len(), theirs.coordinators.len(), "v{v}");
+            for (o, t) in ours.coordinators.iter().zip(&theirs.coordinators) {
+                assert_eq!(o.key, t.key.as_str());
+                assert_eq!(o.node_id, t.node_id.0);
+                assert_eq!(o.host, t.host.as_str());
+                assert_eq!(o.port, t.port);
+                assert_eq!(o.error_code, t.error_code);
+                assert_eq!(o.error_message.as_deref(), opt_str(&t.error_message));
+            }
+        } else {
+            let [o] = ours.coordinators.as_slice() else {
+                panic!("v{v}: {} entries", ours.coordinators.len());
+            };
+            assert_eq!(o.key, "", "v{v}");
+            assert_eq!(o.node_id, theirs.node_id.0);
+            assert_eq!(o.host, theirs.host.as_str());
+            assert_eq!(o.port, theirs.port);
+            assert_eq!(o.error_code, theirs.error_code);
+            // v0 has no message on the wire (kafka-protocol's default is `Some("")`).
+            let message = if v >= 1 {
+                opt_str(&theirs.error_message)
+            } else {
+                None
+            };
+            assert_eq!(o.error_message.as_deref(), message, "v{v}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// AddPartitionsToTxn
+
+#[test]
+fn add_partitions_to_txn_requests_decode_with_kafka_protocol_at_every_version() {
+    for v in AddPartitionsToTxnRequest::VERSIONS.min..=AddPartitionsToTxnRequest::VERSIONS.max {
+        let ours = AddPartitionsToTxnRequest {
+            transactional_id: "tx-é".into(),
+            producer_id: 0x0123_4567_89ab,
+            producer_epoch: 12,
+            topics: vec![
+                AddPartitionsToTxnTopic {
+                    name: "orders".into(),
+                    partitions: vec![0, 7, 1 << 20],
+                },
+                AddPartitionsToTxnTopic {
+                    name: "audit".into(),
+                    partitions: vec![],
+                },
+            ],
+        };
+        let theirs: kp::AddPartitionsToTxnRequest = ours_through_theirs(&ours, v);
+        assert_eq!(theirs.v3_and_below_transactional_id.0.as_str(), "tx-é");
+        assert_eq!(
+            theirs.v3_and_below_producer_id,
+            ProducerId(0x0123_4567_89ab)
+        );
+        assert_eq!(theirs.v3_and_below_producer_epoch, 12);
+        assert!(theirs.transactions.is_empty());
+        assert_eq!(theirs.v3_and_below_topics.len(), ours.topics.len());
+        for (o, t) in ours.topics.iter().zip(&theirs.v3_and_below_topics) {
+            assert_eq!(o.name, t.name.0.as_str(), "v{v}");
+            assert_eq!(o.partitions, t.partitions, "v{v}");
+            assert!(t.unknown_tagged_fields.is_empty());
+        }
+    }
+}
+
+#[test]
+fn add_partitions_to_txn_responses_from_kafka_protocol_decode_at_every_version() {
+    use kp::add_partitions_to_txn_response::{
+        AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
+    };
+    for v in AddPartitionsToTxnRequest::VERSIONS.min..=AddPartitionsToTxnRequest::VERSIONS.max {
+        let partition = |i, e| {
+            AddPartitionsToTxnPartitionResult::default()
+                .with_partition_index(i)
+                .with_partition_error_code(e)
+        };
+        let mut theirs = kp::AddPartitionsToTxnResponse::default()
+            .with_throttle_time_ms(21)
+            .with_results_by_topic_v3_and_below(vec![
+                AddPartitionsToTxnTopicResult::default()
+                    .with_name(topic("orders"))
+                    .with_results_by_partition(vec![partition(0, 0), partition(7, 51)]),
+                AddPartitionsToTxnTopicResult::default()
+                    .with_name(topic("audit"))
+                    .with_results_by_partition(vec![partition(3, 90)]),
+                AddPartitionsToTxnTopicResult::default().with_name(topic("é")),
+            ]);
+        if v >= 3 {
+            theirs = theirs.with_unknown_tagged_field(5, Bytes::from_static(b"later"));
+        }
+        let ours = decode_ours::<AddPartitionsToTxnRequest>(v, &theirs_frame(&theirs, v));
+        assert_eq!(ours.throttle_time_ms, 21);
+        assert_eq!(
+            ours.results.len(),
+            theirs.results_by_topic_v3_and_below.len()
+        );
+        for (o, t) in ours
+            .results
+            .iter()
+            .zip(&theirs.results_by_topic_v3_and_below)
+        {
+            assert_eq!(o.name, t.name.0.as_str(), "v{v}");
+            let got: Vec<_> = o
+                .partitions
+                .iter()
+                .map(|p| (p.partition_index, p.error_code))
+                .collect();
+            let want: Vec<_> = t
+                .results_by_partition
+                .iter()
+                .map(|p| (p.partition_index, p.partition_error_code))
+                .collect();
+            assert_eq!(got, want, "v{v}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// AddOffsetsToTxn
+
+#[test]
+fn add_offsets_to_txn_requests_decode_with_kafka_protocol_at_every_version() {
+    for v in AddOffsetsToTxnRequest::VERSIONS.min..=AddOffsetsToTxnRequest::VERSIONS.max {
+        let ours = AddOffsetsToTxnRequest {
+            transactional_id: "tx-1".into(),
+            producer_id: 77,
+            producer_epoch: 3,
+            group_id: "consumers-é".into(),
+        };
+        let theirs: kp::AddOffsetsToTxnRequest = ours_through_theirs(&ours, v);
+        assert_eq!(theirs.transactional_id.0.as_str(), "tx-1");
+        assert_eq!(theirs.producer_id, ProducerId(77));
+        assert_eq!(theirs.producer_epoch, 3);
+        assert_eq!(theirs.group_id, GroupId(s("consumers-é")), "v{v}");
+        assert!(theirs.unknown_tagged_fields.is_empty());
+    }
+}
+
+#[test]
+fn add_offsets_to_txn_responses_from_kafka_protocol_decode_at_every_version() {
+    for v in AddOffsetsToTxnRequest::VERSIONS.min..=AddOffsetsToTxnRequest::VERSIONS.max {
+        let mut theirs = kp::AddOffsetsToTxnResponse::default()
+            .with_throttle_time_ms(9)
+            .with_error_code(120);
+        if v >= 3 {
+            theirs = theirs.with_unknown_tagged_field(1, Bytes::from_static(b"?"));
+        }
+        let ours = decode_ours::<AddOffsetsToTxnRequest>(v, &theirs_frame(&theirs, v));
+        assert_eq!((ours.throttle_time_ms, ours.error_code), (9, 120), "v{v}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// EndTxn
+
+#[test]
+fn end_txn_requests_decode_with_kafka_protocol_at_every_version() {
+    for v in EndTxnRequest::VERSIONS.min..=EndTxnRequest::VERSIONS.max {
+        for committed in [true, false] {
+            let ours = EndTxnRequest {
+                transactional_id: "tx-é".into(),
+                producer_id: 1 << 40,
+                producer_epoch: 32_000,
+                committed,
+            };
+            let theirs: kp::EndTxnRequest = ours_through_theirs(&ours, v);
+            assert_eq!(theirs.transactional_id.0.as_str(), "tx-é");
+            assert_eq!(theirs.producer_id, ProducerId(1 << 40));
+            assert_eq!(theirs.producer_epoch, 32_000);
+            assert_eq!(theirs.committed, committed, "v{v}");
+            assert!(theirs.unknown_tagged_fields.is_empty());
+        }
+    }
+}
+
+#[test]
+fn end_txn_responses_from_kafka_protocol_decode_at_every_version() {
+    for v in EndTxnRequest::VERSIONS.min..=EndTxnRequest::VERSIONS.max {
+        let mut theirs = kp::EndTxnResponse::default()
+            .with_throttle_time_ms(5)
+            .with_error_code(48);
+        if v >= 5 {
+            theirs = theirs
+                .with_producer_id(ProducerId(0x0fed_cba9_8765))
+                .with_producer_epoch(4);
+        }
+        if v >= 3 {
+            theirs = theirs.with_unknown_tagged_field(2, Bytes::from_static(b"next"));
+        }
+        let ours = decode_ours::<EndTxnRequest>(v, &theirs_frame(&theirs, v));
+        assert_eq!(ours.throttle_time_ms, 5);
+        assert_eq!(ours.error_code, 48);
+        // Before v5 kafka-protocol's defaults (-1, -1) are ours too.
+        assert_eq!(ours.producer_id, theirs.producer_id.0, "v{v}");
+        assert_eq!(ours.producer_epoch, theirs.producer_epoch, "v{v}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// TxnOffsetCommit
+
+fn our_txn_offset_commit_request(group_instance_id: Option<&str>) -> TxnOffsetCommitRequest {
+    TxnOffsetCommitRequest {
+        transactional_id: "tx-1".into(),
+        group_id: "consumers".into(),
+        producer_id: 0x0102_0304_0506,
+        producer_epoch: 8,
+        generation_id: 42,
+        member_id: "consumer-1-5e0c".into(),
+        group_instance_id: group_instance_id.map(str::to_owned),
+        topics: vec![
+            TxnOffsetCommitTopic {
+                name: "in".into(),
+                partitions: vec![
+                    TxnOffsetCommitPartition {
+                        partition_index: 0,
+                        committed_offset: 1 << 33,
+                        committed_leader_epoch: 17,
+                        committed_metadata: Some("é meta".into()),
+                    },
+                    TxnOffsetCommitPartition {
+                        partition_index: 5,
+                        committed_offset: 0,
+                        committed_leader_epoch: -1,
+                        committed_metadata: None,
+                    },
+                ],
+            },
+            TxnOffsetCommitTopic {
+                name: "other".into(),
+                partitions: vec![TxnOffsetCommitPartition {
+                    partition_index: 1,
+                    committed_offset: 99,
+                    committed_leader_epoch: 3,
+                    committed_metadata: Some(String::new()),
+                }],
+            },
+        ],
+    }
+}
+
+#[test]
+fn txn_offset_commit_requests_decode_with_kafka_protocol_at_every_version() {
+    for v in TxnOffsetCommitRequest::VERSIONS.min..=TxnOffsetCommitRequest::VERSIONS.max {
+        for instance in [None, Some("instance-é")] {
+            let ours = our_txn_offset_commit_request(instance);
+            let theirs: kp::TxnOffsetCommitRequest = ours_through_theirs(&ours, v);
+            assert_eq!(theirs.transactional_id.0.as_str(), "tx-1");
+            assert_eq!(theirs.group_id, GroupId(s("consumers")));
+            assert_eq!(theirs.producer_id, ProducerId(0x0102_0304_0506));
+            assert_eq!(theirs.producer_epoch, 8);
+            if v >= 3 {
+                assert_eq!(theirs.generation_id, 42);
+                assert_eq!(theirs.member_id.as_str(), "consumer-1-5e0c");
+                assert_eq!(opt_str(&theirs.group_instance_id), instance, "v{v}");
+            } else {
+                // Not on the wire: kafka-protocol's defaults.
+                assert_eq!(theirs.generation_id, -1, "v{v}");
+                assert_eq!(theirs.member_id.as_str(), "", "v{v}");
+                assert_eq!(theirs.group_instance_id, None, "v{v}");
+            }
+            assert_eq!(theirs.topics.len(), ours.topics.len());
+            for (o, t) in ours.topics.iter().zip(&theirs.topics) {
+                assert_eq!(o.name, t.name.0.as_str());
+                assert_eq!(o.partitions.len(), t.partitions.len());
+                for (op, tp) in o.partitions.iter().zip(&t.partitions) {
+                    assert_eq!(op.partition_index, tp.partition_index);
+                    assert_eq!(op.committed_offset, tp.committed_offset);
+                    let epoch = if v >= 2 {
+                        op.committed_leader_epoch
+                    } else {
+                        -1
+                    };
+                    assert_eq!(tp.committed_leader_epoch, epoch, "v{v}");
+                    assert_eq!(
+                        op.committed_metadata.as_deref(),
+                        opt_str(&tp.committed_metadata),
+                        "v{v}"
+                    );
+                }
+            }
+            assert!(theirs.unknown_tagged_fields.is_empty());
+        }
+    }
+}
+
+#[test]
+fn txn_offset_commit_responses_from_kafka_protocol_decode_at_every_version() {
+    use kp::txn_offset_commit_response::{
+        TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+    };
+    for v in TxnOffsetCommitRequest::VERSIONS.min..=TxnOffsetCommitRequest::VERSIONS.max {
+        let partition = |i, e| {
+            TxnOffsetCommitResponsePartition::default()
+                .with_partition_index(i)
+                .with_error_code(e)
+        };
+        let mut theirs = kp::TxnOffsetCommitResponse::default()
+            .with_throttle_time_ms(66)
+            .with_topics(vec![
+                TxnOffsetCommitResponseTopic::default()
+                    .with_name(topic("in"))
+                    .with_partitions(vec![partition(0, 0), partition(5, 82)]),
+                TxnOffsetCommitResponseTopic::default()
+                    .with_name(topic("other"))
+                    .with_partitions(vec![partition(1, 22)]),
+                TxnOffsetCommitResponseTopic::default().with_name(topic("")),
+            ]);
+        if v >= 3 {
+            theirs = theirs.with_unknown_tagged_field(9, Bytes::from_static(b"later"));
+        }
+        let ours = decode_ours::<TxnOffsetCommitRequest>(v, &theirs_frame(&theirs, v));
+        assert_eq!(ours.throttle_time_ms, 66);
+        assert_eq!(ours.topics.len(), theirs.topics.len());
+        for (o, t) in ours.topics.iter().zip(&theirs.topics) {
+            assert_eq!(o.name, t.name.0.as_str(), "v{v}");
+            let got: Vec<_> = o
+                .partitions
+                .iter()
+                .map(|p| (p.partition_index, p.error_code))
+                .collect();
+            let want: Vec<_> = t
+                .partitions
+                .iter()
+                .map(|p| (p.partition_index, p.error_code))
+                .collect();
+            assert_eq!(got, want, "v{v}");
         }
     }
 }
