@@ -11,7 +11,13 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kafka_producer::net::read_frame;
+use kafka_producer::protocol::add_offsets_to_txn::AddOffsetsToTxnResponse;
+use kafka_producer::protocol::add_partitions_to_txn::{
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResponse, AddPartitionsToTxnTopicResult,
+};
 use kafka_producer::protocol::api_versions::{ApiVersion, ApiVersionsResponse};
+use kafka_producer::protocol::end_txn::EndTxnResponse;
+use kafka_producer::protocol::find_coordinator::{Coordinator, FindCoordinatorResponse};
 use kafka_producer::protocol::header::ResponseHeader;
 use kafka_producer::protocol::init_producer_id::InitProducerIdResponse;
 use kafka_producer::protocol::metadata::{
@@ -23,6 +29,9 @@ use kafka_producer::protocol::produce::{
 };
 use kafka_producer::protocol::sasl_authenticate::SaslAuthenticateResponse;
 use kafka_producer::protocol::sasl_handshake::SaslHandshakeResponse;
+use kafka_producer::protocol::txn_offset_commit::{
+    TxnOffsetCommitPartitionResult, TxnOffsetCommitResponse, TxnOffsetCommitTopicResult,
+};
 use kafka_producer::protocol::{
     decode_any_response, response_header_version, ApiKey, DecodeError, Writer,
 };
@@ -134,6 +143,11 @@ fn apis() -> Vec<(ApiKey, i16)> {
         (ApiKey::INIT_PRODUCER_ID, 0, 4),
         (ApiKey::SASL_HANDSHAKE, 0, 1),
         (ApiKey::SASL_AUTHENTICATE, 0, 2),
+        (ApiKey::FIND_COORDINATOR, 0, 6),
+        (ApiKey::ADD_PARTITIONS_TO_TXN, 0, 3),
+        (ApiKey::ADD_OFFSETS_TO_TXN, 0, 4),
+        (ApiKey::END_TXN, 0, 5),
+        (ApiKey::TXN_OFFSET_COMMIT, 0, 5),
     ] {
         out.extend((lo..=hi).map(|v| (key, v)));
     }
@@ -143,7 +157,12 @@ fn apis() -> Vec<(ApiKey, i16)> {
 fn first_flexible(key: ApiKey) -> i16 {
     match key {
         ApiKey::PRODUCE | ApiKey::METADATA => 9,
-        ApiKey::API_VERSIONS => 3,
+        ApiKey::API_VERSIONS
+        | ApiKey::FIND_COORDINATOR
+        | ApiKey::ADD_PARTITIONS_TO_TXN
+        | ApiKey::ADD_OFFSETS_TO_TXN
+        | ApiKey::END_TXN
+        | ApiKey::TXN_OFFSET_COMMIT => 3,
         ApiKey::SASL_HANDSHAKE => i16::MAX,
         _ => 2,
     }
@@ -240,6 +259,70 @@ fn valid_frame(key: ApiKey, version: i16) -> Vec<u8> {
             error_message: Some("m".into()),
             auth_bytes: b"r=abc,s=c2FsdA==,i=4096".to_vec(),
             session_lifetime_ms: 5000,
+        }
+        .encode_body(version, &mut out),
+        ApiKey::FIND_COORDINATOR => FindCoordinatorResponse {
+            throttle_time_ms: 3,
+            coordinators: vec![
+                Coordinator {
+                    key: if version >= 4 {
+                        "tx-1".into()
+                    } else {
+                        String::new()
+                    },
+                    node_id: 2,
+                    host: "broker-2".into(),
+                    port: 9092,
+                    error_code: 0,
+                    error_message: None,
+                },
+                Coordinator {
+                    key: "g".into(),
+                    error_code: 15,
+                    error_message: Some("not available".into()),
+                    ..Coordinator::default()
+                },
+            ],
+        }
+        .encode_body(version, &mut out),
+        ApiKey::ADD_PARTITIONS_TO_TXN => AddPartitionsToTxnResponse {
+            throttle_time_ms: 0,
+            results: vec![AddPartitionsToTxnTopicResult {
+                name: "orders".into(),
+                partitions: vec![
+                    AddPartitionsToTxnPartitionResult {
+                        partition_index: 0,
+                        error_code: 0,
+                    },
+                    AddPartitionsToTxnPartitionResult {
+                        partition_index: 3,
+                        error_code: 51,
+                    },
+                ],
+            }],
+        }
+        .encode_body(version, &mut out),
+        ApiKey::ADD_OFFSETS_TO_TXN => AddOffsetsToTxnResponse {
+            throttle_time_ms: 1,
+            error_code: 48,
+        }
+        .encode_body(version, &mut out),
+        ApiKey::END_TXN => EndTxnResponse {
+            throttle_time_ms: 0,
+            error_code: 0,
+            producer_id: 1000,
+            producer_epoch: 2,
+        }
+        .encode_body(version, &mut out),
+        ApiKey::TXN_OFFSET_COMMIT => TxnOffsetCommitResponse {
+            throttle_time_ms: 0,
+            topics: vec![TxnOffsetCommitTopicResult {
+                name: "in".into(),
+                partitions: vec![TxnOffsetCommitPartitionResult {
+                    partition_index: 1,
+                    error_code: 82,
+                }],
+            }],
         }
         .encode_body(version, &mut out),
         _ => InitProducerIdResponse {
