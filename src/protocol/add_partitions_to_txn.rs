@@ -3,13 +3,14 @@
 //! Sent to the transaction coordinator before the first record of a transaction goes to a
 //! partition, so that the coordinator writes that partition's commit or abort marker.
 //!
-//! Request: transactional_id STRING; producer_id INT64; producer_epoch INT16; topics [name
-//! STRING; partitions [INT32]; tagged fields from v3]; tagged fields from v3. v1 is the
+//! Request: transactional_id STRING; producer_id INT64; producer_epoch INT16; topics ARRAY
+//! of (name STRING, partitions ARRAY of INT32, tagged fields from v3); tagged fields from
+//! v3. v1 is the
 //! same as v0; v2 only adds the PRODUCER_FENCED error code (KIP-588).
 //!
-//! Response: throttle_time_ms INT32; results [name STRING; results [partition_index INT32;
-//! partition_error_code INT16; tagged fields from v3]; tagged fields from v3]; tagged
-//! fields from v3.
+//! Response: throttle_time_ms INT32; results ARRAY of (name STRING, results ARRAY of
+//! (partition_index INT32, partition_error_code INT16, tagged fields from v3), tagged
+//! fields from v3); tagged fields from v3.
 //!
 //! Versions 4 and 5 (KIP-890) batch several transactions, add `verify_only` and a
 //! top-level error code; they are meant for brokers, which verify transactions with each

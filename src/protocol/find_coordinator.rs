@@ -3,15 +3,15 @@
 //! Asks any broker which broker coordinates a consumer group or a transactional id.
 //!
 //! Request: key STRING (v0–3 only); key_type INT8 (added in v1; 0 = group, 1 =
-//! transaction); coordinator_keys [STRING] (added in v4, KIP-699, replacing `key`); tagged
-//! fields from v3. v2 is the same as v1; v5 only adds the TRANSACTION_ABORTABLE error code
+//! transaction); coordinator_keys ARRAY of STRING (added in v4, KIP-699, replacing `key`);
+//! tagged fields from v3. v2 is the same as v1; v5 only adds the TRANSACTION_ABORTABLE error code
 //! (KIP-890) and v6 the share-group key type (KIP-932), with the same shape as v4.
 //!
 //! Response, v0–3: throttle_time_ms INT32 (added in v1); error_code INT16; error_message
 //! NULLABLE_STRING (added in v1); node_id INT32; host STRING; port INT32; tagged fields
-//! from v3. From v4: throttle_time_ms INT32; coordinators [key STRING; node_id INT32; host
-//! STRING; port INT32; error_code INT16; error_message NULLABLE_STRING; tagged fields];
-//! tagged fields. Note that the per-key entries put the error *after* the address, while
+//! from v3. From v4: throttle_time_ms INT32; coordinators ARRAY of (key STRING, node_id
+//! INT32, host STRING, port INT32, error_code INT16, error_message NULLABLE_STRING, tagged
+//! fields); tagged fields. Note that the per-key entries put the error *after* the address, while
 //! the v0–3 body puts it before.
 //!
 //! Both shapes decode to the same [`FindCoordinatorResponse`]: one [`Coordinator`] per key.

@@ -5,18 +5,18 @@
 //!
 //! Request: transactional_id STRING; group_id STRING; producer_id INT64; producer_epoch
 //! INT16; generation_id INT32 (added in v3); member_id STRING (added in v3);
-//! group_instance_id NULLABLE_STRING (added in v3); topics [name STRING; partitions
-//! [partition_index INT32; committed_offset INT64; committed_leader_epoch INT32 (added in
-//! v2); committed_metadata NULLABLE_STRING; tagged fields from v3]; tagged fields from
-//! v3]; tagged fields from v3. v1 is the same as v0; v4 only adds the
-//! TRANSACTION_ABORTABLE error code (KIP-890); v5 has v4's shape and belongs to
-//! transaction protocol version 2 (KIP-890 part 2), where the coordinator adds the group
-//! to the transaction itself.
+//! group_instance_id NULLABLE_STRING (added in v3); topics ARRAY of (name STRING,
+//! partitions ARRAY of (partition_index INT32, committed_offset INT64,
+//! committed_leader_epoch INT32 (added in v2), committed_metadata NULLABLE_STRING, tagged
+//! fields from v3), tagged fields from v3); tagged fields from v3. v1 is the same as v0;
+//! v4 only adds the TRANSACTION_ABORTABLE error code (KIP-890); v5 has v4's shape and
+//! belongs to transaction protocol version 2 (KIP-890 part 2), where the coordinator adds
+//! the group to the transaction itself.
 //!
-//! Response: throttle_time_ms INT32; topics [name STRING; partitions [partition_index
-//! INT32; error_code INT16; tagged fields from v3]; tagged fields from v3]; tagged fields
-//! from v3. The response has the same shape at every version; v3 adds the
-//! ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID and FENCED_INSTANCE_ID error codes.
+//! Response: throttle_time_ms INT32; topics ARRAY of (name STRING, partitions ARRAY of
+//! (partition_index INT32, error_code INT16, tagged fields from v3), tagged fields from
+//! v3); tagged fields from v3. The response has the same shape at every version; v3 adds
+//! the ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID and FENCED_INSTANCE_ID error codes.
 //!
 //! The group metadata of v3 (generation, member id, instance id) lets the coordinator
 //! fence zombie consumers (KIP-447). Before v3 it is not sent; Java's client refuses to
