@@ -385,4 +385,50 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn decodes_transaction_responses_by_api_key_and_refuses_versions_beyond_ours() {
+        use end_txn::{EndTxnRequest, EndTxnResponse};
+        let body = EndTxnResponse {
+            throttle_time_ms: 1,
+            error_code: 90,
+            producer_id: 4,
+            producer_epoch: 5,
+        };
+        for v in 0..=5 {
+            let flexible = is_flexible::<EndTxnRequest>(v);
+            let mut f = Vec::new();
+            ResponseHeader { correlation_id: 11 }
+                .encode(response_header_version(ApiKey::END_TXN, flexible), &mut f);
+            body.encode_body(v, &mut f);
+            let (corr, got) = decode_any_response(ApiKey::END_TXN, v, &f).unwrap();
+            assert_eq!(corr, 11);
+            let want = if v >= 5 {
+                body
+            } else {
+                EndTxnResponse {
+                    producer_id: -1,
+                    producer_epoch: -1,
+                    ..body
+                }
+            };
+            assert_eq!(EndTxnResponse::try_from(got), Ok(want), "version {v}");
+        }
+        // AddPartitionsToTxn v4+ is the brokers' batched form, which this client never sends.
+        for (key, v) in [
+            (ApiKey::FIND_COORDINATOR, 7),
+            (ApiKey::ADD_PARTITIONS_TO_TXN, 4),
+            (ApiKey::ADD_OFFSETS_TO_TXN, 5),
+            (ApiKey::END_TXN, 6),
+            (ApiKey::TXN_OFFSET_COMMIT, 6),
+        ] {
+            assert_eq!(
+                decode_any_response(key, v, &[0; 16]),
+                Err(DecodeError::UnsupportedVersion {
+                    api_key: key.0,
+                    version: v
+                })
+            );
+        }
+    }
 }
