@@ -1714,4 +1714,66 @@ mod tests {
         ]));
         assert!(!message.contains(SECRET), "{message}");
     }
+
+    #[test]
+    fn credentials_that_cannot_work_are_refused_when_the_producer_is_built() {
+        let scram = |user: &str| {
+            let jaas = format!(
+                "org.apache.kafka.common.security.scram.ScramLoginModule required \
+                 username=\"{user}\" password=\"pw\";"
+            );
+            with(&[
+                ("security.protocol", "SASL_PLAINTEXT"),
+                ("sasl.mechanism", "SCRAM-SHA-256"),
+                ("sasl.jaas.config", &jaas),
+            ])
+        };
+        assert!(scram("alice").is_ok());
+        let message = config_error(scram("al\u{7}ice"));
+        assert!(message.contains("SASLprep"), "{message}");
+        let token = "org.apache.kafka.common.security.scram.ScramLoginModule required \
+                     username=\"id\" password=\"hmac\" tokenauth=\"true\";";
+        let message = config_error(with(&[
+            ("security.protocol", "SASL_PLAINTEXT"),
+            ("sasl.mechanism", "SCRAM-SHA-512"),
+            ("sasl.jaas.config", token),
+        ]));
+        assert!(message.contains("tokenauth"), "{message}");
+        // The typed path is checked too.
+        let mut c = with(&[("security.protocol", "SASL_PLAINTEXT")]).unwrap_err();
+        assert!(matches!(c, Error::Config(_)));
+        let mut typed = ProducerConfig::default();
+        typed.set("bootstrap.servers", "localhost:9092").unwrap();
+        typed.set("security.protocol", "SASL_PLAINTEXT").unwrap();
+        typed.sasl.mechanism = Some(crate::SaslMechanism::Plain);
+        typed.sasl.username = Some("a\0b".into());
+        typed.sasl.password = Some(crate::Secret::new("pw"));
+        c = typed.validate().unwrap_err();
+        assert!(matches!(&c, Error::Config(m) if m.contains("NUL")), "{c:?}");
+    }
+
+    #[test]
+    fn a_malformed_keystore_file_is_named_without_quoting_its_key() {
+        const KEY_TEXT: &str = "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg";
+        let dir = std::env::temp_dir().join(format!("kp-keystore-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("keystore.pem");
+        // The key's base64 on its BEGIN line, as a mangled copy and paste leaves it.
+        let text = format!(
+            "-----BEGIN PRIVATE KEY-----{KEY_TEXT}\n{KEY_TEXT}\n-----END PRIVATE KEY-----\n\
+             -----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+        );
+        std::fs::write(&file, text).unwrap();
+        let c = with(&[
+            ("security.protocol", "SSL"),
+            ("ssl.keystore.location", file.to_str().unwrap()),
+        ])
+        .unwrap();
+        let message = config_error(c.connection_security());
+        assert!(message.contains("ssl.keystore.location"), "{message}");
+        assert!(!message.contains(KEY_TEXT), "{message}");
+        // Nor as the byte list the PEM parser's own message prints ("M", "I", "G", "H").
+        assert!(!message.contains("77, 73, 71, 72"), "{message}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

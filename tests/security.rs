@@ -329,7 +329,7 @@ fn bad_credentials_and_certificates_fail_fast_with_authentication_errors() {
                 properties(kafka, Listener::Ssl, None),
                 &[("bootstrap.servers", &kafka.bootstrap(Listener::Plaintext))],
             ),
-            expect: &["does not speak TLS"],
+            expect: &["answers plaintext ApiVersions", "security.protocol=SSL"],
         },
         BadCase {
             name: "plaintext spoken to a TLS port",
@@ -366,6 +366,45 @@ fn bad_credentials_and_certificates_fail_fast_with_authentication_errors() {
         "cases that did not fail as they should:\n{}",
         wrong.join("\n")
     );
+}
+
+/// A peer that hangs up during the TLS handshake but is no Kafka listener (a proxy whose
+/// backend is down, a broker restarting) is a lost connection, retried, not an
+/// authentication failure: the send waits out max.block.ms as for any unreachable broker.
+#[test]
+fn a_peer_that_hangs_up_mid_handshake_is_retried_not_an_authentication_failure() {
+    let kafka = secure::shared();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
+    listener.set_nonblocking(true).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = Arc::clone(&stop);
+    let hang_up = thread::spawn(move || {
+        while !stopped.load(Ordering::SeqCst) {
+            match listener.accept() {
+                Ok((tcp, _)) => {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    drop(tcp);
+                }
+                Err(_) => thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    });
+    let properties = with(
+        properties(kafka, Listener::Ssl, None),
+        &[("bootstrap.servers", &address), ("max.block.ms", "3000")],
+    );
+    let (result, took) = first_send(properties);
+    stop.store(true, Ordering::SeqCst);
+    hang_up.join().unwrap();
+    assert!(
+        matches!(result, Err(Error::MetadataTimeout { .. })),
+        "{result:?} after {took:?}"
+    );
+    // It kept trying (each attempt: a TLS handshake, then a plaintext probe).
+    assert!(accepted.load(Ordering::SeqCst) >= 4, "{accepted:?}");
 }
 
 #[test]

@@ -513,8 +513,18 @@ fn secure(
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let server_name = rustls::pki_types::ServerName::try_from(host.to_owned())
             .map_err(|e| Error::Config(format!("{host:?} is not a valid TLS server name: {e}")))?;
-        Stream::tls(tcp, tls, server_name, deadline)
-            .map_err(|e| setup_io_error(&e, broker, config, "the TLS handshake"))
+        Stream::tls(tcp, tls, server_name, deadline).map_err(|e| {
+            let closed = e.kind() == io::ErrorKind::UnexpectedEof;
+            if closed && speaks_plaintext_kafka(broker, config, deadline) {
+                return Error::Authentication(format!(
+                    "{broker}: the broker closed the connection during the TLS handshake, and \
+                     answers plaintext ApiVersions on this port: it is a PLAINTEXT or \
+                     SASL_PLAINTEXT listener, but security.protocol={}",
+                    security.protocol
+                ));
+            }
+            setup_io_error(&e, broker, config, "the TLS handshake")
+        })
     }
     #[cfg(not(feature = "tls"))]
     {
@@ -525,6 +535,23 @@ fn secure(
             security.protocol
         )))
     }
+}
+
+/// Whether `broker` answers a plaintext ApiVersions request within `deadline`: run after
+/// a TLS handshake the peer hung up on, to tell a plaintext Kafka listener (a
+/// configuration error, reported at once) from a peer that merely closed (a restart, a
+/// proxy without a backend: retried like any lost connection).
+#[cfg(feature = "tls")]
+fn speaks_plaintext_kafka(broker: &str, config: &ConnectionConfig, deadline: Instant) -> bool {
+    let Ok(tcp) = open_socket(broker, config) else {
+        return false;
+    };
+    let plain = ConnectionConfig {
+        security: ConnectionSecurity::plaintext(),
+        ..config.clone()
+    };
+    let mut stream = Stream::Plain(tcp);
+    handshake(&mut stream, broker, &plain, deadline, &mut 0).is_ok()
 }
 
 /// What a failed read or write during setup means, naming the step it failed in: a TLS
@@ -544,14 +571,10 @@ fn setup_io_error(e: &io::Error, broker: &str, config: &ConnectionConfig, step: 
             "no answer during {step} within socket.connection.setup.timeout.ms ({} ms)",
             config.setup_timeout.as_millis()
         ),
-        io::ErrorKind::UnexpectedEof if tls && step == "the TLS handshake" => {
-            return Error::Authentication(format!(
-                "{broker}: the broker closed the connection during the TLS handshake: it does \
-                 not speak TLS on this port (a PLAINTEXT or SASL_PLAINTEXT listener?), but \
-                 security.protocol={}",
-                config.security.protocol
-            ))
-        }
+        io::ErrorKind::UnexpectedEof if tls && step == "the TLS handshake" => format!(
+            "the peer closed the connection during the TLS handshake (a broker restarting, \
+             a proxy without a backend, or a listener that does not speak TLS): {e}"
+        ),
         _ => format!("{step} failed: {e}"),
     };
     Error::Network {
@@ -629,7 +652,7 @@ fn handshake(
         let reply = stream
             .arm(deadline)
             .and_then(|()| stream.write_all(&frame))
-            .and_then(|()| read_setup_frame(stream, config))
+            .and_then(|()| read_setup_frame(stream, config, deadline))
             .map_err(|e| setup_io_error(&e, broker, config, step))?;
         let (corr, response) = api_versions::decode_with_fallback(version, &reply)?;
         if corr != correlation_id {
@@ -669,7 +692,12 @@ fn handshake(
 /// One response frame during setup. A TLS record where a Kafka frame should be means the
 /// broker speaks TLS on this port and the client does not: that is named, not reported as
 /// an absurd frame size.
-fn read_setup_frame(stream: &mut Stream, config: &ConnectionConfig) -> io::Result<Vec<u8>> {
+fn read_setup_frame(
+    stream: &mut Stream,
+    config: &ConnectionConfig,
+    deadline: Instant,
+) -> io::Result<Vec<u8>> {
+    let mut stream = Deadlined { stream, deadline };
     let mut size = [0u8; 4];
     stream.read_exact(&mut size)?;
     // A TLS record starts with its content type (21 alert, 22 handshake) and version 3.x.
@@ -680,6 +708,20 @@ fn read_setup_frame(stream: &mut Stream, config: &ConnectionConfig) -> io::Resul
         ));
     }
     read_frame(&mut (&size[..]).chain(stream), config.max_response_size)
+}
+
+/// A setup stream whose every read is bounded by what is left of the setup deadline, so
+/// that a peer trickling its answer in cannot stretch the setup past it.
+struct Deadlined<'a> {
+    stream: &'a mut Stream,
+    deadline: Instant,
+}
+
+impl Read for Deadlined<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.arm(self.deadline)?;
+        self.stream.read(buf)
+    }
 }
 
 /// The broker answered a plaintext request with TLS.
@@ -723,10 +765,11 @@ impl SetupChannel<'_> {
             self.config.client_id.as_deref(),
         );
         let (stream, config, broker) = (&mut *self.stream, self.config, self.broker);
+        let deadline = self.deadline;
         let reply = stream
-            .arm(self.deadline)
+            .arm(deadline)
             .and_then(|()| stream.write_all(&frame))
-            .and_then(|()| read_setup_frame(stream, config))
+            .and_then(|()| read_setup_frame(stream, config, deadline))
             .map_err(|e| setup_io_error(&e, broker, config, step))?;
         let (corr, body) = decode_any_response(R::API_KEY, version, &reply)?;
         if corr != correlation_id {
@@ -841,7 +884,14 @@ impl Writer {
             // a receive with a passed deadline still returns a waiting frame.
             if due.is_some_and(|at| at <= Instant::now()) {
                 if let Err(e) = self.reauthenticate(shared) {
-                    self.fail(shared, e);
+                    // The connection is lost, not the records: what was in flight or queued
+                    // is retried on a new connection, whose authentication then says for
+                    // good whether the credentials still work.
+                    let error = Error::Network {
+                        broker: self.broker.clone(),
+                        reason: format!("re-authentication failed: {e}"),
+                    };
+                    self.fail(shared, error);
                     return;
                 }
                 continue;
@@ -1028,7 +1078,13 @@ fn read_loop<T: From<ConnectionEvent>>(
     } else if let Some(write_error) = shared.write_error.lock().clone() {
         write_error
     } else if let Some(cause) = tls_cause(&error, &broker) {
-        Error::Authentication(format!("{broker}: TLS failed: {cause}"))
+        // After setup a TLS failure is a broken connection, retried like any other (Java
+        // treats an SSLException after the handshake as a disconnect); only a reconnect
+        // that fails to authenticate fails records.
+        Error::Network {
+            broker,
+            reason: format!("TLS failed: {cause}"),
+        }
     } else {
         Error::Network {
             broker,

@@ -96,7 +96,14 @@ pub(crate) fn authenticate(
             )))
         }
     }
-    let mut session = credentials.session()?;
+    // The session may call the user's token provider: a panic there fails this
+    // authentication, not the connection thread (whose owner would wait for it forever).
+    let session = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| credentials.session()));
+    let mut session = session.map_err(|_| {
+        Error::Authentication(format!(
+            "{broker}: the {mechanism} credentials (the OAUTHBEARER token provider) panicked"
+        ))
+    })??;
     let mut challenge: Option<Vec<u8>> = None;
     let mut lifetime: Option<Duration> = None;
     loop {
@@ -141,7 +148,15 @@ pub(crate) fn authenticate(
 /// When to re-authenticate a session of `lifetime`: at a random point between 85 % and
 /// 95 % of it, as Java's client does, so that the connections of many clients do not all
 /// re-authenticate at once and a slow exchange still ends before the broker's deadline.
+///
+/// Never sooner than [`MIN_REAUTHENTICATION_DELAY`]: a token that is about to expire (or a
+/// clock ahead of the broker's) must not make the connection re-authenticate in a loop.
 pub(crate) fn reauthentication_delay(lifetime: Duration) -> Duration {
     let spread = f64::from(getrandom::u32().unwrap_or(0) % 1000) / 1000.0;
-    lifetime.mul_f64(0.85 + 0.10 * spread)
+    lifetime
+        .mul_f64(0.85 + 0.10 * spread)
+        .max(MIN_REAUTHENTICATION_DELAY)
 }
+
+/// The shortest time between two authentications of one connection.
+pub(crate) const MIN_REAUTHENTICATION_DELAY: Duration = Duration::from_secs(1);

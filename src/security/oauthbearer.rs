@@ -89,6 +89,12 @@ impl fmt::Debug for OAuthBearerToken {
 
 /// Supplies tokens (the user's identity provider). Called once per authentication and
 /// re-authentication, on a connection thread.
+///
+/// `token` should return promptly, from a cache that something else refreshes (as Java's
+/// login refresh thread does): while it runs, the connection waits. At setup that counts
+/// against socket.connection.setup.timeout.ms only once it returns; during a
+/// re-authentication the connection's queued requests wait behind it. A panic fails that
+/// authentication (the connection is retried), never the producer.
 pub trait OAuthBearerTokenProvider: Send + Sync + 'static {
     /// A token valid now. An error fails this authentication attempt with that error.
     fn token(&self) -> Result<OAuthBearerToken, Error>;

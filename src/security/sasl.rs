@@ -11,7 +11,7 @@ use crate::security::jaas::JaasConfig;
 use crate::security::oauthbearer::{
     OAuthBearerSession, OAuthBearerTokenProvider, UnsecuredTokenProvider,
 };
-use crate::security::scram::{ScramHash, ScramSession};
+use crate::security::scram::{self, ScramHash, ScramSession};
 use crate::security::Secret;
 
 /// `sasl.mechanism`: how a client proves its identity to the broker.
@@ -149,18 +149,19 @@ impl SaslCredentials {
         match mechanism {
             SaslMechanism::Plain => {
                 let (username, password) = username_and_password(&config)?;
-                // PLAIN separates its fields with NUL bytes, so a NUL inside one would
-                // shift the fields the broker reads.
-                if username.contains('\0') || password.expose().contains('\0') {
-                    return Err(Error::Config(
-                        "sasl.jaas.config username and password for PLAIN must not contain \
-                         NUL characters"
-                            .into(),
-                    ));
-                }
                 Ok(SaslCredentials::Plain { username, password })
             }
             SaslMechanism::ScramSha256 | SaslMechanism::ScramSha512 => {
+                let token_auth = config
+                    .option("tokenauth")
+                    .is_some_and(|v| v.expose().trim().eq_ignore_ascii_case("true"));
+                if token_auth {
+                    return Err(Error::Config(
+                        "sasl.jaas.config: tokenauth=true (SCRAM with a delegation token) is \
+                         not supported"
+                            .into(),
+                    ));
+                }
                 let (username, password) = username_and_password(&config)?;
                 Ok(SaslCredentials::Scram {
                     mechanism,
@@ -171,6 +172,27 @@ impl SaslCredentials {
             SaslMechanism::OAuthBearer => Ok(SaslCredentials::OAuthBearer {
                 provider: Arc::new(UnsecuredTokenProvider::from_jaas_options(&config.options)?),
             }),
+        }
+    }
+
+    /// Checks what can be checked before connecting, so that a bad name is a config error
+    /// when the producer is built rather than a failure at every connect: PLAIN separates
+    /// its fields with NUL bytes (a NUL inside one would shift the fields the broker
+    /// reads), and SCRAM names must pass SASLprep.
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        match self {
+            SaslCredentials::Plain { username, password } => {
+                if username.contains('\0') || password.expose().contains('\0') {
+                    return Err(Error::Config(
+                        "the SASL/PLAIN user name and password must not contain NUL \
+                         characters"
+                            .into(),
+                    ));
+                }
+                Ok(())
+            }
+            SaslCredentials::Scram { username, .. } => scram::sasl_name(username).map(drop),
+            SaslCredentials::OAuthBearer { .. } => Ok(()),
         }
     }
 

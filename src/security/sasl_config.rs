@@ -59,8 +59,15 @@ impl SaslConfig {
         out
     }
 
-    /// What a connection authenticates with.
+    /// What a connection authenticates with, checked as far as it can be before
+    /// connecting.
     pub(crate) fn credentials(&self) -> Result<SaslCredentials, Error> {
+        let credentials = self.unchecked_credentials()?;
+        credentials.check()?;
+        Ok(credentials)
+    }
+
+    fn unchecked_credentials(&self) -> Result<SaslCredentials, Error> {
         let Some(mechanism) = self.mechanism else {
             return Err(Error::Config(
                 "sasl.mechanism is not set, and Java's default, GSSAPI (Kerberos), is not \

@@ -352,7 +352,7 @@ fn malformed(what: &str, why: &str) -> Error {
 
 /// The user name as SCRAM sends it: SASLprep (RFC 4013), then `=` and `,` escaped as
 /// `=3D` and `=2C` because `,` separates attributes.
-fn sasl_name(username: &str) -> Result<String, Error> {
+pub(crate) fn sasl_name(username: &str) -> Result<String, Error> {
     let prepared = stringprep::saslprep(username).map_err(|_| {
         Error::Config(
             "SCRAM username contains characters SASLprep (RFC 4013) prohibits, such as \

@@ -433,13 +433,26 @@ mod rustls_config {
     fn certificates(what: &str, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, Error> {
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
             .collect::<Result<_, _>>()
-            .map_err(|e| Error::Config(format!("{what}: not valid PEM certificates: {e}")))?;
+            .map_err(|e| Error::Config(format!("{what}: not valid PEM: {}", pem_problem(&e))))?;
         if certs.is_empty() {
             return Err(Error::Config(format!(
                 "{what}: no certificate (-----BEGIN CERTIFICATE-----) found"
             )));
         }
         Ok(certs)
+    }
+
+    /// What is wrong with PEM text, in words that never quote it: the same file may hold
+    /// the private key, and the parser's own message prints the offending line.
+    fn pem_problem(e: &rustls::pki_types::pem::Error) -> &'static str {
+        use rustls::pki_types::pem::Error as Pem;
+        match e {
+            Pem::MissingSectionEnd { .. } => "a section has no END line",
+            Pem::IllegalSectionStart { .. } => "a BEGIN line is malformed",
+            Pem::Base64Decode(_) => "a section's base64 does not decode",
+            Pem::SectionTooLarge => "a section is larger than 256 MB",
+            _ => "the text does not parse",
+        }
     }
 
     /// The private key in PEM text, decrypted with `password` when it is encrypted. The

@@ -105,8 +105,19 @@ impl Connector for ThreadConnector {
         std::thread::Builder::new()
             .name(format!("kafka-connect-{node}"))
             .spawn(move || {
-                let result = Connection::connect(&address, &config, inbox.clone())
-                    .map(|c| Box::new(c) as Box<dyn Link>);
+                // Setup may run user code (an OAUTHBEARER token provider); whatever happens,
+                // the sender hears back, or the node would stay "connecting" for good.
+                let connect = || {
+                    Connection::connect(&address, &config, inbox.clone())
+                        .map(|c| Box::new(c) as Box<dyn Link>)
+                };
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(connect))
+                    .unwrap_or_else(|_| {
+                        Err(Error::Network {
+                            broker: address.clone(),
+                            reason: "the connection setup panicked".to_owned(),
+                        })
+                    });
                 let _ = inbox.send(SenderEvent::Connected { node, result });
             })
             .map(drop)
