@@ -144,6 +144,12 @@ impl SaslCredentials {
     /// `unsecuredLogin*` options. `com.sun.security.auth.module.Krb5LoginModule` is a
     /// Config error (GSSAPI/Kerberos is not supported); so is a missing option, named.
     pub(crate) fn from_jaas(mechanism: SaslMechanism, jaas: &str) -> Result<Self, Error> {
+        let credentials = Self::from_jaas_unchecked(mechanism, jaas)?;
+        credentials.check()?;
+        Ok(credentials)
+    }
+
+    fn from_jaas_unchecked(mechanism: SaslMechanism, jaas: &str) -> Result<Self, Error> {
         let config = JaasConfig::parse(jaas)?;
         check_module(mechanism, &config.module)?;
         match mechanism {
