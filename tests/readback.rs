@@ -168,8 +168,19 @@ fn produce(bootstrap: &str, topic: &str, batches: &[(i32, Bytes)], acks: i16) {
             assert!(!md.brokers.is_empty());
             continue;
         }
-        let response: ProduceResponse = c.request(&request, TIMEOUT).expect("produce");
-        let p = &response.responses[0].partitions[0];
+        // A partition created a moment ago may show its leader in metadata before that
+        // broker has taken the leadership (NOT_LEADER_OR_FOLLOWER, LEADER_NOT_AVAILABLE):
+        // retry those briefly, as any producer would; a rejected batch is not written.
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        let p = loop {
+            let response: ProduceResponse = c.request(&request, TIMEOUT).expect("produce");
+            let p = response.responses[0].partitions[0].clone();
+            let not_yet = matches!(p.error_code, 5 | 6);
+            if !not_yet || std::time::Instant::now() > deadline {
+                break p;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
         assert_eq!(p.error_code, 0, "produce to {topic}-{partition}: {p:?}");
         assert_eq!(p.base_offset, 0, "first batch of a fresh partition");
     }
