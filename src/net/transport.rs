@@ -324,6 +324,18 @@ mod tests {
         (port, cert, server)
     }
 
+    /// A client configuration that trusts `cert` alone.
+    fn trusting(cert: CertificateDer<'static>) -> rustls::ClientConfig {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth()
+    }
+
     fn frame(size: usize, seed: u8) -> Vec<u8> {
         let mut f = (size as i32).to_be_bytes().to_vec();
         f.extend((0..size).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)));
@@ -336,14 +348,7 @@ mod tests {
     #[test]
     fn split_tls_halves_carry_frames_both_ways_concurrently() {
         let (port, cert, server) = echo_server();
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(cert).unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let config = trusting(cert);
         let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
         let name = ServerName::try_from("localhost").unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -386,14 +391,7 @@ mod tests {
             drop(tcp);
         });
         let key = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(key.cert.der().clone()).unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let config = trusting(key.cert.der().clone());
         let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
         let name = ServerName::try_from("localhost").unwrap();
         let start = Instant::now();
