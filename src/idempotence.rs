@@ -269,6 +269,7 @@ impl Idempotence {
             producer_id: current.id,
             producer_epoch: current.epoch,
             base_sequence: p.next_sequence,
+            transactional: false,
         };
         p.next_sequence = increment_sequence(p.next_sequence, record_count);
         p.unresolved
@@ -484,6 +485,7 @@ mod tests {
             producer_id: id,
             producer_epoch: epoch,
             base_sequence: seq,
+            transactional: false,
         }
     }
 

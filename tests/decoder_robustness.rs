@@ -247,6 +247,7 @@ fn valid_frame(key: ApiKey, version: i16) -> Vec<u8> {
                 max_version: 11,
             }],
             throttle_time_ms: 2,
+            ..ApiVersionsResponse::default()
         }
         .encode_body(version, &mut out),
         ApiKey::SASL_HANDSHAKE => SaslHandshakeResponse {

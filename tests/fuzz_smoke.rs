@@ -141,6 +141,7 @@ fn the_api_versions_target_survives_random_and_mutated_frames() {
             max_version: 11,
         }],
         throttle_time_ms: 7,
+        ..ApiVersionsResponse::default()
     };
     let seeds = response_seeds(ApiKey::API_VERSIONS, 0..=3, 3, |v, out| {
         body.encode_body(v, out)

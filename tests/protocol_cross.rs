@@ -520,17 +520,23 @@ fn api_versions_responses_from_kafka_protocol_decode_at_every_version() {
             theirs = theirs.with_throttle_time_ms(77);
         }
         if v >= 3 {
-            // Tagged fields 0–3, which we do not use and must skip.
+            // Tagged fields 0–3: we read the finalized features and skip the rest.
             theirs = theirs
                 .with_supported_features(vec![SupportedFeatureKey::default()
                     .with_name(s("metadata.version"))
                     .with_min_version(1)
                     .with_max_version(20)])
                 .with_finalized_features_epoch(9)
-                .with_finalized_features(vec![FinalizedFeatureKey::default()
-                    .with_name(s("metadata.version"))
-                    .with_min_version_level(1)
-                    .with_max_version_level(20)])
+                .with_finalized_features(vec![
+                    FinalizedFeatureKey::default()
+                        .with_name(s("metadata.version"))
+                        .with_min_version_level(1)
+                        .with_max_version_level(20),
+                    FinalizedFeatureKey::default()
+                        .with_name(s("transaction.version"))
+                        .with_min_version_level(0)
+                        .with_max_version_level(2),
+                ])
                 .with_zk_migration_ready(true);
         }
         let ours = decode_ours::<ApiVersionsRequest>(v, &theirs_frame(&theirs, v));
@@ -542,6 +548,13 @@ fn api_versions_responses_from_kafka_protocol_decode_at_every_version() {
             .map(|a| (a.api_key, a.min_version, a.max_version))
             .collect();
         assert_eq!(got, keys, "v{v}");
+        let (metadata, transaction) = if v >= 3 { (20, 2) } else { (0, 0) };
+        assert_eq!(ours.finalized_level("metadata.version"), metadata, "v{v}");
+        assert_eq!(
+            ours.finalized_level("transaction.version"),
+            transaction,
+            "v{v}"
+        );
     }
 }
 

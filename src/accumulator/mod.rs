@@ -654,6 +654,7 @@ mod tests {
             producer_id: 42,
             producer_epoch: 3,
             base_sequence: 7,
+            transactional: false,
         };
         let bytes = batch.encode(state);
         let (parsed, rest) = crate::record_batch::RecordBatch::parse(&bytes).unwrap();

@@ -356,9 +356,23 @@ impl Connection {
     /// [`ConnectionEventKind::Response`]. A write that fails closes the connection
     /// ([`ConnectionEventKind::Closed`]).
     pub fn submit<R: Request>(&mut self, request: &R) -> Result<i32, Error> {
-        let version = self.version_for::<R>().ok_or(Error::UnsupportedVersion {
-            api_key: R::API_KEY.0,
-        })?;
+        self.submit_up_to(request, None)
+    }
+
+    /// [`submit`](Self::submit) at the highest common version not above `max` (the
+    /// transactional producer keeps the classic protocol's versions when the cluster has not
+    /// finalized KIP-890's).
+    pub fn submit_up_to<R: Request>(
+        &mut self,
+        request: &R,
+        max: Option<i16>,
+    ) -> Result<i32, Error> {
+        let version = self
+            .version_for::<R>()
+            .map(|v| max.map_or(v, |m| v.min(m)))
+            .ok_or(Error::UnsupportedVersion {
+                api_key: R::API_KEY.0,
+            })?;
         self.queue(request, version, true)
     }
 

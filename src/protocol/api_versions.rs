@@ -5,8 +5,11 @@
 //!
 //! Response (always with response header v0): error_code INT16; api_keys ARRAY of
 //! (api_key INT16, min_version INT16, max_version INT16[, tagged fields in v3+]);
-//! throttle_time_ms INT32 (added in v1); tagged fields in v3+ (supported/finalized
-//! features, which a producer does not use and skips).
+//! throttle_time_ms INT32 (added in v1); tagged fields in v3+: supported features (tag 0),
+//! finalized features epoch (tag 1), finalized features (tag 2: COMPACT_ARRAY of (name
+//! COMPACT_STRING, max_version_level INT16, min_version_level INT16, tagged fields)), and
+//! zk_migration_ready (tag 3). Only the finalized features are read: the transactional
+//! producer chooses its protocol generation by `transaction.version` (KIP-890).
 //!
 //! A broker that does not support the version we sent answers UNSUPPORTED_VERSION (35) with a
 //! v0-shaped body that still lists its ApiVersions range; [`decode_with_fallback`] reads that
@@ -79,7 +82,22 @@ pub struct ApiVersionsResponse {
     pub api_keys: Vec<ApiVersion>,
     /// Added in v1.
     pub throttle_time_ms: i32,
+    /// v3+, tagged field 2: the features the cluster finalized, as (name, max level).
+    pub finalized_features: Vec<FinalizedFeature>,
 }
+
+/// A feature the cluster finalized (ApiVersions v3+), at its highest finalized level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinalizedFeature {
+    /// The feature's name, for example `transaction.version`.
+    pub name: String,
+    /// The finalized level (the response's max_version_level).
+    pub level: i16,
+}
+
+/// The finalized feature that selects the transaction protocol (KIP-890): level 2 and up
+/// means the broker adds partitions to a transaction implicitly and EndTxn bumps the epoch.
+pub const TRANSACTION_VERSION_FEATURE: &str = "transaction.version";
 
 impl ApiVersionsResponse {
     /// The broker's version range for `api_key`, if it supports the API at all.
@@ -88,6 +106,14 @@ impl ApiVersionsResponse {
             .iter()
             .find(|a| a.api_key == api_key.0)
             .map(|a| VersionRange::new(a.min_version, a.max_version))
+    }
+
+    /// The finalized level of feature `name`, 0 when the cluster did not finalize it.
+    pub fn finalized_level(&self, name: &str) -> i16 {
+        self.finalized_features
+            .iter()
+            .find(|f| f.name == name)
+            .map_or(0, |f| f.level)
     }
 
     /// Appends this response's body at `version` (for tests and fake peers).
@@ -104,7 +130,22 @@ impl ApiVersionsResponse {
         if version >= 1 {
             out.put_i32(self.throttle_time_ms);
         }
-        out.put_empty_tagged_fields(flexible);
+        if flexible && !self.finalized_features.is_empty() {
+            let mut field = Vec::new();
+            field.put_array_len(self.finalized_features.len(), true);
+            for f in &self.finalized_features {
+                field.put_string(&f.name, true);
+                field.put_i16(f.level);
+                field.put_i16(1);
+                field.put_empty_tagged_fields(true);
+            }
+            out.put_uvarint(1);
+            out.put_uvarint(2);
+            out.put_uvarint(u32::try_from(field.len()).unwrap_or(u32::MAX));
+            out.extend_from_slice(&field);
+        } else {
+            out.put_empty_tagged_fields(flexible);
+        }
     }
 }
 
@@ -122,11 +163,25 @@ impl Response for ApiVersionsResponse {
             Ok(a)
         })?;
         let throttle_time_ms = if version >= 1 { r.i32()? } else { 0 };
-        r.skip_tagged_fields(flexible)?;
+        let mut finalized_features = Vec::new();
+        r.tagged_fields(flexible, |tag, field| {
+            if tag != 2 {
+                return Ok(false);
+            }
+            finalized_features = field.array_of(true, 6, |f| {
+                let name = f.string(true)?;
+                let level = f.i16()?;
+                let _min_level = f.i16()?;
+                f.skip_tagged_fields(true)?;
+                Ok(FinalizedFeature { name, level })
+            })?;
+            Ok(true)
+        })?;
         Ok(ApiVersionsResponse {
             error_code,
             api_keys,
             throttle_time_ms,
+            finalized_features,
         })
     }
 }
@@ -198,6 +253,10 @@ mod tests {
                 },
             ],
             throttle_time_ms: 5,
+            finalized_features: vec![FinalizedFeature {
+                name: TRANSACTION_VERSION_FEATURE.to_owned(),
+                level: 2,
+            }],
         }
     }
 
@@ -219,10 +278,15 @@ mod tests {
             if v == 0 {
                 want.throttle_time_ms = 0;
             }
+            if v < 3 {
+                want.finalized_features.clear(); // a tagged field: v3 and up
+            }
             let (corr, got) = decode_with_fallback(v, &frame(v, &want)).unwrap();
             assert_eq!(corr, 9);
             assert_eq!(got, want);
             assert_eq!(got.range(ApiKey::PRODUCE), Some(VersionRange::new(0, 11)));
+            let level = if v >= 3 { 2 } else { 0 };
+            assert_eq!(got.finalized_level(TRANSACTION_VERSION_FEATURE), level);
         }
     }
 
@@ -236,6 +300,7 @@ mod tests {
                 max_version: 2,
             }],
             throttle_time_ms: 0,
+            finalized_features: Vec::new(),
         };
         let (_, got) = decode_with_fallback(3, &frame(0, &refusal)).unwrap();
         assert_eq!(got, refusal);

@@ -1,4 +1,4 @@
-//! Produce (key 0), versions 3–11; v9 is the first flexible version.
+//! Produce (key 0), versions 3–12; v9 is the first flexible version.
 //!
 //! v3 is the first version that carries RecordBatch v2 (magic 2) and a transactional id;
 //! older versions are never sent.
@@ -6,8 +6,11 @@
 //! Request: transactional_id NULLABLE_STRING; acks INT16; timeout_ms INT32; topics ARRAY of
 //! (name STRING, partitions ARRAY of (index INT32, records NULLABLE_BYTES)). From v9
 //! strings, bytes and arrays are compact and every struct and the body end with a (here
-//! empty) tagged-field section. v10 and v11 change nothing on the request side (KIP-951,
-//! KIP-890 change broker behaviour and error codes).
+//! empty) tagged-field section. v10 to v12 change nothing on the wire (KIP-951 and KIP-890
+//! change broker behaviour and error codes): v12 tells the broker that a transactional
+//! producer uses KIP-890's protocol, in which the broker adds the partition to the
+//! transaction itself. Under the classic protocol a transactional producer sends at most
+//! [`LAST_VERSION_BEFORE_TRANSACTION_V2`].
 //!
 //! Response: responses ARRAY of (name STRING, partitions ARRAY of (index INT32, error_code
 //! INT16, base_offset INT64, log_append_time_ms INT64, log_start_offset INT64 (added in
@@ -26,6 +29,10 @@ use super::codec::{DecodeResult, Reader, Writer};
 use super::{put_tagged_field, ApiKey, Request, Response, VersionRange};
 
 const FIRST_FLEXIBLE: i16 = 9;
+
+/// The highest Produce version a transactional producer using the classic transaction
+/// protocol (before KIP-890's transaction version 2) may send.
+pub const LAST_VERSION_BEFORE_TRANSACTION_V2: i16 = 11;
 
 fn flexible(version: i16) -> bool {
     version >= FIRST_FLEXIBLE
@@ -65,7 +72,7 @@ pub struct PartitionProduceData {
 
 impl Request for ProduceRequest {
     const API_KEY: ApiKey = ApiKey::PRODUCE;
-    const VERSIONS: VersionRange = VersionRange::new(3, 11);
+    const VERSIONS: VersionRange = VersionRange::new(3, 12);
     const FIRST_FLEXIBLE: i16 = FIRST_FLEXIBLE;
     type Response = ProduceResponse;
 

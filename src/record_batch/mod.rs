@@ -58,6 +58,9 @@ pub use writer::{set_producer_state, RecordBatchBuilder};
 /// Size of the fixed batch header that precedes the records.
 pub const HEADER_SIZE: usize = 61;
 
+/// The transactional flag in the batch attributes.
+pub const TRANSACTIONAL_FLAG: i16 = 0x10;
+
 /// Byte offsets of the header fields (see the module documentation).
 pub(crate) mod offsets {
     pub const CRC: usize = 17;
@@ -100,6 +103,9 @@ pub struct ProducerState {
     pub producer_epoch: i16,
     /// Sequence number of the batch's first record in its partition, or -1.
     pub base_sequence: i32,
+    /// Whether the batch belongs to a transaction (attributes bit 4): its records become
+    /// visible to read_committed consumers only when the transaction commits.
+    pub transactional: bool,
 }
 
 impl ProducerState {
@@ -108,6 +114,7 @@ impl ProducerState {
         producer_id: -1,
         producer_epoch: -1,
         base_sequence: -1,
+        transactional: false,
     };
 }
 

@@ -95,6 +95,7 @@ impl<'a> RecordBatch<'a> {
                 producer_id: body.i64()?,
                 producer_epoch: body.i16()?,
                 base_sequence: body.i32()?,
+                transactional: attributes & super::TRANSACTIONAL_FLAG != 0,
             },
             record_count: body.i32()?,
             records: body.rest(),

@@ -113,6 +113,7 @@ fn every_codec_round_trips_keys_values_headers_and_timestamps() {
         producer_id: 42,
         producer_epoch: 7,
         base_sequence: 1000,
+        transactional: false,
     };
     for codec in CODECS.into_iter().filter(|c| c.is_available()) {
         let bytes = build(codec, &inputs, producer);
@@ -209,6 +210,7 @@ fn a_tiny_uncompressed_batch_matches_hand_worked_bytes() {
         producer_id: 258,
         producer_epoch: 3,
         base_sequence: 7,
+        transactional: false,
     };
     assert_eq!(&b.build(producer)[..], &GOLDEN[..]);
     let (batch, _) = RecordBatch::parse(&GOLDEN).unwrap();
@@ -274,6 +276,7 @@ fn set_producer_state_rewrites_the_fields_and_keeps_the_crc_valid() {
             producer_id: 9_000_000_000,
             producer_epoch: 12,
             base_sequence: 77,
+            transactional: false,
         };
         set_producer_state(&mut batch, state);
         let (parsed, _) = RecordBatch::parse(&batch).unwrap();
@@ -545,4 +548,34 @@ fn zstd_without_its_feature_is_a_typed_error_and_builds_uncompressed() {
     let (batch, _) = RecordBatch::parse(&bytes).unwrap();
     assert_eq!(batch.compression(), Compression::None);
     assert_eq!(batch.records().unwrap().len(), 2);
+}
+
+#[test]
+fn the_transactional_flag_is_written_and_rewritten_with_a_valid_crc() {
+    for codec in CODECS.into_iter().filter(|c| c.is_available()) {
+        let state = ProducerState {
+            producer_id: 42,
+            producer_epoch: 3,
+            base_sequence: 0,
+            transactional: true,
+        };
+        let bytes = build(codec, &varied_inputs()[..3], state);
+        let (parsed, _) = RecordBatch::parse(&bytes).unwrap();
+        assert!(parsed.is_transactional());
+        assert_eq!(parsed.compression(), codec, "the codec bits are kept");
+        assert_eq!(parsed.producer_state(), state);
+        let mut batch = bytes.to_vec();
+        let plain = ProducerState {
+            transactional: false,
+            ..state
+        };
+        set_producer_state(&mut batch, plain);
+        let (parsed, _) = RecordBatch::parse(&batch).unwrap();
+        assert!(!parsed.is_transactional());
+        assert_eq!(parsed.compression(), codec);
+        set_producer_state(&mut batch, state);
+        let (parsed, _) = RecordBatch::parse(&batch).unwrap();
+        assert!(parsed.is_transactional());
+        assert_eq!(parsed.records().unwrap().len(), 3);
+    }
 }

@@ -9,7 +9,7 @@
 use bytes::Bytes;
 
 use super::compression::{self, Compression};
-use super::{offsets, Header, ProducerState, HEADER_SIZE, MAGIC_V2};
+use super::{offsets, Header, ProducerState, HEADER_SIZE, MAGIC_V2, TRANSACTIONAL_FLAG};
 use crate::protocol::codec::{varint_len, varlong_len, Writer};
 
 /// An open record batch: records are encoded into its wire bytes as they are appended.
@@ -244,7 +244,11 @@ impl HeaderFields {
         h.put_i32(-1); // partitionLeaderEpoch: the broker fills it in
         h.put_i8(MAGIC_V2);
         h.put_u32(0); // crc, computed below
-        h.put_i16(self.attributes);
+        h.put_i16(if producer.transactional {
+            self.attributes | TRANSACTIONAL_FLAG
+        } else {
+            self.attributes
+        });
         h.put_i32(self.last_offset_delta);
         h.put_i64(self.base_timestamp);
         h.put_i64(self.max_timestamp);
@@ -258,7 +262,7 @@ impl HeaderFields {
     }
 }
 
-/// Rewrites the producer id, epoch and base sequence of a finished batch and recomputes its
+/// Rewrites the producer id, epoch, base sequence and transactional flag of a finished batch and recomputes its
 /// CRC, for a retry after the idempotent producer's epoch was bumped or sequences were
 /// reassigned.
 ///
@@ -279,6 +283,14 @@ pub fn set_producer_state(batch: &mut [u8], state: ProducerState) {
         .copy_from_slice(&state.producer_epoch.to_be_bytes());
     batch[offsets::BASE_SEQUENCE..offsets::BASE_SEQUENCE + 4]
         .copy_from_slice(&state.base_sequence.to_be_bytes());
+    let at = offsets::ATTRIBUTES..offsets::ATTRIBUTES + 2;
+    let attributes = i16::from_be_bytes([batch[at.start], batch[at.start + 1]]);
+    let attributes = if state.transactional {
+        attributes | TRANSACTIONAL_FLAG
+    } else {
+        attributes & !TRANSACTIONAL_FLAG
+    };
+    batch[at].copy_from_slice(&attributes.to_be_bytes());
     seal_crc(batch);
 }
 
