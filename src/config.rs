@@ -92,6 +92,8 @@ const PROPERTIES: &[&str] = &[
     "connections.max.idle.ms",
     "socket.connection.setup.timeout.ms",
     "security.protocol",
+    "transactional.id",
+    "transaction.timeout.ms",
 ];
 
 /// Java producer properties this crate does not implement. Naming them gets a clearer
@@ -101,8 +103,6 @@ const UNSUPPORTED_JAVA_PROPERTIES: &[&str] = &[
     "value.serializer",
     "partitioner.class",
     "interceptor.classes",
-    "transactional.id",
-    "transaction.timeout.ms",
     "client.dns.lookup",
     "socket.connection.setup.timeout.max.ms",
     "metadata.recovery.strategy",
@@ -215,6 +215,17 @@ pub struct ProducerConfig {
     /// `enable.idempotence` (default true): producer ids and sequence numbers so that
     /// retries write each record exactly once, in order.
     pub enable_idempotence: bool,
+    /// `transactional.id` (default none): makes the producer transactional (see
+    /// [`Producer::init_transactions`](crate::Producer::init_transactions)). Its records are
+    /// written in transactions, and a newer producer with the same id fences this one.
+    /// Needs idempotence: an explicit `enable.idempotence=false`, or a setting that turns
+    /// idempotence off (acks other than all, retries=0, more than 5 requests in flight),
+    /// is a configuration error.
+    pub transactional_id: Option<String>,
+    /// `transaction.timeout.ms` (default 60000): how long the transaction coordinator lets
+    /// a transaction stay open before it aborts it. The broker refuses values above its
+    /// transaction.max.timeout.ms (default 15 minutes).
+    pub transaction_timeout: Duration,
     /// `compression.type` (default `none`): `none`, `gzip`, `snappy`, `lz4` or `zstd`.
     pub compression: Compression,
     /// `compression.gzip.level` (default -1, zlib's default): 1 to 9, or -1.
@@ -285,6 +296,8 @@ impl Default for ProducerConfig {
             reconnect_backoff_max: Duration::from_millis(1000),
             max_in_flight_requests_per_connection: 5,
             enable_idempotence: true,
+            transactional_id: None,
+            transaction_timeout: Duration::from_millis(60_000),
             compression: Compression::None,
             compression_gzip_level: -1,
             compression_lz4_level: 9,
@@ -368,6 +381,19 @@ impl ProducerConfig {
                     parse_int(name, v, 1, INT_MAX)? as usize
             }
             "enable.idempotence" => self.enable_idempotence = parse_bool(name, v)?,
+            "transactional.id" => {
+                if v.is_empty() {
+                    return Err(Error::Config(
+                        "transactional.id must not be empty: leave it unset for a \
+                         non-transactional producer"
+                            .to_owned(),
+                    ));
+                }
+                self.transactional_id = Some(v.to_owned());
+            }
+            "transaction.timeout.ms" => {
+                self.transaction_timeout = parse_ms(name, v, 1, INT_MAX)?;
+            }
             "compression.type" => self.compression = parse_compression(v)?,
             "compression.gzip.level" => self.compression_gzip_level = parse_gzip_level(v)?,
             "compression.lz4.level" => self.compression_lz4_level = parse_lz4_level(v)?,
@@ -521,8 +547,12 @@ impl ProducerConfig {
             idle_ms(self.connections_max_idle),
             ms(self.socket_connection_setup_timeout),
             self.security_protocol.name().to_owned(),
+            self.transactional_id.clone().unwrap_or_default(),
+            ms(self.transaction_timeout),
         ];
         let mut properties: Vec<_> = PROPERTIES.iter().copied().zip(values).collect();
+        // No transactional.id is no property at all (an empty one is refused).
+        properties.retain(|(name, value)| *name != "transactional.id" || !value.is_empty());
         properties.extend(self.ssl.to_properties());
         properties.extend(self.sasl.to_properties());
         properties
@@ -676,6 +706,25 @@ impl ProducerConfig {
 
     /// Java's `ProducerConfig.postProcessAndValidateIdempotenceConfigs`.
     fn apply_idempotence_rules(&mut self) -> Result<(), Error> {
+        self.apply_idempotence_conflicts()?;
+        if self.transactional_id.is_some() && !self.enable_idempotence {
+            let why = if self.was_set("enable.idempotence") {
+                "enable.idempotence=false".to_owned()
+            } else {
+                "acks, retries or max.in.flight.requests.per.connection turned it off \
+                 (a transactional producer needs acks=all, retries > 0 and at most 5 \
+                 requests in flight)"
+                    .to_owned()
+            };
+            return Err(Error::Config(format!(
+                "transactional.id needs idempotence, but {why}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The conflicts of idempotence with acks, retries and requests in flight.
+    fn apply_idempotence_conflicts(&mut self) -> Result<(), Error> {
         if !self.enable_idempotence {
             return Ok(());
         }
@@ -1045,6 +1094,7 @@ mod tests {
             ("connections.max.idle.ms", "540000"),
             ("socket.connection.setup.timeout.ms", "10000"),
             ("security.protocol", "PLAINTEXT"),
+            ("transaction.timeout.ms", "60000"),
             ("ssl.endpoint.identification.algorithm", "https"),
             ("ssl.enabled.protocols", "TLSv1.2,TLSv1.3"),
             ("ssl.protocol", "TLSv1.3"),
@@ -1106,8 +1156,12 @@ mod tests {
             ("connections.max.idle.ms", "-1"),
             ("socket.connection.setup.timeout.ms", "11"),
             ("security.protocol", "SSL"),
+            ("transactional.id", "relay-1"),
+            ("transaction.timeout.ms", "12345"),
         ])
         .unwrap();
+        assert_eq!(c.transactional_id.as_deref(), Some("relay-1"));
+        assert_eq!(c.transaction_timeout, Duration::from_millis(12345));
         assert_eq!(c.security_protocol, SecurityProtocol::Ssl);
         assert_eq!(
             c.bootstrap_servers,
@@ -1186,8 +1240,42 @@ mod tests {
     }
 
     #[test]
+    fn a_transactional_producer_needs_idempotence_as_in_java() {
+        let c = with(&[("transactional.id", "t")]).unwrap();
+        assert!(c.enable_idempotence);
+        assert_eq!(c.transaction_timeout, Duration::from_millis(60_000));
+        let message = config_error(with(&[
+            ("transactional.id", "t"),
+            ("enable.idempotence", "false"),
+        ]));
+        assert!(message.contains("enable.idempotence=false"), "{message}");
+        for (name, value) in [
+            ("acks", "1"),
+            ("retries", "0"),
+            ("max.in.flight.requests.per.connection", "6"),
+        ] {
+            let message = config_error(with(&[("transactional.id", "t"), (name, value)]));
+            assert!(message.contains("needs idempotence"), "{name}: {message}");
+            // With idempotence set explicitly the conflict itself is named.
+            let message = config_error(with(&[
+                ("transactional.id", "t"),
+                ("enable.idempotence", "true"),
+                (name, value),
+            ]));
+            assert!(message.contains(name), "{name}: {message}");
+        }
+        let message = config_error(with(&[("transactional.id", "")]));
+        assert!(message.contains("must not be empty"), "{message}");
+        let message = config_error(with(&[
+            ("transactional.id", "t"),
+            ("transaction.timeout.ms", "0"),
+        ]));
+        assert!(message.contains("transaction.timeout.ms"), "{message}");
+    }
+
+    #[test]
     fn unsupported_java_property_is_named_as_such() {
-        let message = config_error(with(&[("transactional.id", "tx")]));
+        let message = config_error(with(&[("interceptor.classes", "a.B")]));
         assert!(message.contains("does not support"), "{message}");
         let message = config_error(with(&[("sasl.login.callback.handler.class", "x.Y")]));
         assert!(
@@ -1329,7 +1417,14 @@ mod tests {
         .unwrap();
         let copy = ProducerConfig::from_properties(original.to_properties()).unwrap();
         assert_eq!(copy.to_properties(), original.to_properties());
-        assert!(PROPERTIES.iter().all(|p| copy.was_set(p)));
+        // Every property but transactional.id, which is absent when unset.
+        assert!(PROPERTIES
+            .iter()
+            .all(|p| copy.was_set(p) == (*p != "transactional.id")));
+        let transactional = with(&[("transactional.id", "t-1")]).unwrap();
+        let copy = ProducerConfig::from_properties(transactional.to_properties()).unwrap();
+        assert_eq!(copy.transactional_id.as_deref(), Some("t-1"));
+        assert_eq!(copy.to_properties(), transactional.to_properties());
     }
 
     #[test]

@@ -57,6 +57,8 @@ pub(crate) struct Core {
     pub metrics: Metrics,
     /// KIP-794 partitioning of records without a key.
     pub sticky: StickyPartitioner,
+    /// The transaction state machine of a transactional producer (transactional.id set).
+    pub transactions: Option<std::sync::Arc<crate::transaction::TransactionManager>>,
     /// The sender thread's inbox.
     pub events: Sender<SenderEvent>,
     /// Set (SeqCst) by a caller before it sends a `Wakeup`, cleared by the sender thread
@@ -109,8 +111,17 @@ impl Core {
             config.partitioner_adaptive_partitioning_enable,
             config.partitioner_availability_timeout,
         );
+        let transactions = config.transactional_id.as_ref().map(|id| {
+            let timeout_ms =
+                i32::try_from(config.transaction_timeout.as_millis()).unwrap_or(i32::MAX);
+            std::sync::Arc::new(crate::transaction::TransactionManager::new(
+                id.clone(),
+                timeout_ms,
+            ))
+        });
         Core {
             id,
+            transactions,
             config,
             accumulator,
             metadata: Metadata::default(),

@@ -113,9 +113,24 @@ pub enum Error {
     /// The producer was closed.
     #[error("the producer is closed")]
     Closed,
-    /// A fatal error; the producer cannot continue (for example a fenced producer id).
+    /// A fatal error; the producer cannot continue (for example a producer id the broker
+    /// refuses, or a missing authorization for the transactional id).
     #[error("fatal producer error: {0}")]
     Fatal(String),
+    /// Another producer with the same `transactional.id` called `init_transactions`: this
+    /// one is fenced off (a zombie) and can only be closed. Its open transaction is never
+    /// committed.
+    #[error("producer fenced: {0}")]
+    Fenced(String),
+    /// The open transaction cannot be committed because of an earlier error in it (a
+    /// record that failed, a request the coordinator refused, the transaction timed out on
+    /// the broker): call `abort_transaction()`, then begin a new transaction. The cause is
+    /// inside.
+    #[error("the transaction must be aborted: {0}")]
+    TransactionAbortable(Box<Error>),
+    /// The record was not sent because its transaction was aborted.
+    #[error("the record's transaction was aborted before the record was sent")]
+    TransactionAborted,
 }
 
 impl Error {

@@ -132,11 +132,27 @@ pub(crate) struct Idempotence {
     fresh_id_needed: bool,
     fatal: Option<Error>,
     partitions: HashMap<TopicPartition, PartitionSequences>,
+    /// The batches belong to transactions (the flag in their headers).
+    transactional: bool,
 }
 
 impl Idempotence {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The bookkeeping of a transactional producer: its batches carry the transactional
+    /// flag, and its producer id comes from the transaction coordinator.
+    pub fn transactional() -> Self {
+        Idempotence {
+            transactional: true,
+            ..Self::default()
+        }
+    }
+
+    /// The producer id and epoch new batches get, once known.
+    pub fn current(&self) -> Option<ProducerIdEpoch> {
+        self.current
     }
 
     /// Whether an InitProducerId request is needed (first id, or an epoch bump).
@@ -269,7 +285,7 @@ impl Idempotence {
             producer_id: current.id,
             producer_epoch: current.epoch,
             base_sequence: p.next_sequence,
-            transactional: false,
+            transactional: self.transactional,
         };
         p.next_sequence = increment_sequence(p.next_sequence, record_count);
         p.unresolved

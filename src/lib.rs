@@ -47,6 +47,7 @@ pub mod record_batch;
 pub mod security;
 mod sender;
 pub mod serialize;
+mod transaction;
 
 pub use config::{Acks, ProducerConfig};
 pub use delivery::SendFuture;
@@ -67,3 +68,4 @@ pub use serialize::JsonSerializer;
 pub use serialize::{
     BytesSerializer, IntegerSerializer, LongSerializer, Serializer, StringSerializer,
 };
+pub use transaction::{ConsumerGroupMetadata, OffsetAndMetadata};

@@ -9,6 +9,7 @@
 //! close and by the rare early-error callback path) the sender and callback threads.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -25,11 +26,12 @@ use crate::delivery::{
 use crate::error::Error;
 use crate::metrics::ProducerMetrics;
 use crate::partition::{partition_for_key, Partitioner, StickyTopic};
-use crate::record::{PartitionInfo, ProducerRecord, RecordMetadata};
+use crate::record::{PartitionInfo, ProducerRecord, RecordMetadata, TopicPartition};
 use crate::record_batch::{RecordBatchBuilder, HEADER_SIZE};
 use crate::security::{OAuthBearerTokenProvider, SaslMechanism, Secret, SecurityProtocol};
 use crate::sender::Sender;
 use crate::serialize::{BytesSerializer, Serializer};
+use crate::transaction::{ConsumerGroupMetadata, OffsetAndMetadata, SendCheck, TransactionManager};
 use crate::Compression;
 
 /// A thread-safe Kafka producer. `Producer` alone is `Producer<Vec<u8>, Vec<u8>>`.
@@ -562,6 +564,145 @@ impl<K, V> Producer<K, V> {
     pub fn config(&self) -> &ProducerConfig {
         &self.handle.core.config
     }
+
+    /// The transaction manager, or the error of a transactional call on a producer
+    /// without `transactional.id`.
+    fn transactions(&self, call: &str) -> Result<&TransactionManager, Error> {
+        let core = &self.handle.core;
+        if core.is_closed() {
+            return Err(Error::Closed);
+        }
+        core.transactions.as_deref().ok_or_else(|| {
+            Error::IllegalState(format!(
+                "{call} on a producer without transactional.id: set transactional.id to \
+                 use transactions"
+            ))
+        })
+    }
+
+    /// Prepares a transactional producer, once, before its first transaction: finds the
+    /// transaction coordinator and gets a producer id and epoch for `transactional.id`.
+    /// This fences off every older producer with the same id (their open transactions are
+    /// aborted and their later calls fail with [`Error::Fenced`]), and waits until the
+    /// transactions an older producer left unfinished are completed.
+    ///
+    /// May be called only when the producer is new. Blocks up to max.block.ms; on
+    /// [`Error::Timeout`] the work goes on, and calling `init_transactions` again waits
+    /// for it (any other transactional call fails meanwhile).
+    ///
+    /// Errors: [`Error::IllegalState`] without `transactional.id` or when called twice;
+    /// [`Error::Fenced`] / [`Error::Fatal`] when the coordinator refuses (an authorization
+    /// failure, a transaction timeout above the broker's maximum); [`Error::Timeout`].
+    pub fn init_transactions(&self) -> Result<(), Error> {
+        let txn = self.transactions("init_transactions")?;
+        let id = txn.begin_init()?;
+        self.handle.core.wake_sender();
+        txn.wait(id, "init_transactions", self.block_deadline())
+    }
+
+    /// Opens a transaction: the records sent from now on, and the offsets sent with
+    /// [`send_offsets_to_transaction`](Self::send_offsets_to_transaction), become visible
+    /// to read_committed consumers together when it commits, or never if it aborts. A
+    /// local step: nothing is sent yet.
+    ///
+    /// May be called after [`init_transactions`](Self::init_transactions) when no
+    /// transaction is open. Errors: [`Error::IllegalState`] before `init_transactions`,
+    /// while a transaction is open, or while a commit or abort that timed out is not
+    /// finished; [`Error::TransactionAbortable`] after an abortable error (abort first);
+    /// [`Error::Fenced`] / [`Error::Fatal`] once the producer failed.
+    pub fn begin_transaction(&self) -> Result<(), Error> {
+        self.transactions("begin_transaction")?.begin()
+    }
+
+    /// Adds consumer offsets to the open transaction: they are committed for the group
+    /// `group` if and only if the transaction commits (the exactly-once read-process-write
+    /// loop: the offsets of the input records consumed, with the output records produced
+    /// from them). `group` should come from the consumer (generation and member id let
+    /// the group coordinator fence a zombie consumer); [`ConsumerGroupMetadata::new`] with
+    /// the group id alone skips that check.
+    ///
+    /// May be called inside a transaction. Blocks until the group coordinator has the
+    /// offsets, up to max.block.ms ([`Error::Timeout`]: call it again to keep waiting).
+    /// An empty map does nothing. Errors: [`Error::IllegalState`] outside a transaction;
+    /// [`Error::TransactionAbortable`] when the coordinator refuses the offsets (for
+    /// example a fenced consumer generation) or after an earlier abortable error;
+    /// [`Error::Fenced`] / [`Error::Fatal`].
+    pub fn send_offsets_to_transaction(
+        &self,
+        offsets: &HashMap<TopicPartition, OffsetAndMetadata>,
+        group: &ConsumerGroupMetadata,
+    ) -> Result<(), Error> {
+        let txn = self.transactions("send_offsets_to_transaction")?;
+        let mut list: Vec<(TopicPartition, OffsetAndMetadata)> = offsets
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        list.sort_by(|a, b| a.0.cmp(&b.0));
+        let Some(id) = txn.begin_send_offsets(list, group)? else {
+            return Ok(());
+        };
+        self.handle.core.wake_sender();
+        txn.wait(id, "send_offsets_to_transaction", self.block_deadline())
+    }
+
+    /// Commits the open transaction: sends every record of it still buffered (as
+    /// [`flush`](Self::flush) does), waits until all of them are acknowledged, then asks the
+    /// coordinator to commit. Returns once the transaction is committed: its records and
+    /// offsets are visible to read_committed consumers (their callbacks ran before).
+    ///
+    /// May be called inside a transaction. Sends made during the commit fail with
+    /// [`Error::IllegalState`]. Blocks up to max.block.ms; on [`Error::Timeout`] the
+    /// commit goes on and calling `commit_transaction` again waits for it. Errors:
+    /// [`Error::IllegalState`] without an open transaction; [`Error::TransactionAbortable`]
+    /// when a record of the transaction failed or the coordinator refused: call
+    /// [`abort_transaction`](Self::abort_transaction); [`Error::Fenced`] /
+    /// [`Error::Fatal`].
+    pub fn commit_transaction(&self) -> Result<(), Error> {
+        self.end_transaction(true)
+    }
+
+    /// Aborts the open transaction: records of it not sent yet fail with
+    /// [`Error::TransactionAborted`], records already sent are waited for, then the
+    /// coordinator aborts it. None of its records or offsets ever become visible to
+    /// read_committed consumers. The way out of an abortable error.
+    ///
+    /// May be called inside a transaction or after an abortable error. Blocks up to
+    /// max.block.ms ([`Error::Timeout`]: call it again to keep waiting). Errors:
+    /// [`Error::IllegalState`] without an open transaction; [`Error::Fenced`] /
+    /// [`Error::Fatal`].
+    pub fn abort_transaction(&self) -> Result<(), Error> {
+        self.end_transaction(false)
+    }
+
+    fn end_transaction(&self, commit: bool) -> Result<(), Error> {
+        let name = if commit {
+            "commit_transaction"
+        } else {
+            "abort_transaction"
+        };
+        let txn = self.transactions(name)?;
+        if on_callback_thread_of(self.handle.core.id) {
+            return Err(Error::IllegalState(format!(
+                "{name} inside a producer callback would deadlock"
+            )));
+        }
+        let id = txn.begin_end(commit)?;
+        let core = &self.handle.core;
+        // Every batch is ready at once (no linger): the commit waits for all of them.
+        core.accumulator.begin_flush();
+        core.wake_sender();
+        let result = txn.wait(id, name, self.block_deadline());
+        core.accumulator.end_flush();
+        if result.is_ok() {
+            // Callbacks of the transaction's records run before the call returns.
+            self.handle.wait_for_queued_callbacks(self.block_deadline());
+        }
+        result
+    }
+
+    fn block_deadline(&self) -> Option<Instant> {
+        deadline_after(self.handle.core.config.max_block)
+    }
 }
 
 impl<K: 'static, V: 'static> Handle<K, V> {
@@ -685,6 +826,14 @@ impl<K: 'static, V: 'static> Handle<K, V> {
             Ok(p) => p,
             Err(e) => return fail(e, completion),
         };
+        if let Some(txn) = &core.transactions {
+            let tp = TopicPartition::new(record.topic(), partition);
+            match txn.check_send(&tp) {
+                Ok(SendCheck::Ok) => {}
+                Ok(SendCheck::OkNewPartition) => core.wake_sender(),
+                Err(e) => return fail(e, completion),
+            }
+        }
         let timestamp = record.timestamp().unwrap_or_else(now_ms);
         let append = AppendRecord {
             timestamp,

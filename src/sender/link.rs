@@ -19,16 +19,29 @@ use crossbeam_channel::Sender as Inbox;
 use crate::core::SenderEvent;
 use crate::error::Error;
 use crate::net::{Connection, ConnectionConfig};
+use crate::protocol::add_offsets_to_txn::AddOffsetsToTxnRequest;
+use crate::protocol::add_partitions_to_txn::AddPartitionsToTxnRequest;
+use crate::protocol::api_versions::TRANSACTION_VERSION_FEATURE;
+use crate::protocol::end_txn::EndTxnRequest;
+use crate::protocol::find_coordinator::FindCoordinatorRequest;
 use crate::protocol::init_producer_id::InitProducerIdRequest;
 use crate::protocol::metadata::MetadataRequest;
 use crate::protocol::produce::ProduceRequest;
+use crate::protocol::txn_offset_commit::TxnOffsetCommitRequest;
 
 /// A request the sender hands to a link.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Outgoing<'a> {
     Metadata(&'a MetadataRequest),
     InitProducerId(&'a InitProducerIdRequest),
-    Produce(&'a ProduceRequest),
+    /// At most at the version given, if any (a transactional producer on the classic
+    /// transaction protocol stays below KIP-890's versions).
+    Produce(&'a ProduceRequest, Option<i16>),
+    FindCoordinator(&'a FindCoordinatorRequest),
+    AddPartitionsToTxn(&'a AddPartitionsToTxnRequest),
+    AddOffsetsToTxn(&'a AddOffsetsToTxnRequest),
+    TxnOffsetCommit(&'a TxnOffsetCommitRequest, Option<i16>),
+    EndTxn(&'a EndTxnRequest, Option<i16>),
 }
 
 /// What the sender asks of one broker connection (after its handshake).
@@ -49,6 +62,12 @@ pub(crate) trait Link: fmt::Debug + Send {
     /// A handle that shuts the socket down from another thread (a forced close unblocks
     /// a writer stuck on a stalled broker with it); `None` for links without a socket.
     fn shutdown_handle(&self) -> Option<Weak<TcpStream>>;
+
+    /// The `transaction.version` the broker's cluster finalized (ApiVersions v3+), 0 when
+    /// none: 2 and up means KIP-890's transaction protocol.
+    fn transaction_version(&self) -> i16 {
+        0
+    }
 }
 
 impl Link for Connection {
@@ -60,8 +79,24 @@ impl Link for Connection {
         match request {
             Outgoing::Metadata(r) => Connection::submit(self, r),
             Outgoing::InitProducerId(r) => Connection::submit(self, r),
-            Outgoing::Produce(r) => Connection::submit(self, r),
+            Outgoing::Produce(r, max) => Connection::submit_up_to(self, r, max),
+            Outgoing::FindCoordinator(r) => {
+                self.check_lowest(r, r.lowest_version())?;
+                Connection::submit(self, r)
+            }
+            Outgoing::AddPartitionsToTxn(r) => Connection::submit(self, r),
+            Outgoing::AddOffsetsToTxn(r) => Connection::submit(self, r),
+            Outgoing::TxnOffsetCommit(r, max) => {
+                self.check_lowest(r, r.lowest_version())?;
+                Connection::submit_up_to(self, r, max)
+            }
+            Outgoing::EndTxn(r, max) => Connection::submit_up_to(self, r, max),
         }
+    }
+
+    fn transaction_version(&self) -> i16 {
+        self.api_versions()
+            .finalized_level(TRANSACTION_VERSION_FEATURE)
     }
 
     fn shutdown_handle(&self) -> Option<Weak<TcpStream>> {
@@ -70,6 +105,19 @@ impl Link for Connection {
 }
 
 /// Opens links. Owned by the sender thread.
+impl Connection {
+    /// Refuses a request whose negotiated version cannot carry it whole (`lowest`): a
+    /// lower version would ask the broker a different question.
+    fn check_lowest<R: crate::protocol::Request>(&self, _: &R, lowest: i16) -> Result<(), Error> {
+        match self.version_for::<R>() {
+            Some(v) if v >= lowest => Ok(()),
+            _ => Err(Error::UnsupportedVersion {
+                api_key: R::API_KEY.0,
+            }),
+        }
+    }
+}
+
 pub(crate) trait Connector: fmt::Debug + Send {
     /// Starts connecting to `address` as `node`. The outcome arrives later in the sender's
     /// inbox as [`SenderEvent::Connected`]; an `Err` here means no attempt was started.

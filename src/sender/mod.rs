@@ -43,6 +43,7 @@ mod order;
 mod produce;
 #[cfg(test)]
 mod tests;
+mod txn;
 
 pub(crate) use link::{Connector, Link};
 
@@ -118,6 +119,8 @@ pub(crate) struct Sender {
     producer_id: ProducerIdRequests,
     /// Producer id, epoch and sequences; `None` without idempotence.
     idempotence: Option<Idempotence>,
+    /// The coordinator requests of a transactional producer; `None` otherwise.
+    txn: Option<txn::Transactions>,
     /// Round-robin start over a node's partitions, so no partition starves in full requests.
     drain_cursor: usize,
     last_load_stats: Option<Instant>,
@@ -201,7 +204,15 @@ impl Sender {
                 next_at: now,
                 failures: 0,
             },
-            idempotence: c.enable_idempotence.then(Idempotence::new),
+            idempotence: match (&core.transactions, c.enable_idempotence) {
+                (Some(_), _) => Some(Idempotence::transactional()),
+                (None, true) => Some(Idempotence::new()),
+                (None, false) => None,
+            },
+            txn: core
+                .transactions
+                .clone()
+                .map(|m| txn::Transactions::new(m, now)),
             drain_cursor: 0,
             last_load_stats: None,
             closed_before_connected: ClosedEarly::default(),
@@ -240,6 +251,7 @@ impl Sender {
         self.force_closing
             || (self.closing
                 && self.in_flight.is_empty()
+                && self.txn.as_ref().is_none_or(|t| !t.manager.lock().busy())
                 && !self.core.appends_in_progress()
                 && self.core.accumulator.is_empty())
     }
@@ -268,6 +280,9 @@ impl Sender {
         self.complete_all(rest);
         self.nodes.close_all();
         self.core.metadata.close();
+        if let Some(txn) = &self.txn {
+            txn.manager.close(&Error::Closed);
+        }
     }
 
     /// One pass at `now`; returns when the next pass is due.
@@ -281,6 +296,7 @@ impl Sender {
         }
         let metadata_next = self.refresh_metadata(now);
         let producer_id_next = self.init_producer_id(now);
+        let txn_next = self.drive_transactions(now);
         let produce_next = self.send_ready(now);
         // After send_ready touched the topics with queued batches.
         let max_idle = self.core.config.metadata_max_idle;
@@ -288,6 +304,7 @@ impl Sender {
         let idle_next = self.close_idle_links(now);
         metadata_next
             .min(producer_id_next)
+            .min(txn_next)
             .min(produce_next)
             .min(in_flight_next)
             .min(idle_next)
@@ -321,7 +338,12 @@ impl Sender {
                 self.nodes.connected(node, result, now)
             }
             SenderEvent::Connection(e) => self.connection_event(e, now),
-            SenderEvent::Close => self.closing = true,
+            SenderEvent::Close => {
+                self.closing = true;
+                if let Some(txn) = &self.txn {
+                    txn.manager.lock().abort_on_close();
+                }
+            }
             SenderEvent::ForceClose => {
                 self.closing = true;
                 self.force_closing = true;
@@ -348,6 +370,8 @@ impl Sender {
                 } else if is(self.producer_id.request) {
                     self.producer_id.request = None;
                     self.producer_id_response(body, now);
+                } else if is(self.txn.as_ref().and_then(|t| t.request())) {
+                    self.txn_response(body, now);
                 } else if let Some(request) = self.in_flight.remove(&key) {
                     self.produce_response(request, body, now);
                 } else {
@@ -373,7 +397,12 @@ impl Sender {
         let lost = self.in_flight.keys_on(connection);
         let on = |r: Option<RequestInFlight>| r.is_some_and(|m| m.connection == connection);
         let known = self.nodes.node_of(connection).is_some();
-        if !known && lost.is_empty() && !on(self.metadata.request) && !on(self.producer_id.request)
+        let txn_request = self.txn.as_ref().and_then(|t| t.request());
+        if !known
+            && lost.is_empty()
+            && !on(self.metadata.request)
+            && !on(self.producer_id.request)
+            && !on(txn_request)
         {
             // A link the sender dropped (idle, replaced) changes nothing; a link not
             // installed yet (its `Connected` is still on the way) must not be.
@@ -390,6 +419,7 @@ impl Sender {
         if on(self.producer_id.request) {
             self.producer_id.request = None;
         }
+        self.txn_request_lost(connection, now);
         for key in lost {
             if let Some(request) = self.in_flight.remove(&key) {
                 self.request_done(&request, now);
@@ -415,8 +445,9 @@ impl Sender {
     /// be stuck, and the connection's order can no longer be trusted.
     fn expire_requests(&mut self, now: Instant) {
         let mut overdue: Vec<u64> = self.in_flight.overdue(now).collect();
+        let txn_request = self.txn.as_ref().and_then(|t| t.request());
         overdue.extend(
-            [self.metadata.request, self.producer_id.request]
+            [self.metadata.request, self.producer_id.request, txn_request]
                 .into_iter()
                 .flatten()
                 .filter(|m| m.deadline <= now)
@@ -473,6 +504,12 @@ impl Sender {
                     Error::DeliveryTimeout { elapsed_ms },
                     &self.callbacks,
                 );
+                if let Some(txn) = &self.txn {
+                    txn.manager
+                        .lock()
+                        .abortable(Error::DeliveryTimeout { elapsed_ms });
+                    txn.manager.notify();
+                }
             }
             self.complete_all(released);
         }
@@ -496,7 +533,8 @@ impl Sender {
     /// flight); returns when the next one would be idle.
     fn close_idle_links(&mut self, now: Instant) -> Instant {
         let max_idle = self.core.config.connections_max_idle;
-        let mut busy: Vec<u64> = [self.metadata.request, self.producer_id.request]
+        let txn_request = self.txn.as_ref().and_then(|t| t.request());
+        let mut busy: Vec<u64> = [self.metadata.request, self.producer_id.request, txn_request]
             .into_iter()
             .flatten()
             .map(|r| r.connection)
@@ -680,6 +718,10 @@ impl Sender {
             idem.set_fatal(error.clone());
         }
         self.core.set_fatal(error.clone());
+        if let Some(txn) = &self.txn {
+            txn.manager.lock().fatal(error.clone());
+            txn.manager.notify();
+        }
         self.abort_queued(&error);
     }
 
@@ -722,6 +764,9 @@ impl Sender {
         let Some(idem) = self.idempotence.as_ref() else {
             return far;
         };
+        if self.txn.is_some() {
+            return far; // the transaction coordinator gives the id (`drive_transactions`)
+        }
         if !idem.needs_producer_id() {
             return far;
         }
@@ -815,6 +860,7 @@ impl Sender {
         if batch.is_expired() {
             return; // answered already
         }
+        self.txn_batch_failed(&error);
         crate::metrics::Metrics::add(
             &self.core.metrics.record_errors,
             u64::from(batch.record_count()),
@@ -837,6 +883,22 @@ impl Sender {
                 .accumulator
                 .complete(batch, outcome, &self.callbacks);
         }
+    }
+
+    /// A batch of a transaction failed for good: the transaction can only be aborted (a
+    /// batch dropped by the abort itself changes nothing).
+    fn txn_batch_failed(&mut self, error: &Error) {
+        let Some(txn) = &self.txn else {
+            return;
+        };
+        if matches!(
+            error,
+            Error::TransactionAborted | Error::TransactionAbortable(_) | Error::Closed
+        ) {
+            return;
+        }
+        txn.manager.lock().abortable(error.clone());
+        txn.manager.notify();
     }
 
     /// The metrics of a request that left the in-flight table.

@@ -73,6 +73,14 @@ impl Nodes {
     }
 
     /// Whether `node` has a ready link.
+    /// The link to `node`, if it is connected.
+    pub fn link(&self, node: i32) -> Option<&dyn Link> {
+        match self.nodes.get(&node).map(|n| &n.state) {
+            Some(NodeState::Ready { link, .. }) => Some(&**link),
+            _ => None,
+        }
+    }
+
     pub fn is_ready(&self, node: i32) -> bool {
         matches!(
             self.nodes.get(&node).map(|n| &n.state),

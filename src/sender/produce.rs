@@ -135,6 +135,9 @@ impl Sender {
         let mut out: Vec<(ProducerBatch, ProducerState)> = Vec::new();
         for i in 0..n {
             let queue = &queues[(start + i) % n];
+            if self.txn.as_ref().is_some_and(|t| !t.may_drain(&queue.tp)) {
+                continue; // not added to the transaction yet
+            }
             let in_flight = match self.in_flight.partition(&queue.tp) {
                 Some((other, _)) if other != node => continue,
                 Some((_, count)) => count,
@@ -185,7 +188,6 @@ impl Sender {
         drained: Vec<(ProducerBatch, ProducerState)>,
         now: Instant,
     ) {
-        let config = &self.core.config;
         let mut topics: Vec<TopicProduceData> = Vec::new();
         let mut batches = Vec::with_capacity(drained.len());
         for (mut batch, state) in drained {
@@ -206,8 +208,13 @@ impl Sender {
             }
             batches.push(batch);
         }
+        let (transactional_id, produce_cap) = match &self.txn {
+            Some(t) => (Some(t.manager.transactional_id.clone()), t.produce_cap()),
+            None => (None, None),
+        };
+        let config = &self.core.config;
         let request = ProduceRequest {
-            transactional_id: None,
+            transactional_id,
             acks: config.acks.as_i16(),
             timeout_ms: i32::try_from(config.request_timeout.as_millis()).unwrap_or(i32::MAX),
             topics,
@@ -221,7 +228,7 @@ impl Sender {
         // The connection's writer thread writes the request; an acks=0 request stays in
         // flight until it is written (`Sender::produce_written`), a request with acks until
         // its response. Either way the in-flight limit bounds what is queued per broker.
-        match link.submit(Outgoing::Produce(&request)) {
+        match link.submit(Outgoing::Produce(&request, produce_cap)) {
             Ok(correlation_id) => {
                 Metrics::add(&self.core.metrics.requests, 1);
                 Metrics::add(&self.core.metrics.in_flight_requests, 1);
@@ -355,6 +362,19 @@ impl Sender {
                     .and_then(|e| e.batch_index_error_message.clone())
             });
             let error = Error::Broker { code, message };
+            if self.txn.is_some() {
+                if let Some(fatal) = transactional_produce_error(code) {
+                    match fatal {
+                        Some(fatal) => {
+                            self.go_fatal(fatal.clone());
+                            self.fail(batch, fatal);
+                        }
+                        // The broker wrote none of it; the transaction must be aborted.
+                        None => self.fail_for_good(batch, error, true),
+                    }
+                    continue;
+                }
+            }
             let verdict = match (self.idempotence.as_mut(), state) {
                 (Some(idem), Some(state)) => idem.on_error(&batch.tp, batch.position, state, code),
                 _ if code.is_retriable() => Verdict::Retry,
@@ -531,6 +551,27 @@ fn find_partition<'a>(
         .filter(|t| t.name == batch.tp.topic())
         .flat_map(|t| t.partitions.iter())
         .find(|p| p.index == batch.tp.partition())
+}
+
+/// How a transactional producer treats a Produce error that an idempotent one handles
+/// differently (Java's `TransactionManager`): `Some(Some(error))` is fatal, `Some(None)`
+/// fails the batch and makes the transaction abortable, `None` is the usual handling.
+/// Within a transaction a stale epoch or a sequence gap cannot be repaired by resending:
+/// the abort (with its epoch bump) is the repair.
+fn transactional_produce_error(code: ErrorCode) -> Option<Option<Error>> {
+    match code {
+        ErrorCode::ProducerFenced => Some(Some(Error::Fenced(
+            "a Produce request answered PRODUCER_FENCED: another producer with the same \
+             transactional.id took over"
+                .into(),
+        ))),
+        ErrorCode::InvalidProducerEpoch
+        | ErrorCode::TransactionAbortable
+        | ErrorCode::InvalidTxnState
+        | ErrorCode::OutOfOrderSequenceNumber
+        | ErrorCode::UnknownProducerId => Some(None),
+        _ => None,
+    }
 }
 
 /// Errors after which Java refreshes metadata (its `InvalidMetadataException` family).

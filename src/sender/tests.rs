@@ -80,7 +80,7 @@ impl Link for ScriptedLink {
         let request = match request {
             Outgoing::Metadata(_) => Request::Metadata,
             Outgoing::InitProducerId(_) => Request::InitProducerId,
-            Outgoing::Produce(r) => Request::Produce(r.clone()),
+            Outgoing::Produce(r, _) => Request::Produce(r.clone()),
         };
         self.script.lock().sent.push(Sent {
             link: self.id,

@@ -188,13 +188,17 @@ pub struct ReadRecord {
 }
 
 fn consumer(bootstrap: &str) -> BaseConsumer {
+    consumer_with(bootstrap, "read_uncommitted")
+}
+
+fn consumer_with(bootstrap: &str, isolation: &str) -> BaseConsumer {
     ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", unique_topic("read-back"))
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("check.crcs", "true")
-        .set("isolation.level", "read_uncommitted")
+        .set("isolation.level", isolation)
         .set("fetch.wait.max.ms", "50")
         .set("topic.metadata.refresh.interval.ms", "500")
         .create()
@@ -250,12 +254,24 @@ pub fn read_back_within(
     expected: usize,
     patience: Duration,
 ) -> Vec<ReadRecord> {
+    read_back_isolated(bootstrap, topic, expected, patience, "read_uncommitted")
+}
+
+/// [`read_back_within`] at isolation level `isolation` (`read_committed` skips the records
+/// of aborted and open transactions, and the transaction markers).
+pub fn read_back_isolated(
+    bootstrap: &str,
+    topic: &str,
+    expected: usize,
+    patience: Duration,
+    isolation: &str,
+) -> Vec<ReadRecord> {
     let partitions = partition_count(bootstrap, topic);
     assert!(partitions > 0, "topic {topic} has no partitions");
     // The next offset to read per partition, so that a fresh consumer can take over.
     let mut next = vec![0i64; partitions];
     let assign = |next: &[i64]| {
-        let c = consumer(bootstrap);
+        let c = consumer_with(bootstrap, isolation);
         let mut tpl = TopicPartitionList::new();
         for (p, offset) in next.iter().enumerate() {
             tpl.add_partition_offset(topic, p as i32, Offset::Offset(*offset))
