@@ -248,3 +248,271 @@ fn aborted_transactions_are_never_visible() {
         all.len()
     );
 }
+
+/// 3. Zombie fencing: a second producer with the same transactional.id fences the first;
+/// the first one's commit fails with `Error::Fenced` (and so does any later call), and
+/// none of its open transaction ever becomes visible. The new producer goes on.
+#[test]
+fn a_newer_producer_with_the_same_id_fences_the_older_one() {
+    let bs = kafka::shared().bootstrap().to_owned();
+    let topic = unique_topic("txn-fence");
+    kafka::shared().create_topic(&topic, 3, 1, &[]);
+    let id = unique_topic("txn-fence");
+    let zombie = transactional(&bs, &id, &[]);
+    zombie.init_transactions().expect("init_transactions");
+    zombie.begin_transaction().expect("begin");
+    let written: Vec<_> = (0..300)
+        .map(|i| zombie.send(ProducerRecord::new(topic.as_str(), value(1, i))))
+        .collect();
+    for f in written {
+        f.wait().expect("written before the fencing");
+    }
+    let successor = transactional(&bs, &id, &[]);
+    successor
+        .init_transactions()
+        .expect("the successor's init_transactions");
+    let commit = zombie.commit_transaction();
+    assert!(
+        matches!(commit, Err(Error::Fenced(_))),
+        "the zombie's commit: {commit:?}"
+    );
+    // Every later call of the zombie fails with the fencing, nothing is sent.
+    assert!(matches!(zombie.begin_transaction(), Err(Error::Fenced(_))));
+    let late = zombie
+        .send(ProducerRecord::new(topic.as_str(), value(1, 999)))
+        .wait();
+    assert!(
+        matches!(late, Err(Error::Fenced(_))),
+        "a send after fencing: {late:?}"
+    );
+    // The successor's own transaction commits.
+    successor.begin_transaction().expect("begin");
+    let ok: Vec<_> = (0..200)
+        .map(|i| successor.send(ProducerRecord::new(topic.as_str(), value(2, i))))
+        .collect();
+    successor
+        .commit_transaction()
+        .expect("the successor commits");
+    for f in ok {
+        f.wait().expect("committed");
+    }
+    drop(zombie);
+    successor.close().expect("close");
+    let records = read_committed(&bs, &topic, 200);
+    assert_eq!(
+        records.len(),
+        200,
+        "only the successor's transaction is visible"
+    );
+    assert!(records
+        .iter()
+        .all(|r| r.value.as_deref().unwrap().starts_with(b"t002")));
+    eprintln!(
+        "fencing: zombie wrote 300 (aborted by the fencing), successor committed 200, {} visible",
+        records.len()
+    );
+}
+
+/// A send from a zombie after the fencing fails (the broker refuses the old epoch), and
+/// the transaction cannot commit; the abort then reports the fencing.
+#[test]
+fn a_zombie_send_after_the_fencing_fails_and_nothing_becomes_visible() {
+    let bs = kafka::shared().bootstrap().to_owned();
+    let topic = unique_topic("txn-fence-send");
+    kafka::shared().create_topic(&topic, 1, 1, &[]);
+    let id = unique_topic("txn-fence-send");
+    let zombie = transactional(&bs, &id, &[]);
+    zombie.init_transactions().expect("init_transactions");
+    zombie.begin_transaction().expect("begin");
+    zombie
+        .send(ProducerRecord::new(topic.as_str(), value(1, 0)))
+        .wait()
+        .expect("written before the fencing");
+    let successor = transactional(&bs, &id, &[]);
+    successor
+        .init_transactions()
+        .expect("the successor's init_transactions");
+    let sent = zombie
+        .send(ProducerRecord::new(topic.as_str(), value(1, 1)))
+        .wait();
+    assert!(sent.is_err(), "a zombie's send after the fencing: {sent:?}");
+    let commit = zombie.commit_transaction();
+    assert!(
+        matches!(
+            commit,
+            Err(Error::Fenced(_) | Error::TransactionAbortable(_))
+        ),
+        "the zombie's commit: {commit:?}"
+    );
+    if let Err(Error::TransactionAbortable(_)) = commit {
+        let abort = zombie.abort_transaction();
+        assert!(
+            matches!(abort, Err(Error::Fenced(_))),
+            "the zombie's abort: {abort:?}"
+        );
+    }
+    successor.begin_transaction().expect("begin");
+    successor
+        .send(ProducerRecord::new(topic.as_str(), value(2, 0)))
+        .wait()
+        .expect("the successor's record");
+    successor.commit_transaction().expect("commit");
+    let records = read_committed(&bs, &topic, 1);
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].value.as_deref(), Some(&value(2, 0)[..]));
+}
+
+/// 7. Misuse: each a clear typed error, and the producer goes on as if it never happened.
+#[test]
+fn misuse_is_a_typed_error_and_loses_nothing() {
+    let bs = kafka::shared().bootstrap().to_owned();
+    let topic = unique_topic("txn-misuse");
+    kafka::shared().create_topic(&topic, 1, 1, &[]);
+    let illegal = |r: Result<(), Error>, what: &str| match r {
+        Err(Error::IllegalState(message)) => eprintln!("{what}: {message}"),
+        other => panic!("{what}: expected IllegalState, got {other:?}"),
+    };
+    // A non-transactional producer refuses the transactional calls.
+    let plain = Producer::from_properties([("bootstrap.servers", bs.as_str())]).unwrap();
+    illegal(
+        plain.init_transactions(),
+        "init on a non-transactional producer",
+    );
+    illegal(
+        plain.begin_transaction(),
+        "begin on a non-transactional producer",
+    );
+    illegal(
+        plain.commit_transaction(),
+        "commit on a non-transactional producer",
+    );
+    plain
+        .send(ProducerRecord::new(topic.as_str(), b"plain".to_vec()))
+        .wait()
+        .expect("the plain producer still sends");
+    plain.close().unwrap();
+
+    let p = transactional(&bs, &unique_topic("txn-misuse"), &[]);
+    let early = p
+        .send(ProducerRecord::new(topic.as_str(), b"early".to_vec()))
+        .wait();
+    assert!(
+        matches!(early, Err(Error::IllegalState(_))),
+        "send before init: {early:?}"
+    );
+    illegal(p.begin_transaction(), "begin before init");
+    illegal(p.commit_transaction(), "commit before init");
+    p.init_transactions().expect("init_transactions");
+    illegal(p.init_transactions(), "init twice");
+    illegal(p.commit_transaction(), "commit without begin");
+    illegal(p.abort_transaction(), "abort without begin");
+    let outside = p
+        .send(ProducerRecord::new(topic.as_str(), b"outside".to_vec()))
+        .wait();
+    assert!(
+        matches!(outside, Err(Error::IllegalState(_))),
+        "send outside: {outside:?}"
+    );
+    let offsets: HashMap<TopicPartition, OffsetAndMetadata> = [(
+        TopicPartition::new(topic.as_str(), 0),
+        OffsetAndMetadata::new(1),
+    )]
+    .into();
+    illegal(
+        p.send_offsets_to_transaction(&offsets, &ConsumerGroupMetadata::new("g")),
+        "offsets outside a transaction",
+    );
+    p.begin_transaction().expect("begin");
+    illegal(p.begin_transaction(), "begin twice");
+    let inside: Vec<_> = (0..10)
+        .map(|i| p.send(ProducerRecord::new(topic.as_str(), value(7, i))))
+        .collect();
+    p.commit_transaction().expect("commit after the misuse");
+    for f in inside {
+        f.wait().expect("every record of the transaction");
+    }
+    p.close().unwrap();
+    let records = read_committed(&bs, &topic, 11);
+    assert_eq!(
+        records.len(),
+        11,
+        "the plain record and the transaction, nothing else"
+    );
+    let values: Vec<_> = records.iter().map(|r| r.value.clone().unwrap()).collect();
+    assert_eq!(values[0], b"plain".to_vec());
+    assert_eq!(
+        values[1..],
+        (0..10).map(|i| value(7, i)).collect::<Vec<_>>()[..]
+    );
+}
+
+/// 6. A transaction left open past transaction.timeout.ms is aborted by the broker: the
+/// next call reports it (abortable), the abort succeeds, and a new transaction commits.
+/// A node of its own, whose coordinator looks for timed-out transactions every 500 ms.
+#[test]
+fn the_broker_aborts_a_timed_out_transaction_and_the_producer_goes_on() {
+    let cluster = KafkaCluster::start(ClusterOptions::nodes(1).property(
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        "500",
+    ));
+    let bs = cluster.bootstrap().to_owned();
+    let topic = unique_topic("txn-timeout");
+    cluster.create_topic(&topic, 2, 1, &[]);
+    let p = transactional(
+        &bs,
+        &unique_topic("txn-timeout"),
+        &[("transaction.timeout.ms", "2000")],
+    );
+    p.init_transactions().expect("init_transactions");
+    for (round, next_call) in ["commit", "send"].into_iter().enumerate() {
+        p.begin_transaction().expect("begin");
+        let stale: Vec<_> = (0..100)
+            .map(|i| p.send(ProducerRecord::new(topic.as_str(), value(round * 2, i))))
+            .collect();
+        for f in stale {
+            f.wait().expect("written before the timeout");
+        }
+        thread::sleep(Duration::from_secs(5)); // past the timeout and a cleanup pass
+        let reported = match next_call {
+            "commit" => p.commit_transaction(),
+            _ => {
+                let sent = p
+                    .send(ProducerRecord::new(topic.as_str(), value(round * 2, 100)))
+                    .wait();
+                assert!(
+                    sent.is_err(),
+                    "a send into the timed-out transaction: {sent:?}"
+                );
+                p.commit_transaction()
+            }
+        };
+        assert!(
+            matches!(reported, Err(Error::TransactionAbortable(_))),
+            "the call after the timeout ({next_call}): {reported:?}"
+        );
+        p.abort_transaction().expect("the abort after the broker's");
+        p.begin_transaction().expect("a new transaction");
+        let fresh: Vec<_> = (0..100)
+            .map(|i| p.send(ProducerRecord::new(topic.as_str(), value(round * 2 + 1, i))))
+            .collect();
+        p.commit_transaction().expect("the new transaction commits");
+        for f in fresh {
+            f.wait().expect("committed");
+        }
+    }
+    p.close().expect("close");
+    let records = read_committed(&bs, &topic, 200);
+    assert_eq!(
+        records.len(),
+        200,
+        "only the transactions after the timeouts"
+    );
+    assert!(records.iter().all(|r| {
+        let v = r.value.as_deref().unwrap();
+        v.starts_with(b"t001") || v.starts_with(b"t003")
+    }));
+    eprintln!(
+        "timeout: 2 x 100 records aborted by the broker, 200 committed, {} visible",
+        records.len()
+    );
+}

@@ -538,14 +538,27 @@ impl Sender {
                     Some(v) => self.txn_verdict(Sent::Request(next), v, now),
                 }
             }
-            (Sent::Request(next @ Next::EndTxn { .. }), ResponseBody::EndTxn(r)) => {
+            (Sent::Request(next @ Next::EndTxn { commit }), ResponseBody::EndTxn(r)) => {
                 if r.error_code != 0 {
                     let code = ErrorCode::from_code(r.error_code);
-                    return self.txn_verdict(
-                        Sent::Request(next),
-                        verdict("EndTxn", code, None),
-                        now,
-                    );
+                    let v2 = self.txn.as_ref().is_some_and(|t| t.v2);
+                    let verdict = if code == ErrorCode::InvalidTxnState && commit && v2 {
+                        // KIP-890: the coordinator has no open transaction under this
+                        // epoch: it aborted it (transaction.timeout.ms passed). The abort
+                        // the user makes next is then a retry of the coordinator's own,
+                        // which answers with the epoch to go on with, as in Java 4.x.
+                        Verdict::Abortable(Error::Broker {
+                            code,
+                            message: Some(
+                                "the coordinator no longer has this transaction open: it \
+                                 aborted it after transaction.timeout.ms"
+                                    .into(),
+                            ),
+                        })
+                    } else {
+                        verdict("EndTxn", code, None)
+                    };
+                    return self.txn_verdict(Sent::Request(next), verdict, now);
                 }
                 if r.producer_id >= 0 {
                     // KIP-890: the coordinator bumped the epoch; the next transaction uses it
