@@ -326,6 +326,13 @@ impl Sender {
                 if let Err(error @ Error::Authentication(_)) = &result {
                     self.authentication_failed(node, error.clone());
                 }
+                if result.is_err() {
+                    // A broker that cannot be reached may have lost its leaderships (it
+                    // crashed): look again, as Java does on a failed connect. Without it a
+                    // refresh that came back before the cluster moved the leaders would be
+                    // the last one until metadata.max.age.ms.
+                    self.core.metadata.request_update();
+                }
                 if let Ok(link) = &result {
                     if let Some(socket) = link.shutdown_handle() {
                         self.core.register_socket(socket);
@@ -630,6 +637,26 @@ impl Sender {
         self.metadata.last = Some(now);
         match body {
             Ok(ResponseBody::Metadata(md)) if !md.brokers.is_empty() => {
+                if log::log_enabled!(log::Level::Trace) {
+                    let leaders: Vec<(&str, Vec<(i32, i32)>)> = md
+                        .topics
+                        .iter()
+                        .map(|t| {
+                            let name = t.name.as_deref().unwrap_or("?");
+                            (
+                                name,
+                                t.partitions
+                                    .iter()
+                                    .map(|p| (p.partition_index, p.leader_id))
+                                    .collect(),
+                            )
+                        })
+                        .collect();
+                    log::trace!(
+                        "metadata: {} brokers, leaders {leaders:?}",
+                        md.brokers.len()
+                    );
+                }
                 self.core.metadata.install(Cluster::from_response(&md));
             }
             Ok(other) => log::warn!("unusable metadata response: {other:?}"),
