@@ -716,6 +716,9 @@ impl<K: 'static, V: 'static> Handle<K, V> {
         let core = &self.core;
         let fail = |e: Error, c: Completion| {
             crate::metrics::Metrics::add(&core.metrics.record_errors, 1);
+            if let Some(txn) = &core.transactions {
+                txn.send_failed(&e);
+            }
             Err((e, c))
         };
         let Some(_append) = core.begin_append() else {
@@ -807,6 +810,9 @@ impl<K: 'static, V: 'static> Handle<K, V> {
         let core = &self.core;
         let fail = |e: Error, c: Completion| {
             crate::metrics::Metrics::add(&core.metrics.record_errors, 1);
+            if let Some(txn) = &core.transactions {
+                txn.send_failed(&e);
+            }
             Err((e, c))
         };
         let partitions = &route.partitions;

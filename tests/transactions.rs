@@ -11,21 +11,52 @@
 mod common;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::kafka::{self, ClusterOptions, KafkaCluster};
 use common::{read_back_isolated, unique_topic, ReadRecord};
+use kafka_producer::net::{BlockingClient, ConnectionConfig};
+use kafka_producer::protocol::find_coordinator::{CoordinatorType, FindCoordinatorRequest};
 use kafka_producer::{
     ConsumerGroupMetadata, Error, OffsetAndMetadata, Producer, ProducerRecord, TopicPartition,
 };
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+/// With `TEST_LOG=debug` (or `info`), the producer's log goes to stderr.
+fn init_log() {
+    struct Stderr(Instant);
+    impl log::Log for Stderr {
+        fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+            true
+        }
+        fn log(&self, r: &log::Record<'_>) {
+            if self.enabled(r.metadata()) {
+                let t = self.0.elapsed().as_secs_f64();
+                eprintln!("{t:9.3} {:5} {}: {}", r.level(), r.target(), r.args());
+            }
+        }
+        fn flush(&self) {}
+    }
+    static INIT: OnceLock<()> = OnceLock::new();
+    INIT.get_or_init(|| {
+        let level = match std::env::var("TEST_LOG").as_deref() {
+            Ok("debug") => log::LevelFilter::Debug,
+            Ok("info") => log::LevelFilter::Info,
+            Ok("trace") => log::LevelFilter::Trace,
+            _ => return,
+        };
+        if log::set_logger(Box::leak(Box::new(Stderr(Instant::now())))).is_ok() {
+            log::set_max_level(level);
+        }
+    });
+}
+
 /// A transactional bytes producer on `bootstrap` with id `id` and `extra` properties.
 fn transactional(bootstrap: &str, id: &str, extra: &[(&str, &str)]) -> Producer {
+    init_log();
     let mut props = vec![("bootstrap.servers", bootstrap), ("transactional.id", id)];
     props.extend_from_slice(extra);
     Producer::from_properties(props).expect("a valid configuration")
@@ -86,18 +117,7 @@ fn committed_offsets(bootstrap: &str, group: &str, topic: &str, partitions: i32)
         .collect()
 }
 
-/// Records `(topic, key, value)` sent in order inside the open transaction; waits for all.
-fn send_all(p: &Producer, records: &[(String, Vec<u8>, Vec<u8>)]) {
-    let futures: Vec<_> = records
-        .iter()
-        .map(|(t, k, v)| p.send(ProducerRecord::new(t.as_str(), v.clone()).with_key(k.clone())))
-        .collect();
-    for f in futures {
-        f.wait().expect("a record inside the transaction");
-    }
-}
-
-/// 1. Ten committed transactions of 1,000 records over two topics of three partitions,
+/// Scenario 1: Ten committed transactions of 1,000 records over two topics of three partitions,
 /// each with offsets for a group: every record visible at read_committed, in order, and the
 /// group's offsets are the last transaction's.
 #[test]
@@ -164,7 +184,7 @@ fn committed_transactions_are_visible_in_order_with_their_offsets() {
     );
 }
 
-/// 2. Committed and aborted transactions interleaved: only the committed ones are visible
+/// Scenario 2: Committed and aborted transactions interleaved: only the committed ones are visible
 /// at read_committed, while read_uncommitted shows that the aborted ones were written.
 #[test]
 fn aborted_transactions_are_never_visible() {
@@ -229,7 +249,7 @@ fn aborted_transactions_are_never_visible() {
     assert!(records.iter().all(|r| {
         let v = r.value.as_deref().unwrap();
         let t: usize = std::str::from_utf8(&v[1..4]).unwrap().parse().unwrap();
-        t % 2 == 0
+        t.is_multiple_of(2)
     }));
     let all = read_back_isolated(
         &bs,
@@ -249,7 +269,7 @@ fn aborted_transactions_are_never_visible() {
     );
 }
 
-/// 3. Zombie fencing: a second producer with the same transactional.id fences the first;
+/// Scenario 3: Zombie fencing: a second producer with the same transactional.id fences the first;
 /// the first one's commit fails with `Error::Fenced` (and so does any later call), and
 /// none of its open transaction ever becomes visible. The new producer goes on.
 #[test]
@@ -362,7 +382,7 @@ fn a_zombie_send_after_the_fencing_fails_and_nothing_becomes_visible() {
     assert_eq!(records[0].value.as_deref(), Some(&value(2, 0)[..]));
 }
 
-/// 7. Misuse: each a clear typed error, and the producer goes on as if it never happened.
+/// Scenario 7: Misuse: each a clear typed error, and the producer goes on as if it never happened.
 #[test]
 fn misuse_is_a_typed_error_and_loses_nothing() {
     let bs = kafka::shared().bootstrap().to_owned();
@@ -446,7 +466,7 @@ fn misuse_is_a_typed_error_and_loses_nothing() {
     );
 }
 
-/// 6. A transaction left open past transaction.timeout.ms is aborted by the broker: the
+/// Scenario 6: A transaction left open past transaction.timeout.ms is aborted by the broker: the
 /// next call reports it (abortable), the abort succeeds, and a new transaction commits.
 /// A node of its own, whose coordinator looks for timed-out transactions every 500 ms.
 #[test]
@@ -515,4 +535,231 @@ fn the_broker_aborts_a_timed_out_transaction_and_the_producer_goes_on() {
         "timeout: 2 x 100 records aborted by the broker, 200 committed, {} visible",
         records.len()
     );
+}
+
+/// The three-node cluster of the failover tests, started on first use; they take turns.
+fn three_nodes() -> MutexGuard<'static, KafkaCluster> {
+    static CLUSTER: OnceLock<Mutex<KafkaCluster>> = OnceLock::new();
+    let mut k = CLUSTER
+        .get_or_init(|| Mutex::new(KafkaCluster::start(ClusterOptions::nodes(3))))
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    k.restart_stopped(); // a test that failed half-way may have left a node down
+    k
+}
+
+/// The node coordinating transactional id `id`, as a broker answers FindCoordinator.
+fn transaction_coordinator(bootstrap: &str, id: &str) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for address in bootstrap.split(',').cycle() {
+        let answer =
+            BlockingClient::connect(address, &ConnectionConfig::default()).and_then(|mut c| {
+                let request = FindCoordinatorRequest::single(CoordinatorType::TRANSACTION, id);
+                c.request(&request, Duration::from_secs(10))
+            });
+        match &answer {
+            Ok(r) => {
+                if let Some(c) = r.coordinators.first().filter(|c| c.error_code == 0) {
+                    return c.node_id;
+                }
+            }
+            Err(e) => eprintln!("FindCoordinator: {e}"),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no coordinator for {id}: {answer:?}"
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+    unreachable!("the addresses cycle")
+}
+
+/// Scenario 4: Coordinator failover: the transaction coordinator's broker is killed (SIGKILL) in
+/// the middle of a commit, in two rounds: while the commit flushes the transaction's
+/// records, and right when EndTxn goes out. The commit completes (or fails abortably, and
+/// the transaction is then aborted and written again), and no partial transaction is ever
+/// visible: read_committed shows every record of the committed transactions, once, in
+/// order, and nothing of an aborted one.
+#[test]
+fn a_commit_survives_the_coordinator_being_killed() {
+    let mut k = three_nodes();
+    let bs = k.bootstrap().to_owned();
+    let topic = unique_topic("txn-coord");
+    k.create_topic(&topic, 3, 3, &[]);
+    let id = unique_topic("txn-coord");
+    let p = transactional(&bs, &id, &[("linger.ms", "20")]);
+    p.init_transactions().expect("init_transactions");
+    let mut expected: HashMap<i32, Vec<Vec<u8>>> = HashMap::new();
+    let (mut committed, mut retried) = (0usize, 0usize);
+    for (round, flush_first) in [false, true].into_iter().enumerate() {
+        let coordinator = transaction_coordinator(&bs, &id);
+        let mut attempt = 0;
+        loop {
+            let t = round * 10 + attempt;
+            p.begin_transaction().expect("begin");
+            let futures: Vec<_> = (0..5000)
+                .map(|i| {
+                    let v = value(t, i);
+                    (
+                        v.clone(),
+                        p.send(
+                            ProducerRecord::new(topic.as_str(), v)
+                                .with_key(format!("k{}", i % 11).into_bytes()),
+                        ),
+                    )
+                })
+                .collect();
+            if flush_first {
+                p.flush().expect("flush");
+            }
+            let result = thread::scope(|s| {
+                let commit = s.spawn(|| p.commit_transaction());
+                if attempt == 0 {
+                    thread::sleep(Duration::from_millis(if flush_first { 2 } else { 30 }));
+                    eprintln!("round {round}: killing coordinator node {coordinator}");
+                    k.kill(coordinator);
+                }
+                commit.join().expect("the commit thread")
+            });
+            match result {
+                Ok(()) => {
+                    for (v, f) in futures {
+                        let md = f.wait().expect("a committed record");
+                        expected.entry(md.partition()).or_default().push(v);
+                    }
+                    committed += 5000;
+                    break;
+                }
+                Err(Error::TransactionAbortable(cause)) => {
+                    eprintln!("round {round}: the commit failed abortably ({cause}); aborting and retrying");
+                    p.abort_transaction().expect("abort");
+                    retried += 1;
+                    attempt += 1;
+                    assert!(attempt < 3, "the transaction never committed");
+                }
+                Err(e) => panic!("round {round}: commit failed with {e}"),
+            }
+        }
+        k.restart(coordinator);
+    }
+    p.close().expect("close");
+    let records = read_committed(&bs, &topic, committed);
+    assert_eq!(
+        records.len(),
+        committed,
+        "each committed record once, nothing aborted"
+    );
+    assert_eq!(
+        by_partition(&records),
+        expected,
+        "in send order per partition"
+    );
+    eprintln!(
+        "coordinator failover: {committed} committed, {retried} transaction(s) retried, {} visible",
+        records.len()
+    );
+}
+
+/// Scenario 5: Leader failover of a data partition inside a transaction: the leader of the
+/// partitions being written is killed while the transaction sends; the records are
+/// retried to the new leaders and the transaction commits exactly once.
+#[test]
+fn a_transaction_commits_exactly_once_across_a_leader_failover() {
+    let mut k = three_nodes();
+    let bs = k.bootstrap().to_owned();
+    let topic = unique_topic("txn-leader");
+    k.create_topic(&topic, 3, 3, &[]);
+    let leaders = k.leaders(&topic);
+    let victim = leaders[0].1;
+    let id = unique_topic("txn-leader");
+    let p = transactional(&bs, &id, &[("linger.ms", "5")]);
+    p.init_transactions().expect("init_transactions");
+    p.begin_transaction().expect("begin");
+    let mut futures = Vec::new();
+    let start = Instant::now();
+    let mut killed = false;
+    for i in 0..30_000 {
+        let v = value(5, i);
+        futures.push((
+            v.clone(),
+            p.send(
+                ProducerRecord::new(topic.as_str(), v)
+                    .with_key(format!("k{}", i % 13).into_bytes()),
+            ),
+        ));
+        if i == 10_000 {
+            eprintln!("killing node {victim}, leader of {topic}-0");
+            k.kill(victim);
+            killed = true;
+        }
+        if i % 1000 == 0 {
+            thread::sleep(Duration::from_millis(20)); // spread the transaction over the failover
+        }
+    }
+    assert!(killed);
+    p.commit_transaction()
+        .expect("the transaction commits after the failover");
+    let mut expected: HashMap<i32, Vec<Vec<u8>>> = HashMap::new();
+    for (v, f) in futures {
+        let md = f.wait().expect("every record of the committed transaction");
+        expected.entry(md.partition()).or_default().push(v);
+    }
+    eprintln!(
+        "leader failover: committed 30000 records in {:?}",
+        start.elapsed()
+    );
+    p.close().expect("close");
+    k.restart(victim);
+    let records = read_committed(&bs, &topic, 30_000);
+    assert_eq!(records.len(), 30_000, "every record once");
+    assert_eq!(
+        by_partition(&records),
+        expected,
+        "in send order per partition"
+    );
+}
+
+/// A record of the transaction that fails before it is buffered (here: larger than
+/// max.request.size) would be missing from the commit: the transaction becomes abortable,
+/// as in Java, the commit refuses, and after the abort nothing of it is visible.
+#[test]
+fn a_record_failing_before_it_is_buffered_makes_the_transaction_abortable() {
+    let bs = kafka::shared().bootstrap().to_owned();
+    let topic = unique_topic("txn-too-large");
+    kafka::shared().create_topic(&topic, 1, 1, &[]);
+    let p = transactional(
+        &bs,
+        &unique_topic("txn-too-large"),
+        &[("max.request.size", "2000")],
+    );
+    p.init_transactions().expect("init_transactions");
+    p.begin_transaction().expect("begin");
+    let first = p.send(ProducerRecord::new(topic.as_str(), b"first".to_vec()));
+    let big = p
+        .send(ProducerRecord::new(topic.as_str(), vec![7u8; 5000]))
+        .wait();
+    assert!(matches!(big, Err(Error::RecordTooLarge { .. })), "{big:?}");
+    let third = p
+        .send(ProducerRecord::new(topic.as_str(), b"third".to_vec()))
+        .wait();
+    assert!(
+        matches!(&third, Err(Error::TransactionAbortable(cause)) if matches!(**cause, Error::RecordTooLarge { .. })),
+        "a send after the failure: {third:?}"
+    );
+    let commit = p.commit_transaction();
+    assert!(
+        matches!(commit, Err(Error::TransactionAbortable(_))),
+        "{commit:?}"
+    );
+    p.abort_transaction().expect("abort");
+    let _ = first.wait();
+    p.begin_transaction().expect("a new transaction");
+    p.send(ProducerRecord::new(topic.as_str(), b"after".to_vec()))
+        .wait()
+        .expect("sent");
+    p.commit_transaction().expect("commit");
+    p.close().expect("close");
+    let records = read_committed(&bs, &topic, 1);
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].value.as_deref(), Some(&b"after"[..]));
 }

@@ -81,6 +81,15 @@ impl Link for ScriptedLink {
             Outgoing::Metadata(_) => Request::Metadata,
             Outgoing::InitProducerId(_) => Request::InitProducerId,
             Outgoing::Produce(r, _) => Request::Produce(r.clone()),
+            // The scripted brokers serve non-transactional producers only.
+            other => {
+                return Err(Error::UnsupportedVersion {
+                    api_key: match other {
+                        Outgoing::FindCoordinator(_) => 10,
+                        _ => -1,
+                    },
+                })
+            }
         };
         self.script.lock().sent.push(Sent {
             link: self.id,

@@ -150,13 +150,25 @@ impl Sender {
             return self.find_coordinator(target, now);
         };
         if !self.nodes.is_ready(coordinator.node) {
-            return match self
+            if self
                 .nodes
                 .connect(coordinator.node, &coordinator.address, now)
+                .is_none()
             {
-                Some(retry_at) => retry_at,
-                None => now + BUSY_TICK, // its Connected event wakes us
+                return now + BUSY_TICK; // connecting: its Connected event wakes us
+            }
+            // The coordinator's broker cannot be reached (it is down, or was replaced):
+            // look the coordinator up again, as Java does, after the retry backoff.
+            log::info!(
+                "{target:?} coordinator node {} unreachable; looking it up again",
+                coordinator.node
+            );
+            let sent = match target {
+                Target::Transaction => Sent::Find(Target::Transaction),
+                Target::Group(id) => Sent::Find(Target::Group(id)),
             };
+            self.txn_retry(&sent, true, now);
+            return self.txn.as_ref().map_or(now, |t| t.next_at);
         }
         self.send_txn_request(coordinator.node, next, now)
     }
@@ -347,10 +359,10 @@ impl Sender {
         let Some(txn) = self.txn.as_mut() else {
             return;
         };
-        if !txn
+        if txn
             .request
             .as_ref()
-            .is_some_and(|(r, _)| r.connection == connection)
+            .is_none_or(|(r, _)| r.connection != connection)
         {
             return;
         }
@@ -364,8 +376,10 @@ impl Sender {
         let txn = self.txn.as_mut().expect("transactional");
         txn.failures = txn.failures.saturating_add(1);
         txn.next_at = now + backoff(config.retry_backoff, config.retry_backoff_max, txn.failures);
+        if let Sent::Request(Next::AddPartitions(_)) = sent {
+            txn.manager.lock().add_partitions_failed();
+        }
         match sent {
-            Sent::Request(Next::AddPartitions(_)) => txn.manager.lock().add_partitions_failed(),
             Sent::Request(Next::TxnOffsetCommit { .. }) | Sent::Find(Target::Group(_)) if find => {
                 txn.group_coordinator = None
             }
@@ -550,8 +564,10 @@ impl Sender {
                         Verdict::Abortable(Error::Broker {
                             code,
                             message: Some(
-                                "the coordinator no longer has this transaction open: it \
-                                 aborted it after transaction.timeout.ms"
+                                "the coordinator no longer has this transaction open under \
+                                 this epoch: it aborted it (transaction.timeout.ms passed, \
+                                 or a newer producer with this transactional.id fenced \
+                                 this one)"
                                     .into(),
                             ),
                         })

@@ -283,6 +283,28 @@ impl TransactionManager {
         Ok(SendCheck::OkNewPartition)
     }
 
+    /// A record of the open transaction failed before it was buffered (it could not be
+    /// serialized, was too large, its topic's metadata did not come, no buffer memory):
+    /// the transaction would commit without it, so it can only be aborted, as in Java.
+    /// Errors about the call itself (state, closed, fenced) change nothing.
+    pub fn send_failed(&self, error: &Error) {
+        if matches!(
+            error,
+            Error::IllegalState(_)
+                | Error::Closed
+                | Error::Fenced(_)
+                | Error::Fatal(_)
+                | Error::TransactionAbortable(_)
+                | Error::TransactionAborted
+        ) {
+            return;
+        }
+        let mut g = self.inner.lock();
+        if g.state == State::InTransaction {
+            g.abortable(error.clone());
+        }
+    }
+
     /// `send_offsets_to_transaction`: queues the offsets. `None` when there is nothing to
     /// send (no offsets).
     pub fn begin_send_offsets(
