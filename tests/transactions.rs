@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use common::kafka::{self, ClusterOptions, KafkaCluster};
 use common::{read_back_isolated, unique_topic, ReadRecord};
 use kafka_producer::net::{BlockingClient, ConnectionConfig};
+use kafka_producer::protocol::api_versions::TRANSACTION_VERSION_FEATURE;
 use kafka_producer::protocol::find_coordinator::{CoordinatorType, FindCoordinatorRequest};
 use kafka_producer::{
     ConsumerGroupMetadata, Error, OffsetAndMetadata, Producer, ProducerRecord, TopicPartition,
@@ -478,12 +479,10 @@ fn the_broker_aborts_a_timed_out_transaction_and_the_producer_goes_on() {
     let bs = cluster.bootstrap().to_owned();
     let topic = unique_topic("txn-timeout");
     cluster.create_topic(&topic, 2, 1, &[]);
-    let p = transactional(
-        &bs,
-        &unique_topic("txn-timeout"),
-        &[("transaction.timeout.ms", "2000")],
-    );
+    let id = unique_topic("txn-timeout");
+    let mut p = transactional(&bs, &id, &[("transaction.timeout.ms", "2000")]);
     p.init_transactions().expect("init_transactions");
+    let classic = transaction_version(&bs) < 2;
     for (round, next_call) in ["commit", "send"].into_iter().enumerate() {
         p.begin_transaction().expect("begin");
         let stale: Vec<_> = (0..100)
@@ -506,6 +505,35 @@ fn the_broker_aborts_a_timed_out_transaction_and_the_producer_goes_on() {
                 p.commit_transaction()
             }
         };
+        if classic {
+            // The classic protocol cannot tell a timed-out transaction from a fenced
+            // producer: the coordinator bumped the epoch either way, and Java's producer
+            // ends with ProducerFencedException too. A new producer goes on.
+            assert!(
+                matches!(
+                    reported,
+                    Err(Error::Fenced(_) | Error::TransactionAbortable(_))
+                ),
+                "the call after the timeout ({next_call}): {reported:?}"
+            );
+            if let Err(Error::TransactionAbortable(_)) = reported {
+                let abort = p.abort_transaction();
+                assert!(matches!(abort, Err(Error::Fenced(_))), "{abort:?}");
+            }
+            eprintln!("timeout on the classic protocol: {reported:?}; a new producer takes over");
+            p = transactional(&bs, &id, &[("transaction.timeout.ms", "2000")]);
+            p.init_transactions()
+                .expect("the new producer's init_transactions");
+            p.begin_transaction().expect("begin");
+            let fresh: Vec<_> = (0..100)
+                .map(|i| p.send(ProducerRecord::new(topic.as_str(), value(round * 2 + 1, i))))
+                .collect();
+            p.commit_transaction().expect("the new transaction commits");
+            for f in fresh {
+                f.wait().expect("committed");
+            }
+            continue;
+        }
         assert!(
             matches!(reported, Err(Error::TransactionAbortable(_))),
             "the call after the timeout ({next_call}): {reported:?}"
@@ -546,6 +574,16 @@ fn three_nodes() -> MutexGuard<'static, KafkaCluster> {
         .unwrap_or_else(|e| e.into_inner());
     k.restart_stopped(); // a test that failed half-way may have left a node down
     k
+}
+
+/// The `transaction.version` the cluster at `bootstrap` finalized (0 before Kafka 4.0).
+fn transaction_version(bootstrap: &str) -> i16 {
+    let first = bootstrap.split(',').next().expect("an address");
+    let client = BlockingClient::connect(first, &ConnectionConfig::default()).expect("connect");
+    client
+        .connection()
+        .api_versions()
+        .finalized_level(TRANSACTION_VERSION_FEATURE)
 }
 
 /// The node coordinating transactional id `id`, as a broker answers FindCoordinator.
@@ -762,4 +800,137 @@ fn a_record_failing_before_it_is_buffered_makes_the_transaction_abortable() {
     let records = read_committed(&bs, &topic, 1);
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].value.as_deref(), Some(&b"after"[..]));
+}
+
+/// The classic transaction protocol (transaction version 1: AddPartitionsToTxn before a
+/// partition's first batch, AddOffsetsToTxn, EndTxn v4 and below) on a node whose cluster
+/// finalized transaction.version=1 (Kafka 3.x has nothing else): commits with offsets,
+/// aborts (with the epoch bump after a failed record), and fencing.
+#[test]
+fn the_classic_transaction_protocol_commits_aborts_and_fences() {
+    let mut options = ClusterOptions::nodes(1);
+    let major: u32 = kafka::distribution()
+        .version
+        .split('.')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
+    if std::env::var("KAFKA_VERSION").map_or(major, |v| {
+        v.split('.')
+            .next()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(4)
+    }) >= 4
+    {
+        options = options.format_args(&["--feature", "transaction.version=1"]);
+    }
+    let cluster = KafkaCluster::start(options);
+    let bs = cluster.bootstrap().to_owned();
+    assert!(
+        transaction_version(&bs) < 2,
+        "the cluster uses the classic protocol"
+    );
+    let topics = [unique_topic("txn-v1-a"), unique_topic("txn-v1-b")];
+    let input = unique_topic("txn-v1-in");
+    for t in topics.iter().chain([&input]) {
+        cluster.create_topic(t, 3, 1, &[]);
+    }
+    let group = unique_topic("txn-v1-group");
+    let id = unique_topic("txn-v1");
+    let p = transactional(&bs, &id, &[("max.request.size", "4000")]);
+    p.init_transactions().expect("init_transactions");
+    let mut committed: HashMap<(String, i32), Vec<Vec<u8>>> = HashMap::new();
+    let mut n_committed = 0;
+    for t in 0..6 {
+        p.begin_transaction().expect("begin");
+        let futures: Vec<_> = (0..600)
+            .map(|i| {
+                let topic = topics[i % 2].clone();
+                let v = value(t, i);
+                let f = p.send(
+                    ProducerRecord::new(topic.as_str(), v.clone())
+                        .with_key(format!("k{i}").into_bytes()),
+                );
+                (topic, v, f)
+            })
+            .collect();
+        if t == 3 {
+            // A record too large for the request fails the transaction: abort, then go on
+            // (the abort bumps the epoch under the classic protocol).
+            let big = p
+                .send(ProducerRecord::new(topics[0].as_str(), vec![0u8; 8000]))
+                .wait();
+            assert!(matches!(big, Err(Error::RecordTooLarge { .. })), "{big:?}");
+        }
+        let offsets: HashMap<TopicPartition, OffsetAndMetadata> = (0..3)
+            .map(|part| {
+                (
+                    TopicPartition::new(input.as_str(), part),
+                    OffsetAndMetadata::new(t as i64 * 10 + part as i64),
+                )
+            })
+            .collect();
+        let group_md = ConsumerGroupMetadata::new(group.as_str());
+        let offsets_sent = p.send_offsets_to_transaction(&offsets, &group_md);
+        if t % 3 == 2 || t == 3 {
+            if t != 3 {
+                offsets_sent.expect("offsets");
+            }
+            p.abort_transaction().expect("abort");
+            for (_, _, f) in futures {
+                let _ = f.wait(); // written then aborted, or never sent
+            }
+            continue;
+        }
+        offsets_sent.expect("offsets");
+        p.commit_transaction().expect("commit");
+        for (topic, v, f) in futures {
+            let md = f.wait().expect("committed");
+            committed
+                .entry((topic, md.partition()))
+                .or_default()
+                .push(v);
+        }
+        n_committed += 600;
+    }
+    // Fencing under the classic protocol.
+    p.begin_transaction().expect("begin");
+    p.send(ProducerRecord::new(topics[0].as_str(), value(90, 0)))
+        .wait()
+        .expect("written before the fencing");
+    let successor = transactional(&bs, &id, &[]);
+    successor.init_transactions().expect("the successor's init");
+    let commit = p.commit_transaction();
+    assert!(
+        matches!(commit, Err(Error::Fenced(_))),
+        "the zombie's commit: {commit:?}"
+    );
+    drop(p);
+    successor.close().expect("close");
+    let mut visible = 0;
+    for topic in &topics {
+        let want: usize = committed
+            .iter()
+            .filter(|((t, _), _)| t == topic)
+            .map(|(_, v)| v.len())
+            .sum();
+        let records = read_committed(&bs, topic, want);
+        assert_eq!(records.len(), want, "{topic}: committed records only");
+        for (partition, values) in by_partition(&records) {
+            assert_eq!(
+                values,
+                committed[&(topic.clone(), partition)],
+                "{topic}-{partition}"
+            );
+        }
+        visible += records.len();
+    }
+    assert_eq!(visible, n_committed);
+    let offsets = committed_offsets(&bs, &group, &input, 3);
+    assert_eq!(
+        offsets,
+        vec![40, 41, 42],
+        "the last committed transaction's offsets"
+    );
+    eprintln!("classic protocol: {n_committed} committed, 1800 aborted, {visible} visible, offsets {offsets:?}, zombie fenced");
 }
