@@ -30,6 +30,10 @@ use crate::protocol::{DecodeError, ResponseBody};
 use crate::record::TopicPartition;
 use crate::transaction::{verdict, Next, TransactionManager, Verdict};
 
+/// The retry backoff of an AddPartitionsToTxn refused with CONCURRENT_TRANSACTIONS before
+/// any partition joined the transaction (the previous transaction is still completing).
+const CONCURRENT_TRANSACTIONS_BACKOFF: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// A coordinator broker: its node id and address.
 #[derive(Debug, Clone)]
 struct Coordinator {
@@ -504,8 +508,18 @@ impl Sender {
                             now,
                         );
                     }
-                    Some((_, v)) => {
-                        self.txn_verdict(Sent::Request(Next::AddPartitions(retry)), v, now)
+                    Some((code, v)) => {
+                        let first = added.is_empty()
+                            && self.txn.as_ref().is_some_and(|t| t.drainable.1.is_empty());
+                        self.txn_verdict(Sent::Request(Next::AddPartitions(retry)), v, now);
+                        if code == ErrorCode::ConcurrentTransactions && first {
+                            // The previous transaction's markers are still being written:
+                            // it ends within milliseconds, so look again much sooner than
+                            // retry.backoff.ms (Java's 20 ms, KAFKA-5482), or every
+                            // transaction right after a commit would wait the full backoff.
+                            let txn = self.txn.as_mut().expect("transactional");
+                            txn.next_at = txn.next_at.min(now + CONCURRENT_TRANSACTIONS_BACKOFF);
+                        }
                     }
                 }
             }
