@@ -1,6 +1,7 @@
 //! Throughput, CPU, latency and memory of this crate's producer against rdkafka's
 //! (librdkafka) `BaseProducer`, with equivalent settings, on a real broker and on a sink,
-//! and the cost of TLS (SASL_SSL with SCRAM-SHA-512) against plaintext for both.
+//! the cost of TLS (SASL_SSL with SCRAM-SHA-512) against plaintext for both, and both as
+//! transactional producers (on the real broker).
 //!
 //! ```text
 //! cargo bench --bench throughput                     # full: 2-3 minutes on 2 cores
@@ -8,13 +9,15 @@
 //! BENCH_SMOKE=1 cargo bench --bench throughput       # 20-30 s: delivery only
 //! cargo test --bench throughput                      # the smoke run, in the test profile
 //! BENCH_QUICK=1 BENCH_SCENARIOS=5,6 cargo bench --bench throughput   # TLS only: ~30 s
+//! BENCH_QUICK=1 BENCH_SCENARIOS=7 cargo bench --bench throughput     # transactions only
 //! ```
 //!
 //! Environment:
 //! - `KAFKA_BOOTSTRAP_SERVERS`: use that cluster instead of starting a Kafka node (a fresh
 //!   topic per run is created with CreateTopics; scenario 4 is skipped there, as the bench
 //!   cannot stop an external broker, and so are the TLS scenarios 5 and 6, which need the
-//!   SASL_SSL listener, CA and SCRAM user of the bench's own node).
+//!   SASL_SSL listener, CA and SCRAM user of the bench's own node; scenario 7 runs there,
+//!   with transactional ids unique to each run).
 //! - `KAFKA_VERSION`: the Kafka version of the bench's own node (as for the tests; default
 //!   the version `scripts/kafka` pins).
 //! - `BENCH_QUICK=1`, `BENCH_SMOKE=1`: the modes above. Without `--bench` among the
@@ -22,7 +25,8 @@
 //!   mode.
 //! - `BENCH_PARTITIONS` (default 6): partitions of every topic.
 //! - `BENCH_SCENARIOS=1,3`, `BENCH_BACKENDS=kafka` (or `broker`) or `sink`: run a subset.
-//!   `BENCH_SCENARIOS=5,6` runs the TLS comparison alone.
+//!   `BENCH_SCENARIOS=5,6` runs the TLS comparison alone, `BENCH_SCENARIOS=7` the
+//!   transactional one.
 //!
 //! How it measures:
 //! - The real broker is Apache Kafka: one node (KRaft, broker and controller in one JVM,
@@ -33,7 +37,8 @@
 //!   run. In the full and quick modes an unmeasured run warms the JVM up first, so that the
 //!   first measured run does not meet a colder broker than the others; with a TLS scenario
 //!   selected, a second one (scenario 5 at the quick size over SASL_SSL) warms its TLS and
-//!   SCRAM paths.
+//!   SCRAM paths; with scenario 7 selected, one of scenario 7 at the quick size warms the
+//!   transaction coordinator (and creates `__transaction_state`).
 //! - TLS: when scenario 5 or 6 is selected, the node gets a second client listener,
 //!   SASL_SSL with SCRAM-SHA-512 only (`throughput/kafka.rs`), as the test bed's secure node
 //!   (`tests/common/secure.rs`) has: a CA and a broker certificate for 127.0.0.1 and
@@ -53,6 +58,20 @@
 //! - Both clients must confirm every record (callbacks for ours, delivery reports for
 //!   rdkafka); a child exits non-zero if any record failed, and the bench reports the run
 //!   as failed (in the full and quick modes it retries once on a fresh topic, and says so).
+//! - Transactions (scenario 7): each child is a transactional producer with a
+//!   `transactional.id` of its own (its topic's name, unique to the run, plus `-txn`). It
+//!   calls `init_transactions` once, timed apart and not measured, then warms up in
+//!   transactions, then measures begin, 1,000 sends, commit, over and over: records per
+//!   second from the first begin to the return of the last commit, CPU over the same span.
+//!   Ours calls `commit_transaction`, which sends what lingers, waits for every
+//!   acknowledgement and callback, then commits. rdkafka calls librdkafka's `rd_kafka_flush`
+//!   (which sends what lingers at once and waits until the poll thread has served every
+//!   delivery report), then `commit_transaction`: rdkafka-rust's commit flushes first with
+//!   its own `flush`, which polls in 100 ms steps that run to their end while records are
+//!   outstanding and would add up to 100 ms to each commit (`throughput/client.rs`).
+//!   After the child exits, the parent reads the topic back with rdkafka's consumer at
+//!   `isolation.level=read_committed` and the run fails unless it finds exactly the
+//!   records committed (warm-up included), in every mode, smoke included.
 //!
 //! The scenarios (`throughput/scenario.rs` has the settings each client gets):
 //! 1. 100-byte values, 1 sending thread, acks=1, linger 5 ms, batch 64 KiB, no compression,
@@ -67,9 +86,15 @@
 //!    over plaintext and over SASL_SSL with SCRAM-SHA-512, by each client, on the real Kafka
 //!    only (the sink speaks no TLS: both are shown as skipped there).
 //! 6. TLS, 1 KiB values: the same, with 500k records of 1 KiB.
+//! 7. Transactions of 1,000 records: scenario 1's defaults (100-byte values, 1 sending
+//!    thread, linger 5 ms, batch 64 KiB, no compression) with what a transactional producer
+//!    requires, acks=all and idempotence; begin, 1,000 records, commit, 500 times (500k
+//!    records); on a real Kafka only (the sink cannot coordinate transactions: skipped
+//!    there, and says so).
 //!
 //! The runs against Kafka come first, then the sink. The bench ends with the ratios
-//! ours / rdkafka and the targets of the issue, each marked met or missed, then the TLS
+//! ours / rdkafka and the targets of the issue, each marked met or missed (scenario 7, on
+//! the broker: records/s ≥ 1.0×; its CPU per 1M records for information), then the TLS
 //! table: for each client and size, records/s and CPU per 1M records over plaintext and
 //! over SASL_SSL and their ratio (the cost of TLS), and ours / rdkafka over SASL_SSL with
 //! its targets (records/s ≥ 1.0×, CPU ≤ 0.8×). Targets do not affect the exit status;
@@ -90,6 +115,10 @@
 //!   and its records/s says more about the broker than the client. Ours is rustls on the
 //!   ring provider; rdkafka is librdkafka on OpenSSL; the broker's JVM picks the protocol
 //!   version and cipher suite for both.
+//! - Scenario 7 is bound by the commits: each one waits for the last acknowledgement, then
+//!   for EndTxn and the broker's markers, while nothing is sent, so its records/s is far
+//!   below scenario 1's and depends on the broker's latency more than on the client's CPU.
+//!   Each run line shows the commits' average time and how long `init_transactions` took.
 //! - Settings are equivalent, not identical. Each client copies a record's value once: ours
 //!   gets it as a `bytes::Bytes` sharing the bench's buffer (a `Producer<Vec<u8>, Bytes>`)
 //!   and copies it into the batch; rdkafka copies it from a borrowed slice. Ours shares one
@@ -183,7 +212,7 @@ impl Options {
                         .parse()
                         .ok()
                         .filter(|id| scenario::IDS.contains(id))
-                        .ok_or(format!("BENCH_SCENARIOS: no scenario {id:?} (1 to 6)"))
+                        .ok_or(format!("BENCH_SCENARIOS: no scenario {id:?} (1 to 7)"))
                 })
                 .collect::<Result<_, _>>()?,
             Err(_) => scenario::IDS.to_vec(),
@@ -219,6 +248,13 @@ impl Options {
         self.scenarios
             .iter()
             .any(|&id| scenario::scenario(id, self.mode).tls)
+    }
+
+    /// Whether the transactional scenario (7) is selected.
+    fn transactions_selected(&self) -> bool {
+        self.scenarios
+            .iter()
+            .any(|&id| scenario::scenario(id, self.mode).is_transactional())
     }
 
     /// How long a child may run before it is killed (and the run reported as failed).
@@ -269,6 +305,22 @@ struct Figures {
     client_errors: u64,
     /// p50, p99, p99.9 and max in ms, where measured.
     latency_ms: Option<[f64; 4]>,
+    /// Transactional scenario: what the child reported of its transactions.
+    transactions: Option<TransactionFigures>,
+    /// Transactional scenario: the records the parent read back at read_committed after
+    /// the child exited (warm-up included).
+    read_committed: Option<u64>,
+}
+
+/// The transactions of one run.
+#[derive(Debug, Clone, Copy)]
+struct TransactionFigures {
+    /// How long `init_transactions` took (before the warm-up; not measured).
+    init_ms: u64,
+    /// Measured transactions.
+    count: u64,
+    /// Time spent in their commits (from the call to its return).
+    commit_us: u64,
 }
 
 impl Figures {
@@ -296,6 +348,18 @@ impl Figures {
             }
             _ => None,
         };
+        let transactions = match (
+            fields.get("init_ms"),
+            fields.get("transactions"),
+            fields.get("commit_us"),
+        ) {
+            (Some(&init_ms), Some(&count), Some(&commit_us)) => Some(TransactionFigures {
+                init_ms,
+                count,
+                commit_us,
+            }),
+            _ => None,
+        };
         Ok(Figures {
             sent: get("sent")?,
             acked: get("acked")?,
@@ -309,6 +373,8 @@ impl Figures {
             close_ms: get("close_ms")?,
             client_errors: get("client_errors")?,
             latency_ms,
+            transactions,
+            read_committed: None,
         })
     }
 
@@ -429,6 +495,12 @@ fn bench(mode: Mode) -> Result<bool, String> {
         };
         println!("  ours:    {}", show(s.java_properties("")));
         println!("  rdkafka: {}", show(s.rdkafka_properties("")));
+        if s.is_transactional() {
+            println!(
+                "  both add: {}",
+                show(s.transaction_properties("<the run's topic>-txn"))
+            );
+        }
         if s.tls {
             // The password is the bench's own, of a user that exists only in its node.
             println!(
@@ -457,7 +529,7 @@ fn bench(mode: Mode) -> Result<bool, String> {
         warm_up(&options, &kafka, backend);
         for &id in &options.scenarios {
             let s = scenario::scenario(id, mode);
-            if let Some(why) = tls_unsupported(&s, backend) {
+            if let Some(why) = unsupported(&s, backend) {
                 println!("  [{}] scenario {id} skipped: {why}", backend.name());
                 for &transport in s.transports() {
                     for client in Client::ALL {
@@ -536,7 +608,9 @@ fn bench(mode: Mode) -> Result<bool, String> {
 /// at the quick size, rdkafka) before the measured ones: the JVM compiles its hot paths
 /// during the first run it serves, which would make the first measured run slower than
 /// the others. With a TLS scenario selected, a second one over SASL_SSL (scenario 5 at the
-/// quick size) warms the broker's TLS and SCRAM paths too.
+/// quick size) warms the broker's TLS and SCRAM paths too; with the transactional scenario,
+/// one of it (quick size) warms the transaction coordinator (and creates
+/// `__transaction_state`, which a first `init_transactions` would wait for).
 fn warm_up(options: &Options, kafka: &LocalKafka, backend: &Kind) {
     if options.mode == Mode::Smoke || !matches!(backend, Kind::Kafka) {
         return;
@@ -544,6 +618,9 @@ fn warm_up(options: &Options, kafka: &LocalKafka, backend: &Kind) {
     let mut warm_ups = vec![(1, Transport::Plaintext)];
     if options.tls_selected() {
         warm_ups.push((5, Transport::SaslSsl));
+    }
+    if options.transactions_selected() {
+        warm_ups.push((7, Transport::Plaintext));
     }
     for (id, transport) in warm_ups {
         let s = scenario::scenario(id, Mode::Quick);
@@ -562,10 +639,16 @@ fn warm_up(options: &Options, kafka: &LocalKafka, backend: &Kind) {
     }
 }
 
-/// Why a TLS scenario cannot run on `backend`: only the bench's own node has a SASL_SSL
-/// listener (with a CA and a SCRAM user the bench made).
-fn tls_unsupported(s: &Scenario, backend: &Kind) -> Option<&'static str> {
+/// Why a scenario cannot run on `backend`, as a whole: only the bench's own node has a
+/// SASL_SSL listener (with a CA and a SCRAM user the bench made), and only a real Kafka
+/// coordinates transactions.
+fn unsupported(s: &Scenario, backend: &Kind) -> Option<&'static str> {
     match backend {
+        Kind::Sink if s.is_transactional() => Some(
+            "the sink cannot coordinate transactions (it serves no FindCoordinator, \
+             InitProducerId, AddPartitionsToTxn or EndTxn, and keeps no records to read back \
+             at read_committed); scenario 7 runs on a real Kafka only",
+        ),
         _ if !s.tls => None,
         Kind::Kafka => None,
         Kind::Sink => Some("the sink speaks no TLS; the TLS scenarios run on the real Kafka only"),
@@ -626,8 +709,31 @@ fn run_once(
     if let Err(e) = broker.create_topic(&topic, options.partitions) {
         return Outcome::Failed(e);
     }
-    match run_child(options, &broker, s, transport, client, &topic) {
-        Ok(figures) => Outcome::Done(figures),
+    let figures = match run_child(options, &broker, s, transport, client, &topic) {
+        Ok(figures) => figures,
+        Err(e) => return Outcome::Failed(e),
+    };
+    if !s.is_transactional() {
+        return Outcome::Done(figures);
+    }
+    // Every committed record, warm-up included, must be visible at read_committed, and
+    // nothing more.
+    let expected = s.warmup + figures.acked;
+    match broker.count_committed(
+        &topic,
+        options.partitions,
+        expected,
+        Duration::from_secs(60),
+    ) {
+        Ok(read) if read == expected => Outcome::Done(Figures {
+            read_committed: Some(read),
+            ..figures
+        }),
+        Ok(read) => Outcome::Failed(format!(
+            "read back {read} records of {topic} at read_committed, expected {expected} \
+             ({} warm-up + {} measured, all acknowledged and committed)",
+            s.warmup, figures.acked
+        )),
         Err(e) => Outcome::Failed(e),
     }
 }
@@ -814,6 +920,17 @@ fn notes(s: &Scenario, f: &Figures) -> Option<String> {
         ));
         notes.push(format!("close took {} ms", f.close_ms));
     }
+    if let Some(t) = f.transactions {
+        notes.push(format!(
+            "{} transactions, commit {:.1} ms on average, init_transactions {} ms (unmeasured)",
+            t.count,
+            t.commit_us as f64 / 1000.0 / t.count.max(1) as f64,
+            t.init_ms
+        ));
+    }
+    if let Some(read) = f.read_committed {
+        notes.push(format!("{read} records read back at read_committed"));
+    }
     if f.client_errors > 0 {
         notes.push(format!("{} client error reports", f.client_errors));
     }
@@ -829,9 +946,11 @@ fn print_figures_table(options: &Options, backend: &str, results: &Results) {
     println!("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|");
     for &id in &options.scenarios {
         let s = scenario::scenario(id, options.mode);
-        // A TLS scenario not run on this backend: one row says why.
-        let key = (backend_key(backend), id, Transport::SaslSsl, Client::Ours);
-        if let (true, Some(Outcome::Skipped(why))) = (s.tls, results.runs.get(&key)) {
+        // A TLS or transactional scenario not run on this backend: one row says why.
+        let whole = s.tls || s.is_transactional();
+        let last = *s.transports().last().unwrap_or(&Transport::Plaintext);
+        let key = (backend_key(backend), id, last, Client::Ours);
+        if let (true, Some(Outcome::Skipped(why))) = (whole, results.runs.get(&key)) {
             println!("| {id} | both | skipped: {why} ||||||||||||");
             continue;
         }
@@ -915,7 +1034,8 @@ fn print_ratio_table(options: &Options, results: &Results) {
         .any(|b| matches!(b, Kind::Sink))
         .then_some("sink");
     // (scenario, backend, metric, target): the issue's targets, and a few figures for
-    // information. Targets of scenarios 2 to 4 apply on both backends.
+    // information. Targets of scenarios 2 to 4 apply on both backends; scenario 7 runs on
+    // the broker only.
     let mut rows = Vec::new();
     for (backend, is_sink) in [(broker, false), (sink, true)] {
         let Some(backend) = backend else { continue };
@@ -933,6 +1053,10 @@ fn print_ratio_table(options: &Options, results: &Results) {
         rows.push((3, backend, Metric::Latency(1), Target::AtMost(1.0)));
         rows.push((3, backend, Metric::Latency(2), Target::None));
         rows.push((4, backend, Metric::PeakRss, Target::StalledRss));
+        if !is_sink {
+            rows.push((7, backend, Metric::RecordsPerSec, Target::AtLeast(1.0)));
+            rows.push((7, backend, Metric::CpuPerMillion, Target::None));
+        }
     }
     rows.sort_by_key(|&(id, backend, ..)| (id, backend == "sink"));
     if !rows.iter().any(|(id, ..)| options.scenarios.contains(id)) {

@@ -2,7 +2,9 @@
 //! whole bench, started on first use: a JVM takes 5–10 s to start; every run gets a fresh
 //! topic), an external cluster named by `KAFKA_BOOTSTRAP_SERVERS`, or the in-process
 //! [`Sink`] (a fresh one for every run). Only the bench's own node serves the TLS
-//! scenarios (its SASL_SSL listener, [`Broker::tls`]).
+//! scenarios (its SASL_SSL listener, [`Broker::tls`]); only a real Kafka (own or external)
+//! the transactional one, whose records are read back at read_committed
+//! ([`Broker::count_committed`]).
 
 use std::cell::OnceCell;
 use std::future::Future;
@@ -17,6 +19,8 @@ use std::time::{Duration, Instant};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
 
 use crate::kafka::{Kafka, TlsListener};
 use crate::procfs;
@@ -147,6 +151,58 @@ impl<'a> Broker<'a> {
             Broker::Sink(_) => Ok(()),
             Broker::Kafka(_) | Broker::External(_) => {
                 create_topic(&self.bootstrap(), topic, partitions)
+            }
+        }
+    }
+
+    /// Reads `topic` from the start of its `partitions` partitions with rdkafka's consumer
+    /// at `isolation.level=read_committed` (records of aborted or open transactions, and
+    /// the transaction markers, never show) and counts the records: until `expected`
+    /// arrived and half a second more brings no other (so that extra records show too), or
+    /// until `patience` passed. The sink keeps nothing to read.
+    pub fn count_committed(
+        &self,
+        topic: &str,
+        partitions: i32,
+        expected: u64,
+        patience: Duration,
+    ) -> Result<u64, String> {
+        if let Broker::Sink(_) = self {
+            return Err("the sink keeps no records to read back".to_string());
+        }
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .set("group.id", format!("{topic}-read-back"))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("isolation.level", "read_committed")
+            .set("check.crcs", "true")
+            .set("fetch.wait.max.ms", "50")
+            .create()
+            .map_err(|e| format!("creating the read_committed consumer: {e}"))?;
+        let mut assignment = TopicPartitionList::new();
+        for p in 0..partitions {
+            assignment
+                .add_partition_offset(topic, p, Offset::Beginning)
+                .map_err(|e| format!("assigning {topic}/{p}: {e}"))?;
+        }
+        consumer
+            .assign(&assignment)
+            .map_err(|e| format!("assigning {topic}: {e}"))?;
+        let quiet = Duration::from_millis(500);
+        let deadline = Instant::now() + patience;
+        let (mut count, mut last_new) = (0u64, Instant::now());
+        loop {
+            match consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(_)) => {
+                    count += 1;
+                    last_new = Instant::now();
+                }
+                Some(Err(e)) => return Err(format!("reading {topic} at read_committed: {e}")),
+                None => {}
+            }
+            if (count >= expected && last_new.elapsed() >= quiet) || Instant::now() >= deadline {
+                return Ok(count);
             }
         }
     }

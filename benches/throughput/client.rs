@@ -12,6 +12,15 @@
 //! `READY` after the warm-up and waits for `GO` on stdin, which the parent sends once the
 //! broker is stopped.
 //!
+//! The transactional scenario (7): after building the producer, `init_transactions` (timed
+//! on its own, reported as `init_ms`, outside the measurement); the warm-up is sent in
+//! transactions, and so is the load: begin, send `per_transaction` records, commit, and the
+//! next. The measurement runs from the first begin to the return of the last commit, so it
+//! includes every commit; the line adds the number of transactions and the time spent in
+//! the commits (`commit_us`, from the call until it returned: sending the rest, the
+//! acknowledgements, EndTxn). A commit returns once every record of its transaction is
+//! acknowledged, and its callbacks or delivery reports ran.
+//!
 //! The exit status is non-zero when a record was not delivered (outside the stalled
 //! scenario), when a client call failed, or when the close failed.
 
@@ -34,7 +43,9 @@ use rdkafka::producer::{
 use rdkafka::ClientContext;
 
 use crate::procfs;
-use crate::scenario::{self, records_at_rate, Client, Load, Mode, Scenario, Transport};
+use crate::scenario::{
+    self, records_at_rate, transactional_id, Client, Load, Mode, Scenario, Transport,
+};
 
 /// The first word of the result line.
 pub const RESULT_PREFIX: &str = "RESULT";
@@ -58,6 +69,10 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// "poll briefly on QueueFull" without rdkafka-rust's busy loop: `poll(1 ms)` would spin
 /// for the whole millisecond (see `POLL_INTERVAL`), on every sending thread.
 const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(1);
+
+/// Scenario 7, rdkafka: the timeout of `init_transactions` and `commit_transaction` (ours
+/// blocks up to max.block.ms, Java's default 60 s).
+const TRANSACTION_CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The placeholder of the CA argument of a plaintext run.
 pub const NO_CA: &str = "-";
@@ -143,6 +158,17 @@ trait Driver: Sync + Sized {
         (0, None)
     }
 
+    /// Transactional scenario: gets the producer id and epoch of its `transactional.id`.
+    fn init_transactions(&self) -> Result<(), String>;
+
+    /// Transactional scenario: opens a transaction.
+    fn begin_transaction(&self) -> Result<(), String>;
+
+    /// Transactional scenario: commits the open transaction, and returns once it is
+    /// committed and `tally` counts `sent` completed records (every record of it and of the
+    /// transactions before).
+    fn commit_transaction(&self, tally: &'static Tally, sent: u64) -> Result<(), String>;
+
     /// Closes the client: gracefully, or (stalled) dropping what cannot be delivered
     /// within a short time. Every record handed over must have completed when it returns.
     /// Returns how long the close took until every record had completed (rdkafka: not
@@ -156,9 +182,34 @@ fn run<D: Driver>(driver: D, s: &Scenario) -> Result<Report, String> {
         .into_iter()
         .map(Bytes::from)
         .collect();
+    let init = if s.is_transactional() {
+        let started = Instant::now();
+        driver
+            .init_transactions()
+            .map_err(|e| format!("init_transactions: {e}"))?;
+        Some(started.elapsed())
+    } else {
+        None
+    };
     let warmup = Tally::leak(s.warmup, false);
-    for i in 0..s.warmup {
-        driver.send(warmup, &values[i as usize % values.len()], 0, None)?;
+    if let Load::Transactions {
+        per_transaction, ..
+    } = s.load
+    {
+        let mut unmeasured = Transactions::default();
+        send_transactions(
+            &driver,
+            warmup,
+            &values,
+            s.warmup,
+            per_transaction,
+            &mut unmeasured,
+        )
+        .map_err(|e| format!("warm-up: {e}"))?;
+    } else {
+        for i in 0..s.warmup {
+            driver.send(warmup, &values[i as usize % values.len()], 0, None)?;
+        }
     }
     if !warmup.wait_done(s.warmup, DELIVERY_WAIT) {
         return Err(format!(
@@ -190,7 +241,9 @@ fn run<D: Driver>(driver: D, s: &Scenario) -> Result<Report, String> {
         Load::Rate { per_sec, duration } => (records_at_rate(per_sec, duration), true),
         // At most what fits in memory; the tally only sizes its latency buffer from this.
         Load::Stalled { .. } => (0, false),
+        Load::Transactions { records, .. } => (records, false),
     };
+    let mut transactions = Transactions::default();
     let tally = Tally::leak(records, timed);
     let rss_before_kb = procfs::memory_kb("VmRSS")?;
     let cpu_before = procfs::cpu_ticks("self")?;
@@ -201,6 +254,17 @@ fn run<D: Driver>(driver: D, s: &Scenario) -> Result<Report, String> {
             send_at_rate(&driver, tally, &values, per_sec, duration)?
         }
         Load::Stalled { duration } => send_stalled(&driver, tally, &values, duration)?,
+        Load::Transactions {
+            records,
+            per_transaction,
+        } => send_transactions(
+            &driver,
+            tally,
+            &values,
+            records,
+            per_transaction,
+            &mut transactions,
+        )?,
     };
     if !s.is_stalled() && !tally.wait_done(sent, DELIVERY_WAIT) {
         return Err(format!(
@@ -239,6 +303,7 @@ fn run<D: Driver>(driver: D, s: &Scenario) -> Result<Report, String> {
         latency: tally.percentiles(),
         close_time,
         client_errors,
+        transactions: init.map(|init| (init, transactions)),
     })
 }
 
@@ -271,6 +336,44 @@ fn send_count<D: Driver>(
             })
             .sum()
     })
+}
+
+/// The transactions of a phase: how many, and the time spent in their commits.
+#[derive(Default)]
+struct Transactions {
+    count: u64,
+    committing: Duration,
+}
+
+/// One thread: `records` records in transactions of `per_transaction` (the last one may be
+/// shorter), each begun, filled and committed before the next one begins.
+fn send_transactions<D: Driver>(
+    driver: &D,
+    tally: &'static Tally,
+    values: &[Bytes],
+    records: u64,
+    per_transaction: u64,
+    stats: &mut Transactions,
+) -> Result<u64, String> {
+    let per_transaction = per_transaction.max(1);
+    let mut sent = 0u64;
+    while sent < records {
+        let end = records.min(sent + per_transaction);
+        driver
+            .begin_transaction()
+            .map_err(|e| format!("begin_transaction: {e}"))?;
+        for i in sent..end {
+            driver.send(tally, &values[i as usize % values.len()], 0, None)?;
+        }
+        sent = end;
+        let committing = Instant::now();
+        driver
+            .commit_transaction(tally, sent)
+            .map_err(|e| format!("commit_transaction (transaction {}): {e}", stats.count + 1))?;
+        stats.committing += committing.elapsed();
+        stats.count += 1;
+    }
+    Ok(sent)
 }
 
 /// One thread at `per_sec` records per second for `duration`, on an absolute schedule
@@ -480,6 +583,9 @@ struct Report {
     latency: Option<Percentiles>,
     close_time: Duration,
     client_errors: u64,
+    /// Transactional scenario: how long `init_transactions` took, and the measured phase's
+    /// transactions.
+    transactions: Option<(Duration, Transactions)>,
 }
 
 impl Report {
@@ -505,6 +611,14 @@ impl Report {
             line += &format!(
                 " p50_us={} p99_us={} p999_us={} max_us={}",
                 p.p50_us, p.p99_us, p.p999_us, p.max_us
+            );
+        }
+        if let Some((init, t)) = &self.transactions {
+            line += &format!(
+                " init_ms={} transactions={} commit_us={}",
+                init.as_millis(),
+                t.count,
+                t.committing.as_micros()
             );
         }
         line
@@ -545,7 +659,13 @@ impl Ours {
     fn start(s: &Scenario, bootstrap: &str, topic: &str, ca: Option<&str>) -> Result<Ours, String> {
         let mut builder = Producer::builder();
         let tls = ca.map_or_else(Vec::new, scenario::java_tls_properties);
-        for (name, value) in s.java_properties(bootstrap).into_iter().chain(tls) {
+        let txn = s.transaction_properties(&transactional_id(topic));
+        for (name, value) in s
+            .java_properties(bootstrap)
+            .into_iter()
+            .chain(tls)
+            .chain(txn)
+        {
             builder = builder.set(name, value);
         }
         let producer = builder
@@ -579,6 +699,28 @@ impl Driver for Ours {
                 Err(e) => tally.complete(Outcome::Failed(&e), sent_ns),
             });
         Ok(true)
+    }
+
+    fn init_transactions(&self) -> Result<(), String> {
+        self.producer.init_transactions().map_err(|e| e.to_string())
+    }
+
+    fn begin_transaction(&self) -> Result<(), String> {
+        self.producer.begin_transaction().map_err(|e| e.to_string())
+    }
+
+    fn commit_transaction(&self, tally: &'static Tally, sent: u64) -> Result<(), String> {
+        // Returns once the transaction is committed, its records' callbacks having run.
+        self.producer
+            .commit_transaction()
+            .map_err(|e| e.to_string())?;
+        if tally.done() < sent {
+            return Err(format!(
+                "commit_transaction returned with {} of {sent} callbacks run",
+                tally.done()
+            ));
+        }
+        Ok(())
     }
 
     fn close(self, stalled: bool) -> Result<Duration, String> {
@@ -667,7 +809,13 @@ impl Rdkafka {
     ) -> Result<Rdkafka, String> {
         let mut config = ClientConfig::new();
         let tls = ca.map_or_else(Vec::new, scenario::rdkafka_tls_properties);
-        for (name, value) in s.rdkafka_properties(bootstrap).into_iter().chain(tls) {
+        let txn = s.transaction_properties(&transactional_id(topic));
+        for (name, value) in s
+            .rdkafka_properties(bootstrap)
+            .into_iter()
+            .chain(tls)
+            .chain(txn)
+        {
             config.set(name, value);
         }
         let context = RdContext {
@@ -747,6 +895,54 @@ impl Driver for Rdkafka {
             context.errors.load(Ordering::Relaxed),
             lock(&context.first_error).clone(),
         )
+    }
+
+    fn init_transactions(&self) -> Result<(), String> {
+        self.producer
+            .init_transactions(TRANSACTION_CALL_TIMEOUT)
+            .map_err(|e| e.to_string())
+    }
+
+    fn begin_transaction(&self) -> Result<(), String> {
+        self.producer.begin_transaction().map_err(|e| e.to_string())
+    }
+
+    /// librdkafka's own flush, then `commit_transaction`, as a C program would commit.
+    ///
+    /// rdkafka-rust's `commit_transaction` flushes first with its `BaseProducer::flush`,
+    /// which calls `rd_kafka_flush` without waiting and then polls in steps of 100 ms that
+    /// always run to their end: with records outstanding, every commit would take 100 ms
+    /// more, a cost of the wrapper rather than of librdkafka. Waiting for the delivery
+    /// reports instead would leave the last records to linger.ms, which a flush skips.
+    /// `rd_kafka_flush` itself, on a producer whose delivery reports are events (as
+    /// `BaseProducer`'s are), sends what lingers at once and waits until the poll thread
+    /// has served every report; the wrapper's flush then returns at once, and librdkafka's
+    /// commit (which flushes again, with nothing left) sends EndTxn.
+    fn commit_transaction(&self, tally: &'static Tally, sent: u64) -> Result<(), String> {
+        let deadline = Instant::now() + TRANSACTION_CALL_TIMEOUT;
+        let timeout_ms = TRANSACTION_CALL_TIMEOUT.as_millis() as i32;
+        // SAFETY: the handle is valid while `self.producer` lives, and rd_kafka_flush may
+        // be called from any thread, also while another one polls.
+        let flushed = unsafe {
+            rdkafka::bindings::rd_kafka_flush(self.producer.client().native_ptr(), timeout_ms)
+        };
+        if flushed != rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR {
+            return Err(format!(
+                "rd_kafka_flush: {}",
+                RDKafkaErrorCode::from(flushed)
+            ));
+        }
+        // A report is served before its message is released, which ends the flush: every
+        // report of the transaction has been counted.
+        if !tally.wait_done(sent, Duration::from_secs(5)) {
+            return Err(format!(
+                "flushed with {} of {sent} delivery reports served",
+                tally.done()
+            ));
+        }
+        self.producer
+            .commit_transaction(deadline.saturating_duration_since(Instant::now()))
+            .map_err(|e| e.to_string())
     }
 
     fn close(self, stalled: bool) -> Result<Duration, String> {

@@ -1,6 +1,6 @@
-//! The six scenarios, their sizes in each mode, and the equivalent settings both clients
+//! The seven scenarios, their sizes in each mode, and the equivalent settings both clients
 //! get for them (over plaintext, and for scenarios 5 and 6 also over SASL_SSL with
-//! SCRAM-SHA-512).
+//! SCRAM-SHA-512; for scenario 7 also a `transactional.id` unique to the run).
 
 use std::fmt;
 use std::time::Duration;
@@ -114,6 +114,10 @@ pub enum Load {
     /// The broker is stalled; one thread sends as fast as it can for `duration`. Nothing
     /// is expected to be delivered.
     Stalled { duration: Duration },
+    /// One thread, a transactional producer: `records` records in transactions of
+    /// `per_transaction` (begin, send them, commit), the next one begun once the last is
+    /// committed. The warm-up is made of transactions too (the last one may be shorter).
+    Transactions { records: u64, per_transaction: u64 },
 }
 
 /// One scenario: the records, the load and the producer settings.
@@ -146,6 +150,12 @@ const MAX_IN_FLIGHT: u32 = 5;
 const DELIVERY_TIMEOUT_MS: u64 = 120_000;
 /// Java's default `max.request.size`; librdkafka's `message.max.bytes` defaults to 1000000.
 const MAX_REQUEST_SIZE: u64 = 1024 * 1024;
+/// Scenario 7: `transaction.timeout.ms`, Java's and librdkafka's default (60 s). It is
+/// also the delivery timeout of both there: librdkafka refuses a `message.timeout.ms`
+/// above `transaction.timeout.ms` (and lowers its own default to it).
+const TRANSACTION_TIMEOUT_MS: u64 = 60_000;
+/// Scenario 7: the records of one transaction.
+pub const RECORDS_PER_TRANSACTION: u64 = 1_000;
 /// Scenario 4, ours only: how long `send` may wait for buffer space before it fails the
 /// record with `BufferExhausted`. librdkafka never blocks (it returns QueueFull), and
 /// Java's default of 60 s would hold the sending thread far beyond the 5 s window.
@@ -153,9 +163,9 @@ const STALL_MAX_BLOCK_MS: u64 = 100;
 /// The partitions of every bench topic (both backends), unless `BENCH_PARTITIONS` is set.
 pub const DEFAULT_PARTITIONS: i32 = 6;
 
-pub const IDS: [u8; 6] = [1, 2, 3, 4, 5, 6];
+pub const IDS: [u8; 7] = [1, 2, 3, 4, 5, 6, 7];
 
-/// Scenario `id` (1 to 6) at the sizes of `mode`.
+/// Scenario `id` (1 to 7) at the sizes of `mode`.
 pub fn scenario(id: u8, mode: Mode) -> Scenario {
     // (full, quick, smoke)
     let pick = |full: u64, quick: u64, smoke: u64| match mode {
@@ -231,6 +241,20 @@ pub fn scenario(id: u8, mode: Mode) -> Scenario {
             tls: true,
             ..base
         },
+        // Scenario 1's defaults (100 B, one thread, linger 5 ms, batch 64 KiB, no
+        // compression) with what transactions require: acks=all and idempotence.
+        7 => Scenario {
+            title: "transactions of 1,000 records: 100 B values, 1 thread, acks=all + idempotence, \
+                    linger 5 ms, batch 64 KiB, no compression; commit after every 1,000",
+            acks: "all",
+            idempotence: true,
+            load: Load::Transactions {
+                records: pick(500_000, 125_000, 2_000),
+                per_transaction: RECORDS_PER_TRANSACTION,
+            },
+            warmup: pick(5_000, 2_000, 20),
+            ..base
+        },
         _ => panic!("there is no scenario {id}"),
     }
 }
@@ -238,6 +262,21 @@ pub fn scenario(id: u8, mode: Mode) -> Scenario {
 impl Scenario {
     pub fn is_stalled(&self) -> bool {
         matches!(self.load, Load::Stalled { .. })
+    }
+
+    /// Whether the clients are transactional producers (scenario 7).
+    pub fn is_transactional(&self) -> bool {
+        matches!(self.load, Load::Transactions { .. })
+    }
+
+    /// `delivery.timeout.ms` / `message.timeout.ms`: Java's default, or with transactions
+    /// the transaction timeout (see [`TRANSACTION_TIMEOUT_MS`]).
+    fn delivery_timeout_ms(&self) -> u64 {
+        if self.is_transactional() {
+            TRANSACTION_TIMEOUT_MS
+        } else {
+            DELIVERY_TIMEOUT_MS
+        }
     }
 
     /// The transports it runs over: plaintext, then (TLS scenarios) SASL_SSL.
@@ -264,7 +303,27 @@ impl Scenario {
                     duration.as_secs_f64()
                 )
             }
+            Load::Transactions {
+                records,
+                per_transaction,
+            } => format!(
+                "{} transactions of {per_transaction} records ({records} records)",
+                records.div_ceil(per_transaction.max(1))
+            ),
         }
+    }
+
+    /// What a transactional scenario adds to both clients' properties (nothing for the
+    /// others): `transactional.id`, unique to the run (see [`transactional_id`]), and
+    /// `transaction.timeout.ms`, the same default for both.
+    pub fn transaction_properties(&self, id: &str) -> Vec<(&'static str, String)> {
+        if !self.is_transactional() {
+            return Vec::new();
+        }
+        vec![
+            ("transactional.id", id.to_string()),
+            ("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS.to_string()),
+        ]
     }
 
     /// Ours: Java producer properties (`Producer::from_properties`).
@@ -282,7 +341,10 @@ impl Scenario {
                 "max.in.flight.requests.per.connection",
                 MAX_IN_FLIGHT.to_string(),
             ),
-            ("delivery.timeout.ms", DELIVERY_TIMEOUT_MS.to_string()),
+            (
+                "delivery.timeout.ms",
+                self.delivery_timeout_ms().to_string(),
+            ),
             ("max.request.size", MAX_REQUEST_SIZE.to_string()),
         ];
         if self.is_stalled() {
@@ -312,7 +374,7 @@ impl Scenario {
                 "max.in.flight.requests.per.connection",
                 MAX_IN_FLIGHT.to_string(),
             ),
-            ("message.timeout.ms", DELIVERY_TIMEOUT_MS.to_string()),
+            ("message.timeout.ms", self.delivery_timeout_ms().to_string()),
             ("message.max.bytes", MAX_REQUEST_SIZE.to_string()),
         ]
     }
@@ -345,6 +407,12 @@ pub fn rdkafka_tls_properties(ca: &str) -> Vec<(&'static str, String)> {
         ("sasl.password", SCRAM_PASSWORD.to_string()),
         ("ssl.ca.location", ca.to_string()),
     ]
+}
+
+/// The `transactional.id` of a run: its topic is unique to the run (client, time, process),
+/// so no two producers, of this bench or an earlier one on the same cluster, share an id.
+pub fn transactional_id(topic: &str) -> String {
+    format!("{topic}-txn")
 }
 
 /// The number of records a rate load sends.
