@@ -147,6 +147,8 @@ fn the_security_contract_compiles_and_reads_its_truststore_when_built() {
 /// The transaction half of the design's contract, part 2, as written, with the bootstrap
 /// address and topic names given by the caller (the `input` topic must exist: the group
 /// coordinator refuses offsets for an unknown partition).
+// `let _ = p.send(..)` is the contract's text: dropping the future never cancels delivery.
+#[allow(clippy::let_underscore_future)]
 fn contract_part_2_transactions(
     bootstrap: &str,
     orders: &str,
