@@ -829,3 +829,234 @@ pub(crate) fn verdict(api: &str, code: ErrorCode, message: Option<String>) -> Ve
         _ => Verdict::Abortable(broker()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn tp(p: i32) -> TopicPartition {
+        TopicPartition::new("t", p)
+    }
+
+    fn soon() -> Option<Instant> {
+        Some(Instant::now() + Duration::from_millis(50))
+    }
+
+    /// A manager past init_transactions (the sender's side played by hand).
+    fn ready(v2: bool) -> TransactionManager {
+        let m = TransactionManager::new("tx".into(), 60_000);
+        let id = m.begin_init().unwrap();
+        assert!(matches!(
+            m.lock().next_request(true),
+            Some(Next::InitProducerId { bump: false })
+        ));
+        m.lock().producer_id_received(v2);
+        m.wait(id, "init_transactions", soon()).unwrap();
+        m
+    }
+
+    fn illegal<T: std::fmt::Debug>(r: Result<T, Error>) {
+        assert!(matches!(r, Err(Error::IllegalState(_))), "{r:?}");
+    }
+
+    #[test]
+    fn calls_out_of_order_are_illegal_and_change_nothing() {
+        let m = TransactionManager::new("tx".into(), 60_000);
+        illegal(m.check_send(&tp(0)));
+        illegal(m.begin());
+        illegal(m.begin_end(true));
+        illegal(m.begin_end(false));
+        let m = ready(false);
+        illegal(m.begin_init());
+        illegal(m.check_send(&tp(0)));
+        illegal(m.begin_end(true));
+        illegal(m.begin_send_offsets(vec![], &ConsumerGroupMetadata::new("g")));
+        m.begin().unwrap();
+        illegal(m.begin());
+        assert_eq!(m.lock().state, State::InTransaction);
+    }
+
+    #[test]
+    fn classic_partitions_join_through_add_partitions_before_they_drain() {
+        let m = ready(false);
+        m.begin().unwrap();
+        assert_eq!(m.check_send(&tp(0)).unwrap(), SendCheck::OkNewPartition);
+        assert_eq!(m.check_send(&tp(0)).unwrap(), SendCheck::Ok);
+        assert!(!m.lock().partitions().contains(&tp(0)));
+        let next = m.lock().next_request(false);
+        let Some(Next::AddPartitions(list)) = next else {
+            panic!("{next:?}")
+        };
+        assert_eq!(list, vec![tp(0)]);
+        m.lock().sending_partitions(&list);
+        // Not sent again while in flight.
+        assert!(m.lock().next_request(false).is_none());
+        m.lock().partitions_added(&list, &[]);
+        assert!(m.lock().partitions().contains(&tp(0)));
+        // Commit waits for the batches, then ends the started transaction.
+        let id = m.begin_end(true).unwrap();
+        illegal(m.check_send(&tp(1)));
+        assert!(m.lock().next_request(false).is_none());
+        assert!(matches!(
+            m.lock().next_request(true),
+            Some(Next::EndTxn { commit: true })
+        ));
+        assert!(!m.lock().ended(false));
+        m.wait(id, "commit_transaction", soon()).unwrap();
+        assert_eq!(m.lock().state, State::Ready);
+        assert!(m.lock().partitions().is_empty());
+    }
+
+    #[test]
+    fn kip_890_partitions_join_at_once() {
+        let m = ready(true);
+        m.begin().unwrap();
+        assert_eq!(m.check_send(&tp(3)).unwrap(), SendCheck::Ok);
+        assert!(m.lock().partitions().contains(&tp(3)));
+        let id = m.begin_end(true).unwrap();
+        assert!(matches!(
+            m.lock().next_request(true),
+            Some(Next::EndTxn { commit: true })
+        ));
+        m.lock().ended(true);
+        m.wait(id, "commit_transaction", soon()).unwrap();
+    }
+
+    #[test]
+    fn an_empty_transaction_ends_without_a_request() {
+        let m = ready(false);
+        m.begin().unwrap();
+        let id = m.begin_end(true).unwrap();
+        assert!(m.lock().next_request(true).is_none());
+        m.wait(id, "commit_transaction", soon()).unwrap();
+        assert_eq!(m.lock().state, State::Ready);
+    }
+
+    #[test]
+    fn an_abortable_error_allows_only_abort_then_the_classic_abort_bumps_the_epoch() {
+        let m = ready(false);
+        m.begin().unwrap();
+        m.check_send(&tp(0)).unwrap();
+        m.lock().partitions_added(&[], &[]);
+        m.lock().sending_partitions(&[tp(0)]);
+        m.lock().partitions_added(&[tp(0)], &[]);
+        m.lock().abortable(Error::DeliveryTimeout { elapsed_ms: 1 });
+        let abortable = |r: Result<(), Error>| {
+            assert!(matches!(r, Err(Error::TransactionAbortable(_))), "{r:?}")
+        };
+        abortable(m.begin_end(true).map(drop));
+        abortable(m.check_send(&tp(0)).map(drop));
+        abortable(m.begin());
+        assert!(matches!(
+            m.lock().undrained_error(),
+            Some(Error::TransactionAbortable(_))
+        ));
+        let id = m.begin_end(false).unwrap();
+        assert!(matches!(
+            m.lock().undrained_error(),
+            Some(Error::TransactionAborted)
+        ));
+        assert!(matches!(
+            m.lock().next_request(true),
+            Some(Next::EndTxn { commit: false })
+        ));
+        assert!(m.lock().ended(false), "the epoch bump comes next");
+        assert!(matches!(
+            m.lock().next_request(true),
+            Some(Next::InitProducerId { bump: true })
+        ));
+        m.lock().producer_id_received(false);
+        m.wait(id, "abort_transaction", soon()).unwrap();
+        m.begin().unwrap();
+    }
+
+    #[test]
+    fn a_timed_out_call_is_resumed_by_the_same_call_and_blocks_the_others() {
+        let m = ready(false);
+        m.begin().unwrap();
+        m.check_send(&tp(0)).unwrap();
+        let id = m.begin_end(true).unwrap();
+        let timed_out = m.wait(id, "commit_transaction", soon());
+        assert!(
+            matches!(timed_out, Err(Error::Timeout { .. })),
+            "{timed_out:?}"
+        );
+        illegal(m.begin_end(false));
+        illegal(m.begin());
+        assert_eq!(m.begin_end(true).unwrap(), id, "the same call resumes");
+        m.lock().finish(Ok(()));
+        m.wait(id, "commit_transaction", soon()).unwrap();
+    }
+
+    #[test]
+    fn fatal_errors_end_every_call() {
+        let m = ready(false);
+        m.begin().unwrap();
+        let id = m.begin_end(true).unwrap();
+        m.lock().fatal(Error::Fenced("newer producer".into()));
+        assert!(matches!(
+            m.wait(id, "commit_transaction", soon()),
+            Err(Error::Fenced(_))
+        ));
+        assert!(matches!(m.begin(), Err(Error::Fenced(_))));
+        assert!(matches!(m.check_send(&tp(0)), Err(Error::Fenced(_))));
+        assert!(matches!(m.begin_end(false), Err(Error::Fenced(_))));
+        assert!(matches!(m.begin_init(), Err(Error::Fenced(_))));
+    }
+
+    #[test]
+    fn coordinator_errors_are_classified_as_in_java() {
+        let v = |c| verdict("EndTxn", c, None);
+        assert!(matches!(
+            v(ErrorCode::NotCoordinator),
+            Verdict::FindCoordinator
+        ));
+        assert!(matches!(
+            v(ErrorCode::CoordinatorNotAvailable),
+            Verdict::FindCoordinator
+        ));
+        assert!(matches!(
+            v(ErrorCode::ConcurrentTransactions),
+            Verdict::Retry
+        ));
+        assert!(matches!(
+            v(ErrorCode::CoordinatorLoadInProgress),
+            Verdict::Retry
+        ));
+        assert!(matches!(
+            v(ErrorCode::ProducerFenced),
+            Verdict::Fatal(Error::Fenced(_))
+        ));
+        assert!(matches!(
+            v(ErrorCode::InvalidProducerEpoch),
+            Verdict::Fatal(Error::Fenced(_))
+        ));
+        assert!(matches!(
+            v(ErrorCode::TransactionalIdAuthorizationFailed),
+            Verdict::Fatal(Error::Fatal(_))
+        ));
+        assert!(matches!(
+            v(ErrorCode::TransactionAbortable),
+            Verdict::Abortable(_)
+        ));
+        assert!(matches!(
+            v(ErrorCode::GroupAuthorizationFailed),
+            Verdict::Abortable(_)
+        ));
+    }
+
+    #[test]
+    fn a_send_that_fails_before_buffering_makes_the_transaction_abortable() {
+        let m = ready(true);
+        m.begin().unwrap();
+        m.send_failed(&Error::IllegalState("x".into()));
+        assert_eq!(m.lock().state, State::InTransaction);
+        m.send_failed(&Error::RecordTooLarge {
+            size: 2,
+            limit: 1,
+            setting: "max.request.size",
+        });
+        assert_eq!(m.lock().state, State::AbortableError);
+    }
+}
