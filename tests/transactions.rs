@@ -934,3 +934,58 @@ fn the_classic_transaction_protocol_commits_aborts_and_fences() {
     );
     eprintln!("classic protocol: {n_committed} committed, 1800 aborted, {visible} visible, offsets {offsets:?}, zombie fenced");
 }
+
+/// Closing with a transaction open aborts it (as Java's close does): nothing of it becomes
+/// visible, and the next producer with the same id starts at once instead of waiting for
+/// the coordinator to time the transaction out.
+#[test]
+fn close_aborts_an_open_transaction() {
+    let bs = kafka::shared().bootstrap().to_owned();
+    let topic = unique_topic("txn-close");
+    kafka::shared().create_topic(&topic, 2, 1, &[]);
+    let id = unique_topic("txn-close");
+    let p = transactional(&bs, &id, &[("transaction.timeout.ms", "600000")]);
+    p.init_transactions().expect("init_transactions");
+    p.begin_transaction().expect("begin");
+    let open: Vec<_> = (0..500)
+        .map(|i| p.send(ProducerRecord::new(topic.as_str(), value(1, i))))
+        .collect();
+    p.close().expect("close");
+    for f in open {
+        match f.wait() {
+            Ok(_) | Err(Error::TransactionAborted) => {}
+            Err(e) => panic!("a record of the closed transaction: {e}"),
+        }
+    }
+    // An open transaction would hold read_committed readers at its first offset (the last
+    // stable offset) for transaction.timeout.ms: a plain record written after it is visible
+    // only because the close aborted it.
+    let plain = Producer::from_properties([("bootstrap.servers", bs.as_str())]).unwrap();
+    for partition in 0..2 {
+        plain
+            .send(ProducerRecord::new(topic.as_str(), b"plain".to_vec()).with_partition(partition))
+            .wait()
+            .expect("a plain record");
+    }
+    plain.close().unwrap();
+    let after = read_committed(&bs, &topic, 2);
+    assert_eq!(
+        after.len(),
+        2,
+        "the plain records, past the aborted transaction"
+    );
+    let start = Instant::now();
+    let next = transactional(&bs, &id, &[]);
+    next.init_transactions().expect("the next producer's init");
+    let waited = start.elapsed();
+    assert!(waited < Duration::from_secs(30), "init waited {waited:?}");
+    next.begin_transaction().expect("begin");
+    next.send(ProducerRecord::new(topic.as_str(), value(2, 0)))
+        .wait()
+        .expect("sent");
+    next.commit_transaction().expect("commit");
+    next.close().expect("close");
+    let records = read_committed(&bs, &topic, 3);
+    assert_eq!(records.len(), 3, "nothing of the closed transaction");
+    eprintln!("close: 500 records aborted by close, 3 visible after, next init took {waited:?}");
+}
