@@ -139,6 +139,10 @@ pub(crate) struct Inner {
     bump_after_abort: bool,
     /// The abort's EndTxn succeeded; the epoch bump runs before the abort call returns.
     bumping: bool,
+    /// The abort in progress was started by a commit after a stale-epoch refusal (see
+    /// `begin_end`): when it succeeds, the commit fails with this cause and the state stays
+    /// `AbortableError` (the user's abort then completes without a request).
+    probe: Option<Error>,
 }
 
 /// A transactional producer's state machine. See the module docs.
@@ -177,6 +181,7 @@ impl TransactionManager {
                 v2: false,
                 bump_after_abort: false,
                 bumping: false,
+                probe: None,
             }),
             changed: Condvar::new(),
         }
@@ -354,6 +359,22 @@ impl TransactionManager {
         }
         match (g.state, commit) {
             (State::FatalError, _) => Err(g.error_or_fatal()),
+            (State::AbortableError, true) if g.epoch_refused() && g.started => {
+                // A Produce was refused for a stale epoch: the coordinator ended this
+                // transaction, either fencing this producer (a newer one with the same id
+                // took over) or aborting it after transaction.timeout.ms. The commit can
+                // only fail; an abort tells the two apart, so the commit reports `Fenced`
+                // when that is the cause (the abort comes back PRODUCER_FENCED), and stays
+                // abortable otherwise (the transaction is then aborted already).
+                let cause = g
+                    .last_error
+                    .clone()
+                    .expect("an abortable error has a cause");
+                g.state = State::Aborting;
+                g.probe = Some(cause);
+                g.new_partitions.clear();
+                Ok(g.start(name, Op::End { commit: false }))
+            }
             (State::AbortableError, true) => Err(g.fail_if_error().unwrap_err()),
             (State::InTransaction, true) => {
                 g.state = State::Committing;
@@ -623,7 +644,26 @@ impl Inner {
         self.started = false;
         self.bump_after_abort = false;
         self.bumping = false;
+        if let Some(cause) = self.probe.take() {
+            // The commit's abort went through: not fenced. The commit fails abortably; the
+            // transaction is aborted already, so the user's abort needs no request.
+            self.state = State::AbortableError;
+            self.last_error = Some(cause.clone());
+            self.finish(Err(Error::TransactionAbortable(Box::new(cause))));
+            return;
+        }
         self.finish(Ok(()));
+    }
+
+    /// Whether the abortable error is a Produce refused for a stale producer epoch.
+    fn epoch_refused(&self) -> bool {
+        matches!(
+            self.last_error,
+            Some(Error::Broker {
+                code: ErrorCode::InvalidProducerEpoch,
+                ..
+            })
+        )
     }
 
     /// InitProducerId answered (a first id, or the bump after an abort). `v2`: the
@@ -754,6 +794,7 @@ impl Inner {
     /// A coordinator request of the abort failed with an abortable error: the abort call
     /// fails with it and may be made again.
     pub fn abort_failed(&mut self, error: Error) {
+        self.probe = None;
         if self.state == State::Aborting {
             self.state = State::AbortableError;
             self.last_error = Some(error.clone());
@@ -764,6 +805,7 @@ impl Inner {
 
     /// The producer cannot go on (fenced, authorization, unsupported version).
     pub fn fatal(&mut self, error: Error) {
+        self.probe = None;
         if self.state != State::FatalError {
             log::error!("the transactional producer failed: {error}");
             self.state = State::FatalError;
@@ -1043,6 +1085,45 @@ mod tests {
         assert!(matches!(
             v(ErrorCode::GroupAuthorizationFailed),
             Verdict::Abortable(_)
+        ));
+    }
+
+    #[test]
+    fn a_commit_after_a_stale_epoch_aborts_to_tell_fencing_from_a_timeout() {
+        let stale = || Error::Broker {
+            code: ErrorCode::InvalidProducerEpoch,
+            message: None,
+        };
+        // Not fenced (the coordinator timed the transaction out): the commit fails
+        // abortably, and the user's abort then completes without a request.
+        let m = ready(true);
+        m.begin().unwrap();
+        m.check_send(&tp(0)).unwrap();
+        m.lock().abortable(stale());
+        let id = m.begin_end(true).unwrap();
+        assert!(matches!(
+            m.lock().next_request(true),
+            Some(Next::EndTxn { commit: false })
+        ));
+        m.lock().ended(true);
+        assert!(matches!(
+            m.wait(id, "commit_transaction", soon()),
+            Err(Error::TransactionAbortable(_))
+        ));
+        let id = m.begin_end(false).unwrap();
+        assert!(m.lock().next_request(true).is_none());
+        m.wait(id, "abort_transaction", soon()).unwrap();
+        m.begin().unwrap();
+        // Fenced: the abort's PRODUCER_FENCED ends the commit with `Fenced`.
+        let m = ready(true);
+        m.begin().unwrap();
+        m.check_send(&tp(0)).unwrap();
+        m.lock().abortable(stale());
+        let id = m.begin_end(true).unwrap();
+        m.lock().fatal(Error::Fenced("newer producer".into()));
+        assert!(matches!(
+            m.wait(id, "commit_transaction", soon()),
+            Err(Error::Fenced(_))
         ));
     }
 
