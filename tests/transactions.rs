@@ -21,7 +21,8 @@ use kafka_producer::net::{BlockingClient, ConnectionConfig};
 use kafka_producer::protocol::api_versions::TRANSACTION_VERSION_FEATURE;
 use kafka_producer::protocol::find_coordinator::{CoordinatorType, FindCoordinatorRequest};
 use kafka_producer::{
-    ConsumerGroupMetadata, Error, OffsetAndMetadata, Producer, ProducerRecord, TopicPartition,
+    ConsumerGroupMetadata, Error, OffsetAndMetadata, Producer, ProducerRecord, SendFuture,
+    TopicPartition,
 };
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -61,6 +62,20 @@ fn transactional(bootstrap: &str, id: &str, extra: &[(&str, &str)]) -> Producer 
     let mut props = vec![("bootstrap.servers", bootstrap), ("transactional.id", id)];
     props.extend_from_slice(extra);
     Producer::from_properties(props).expect("a valid configuration")
+}
+
+/// The shared node's bootstrap address and a fresh topic of `partitions` partitions there.
+fn shared_topic(prefix: &str, partitions: i32) -> (String, String) {
+    let topic = unique_topic(prefix);
+    kafka::shared().create_topic(&topic, partitions, 1, &[]);
+    (kafka::shared().bootstrap().to_owned(), topic)
+}
+
+/// Sends records `0..n` of transaction `t` (values only) to `topic`; their futures.
+fn send_values(p: &Producer, topic: &str, t: usize, n: usize) -> Vec<SendFuture> {
+    (0..n)
+        .map(|i| p.send(ProducerRecord::new(topic, value(t, i))))
+        .collect()
 }
 
 /// The value of record `i` of transaction `t`.
@@ -189,9 +204,7 @@ fn committed_transactions_are_visible_in_order_with_their_offsets() {
 /// at read_committed, while read_uncommitted shows that the aborted ones were written.
 #[test]
 fn aborted_transactions_are_never_visible() {
-    let bs = kafka::shared().bootstrap().to_owned();
-    let topic = unique_topic("txn-abort");
-    kafka::shared().create_topic(&topic, 3, 1, &[]);
+    let (bs, topic) = shared_topic("txn-abort", 3);
     let p = transactional(&bs, &unique_topic("txn-abort"), &[]);
     p.init_transactions().expect("init_transactions");
     let mut committed: HashMap<i32, Vec<Vec<u8>>> = HashMap::new();
@@ -233,9 +246,7 @@ fn aborted_transactions_are_never_visible() {
     }
     // An aborted transaction whose records were never sent: they fail, nothing is written.
     p.begin_transaction().expect("begin");
-    let unsent: Vec<_> = (0..50)
-        .map(|i| p.send(ProducerRecord::new(topic.as_str(), value(99, i))))
-        .collect();
+    let unsent = send_values(&p, &topic, 99, 50);
     p.abort_transaction().expect("abort");
     for f in unsent {
         match f.wait() {
@@ -270,21 +281,17 @@ fn aborted_transactions_are_never_visible() {
     );
 }
 
-/// Scenario 3: Zombie fencing: a second producer with the same transactional.id fences the first;
+/// Scenario 3, zombie fencing: a second producer with the same transactional.id fences the first;
 /// the first one's commit fails with `Error::Fenced` (and so does any later call), and
 /// none of its open transaction ever becomes visible. The new producer goes on.
 #[test]
 fn a_newer_producer_with_the_same_id_fences_the_older_one() {
-    let bs = kafka::shared().bootstrap().to_owned();
-    let topic = unique_topic("txn-fence");
-    kafka::shared().create_topic(&topic, 3, 1, &[]);
+    let (bs, topic) = shared_topic("txn-fence", 3);
     let id = unique_topic("txn-fence");
     let zombie = transactional(&bs, &id, &[]);
     zombie.init_transactions().expect("init_transactions");
     zombie.begin_transaction().expect("begin");
-    let written: Vec<_> = (0..300)
-        .map(|i| zombie.send(ProducerRecord::new(topic.as_str(), value(1, i))))
-        .collect();
+    let written = send_values(&zombie, &topic, 1, 300);
     for f in written {
         f.wait().expect("written before the fencing");
     }
@@ -308,9 +315,7 @@ fn a_newer_producer_with_the_same_id_fences_the_older_one() {
     );
     // The successor's own transaction commits.
     successor.begin_transaction().expect("begin");
-    let ok: Vec<_> = (0..200)
-        .map(|i| successor.send(ProducerRecord::new(topic.as_str(), value(2, i))))
-        .collect();
+    let ok = send_values(&successor, &topic, 2, 200);
     successor
         .commit_transaction()
         .expect("the successor commits");
@@ -335,12 +340,10 @@ fn a_newer_producer_with_the_same_id_fences_the_older_one() {
 }
 
 /// A send from a zombie after the fencing fails (the broker refuses the old epoch), and
-/// the transaction cannot commit; the abort then reports the fencing.
+/// the commit, which then finds out why, reports the fencing.
 #[test]
 fn a_zombie_send_after_the_fencing_fails_and_nothing_becomes_visible() {
-    let bs = kafka::shared().bootstrap().to_owned();
-    let topic = unique_topic("txn-fence-send");
-    kafka::shared().create_topic(&topic, 1, 1, &[]);
+    let (bs, topic) = shared_topic("txn-fence-send", 1);
     let id = unique_topic("txn-fence-send");
     let zombie = transactional(&bs, &id, &[]);
     zombie.init_transactions().expect("init_transactions");
@@ -379,9 +382,7 @@ fn a_zombie_send_after_the_fencing_fails_and_nothing_becomes_visible() {
 /// Scenario 7: Misuse: each a clear typed error, and the producer goes on as if it never happened.
 #[test]
 fn misuse_is_a_typed_error_and_loses_nothing() {
-    let bs = kafka::shared().bootstrap().to_owned();
-    let topic = unique_topic("txn-misuse");
-    kafka::shared().create_topic(&topic, 1, 1, &[]);
+    let (bs, topic) = shared_topic("txn-misuse", 1);
     let illegal = |r: Result<(), Error>, what: &str| match r {
         Err(Error::IllegalState(message)) => eprintln!("{what}: {message}"),
         other => panic!("{what}: expected IllegalState, got {other:?}"),
@@ -438,9 +439,7 @@ fn misuse_is_a_typed_error_and_loses_nothing() {
     );
     p.begin_transaction().expect("begin");
     illegal(p.begin_transaction(), "begin twice");
-    let inside: Vec<_> = (0..10)
-        .map(|i| p.send(ProducerRecord::new(topic.as_str(), value(7, i))))
-        .collect();
+    let inside = send_values(&p, &topic, 7, 10);
     p.commit_transaction().expect("commit after the misuse");
     for f in inside {
         f.wait().expect("every record of the transaction");
@@ -478,9 +477,7 @@ fn the_broker_aborts_a_timed_out_transaction_and_the_producer_goes_on() {
     let classic = transaction_version(&bs) < 2;
     for (round, next_call) in ["commit", "send"].into_iter().enumerate() {
         p.begin_transaction().expect("begin");
-        let stale: Vec<_> = (0..100)
-            .map(|i| p.send(ProducerRecord::new(topic.as_str(), value(round * 2, i))))
-            .collect();
+        let stale = send_values(&p, &topic, round * 2, 100);
         for f in stale {
             f.wait().expect("written before the timeout");
         }
@@ -518,9 +515,7 @@ fn the_broker_aborts_a_timed_out_transaction_and_the_producer_goes_on() {
             p.init_transactions()
                 .expect("the new producer's init_transactions");
             p.begin_transaction().expect("begin");
-            let fresh: Vec<_> = (0..100)
-                .map(|i| p.send(ProducerRecord::new(topic.as_str(), value(round * 2 + 1, i))))
-                .collect();
+            let fresh = send_values(&p, &topic, round * 2 + 1, 100);
             p.commit_transaction().expect("the new transaction commits");
             for f in fresh {
                 f.wait().expect("committed");
@@ -533,9 +528,7 @@ fn the_broker_aborts_a_timed_out_transaction_and_the_producer_goes_on() {
         );
         p.abort_transaction().expect("the abort after the broker's");
         p.begin_transaction().expect("a new transaction");
-        let fresh: Vec<_> = (0..100)
-            .map(|i| p.send(ProducerRecord::new(topic.as_str(), value(round * 2 + 1, i))))
-            .collect();
+        let fresh = send_values(&p, &topic, round * 2 + 1, 100);
         p.commit_transaction().expect("the new transaction commits");
         for f in fresh {
             f.wait().expect("committed");
@@ -755,9 +748,7 @@ fn a_transaction_commits_exactly_once_across_a_leader_failover() {
 /// as in Java, the commit refuses, and after the abort nothing of it is visible.
 #[test]
 fn a_record_failing_before_it_is_buffered_makes_the_transaction_abortable() {
-    let bs = kafka::shared().bootstrap().to_owned();
-    let topic = unique_topic("txn-too-large");
-    kafka::shared().create_topic(&topic, 1, 1, &[]);
+    let (bs, topic) = shared_topic("txn-too-large", 1);
     let p = transactional(
         &bs,
         &unique_topic("txn-too-large"),
@@ -933,16 +924,12 @@ fn the_classic_transaction_protocol_commits_aborts_and_fences() {
 /// the coordinator to time the transaction out.
 #[test]
 fn close_aborts_an_open_transaction() {
-    let bs = kafka::shared().bootstrap().to_owned();
-    let topic = unique_topic("txn-close");
-    kafka::shared().create_topic(&topic, 2, 1, &[]);
+    let (bs, topic) = shared_topic("txn-close", 2);
     let id = unique_topic("txn-close");
     let p = transactional(&bs, &id, &[("transaction.timeout.ms", "600000")]);
     p.init_transactions().expect("init_transactions");
     p.begin_transaction().expect("begin");
-    let open: Vec<_> = (0..500)
-        .map(|i| p.send(ProducerRecord::new(topic.as_str(), value(1, i))))
-        .collect();
+    let open = send_values(&p, &topic, 1, 500);
     p.close().expect("close");
     for f in open {
         match f.wait() {
