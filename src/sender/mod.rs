@@ -914,7 +914,7 @@ impl Sender {
 
     /// A batch of a transaction failed for good: the transaction can only be aborted (a
     /// batch dropped by the abort itself changes nothing).
-    fn txn_batch_failed(&mut self, error: &Error) {
+    pub(super) fn txn_batch_failed(&mut self, error: &Error) {
         let Some(txn) = &self.txn else {
             return;
         };

@@ -489,6 +489,8 @@ impl Sender {
                 message,
             };
             Metrics::add(&self.core.metrics.record_errors, 1);
+            // A rejected record fails its transaction (the others of its batch succeed).
+            self.txn_batch_failed(&error);
             if group.position != position {
                 // Not the batch's place: nothing outstanding to remove, only order to keep.
                 self.completions.sent(&tp, group.position);

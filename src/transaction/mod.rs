@@ -305,8 +305,12 @@ impl TransactionManager {
             return;
         }
         let mut g = self.inner.lock();
-        if g.state == State::InTransaction {
+        // In `Committing` too: a send that passed `check_send` before the commit began
+        // and failed after it must fail the commit (Java: COMMITTING → ABORTABLE_ERROR).
+        if matches!(g.state, State::InTransaction | State::Committing) {
             g.abortable(error.clone());
+            drop(g);
+            self.changed.notify_all();
         }
     }
 
@@ -1139,5 +1143,21 @@ mod tests {
             setting: "max.request.size",
         });
         assert_eq!(m.lock().state, State::AbortableError);
+    }
+
+    #[test]
+    fn a_send_failing_after_the_commit_began_fails_the_commit() {
+        // Review finding: a send passed check_send, then the commit began, then the
+        // append failed (no buffer memory): the commit must not go through without it.
+        let m = ready(true);
+        m.begin().unwrap();
+        m.check_send(&tp(0)).unwrap();
+        let id = m.begin_end(true).unwrap();
+        m.send_failed(&Error::BufferExhausted { waited_ms: 1 });
+        assert!(m.lock().next_request(true).is_none(), "no EndTxn(commit)");
+        assert!(matches!(
+            m.wait(id, "commit_transaction", soon()),
+            Err(Error::TransactionAbortable(_))
+        ));
     }
 }
