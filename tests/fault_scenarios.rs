@@ -550,24 +550,25 @@ fn scenario_5_responses_slower_than_request_timeout_are_retried_without_loss() {
     producer.close().unwrap();
 }
 
-/// Runs the paced workload while the proxy cuts `cuts` connections, 700 ms apart, each
-/// after the broker answered the next Produce request and before the producer got it.
+/// Runs the paced workload while the proxy cuts `cuts` connections, each after the broker
+/// answered a Produce request and before the producer got it. The cuts are spaced by
+/// requests, not by time: a loaded machine sends fewer, larger requests, and every cut must
+/// still fire while the load runs. A cut still armed when the load is done is withdrawn (the
+/// caller's count of cuts then fails the test) rather than waited for.
 fn run_with_cuts(producer: &Producer, run: &Arc<Run>, proxy: &Proxy, cuts: usize) -> Duration {
-    drive(
-        producer,
-        run,
-        Load::Paced(Duration::from_secs(3)),
-        |_done| {
-            for _ in 0..cuts {
-                thread::sleep(Duration::from_millis(700));
-                let n = proxy.produce_count() + 1;
-                proxy.update_script(|s| s.cut_after_produce = Some(n));
-                while proxy.script().cut_after_produce.is_some() {
-                    thread::sleep(Duration::from_millis(5));
+    drive(producer, run, Load::Paced(Duration::from_secs(3)), |done| {
+        for _ in 0..cuts {
+            let at = proxy.produce_count() + 25;
+            proxy.update_script(|s| s.cut_after_produce = Some(at));
+            while proxy.script().cut_after_produce.is_some() {
+                if done.load(Ordering::SeqCst) {
+                    proxy.update_script(|s| s.cut_after_produce = None);
+                    return;
                 }
+                thread::sleep(Duration::from_millis(5));
             }
-        },
-    )
+        }
+    })
 }
 
 /// Scenario 4: three times during the run the proxy cuts a connection after Kafka answered
