@@ -91,7 +91,11 @@ pub fn child_main(args: &[String]) -> ExitCode {
             .zip(Transport::parse(transport))
             .map(|(((client, id), mode), transport)| {
                 let ca = (transport == Transport::SaslSsl).then_some(ca.as_str());
-                (client, scenario::scenario(id, mode), bootstrap, topic, ca)
+                let mut scenario = scenario::scenario(id, mode);
+                if let (Load::Count(_), Some(records)) = (scenario.load, records_override()) {
+                    scenario.load = Load::Count(records);
+                }
+                (client, scenario, bootstrap, topic, ca)
             }),
         _ => None,
     };
@@ -114,6 +118,9 @@ pub fn child_main(args: &[String]) -> ExitCode {
         Client::Rdkafka => {
             Rdkafka::start(&scenario, bootstrap, topic, ca).and_then(|c| run(c, &scenario))
         }
+        Client::Java | Client::FranzGo => Err(format!(
+            "{client} is a program of its own (throughput/peers.rs), not a child of this binary"
+        )),
     };
     match result {
         Ok(report) => {
@@ -132,6 +139,14 @@ pub fn child_main(args: &[String]) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The environment variable that replaces the record count of a count load: the
+/// instruction counts run scenario 1 at two sizes (see `instructions` in the bench's root).
+pub const RECORDS_ENV: &str = "BENCH_CHILD_RECORDS";
+
+fn records_override() -> Option<u64> {
+    std::env::var(RECORDS_ENV).ok()?.parse().ok()
 }
 
 /// What one client does; the load loops and the measurement are shared.

@@ -261,7 +261,7 @@ fn spawn(command: &[String], dir: &Path) -> Result<Kafka, String> {
 
 /// `scripts/kafka fetch`: the distribution's directory (`target/kafka/<version>`), fetched
 /// on first use (`KAFKA_VERSION` picks the version, as for the tests).
-fn fetch() -> Result<PathBuf, String> {
+pub fn fetch() -> Result<PathBuf, String> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka");
     let out = Command::new(&script)
         .arg("fetch")

@@ -42,20 +42,34 @@ pub enum Client {
     Ours,
     /// rdkafka's `BaseProducer` (librdkafka), polled from a dedicated thread.
     Rdkafka,
+    /// Java's `KafkaProducer` (the `kafka-clients` jar of the fetched Kafka), in its own JVM:
+    /// `testbed/java/BenchProducer.java`.
+    Java,
+    /// franz-go's `kgo.Client` (`Produce` with a promise per record), a Go program:
+    /// `benches/peers/franz-go/`.
+    FranzGo,
 }
 
 impl Client {
-    pub const ALL: [Client; 2] = [Client::Ours, Client::Rdkafka];
+    pub const ALL: [Client; 4] = [Client::Ours, Client::Rdkafka, Client::Java, Client::FranzGo];
 
     pub fn name(self) -> &'static str {
         match self {
             Client::Ours => "ours",
             Client::Rdkafka => "rdkafka",
+            Client::Java => "java",
+            Client::FranzGo => "franz-go",
         }
     }
 
     pub fn parse(name: &str) -> Option<Client> {
         Client::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    /// Whether the bench's own binary runs it (`--child`); the others are programs of their
+    /// own (see `throughput/peers.rs`).
+    pub fn in_this_binary(self) -> bool {
+        matches!(self, Client::Ours | Client::Rdkafka)
     }
 }
 
@@ -328,9 +342,19 @@ impl Scenario {
 
     /// Ours: Java producer properties (`Producer::from_properties`).
     pub fn java_properties(&self, bootstrap: &str) -> Vec<(&'static str, String)> {
+        self.java_properties_for(Client::Ours, bootstrap)
+    }
+
+    /// Java producer properties for `client` (ours, Java's, and franz-go's, which maps
+    /// them to its options): the same but for `client.id`.
+    pub fn java_properties_for(
+        &self,
+        client: Client,
+        bootstrap: &str,
+    ) -> Vec<(&'static str, String)> {
         let mut props = vec![
             ("bootstrap.servers", bootstrap.to_string()),
-            ("client.id", "bench-ours".to_string()),
+            ("client.id", format!("bench-{client}")),
             ("acks", self.acks.to_string()),
             ("linger.ms", self.linger_ms.to_string()),
             ("batch.size", self.batch_size.to_string()),
@@ -377,6 +401,69 @@ impl Scenario {
             ("message.timeout.ms", self.delivery_timeout_ms().to_string()),
             ("message.max.bytes", MAX_REQUEST_SIZE.to_string()),
         ]
+    }
+}
+
+impl Scenario {
+    /// The warm-up of `client`: Java's is five times the others', since its JIT compiles
+    /// the per-batch and per-request paths only after thousands of calls, and the warm-up
+    /// should leave the measured part running compiled code, as it does for the others.
+    pub fn warmup_for(&self, client: Client) -> u64 {
+        if client == Client::Java {
+            self.warmup * 5
+        } else {
+            self.warmup
+        }
+    }
+
+    /// The command line of a peer program (Java's, franz-go's): `key=value` words naming
+    /// the topic, the values file (`values_file`, [`VALUE_POOL`] values of `value_size`
+    /// bytes, see [`values`]), the load, and every Java producer property as
+    /// `prop=NAME=VALUE` (with `extra`: the SASL_SSL and transaction properties). The
+    /// protocol is the one `throughput/client.rs` speaks (see `throughput/peers.rs`).
+    pub fn peer_args(
+        &self,
+        client: Client,
+        bootstrap: &str,
+        topic: &str,
+        values_file: &str,
+        extra: Vec<(&'static str, String)>,
+    ) -> Vec<String> {
+        let mut args = vec![
+            format!("topic={topic}"),
+            format!("values={values_file}"),
+            format!("value_size={}", self.value_size),
+            format!("value_count={VALUE_POOL}"),
+            format!("threads={}", self.threads),
+            format!("warmup={}", self.warmup_for(client)),
+        ];
+        args.extend(match self.load {
+            Load::Count(n) => vec!["load=count".to_string(), format!("records={n}")],
+            Load::Rate { per_sec, duration } => vec![
+                "load=rate".to_string(),
+                format!("per_sec={per_sec}"),
+                format!("duration_ms={}", duration.as_millis()),
+            ],
+            Load::Stalled { duration } => vec![
+                "load=stalled".to_string(),
+                format!("duration_ms={}", duration.as_millis()),
+            ],
+            Load::Transactions {
+                records,
+                per_transaction,
+            } => vec![
+                "load=transactions".to_string(),
+                format!("records={records}"),
+                format!("per_transaction={per_transaction}"),
+            ],
+        });
+        args.extend(
+            self.java_properties_for(client, bootstrap)
+                .into_iter()
+                .chain(extra)
+                .map(|(name, value)| format!("prop={name}={value}")),
+        );
+        args
     }
 }
 
