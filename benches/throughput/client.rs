@@ -74,6 +74,10 @@ const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(1);
 /// blocks up to max.block.ms, Java's default 60 s).
 const TRANSACTION_CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Idle scenario: how long after the warm-up the idle measurement starts (the protocol's
+/// `IDLE_SETTLE`; the peers wait as long).
+const IDLE_SETTLE: Duration = Duration::from_secs(1);
+
 /// The placeholder of the CA argument of a plaintext run.
 pub const NO_CA: &str = "-";
 
@@ -158,6 +162,7 @@ trait Driver: Sync + Sized {
     fn send(
         &self,
         tally: &'static Tally,
+        key: Option<&Bytes>,
         value: &Bytes,
         sent_ns: u64,
         give_up: Option<Instant>,
@@ -191,12 +196,38 @@ trait Driver: Sync + Sized {
     fn close(self, stalled: bool) -> Result<Duration, String>;
 }
 
+/// What the sending threads send: record `i` of a phase has value `i % VALUE_POOL` and, in
+/// a keyed scenario, key `i % keys` (both built once, before the warm-up).
+struct Records {
+    values: Vec<Bytes>,
+    keys: Vec<Bytes>,
+}
+
+impl Records {
+    fn new(s: &Scenario) -> Records {
+        Records {
+            values: scenario::values(s.value_size)
+                .into_iter()
+                .map(Bytes::from)
+                .collect(),
+            keys: (0..s.keys)
+                .map(|i| Bytes::from(scenario::key(i, s.keys)))
+                .collect(),
+        }
+    }
+
+    fn value(&self, i: u64) -> &Bytes {
+        &self.values[i as usize % self.values.len()]
+    }
+
+    fn key(&self, i: u64) -> Option<&Bytes> {
+        (!self.keys.is_empty()).then(|| &self.keys[i as usize % self.keys.len()])
+    }
+}
+
 /// Sends the warm-up, then measures the scenario's load, then closes.
 fn run<D: Driver>(driver: D, s: &Scenario) -> Result<Report, String> {
-    let values: Vec<Bytes> = scenario::values(s.value_size)
-        .into_iter()
-        .map(Bytes::from)
-        .collect();
+    let pool = Records::new(s);
     let init = if s.is_transactional() {
         let started = Instant::now();
         driver
@@ -215,7 +246,7 @@ fn run<D: Driver>(driver: D, s: &Scenario) -> Result<Report, String> {
         send_transactions(
             &driver,
             warmup,
-            &values,
+            &pool,
             s.warmup,
             per_transaction,
             &mut unmeasured,
@@ -223,7 +254,7 @@ fn run<D: Driver>(driver: D, s: &Scenario) -> Result<Report, String> {
         .map_err(|e| format!("warm-up: {e}"))?;
     } else {
         for i in 0..s.warmup {
-            driver.send(warmup, &values[i as usize % values.len()], 0, None)?;
+            driver.send(warmup, pool.key(i), pool.value(i), 0, None)?;
         }
     }
     if !warmup.wait_done(s.warmup, DELIVERY_WAIT) {
@@ -257,29 +288,43 @@ fn run<D: Driver>(driver: D, s: &Scenario) -> Result<Report, String> {
         // At most what fits in memory; the tally only sizes its latency buffer from this.
         Load::Stalled { .. } => (0, false),
         Load::Transactions { records, .. } => (records, false),
+        Load::Idle { .. } => (0, false),
     };
+    if s.is_idle() {
+        // The warm-up's last acknowledgements and callbacks are traffic: idle starts after.
+        std::thread::sleep(IDLE_SETTLE);
+    }
     let mut transactions = Transactions::default();
+    let mut idle = None;
     let tally = Tally::leak(records, timed);
     let rss_before_kb = procfs::memory_kb("VmRSS")?;
     let cpu_before = procfs::cpu_ticks("self")?;
     let started = Instant::now();
     let sent = match s.load {
-        Load::Count(n) => send_count(&driver, tally, &values, n, s.threads)?,
-        Load::Rate { per_sec, duration } => {
-            send_at_rate(&driver, tally, &values, per_sec, duration)?
-        }
-        Load::Stalled { duration } => send_stalled(&driver, tally, &values, duration)?,
+        Load::Count(n) => send_count(&driver, tally, &pool, n, s.threads)?,
+        Load::Rate { per_sec, duration } => send_at_rate(&driver, tally, &pool, per_sec, duration)?,
+        Load::Stalled { duration } => send_stalled(&driver, tally, &pool, duration)?,
         Load::Transactions {
             records,
             per_transaction,
         } => send_transactions(
             &driver,
             tally,
-            &values,
+            &pool,
             records,
             per_transaction,
             &mut transactions,
         )?,
+        Load::Idle { duration } => {
+            let (cpu_before, switches_before) = procfs::threads_cpu_ns_and_switches()?;
+            std::thread::sleep(duration);
+            let (cpu_after, switches_after) = procfs::threads_cpu_ns_and_switches()?;
+            idle = Some(Idle {
+                cpu: Duration::from_nanos(cpu_after.saturating_sub(cpu_before)),
+                wakeups: switches_after.saturating_sub(switches_before),
+            });
+            0
+        }
     };
     if !s.is_stalled() && !tally.wait_done(sent, DELIVERY_WAIT) {
         return Err(format!(
@@ -319,6 +364,7 @@ fn run<D: Driver>(driver: D, s: &Scenario) -> Result<Report, String> {
         close_time,
         client_errors,
         transactions: init.map(|init| (init, transactions)),
+        idle,
     })
 }
 
@@ -326,7 +372,7 @@ fn run<D: Driver>(driver: D, s: &Scenario) -> Result<Report, String> {
 fn send_count<D: Driver>(
     driver: &D,
     tally: &'static Tally,
-    values: &[Bytes],
+    pool: &Records,
     records: u64,
     threads: usize,
 ) -> Result<u64, String> {
@@ -337,7 +383,7 @@ fn send_count<D: Driver>(
                 let range = records * t / threads..records * (t + 1) / threads;
                 scope.spawn(move || {
                     for i in range.clone() {
-                        driver.send(tally, &values[i as usize % values.len()], 0, None)?;
+                        driver.send(tally, pool.key(i), pool.value(i), 0, None)?;
                     }
                     Ok::<u64, String>(range.end - range.start)
                 })
@@ -365,7 +411,7 @@ struct Transactions {
 fn send_transactions<D: Driver>(
     driver: &D,
     tally: &'static Tally,
-    values: &[Bytes],
+    pool: &Records,
     records: u64,
     per_transaction: u64,
     stats: &mut Transactions,
@@ -378,7 +424,7 @@ fn send_transactions<D: Driver>(
             .begin_transaction()
             .map_err(|e| format!("begin_transaction: {e}"))?;
         for i in sent..end {
-            driver.send(tally, &values[i as usize % values.len()], 0, None)?;
+            driver.send(tally, pool.key(i), pool.value(i), 0, None)?;
         }
         sent = end;
         let committing = Instant::now();
@@ -398,7 +444,7 @@ fn send_transactions<D: Driver>(
 fn send_at_rate<D: Driver>(
     driver: &D,
     tally: &'static Tally,
-    values: &[Bytes],
+    pool: &Records,
     per_sec: u64,
     duration: Duration,
 ) -> Result<u64, String> {
@@ -411,7 +457,7 @@ fn send_at_rate<D: Driver>(
             std::thread::sleep(due - now);
         }
         let sent_ns = tally.now_ns();
-        driver.send(tally, &values[i as usize % values.len()], sent_ns, None)?;
+        driver.send(tally, pool.key(i), pool.value(i), sent_ns, None)?;
     }
     Ok(records)
 }
@@ -420,13 +466,13 @@ fn send_at_rate<D: Driver>(
 fn send_stalled<D: Driver>(
     driver: &D,
     tally: &'static Tally,
-    values: &[Bytes],
+    pool: &Records,
     duration: Duration,
 ) -> Result<u64, String> {
     let end = Instant::now() + duration;
     let mut sent = 0u64;
     while Instant::now() < end {
-        if driver.send(tally, &values[sent as usize % values.len()], 0, Some(end))? {
+        if driver.send(tally, pool.key(sent), pool.value(sent), 0, Some(end))? {
             sent += 1;
         }
     }
@@ -580,6 +626,14 @@ struct Percentiles {
     max_us: u32,
 }
 
+/// The idle scenario's figures: the CPU time of every thread of the process while it was
+/// idle, and their context switches (about how often they woke up; the measuring thread's
+/// own sleep counts one or two).
+struct Idle {
+    cpu: Duration,
+    wakeups: u64,
+}
+
 /// What the child reports.
 struct Report {
     /// Records handed to the client (rdkafka: accepted by `send`; ours: every
@@ -601,6 +655,8 @@ struct Report {
     /// Transactional scenario: how long `init_transactions` took, and the measured phase's
     /// transactions.
     transactions: Option<(Duration, Transactions)>,
+    /// Idle scenario: what the idle producer used.
+    idle: Option<Idle>,
 }
 
 impl Report {
@@ -626,6 +682,13 @@ impl Report {
             line += &format!(
                 " p50_us={} p99_us={} p999_us={} max_us={}",
                 p.p50_us, p.p99_us, p.p999_us, p.max_us
+            );
+        }
+        if let Some(idle) = &self.idle {
+            line += &format!(
+                " idle_cpu_us={} wakeups={}",
+                idle.cpu.as_micros(),
+                idle.wakeups
             );
         }
         if let Some((init, t)) = &self.transactions {
@@ -664,7 +727,7 @@ impl Report {
 
 /// This crate's producer, configured from Java property names, sending with callbacks.
 struct Ours {
-    producer: Producer<Vec<u8>, Bytes>,
+    producer: Producer<Bytes, Bytes>,
     /// Shared by every record (`Topic` is an `Arc<str>`): no allocation for the name.
     topic: kafka_producer::Topic,
 }
@@ -684,6 +747,7 @@ impl Ours {
             builder = builder.set(name, value);
         }
         let producer = builder
+            .key_serializer(BytesSerializer)
             .value_serializer(BytesSerializer)
             .build()
             .map_err(|e| format!("creating the producer: {e}"))?;
@@ -698,13 +762,17 @@ impl Driver for Ours {
     fn send(
         &self,
         tally: &'static Tally,
+        key: Option<&Bytes>,
         value: &Bytes,
         sent_ns: u64,
         _give_up: Option<Instant>,
     ) -> Result<bool, String> {
-        // A `Bytes` value shares the bench's buffer (a reference count, no copy): the one
-        // copy is into the batch, as rdkafka's one copy is from the borrowed slice.
-        let record = ProducerRecord::new(&self.topic, value.clone());
+        // A `Bytes` key or value shares the bench's buffer (a reference count, no copy):
+        // the one copy is into the batch, as rdkafka's one copy is from the borrowed slice.
+        let mut record = ProducerRecord::new(&self.topic, value.clone());
+        if let Some(key) = key {
+            record = record.with_key(key.clone());
+        }
         self.producer
             .send_with_callback(record, move |result| match result {
                 Ok(_) => tally.complete(Outcome::Acked, sent_ns),
@@ -874,6 +942,7 @@ impl Driver for Rdkafka {
     fn send(
         &self,
         tally: &'static Tally,
+        key: Option<&Bytes>,
         value: &Bytes,
         sent_ns: u64,
         give_up: Option<Instant>,
@@ -882,7 +951,10 @@ impl Driver for Rdkafka {
         // The send time in ns fits in 63 bits for 292 years.
         let opaque = ((sent_ns as usize) << 1) | self.producer.context().slot(tally);
         let mut record =
-            BaseRecord::<(), [u8], usize>::with_opaque_to(&self.topic, opaque).payload(value);
+            BaseRecord::<[u8], [u8], usize>::with_opaque_to(&self.topic, opaque).payload(value);
+        if let Some(key) = key {
+            record = record.key(&key[..]);
+        }
         loop {
             match self.producer.send(record) {
                 Ok(()) => return Ok(true),

@@ -41,3 +41,38 @@ pub fn is_alive(pid: u32) -> bool {
             .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
     })
 }
+
+/// What this process's threads have used so far, summed over the threads alive now (the
+/// idle scenario's figures; its threads live through it): nanoseconds on a CPU (the first
+/// field of `/proc/self/task/<tid>/schedstat`, exact where clock ticks are 10 ms coarse)
+/// and context switches, voluntary and not (`/proc/self/task/<tid>/status`): how often a
+/// thread stopped running, so about how often it woke up.
+pub fn threads_cpu_ns_and_switches() -> Result<(u64, u64), String> {
+    let tasks =
+        std::fs::read_dir("/proc/self/task").map_err(|e| format!("/proc/self/task: {e}"))?;
+    let (mut cpu_ns, mut switches) = (0, 0);
+    for task in tasks.flatten() {
+        let dir = task.path();
+        // A thread that ended since the listing has no files any more: it counts as gone.
+        let Ok(schedstat) = std::fs::read_to_string(dir.join("schedstat")) else {
+            continue;
+        };
+        cpu_ns += schedstat
+            .split_whitespace()
+            .next()
+            .and_then(|ns| ns.parse::<u64>().ok())
+            .unwrap_or(0);
+        let Ok(status) = std::fs::read_to_string(dir.join("status")) else {
+            continue;
+        };
+        switches += status
+            .lines()
+            .filter_map(|l| {
+                l.strip_prefix("voluntary_ctxt_switches:")
+                    .or_else(|| l.strip_prefix("nonvoluntary_ctxt_switches:"))
+            })
+            .filter_map(|v| v.trim().parse::<u64>().ok())
+            .sum::<u64>();
+    }
+    Ok((cpu_ns, switches))
+}

@@ -132,6 +132,10 @@ pub enum Load {
     /// `per_transaction` (begin, send them, commit), the next one begun once the last is
     /// committed. The warm-up is made of transactions too (the last one may be shorter).
     Transactions { records: u64, per_transaction: u64 },
+    /// The producer, connected and warmed up, stays idle for `duration`: the CPU it uses
+    /// meanwhile (every thread's, from `/proc/self/task/*/schedstat`) and its threads'
+    /// context switches (how often they woke up).
+    Idle { duration: Duration },
 }
 
 /// One scenario: the records, the load and the producer settings.
@@ -153,6 +157,11 @@ pub struct Scenario {
     /// Runs over SASL_SSL as well as plaintext ([`Scenario::transports`]); on the bench's
     /// own Kafka node only.
     pub tls: bool,
+    /// Records have keys (see [`key`]) from a pool of this many, spread by Kafka's murmur2
+    /// partitioner; 0: no keys (the sticky partitioner spreads them).
+    pub keys: u64,
+    /// The topic's partitions, when the scenario sets them (else `BENCH_PARTITIONS`).
+    pub partitions: Option<i32>,
 }
 
 /// `buffer.memory` for ours and `queue.buffering.max.kbytes` for librdkafka, in every
@@ -177,7 +186,20 @@ const STALL_MAX_BLOCK_MS: u64 = 100;
 /// The partitions of every bench topic (both backends), unless `BENCH_PARTITIONS` is set.
 pub const DEFAULT_PARTITIONS: i32 = 6;
 
-pub const IDS: [u8; 7] = [1, 2, 3, 4, 5, 6, 7];
+pub const IDS: [u8; 18] = [
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18,
+];
+
+/// The scenarios that scale one thing, for the tables: (first id, last id, what scales).
+pub const SCALING: [(u8, u8, &str); 3] = [
+    (8, 11, "partitions"),
+    (12, 14, "sending threads"),
+    (15, 17, "value size"),
+];
+
+/// The key pool of the keyed scenarios: as many distinct keys as this, so that even 6,000
+/// partitions get about 11 keys each.
+pub const KEY_POOL: u64 = 65_536;
 
 /// Scenario `id` (1 to 7) at the sizes of `mode`.
 pub fn scenario(id: u8, mode: Mode) -> Scenario {
@@ -201,6 +223,13 @@ pub fn scenario(id: u8, mode: Mode) -> Scenario {
         load: Load::Count(0),
         warmup: pick(20_000, 2_000, 20),
         tls: false,
+        keys: 0,
+        partitions: None,
+    };
+    // Scenarios 8 to 17: scenario 1's settings with one thing scaled.
+    let scaled = Scenario {
+        load: Load::Count(pick(1_000_000, 250_000, 2_000)),
+        ..base.clone()
     };
     match id {
         1 => Scenario {
@@ -269,11 +298,66 @@ pub fn scenario(id: u8, mode: Mode) -> Scenario {
             warmup: pick(5_000, 2_000, 20),
             ..base
         },
+        8..=11 => {
+            let partitions = [6, 60, 600, 6_000][usize::from(id - 8)];
+            Scenario {
+                title: match id {
+                    8 => "partitions: 100 B keyed values over 6 partitions, scenario 1's settings",
+                    9 => "partitions: 100 B keyed values over 60 partitions, scenario 1's settings",
+                    10 => "partitions: 100 B keyed values over 600 partitions, scenario 1's settings",
+                    _ => "partitions: 100 B keyed values over 6,000 partitions, scenario 1's settings",
+                },
+                keys: KEY_POOL,
+                partitions: Some(partitions),
+                ..scaled
+            }
+        }
+        12..=14 => Scenario {
+            title: match id {
+                12 => "threads: 100 B values from 1 sending thread, scenario 1's settings",
+                13 => "threads: 100 B values from 4 sending threads sharing one producer, scenario 1's settings",
+                _ => "threads: 100 B values from 16 sending threads sharing one producer, scenario 1's settings",
+            },
+            threads: [1, 4, 16][usize::from(id - 12)],
+            ..scaled
+        },
+        15 => Scenario {
+            title: "value size: 10 B values, scenario 1's settings",
+            value_size: 10,
+            load: Load::Count(pick(2_000_000, 500_000, 2_000)),
+            ..scaled
+        },
+        16 => Scenario {
+            title: "value size: 1 KiB values, scenario 1's settings",
+            value_size: 1024,
+            load: Load::Count(pick(500_000, 125_000, 1_000)),
+            warmup: pick(5_000, 1_000, 20),
+            ..scaled
+        },
+        17 => Scenario {
+            title: "value size: 100 KiB values (one per batch), scenario 1's settings",
+            value_size: 100 * 1024,
+            load: Load::Count(pick(10_000, 2_500, 100)),
+            warmup: pick(500, 100, 10),
+            ..scaled
+        },
+        18 => Scenario {
+            title: "idle: a producer connected and warmed up, then no records for 10 s",
+            load: Load::Idle {
+                duration: millis(10_000, 10_000, 1_000),
+            },
+            warmup: pick(2_000, 500, 20),
+            ..base
+        },
         _ => panic!("there is no scenario {id}"),
     }
 }
 
 impl Scenario {
+    pub fn is_idle(&self) -> bool {
+        matches!(self.load, Load::Idle { .. })
+    }
+
     pub fn is_stalled(&self) -> bool {
         matches!(self.load, Load::Stalled { .. })
     }
@@ -324,6 +408,7 @@ impl Scenario {
                 "{} transactions of {per_transaction} records ({records} records)",
                 records.div_ceil(per_transaction.max(1))
             ),
+            Load::Idle { duration } => format!("idle for {:.1} s", duration.as_secs_f64()),
         }
     }
 
@@ -400,6 +485,8 @@ impl Scenario {
             ),
             ("message.timeout.ms", self.delivery_timeout_ms().to_string()),
             ("message.max.bytes", MAX_REQUEST_SIZE.to_string()),
+            // Java's partitioner for keyed records (librdkafka's default hashes with CRC32).
+            ("partitioner", "murmur2_random".to_string()),
         ]
     }
 }
@@ -436,6 +523,7 @@ impl Scenario {
             format!("value_count={VALUE_POOL}"),
             format!("threads={}", self.threads),
             format!("warmup={}", self.warmup_for(client)),
+            format!("keys={}", self.keys),
         ];
         args.extend(match self.load {
             Load::Count(n) => vec!["load=count".to_string(), format!("records={n}")],
@@ -455,6 +543,10 @@ impl Scenario {
                 "load=transactions".to_string(),
                 format!("records={records}"),
                 format!("per_transaction={per_transaction}"),
+            ],
+            Load::Idle { duration } => vec![
+                "load=idle".to_string(),
+                format!("duration_ms={}", duration.as_millis()),
             ],
         });
         args.extend(
@@ -505,6 +597,12 @@ pub fn transactional_id(topic: &str) -> String {
 /// The number of records a rate load sends.
 pub fn records_at_rate(per_sec: u64, duration: Duration) -> u64 {
     (per_sec as f64 * duration.as_secs_f64()).round() as u64
+}
+
+/// The key of record `i` of a phase in a keyed scenario (`keys` > 0): `k` and `i % keys`
+/// in 7 digits (`k0000042`). Every client builds the same pool.
+pub fn key(i: u64, keys: u64) -> Vec<u8> {
+    format!("k{:07}", i % keys.max(1)).into_bytes()
 }
 
 /// How many distinct values the sending threads cycle through.

@@ -3,6 +3,7 @@ import java.io.IOException;
 import java.io.InputStreamReader;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -31,13 +32,19 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  * {@code java -Dlog4j2.configurationFile=<kafka>/log4j2.properties -cp "<kafka>/classes:<kafka>/libs/*" BenchProducer key=value ...}
  * with the keys {@code topic}, {@code values} (a file of {@code value_count} values of
  * {@code value_size} bytes, concatenated; record i sends value i % value_count),
- * {@code value_size}, {@code value_count}, {@code threads}, {@code warmup}, {@code load}
- * ({@code count} with {@code records}; {@code rate} with {@code per_sec} and
- * {@code duration_ms}; {@code stalled} with {@code duration_ms}; {@code transactions} with
- * {@code records} and {@code per_transaction}) and, repeated, {@code prop=NAME=VALUE}: a
- * producer property, passed as is. An unknown key exits with status 2.
+ * {@code value_size}, {@code value_count}, {@code keys} (0: records have no key; N: record
+ * i has the key {@code k} + (i % N) zero-padded to 7 digits, {@code k0000042}, where i
+ * counts from 0 in the warm-up and again in the measured load, over every thread),
+ * {@code threads}, {@code warmup}, {@code load} ({@code count} with {@code records};
+ * {@code rate} with {@code per_sec} and {@code duration_ms}; {@code stalled} with
+ * {@code duration_ms}; {@code transactions} with {@code records} and
+ * {@code per_transaction}; {@code idle} with {@code duration_ms}) and, repeated,
+ * {@code prop=NAME=VALUE}: a producer property, passed as is. An unknown key exits with
+ * status 2.
  *
- * <p>Steps: build the producer (byte-array values, no keys); {@code initTransactions}
+ * <p>Steps: the values and the key pool, built once; the producer (byte-array keys and
+ * values; the default partitioner: murmur2 of the key for keyed records, sticky for the
+ * others); {@code initTransactions}
  * (transactions only, timed as {@code init_ms}); the topic's metadata ({@code partitionsFor},
  * retried: with the stalled load's max.block.ms of 100 ms a cold JVM's first sends would
  * fail waiting for it); the warm-up (sent in transactions for the transactional load),
@@ -49,6 +56,13 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  * stderr: stdout is redirected there at once, and only {@code READY} and the result line are
  * written to the real stdout.
  *
+ * <p>Idle: instead of sending, the connected, warmed-up producer is left alone for
+ * {@code duration_ms} (one sleep, which starts a second after the warm-up, as the Rust
+ * child's: the warm-up's tail is not idle time), between two reads of every thread's CPU time
+ * ({@code /proc/self/task/<tid>/schedstat}) and context switches (its {@code status}); the
+ * line reports {@code sent=0} and adds {@code idle_cpu_us} and {@code wakeups}, the
+ * differences (over the threads present at each read).
+ *
  * <p>Stalled: a record counts as refused when the producer found no buffer room within
  * max.block.ms ({@code BufferExhaustedException}), as failed otherwise. Kafka 4's producer
  * rebootstraps once its brokers are unreachable ({@code metadata.recovery.strategy}, default
@@ -59,6 +73,8 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  * line is printed first), or when a client call failed; the reason goes to stderr.
  */
 public final class BenchProducer {
+    /** Idle load: how long after the warm-up the measurement starts. */
+    private static final long IDLE_SETTLE_MS = 1_000;
     /** How long the child waits for outstanding acknowledgements before it gives up. */
     private static final long DELIVERY_WAIT_MS = 180_000;
     /** Stalled load: how long the close may take before undelivered records are dropped. */
@@ -109,7 +125,7 @@ public final class BenchProducer {
     // The command line
     // -----------------------------------------------------------------------------------
 
-    private enum Load { COUNT, RATE, STALLED, TRANSACTIONS }
+    private enum Load { COUNT, RATE, STALLED, TRANSACTIONS, IDLE }
 
     private static final class Args {
         String topic;
@@ -118,6 +134,8 @@ public final class BenchProducer {
         int valueCount = -1;
         int threads = 1;
         long warmup = 0;
+        /** The size of the key pool; 0: records have no key. */
+        long keys = 0;
         Load load;
         long records = -1;
         long perSec = -1;
@@ -142,6 +160,7 @@ public final class BenchProducer {
                 case "value_count" -> a.valueCount = (int) number(key, value);
                 case "threads" -> a.threads = (int) number(key, value);
                 case "warmup" -> a.warmup = number(key, value);
+                case "keys" -> a.keys = number(key, value);
                 case "records" -> a.records = number(key, value);
                 case "per_sec" -> a.perSec = number(key, value);
                 case "duration_ms" -> a.durationMs = number(key, value);
@@ -151,6 +170,7 @@ public final class BenchProducer {
                     case "rate" -> Load.RATE;
                     case "stalled" -> Load.STALLED;
                     case "transactions" -> Load.TRANSACTIONS;
+                    case "idle" -> Load.IDLE;
                     default -> throw new Usage("unknown load " + value);
                 };
                 case "prop" -> {
@@ -173,9 +193,13 @@ public final class BenchProducer {
             case RATE -> a.perSec > 0 && a.durationMs >= 0;
             case STALLED -> a.durationMs >= 0;
             case TRANSACTIONS -> a.records >= 0 && a.perTransaction > 0;
+            case IDLE -> a.durationMs >= 0;
         };
         if (!complete) {
             throw new Usage("load=" + a.load.name().toLowerCase() + " lacks its parameters");
+        }
+        if (a.keys > Integer.MAX_VALUE - 8) {
+            throw new Usage("keys: too many: " + a.keys);
         }
         return a;
     }
@@ -205,6 +229,7 @@ public final class BenchProducer {
     private static int run(String[] argv) throws Usage, Failure, IOException {
         Args a = parse(argv);
         byte[][] values = readValues(a);
+        byte[][] keys = keyPool(a.keys);
         Properties props = a.props;
         props.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
         props.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
@@ -236,14 +261,14 @@ public final class BenchProducer {
         Tally warmup = new Tally(0);
         if (transactional) {
             try {
-                sendTransactions(producer, a.topic, warmup, values, a.warmup, a.perTransaction,
-                    new Transactions());
+                sendTransactions(producer, a.topic, warmup, keys, values, a.warmup,
+                    a.perTransaction, new Transactions());
             } catch (Failure e) {
                 throw new Failure("warm-up: " + e.getMessage());
             }
         } else {
             for (long i = 0; i < a.warmup; i++) {
-                send(producer, a.topic, warmup, values[(int) (i % values.length)]);
+                send(producer, a.topic, warmup, key(keys, i), values[(int) (i % values.length)]);
             }
         }
         if (!warmup.waitDone(a.warmup, DELIVERY_WAIT_MS)) {
@@ -270,15 +295,25 @@ public final class BenchProducer {
             ? Math.round(a.perSec * (a.durationMs / 1000.0)) : 0;
         Tally tally = new Tally(a.load == Load.RATE ? rateRecords : 0);
         Transactions transactions = new Transactions();
+        Idle idle = new Idle();
+        if (a.load == Load.IDLE) {
+            // The warm-up's last acknowledgements are traffic: idle starts after them.
+            try {
+                Thread.sleep(IDLE_SETTLE_MS);
+            } catch (InterruptedException e) {
+                throw new Failure("interrupted");
+            }
+        }
         long rssBeforeKb = memoryKb("VmRSS");
         long cpuBefore = cpuTicks();
         long started = System.nanoTime();
         long sent = switch (a.load) {
-            case COUNT -> sendCount(producer, a.topic, tally, values, a.records, a.threads);
-            case RATE -> sendAtRate(producer, a.topic, tally, values, a.perSec, rateRecords);
-            case STALLED -> sendStalled(producer, a.topic, tally, values, a.durationMs);
-            case TRANSACTIONS -> sendTransactions(producer, a.topic, tally, values, a.records,
-                a.perTransaction, transactions);
+            case COUNT -> sendCount(producer, a.topic, tally, keys, values, a.records, a.threads);
+            case RATE -> sendAtRate(producer, a.topic, tally, keys, values, a.perSec, rateRecords);
+            case STALLED -> sendStalled(producer, a.topic, tally, keys, values, a.durationMs);
+            case TRANSACTIONS -> sendTransactions(producer, a.topic, tally, keys, values,
+                a.records, a.perTransaction, transactions);
+            case IDLE -> stayIdle(a.durationMs, idle);
         };
         if (!stalled && !tally.waitDone(sent, DELIVERY_WAIT_MS)) {
             throw new Failure(tally.done.get() + " of " + sent + " records completed within "
@@ -330,6 +365,10 @@ public final class BenchProducer {
             line.append(" init_ms=").append(initNs / 1_000_000)
                 .append(" transactions=").append(transactions.count)
                 .append(" commit_us=").append(transactions.committingNs / 1000);
+        }
+        if (a.load == Load.IDLE) {
+            line.append(" idle_cpu_us=").append(idle.cpuNs / 1000)
+                .append(" wakeups=").append(idle.switches);
         }
         stdout.println(line);
         stdout.flush();
@@ -390,15 +429,50 @@ public final class BenchProducer {
         return values;
     }
 
+    /**
+     * The key pool, built once before the warm-up: key n is {@code k} and n zero-padded to 7
+     * digits, in ASCII ({@code k0000042}); null when records have no key. Written digit by
+     * digit: {@code String.format} would leave tens of MB of garbage, and a heap grown for
+     * it, in the RSS measured.
+     */
+    private static byte[][] keyPool(long count) {
+        if (count == 0) {
+            return null;
+        }
+        byte[][] keys = new byte[(int) count][];
+        for (int n = 0; n < keys.length; n++) {
+            int digits = 7;
+            for (int big = n / 10_000_000; big > 0; big /= 10) {
+                digits++;
+            }
+            byte[] key = new byte[1 + digits];
+            key[0] = 'k';
+            for (int d = digits, rest = n; d >= 1; d--, rest /= 10) {
+                key[d] = (byte) ('0' + rest % 10);
+            }
+            keys[n] = key;
+        }
+        return keys;
+    }
+
+    /** The key of the phase's record {@code i} (from the pool: no allocation), or null. */
+    private static byte[] key(byte[][] keys, long i) {
+        return keys == null ? null : keys[(int) (i % keys.length)];
+    }
+
     // -----------------------------------------------------------------------------------
     // The loads
     // -----------------------------------------------------------------------------------
 
-    /** Hands one record to the producer; its outcome goes to {@code callback}'s tally. */
+    /**
+     * Hands one record to the producer; its outcome goes to {@code callback}'s tally. A keyed
+     * record goes where the default partitioner's murmur2 of its key says, as with every
+     * Kafka client; one without key goes to the sticky partition.
+     */
     private static void send(KafkaProducer<byte[], byte[]> producer, String topic, Tally tally,
-                             byte[] value) {
+                             byte[] key, byte[] value) {
         try {
-            producer.send(new ProducerRecord<>(topic, value), tally);
+            producer.send(new ProducerRecord<>(topic, key, value), tally);
         } catch (RuntimeException e) {
             // Not handed over: no callback will run (the producer calls it itself only for
             // the errors it does not throw).
@@ -408,7 +482,8 @@ public final class BenchProducer {
 
     /** {@code records} records as fast as the producer takes them, over {@code threads} threads. */
     private static long sendCount(KafkaProducer<byte[], byte[]> producer, String topic,
-                                  Tally tally, byte[][] values, long records, int threads)
+                                  Tally tally, byte[][] keys, byte[][] values, long records,
+                                  int threads)
             throws Failure {
         Thread[] senders = new Thread[threads];
         AtomicReference<Throwable> crashed = new AtomicReference<>();
@@ -418,7 +493,8 @@ public final class BenchProducer {
             senders[t] = new Thread(() -> {
                 try {
                     for (long i = from; i < to; i++) {
-                        send(producer, topic, tally, values[(int) (i % values.length)]);
+                        send(producer, topic, tally, key(keys, i),
+                            values[(int) (i % values.length)]);
                     }
                 } catch (Throwable e) {
                     crashed.compareAndSet(null, e);
@@ -446,7 +522,8 @@ public final class BenchProducer {
      * Thread.sleep would round to milliseconds); it never spins.
      */
     private static long sendAtRate(KafkaProducer<byte[], byte[]> producer, String topic,
-                                   Tally tally, byte[][] values, long perSec, long records) {
+                                   Tally tally, byte[][] keys, byte[][] values, long perSec,
+                                   long records) {
         long start = System.nanoTime();
         for (long i = 0; i < records; i++) {
             long due = start + i * 1_000_000_000L / perSec;
@@ -457,7 +534,8 @@ public final class BenchProducer {
             int index = (int) i;
             long sentNs = System.nanoTime();
             try {
-                producer.send(new ProducerRecord<>(topic, values[(int) (i % values.length)]),
+                producer.send(new ProducerRecord<>(topic, key(keys, i),
+                        values[(int) (i % values.length)]),
                     (metadata, e) -> tally.completeTimed(index, sentNs, e));
             } catch (RuntimeException e) {
                 tally.complete(e);
@@ -468,12 +546,13 @@ public final class BenchProducer {
 
     /** One thread sends as fast as the producer accepts records until the duration passed. */
     private static long sendStalled(KafkaProducer<byte[], byte[]> producer, String topic,
-                                    Tally tally, byte[][] values, long durationMs) {
+                                    Tally tally, byte[][] keys, byte[][] values,
+                                    long durationMs) {
         long end = System.nanoTime() + durationMs * 1_000_000L;
         long sent = 0;
         while (System.nanoTime() - end < 0) {
             // A refused record (no buffer within max.block.ms) counts as sent and refused.
-            send(producer, topic, tally, values[(int) (sent % values.length)]);
+            send(producer, topic, tally, key(keys, sent), values[(int) (sent % values.length)]);
             sent++;
         }
         return sent;
@@ -485,8 +564,8 @@ public final class BenchProducer {
      * A commit counts until it returned and every callback of its records ran.
      */
     private static long sendTransactions(KafkaProducer<byte[], byte[]> producer, String topic,
-                                         Tally tally, byte[][] values, long records,
-                                         long perTransaction, Transactions stats)
+                                         Tally tally, byte[][] keys, byte[][] values,
+                                         long records, long perTransaction, Transactions stats)
             throws Failure {
         perTransaction = Math.max(1, perTransaction);
         long sent = 0;
@@ -498,7 +577,7 @@ public final class BenchProducer {
                 throw new Failure("begin_transaction: " + e);
             }
             for (long i = sent; i < end; i++) {
-                send(producer, topic, tally, values[(int) (i % values.length)]);
+                send(producer, topic, tally, key(keys, i), values[(int) (i % values.length)]);
             }
             sent = end;
             long committing = System.nanoTime();
@@ -517,6 +596,32 @@ public final class BenchProducer {
             stats.count++;
         }
         return sent;
+    }
+
+    /** What the process's threads did while the producer stayed idle. */
+    private static final class Idle {
+        /** CPU time of every thread, in ns (schedstat). */
+        long cpuNs;
+        /** Context switches of every thread, voluntary and not. */
+        long switches;
+    }
+
+    /**
+     * The producer, connected and warmed up, sends nothing for {@code durationMs} (one
+     * sleep): the CPU time and the context switches (wake-ups) of every thread of the
+     * process meanwhile go to {@code idle}. Nothing is sent.
+     */
+    private static long stayIdle(long durationMs, Idle idle) throws Failure {
+        long[] before = threadTotals();
+        try {
+            Thread.sleep(durationMs);
+        } catch (InterruptedException e) {
+            throw new Failure("interrupted");
+        }
+        long[] after = threadTotals();
+        idle.cpuNs = after[0] - before[0];
+        idle.switches = after[1] - before[1];
+        return 0;
     }
 
     // -----------------------------------------------------------------------------------
@@ -692,5 +797,41 @@ public final class BenchProducer {
             throw new Failure("reading " + field + " in /proc/self/status: " + e);
         }
         throw new Failure("no " + field + " in /proc/self/status");
+    }
+
+    /**
+     * Over every thread of the process present now ({@code /proc/self/task/<tid>}): the
+     * CPU time in ns (the first field of {@code schedstat}) and the context switches
+     * ({@code voluntary_ctxt_switches} + {@code nonvoluntary_ctxt_switches} of
+     * {@code status}). A thread that ends while it is read is left out.
+     */
+    private static long[] threadTotals() throws Failure {
+        long cpuNs = 0;
+        long switches = 0;
+        try (DirectoryStream<Path> tasks = Files.newDirectoryStream(Path.of("/proc/self/task"))) {
+            for (Path task : tasks) {
+                long taskCpu;
+                long taskSwitches = 0;
+                try {
+                    String schedstat = Files.readString(task.resolve("schedstat")).trim();
+                    int space = schedstat.indexOf(' ');
+                    taskCpu = Long.parseLong(space < 0 ? schedstat : schedstat.substring(0, space));
+                    for (String line : Files.readAllLines(task.resolve("status"))) {
+                        if (line.startsWith("voluntary_ctxt_switches:")
+                                || line.startsWith("nonvoluntary_ctxt_switches:")) {
+                            taskSwitches += Long.parseLong(line.substring(line.indexOf(':') + 1).trim());
+                        }
+                    }
+                } catch (IOException e) {
+                    // The thread ended between the listing and the reads.
+                    continue;
+                }
+                cpuNs += taskCpu;
+                switches += taskSwitches;
+            }
+        } catch (IOException | RuntimeException e) {
+            throw new Failure("reading /proc/self/task: " + e);
+        }
+        return new long[] {cpuNs, switches};
     }
 }

@@ -9,19 +9,23 @@
 //
 // Arguments are key=value words (split at the first '='):
 //
-//	topic=NAME values=PATH value_size=N value_count=N threads=N warmup=N
+//	topic=NAME values=PATH value_size=N value_count=N threads=N warmup=N keys=N
 //	load=count records=N
 //	load=rate per_sec=N duration_ms=N
 //	load=stalled duration_ms=N
 //	load=transactions records=N per_transaction=N
+//	load=idle duration_ms=N
 //	prop=NAME=VALUE ...   Java producer properties, mapped to kgo options (see clientOptions)
 //
 // Unknown keys or properties, and malformed values: exit 2. A record not delivered
 // (outside the stalled load) or a failed client call: exit 1.
 //
 // The send path is what a franz-go user writes: one Produce per record, each with its own
-// *kgo.Record whose Value points into the values preloaded once (no copy), and a promise
-// that counts the outcome. Records have no key; the default partitioner spreads them.
+// *kgo.Record whose Value (and Key) point into the values (and keys) preloaded once (no
+// copy), and a promise that counts the outcome. With keys=0 records have no key and the
+// default partitioner spreads them; with keys=N record i of a phase has the key
+// k<i % N in 7 digits>, which the same default partitioner places as Java's does (see
+// clientOptions).
 package main
 
 import (
@@ -78,7 +82,9 @@ func main() {
 func run(argv []string) int {
 	a, err := parseArgs(argv)
 	if err == nil {
-		a.client, err = clientOptions(a.props)
+		// The largest record: the value, a key of 8 bytes, and room for the record's and
+		// the batch's headers.
+		a.client, err = clientOptions(a.props, a.valueSize+8+recordOverhead)
 	}
 	if err == nil && (a.load == "transactions") != a.client.transactional {
 		err = usagef("load=transactions needs prop=transactional.id=..., and only it does")
@@ -112,7 +118,8 @@ type args struct {
 	valueCount     int
 	threads        int
 	warmup         uint64
-	load           string // count, rate, stalled, transactions
+	keys           uint64 // the key pool's size; 0: records have no key
+	load           string // count, rate, stalled, transactions, idle
 	records        uint64
 	perSec         uint64
 	duration       time.Duration
@@ -153,7 +160,7 @@ func parseArgs(argv []string) (args, error) {
 		return n, nil
 	}
 	known := map[string]bool{"topic": true, "values": true, "value_size": true,
-		"value_count": true, "threads": true, "warmup": true, "load": true}
+		"value_count": true, "threads": true, "warmup": true, "keys": true, "load": true}
 	var err error
 	var n uint64
 	a.topic, a.valuesPath, a.load = seen["topic"], seen["values"], seen["load"]
@@ -179,6 +186,11 @@ func parseArgs(argv []string) (args, error) {
 			return a, err
 		}
 	}
+	if _, ok := seen["keys"]; ok {
+		if a.keys, err = uintArg("keys", 0); err != nil {
+			return a, err
+		}
+	}
 	switch a.load {
 	case "count":
 		known["records"] = true
@@ -189,7 +201,7 @@ func parseArgs(argv []string) (args, error) {
 			n, err = uintArg("duration_ms", 0)
 			a.duration = time.Duration(n) * time.Millisecond
 		}
-	case "stalled":
+	case "stalled", "idle":
 		known["duration_ms"] = true
 		n, err = uintArg("duration_ms", 0)
 		a.duration = time.Duration(n) * time.Millisecond
@@ -199,7 +211,7 @@ func parseArgs(argv []string) (args, error) {
 			a.perTransaction, err = uintArg("per_transaction", 1)
 		}
 	default:
-		return a, usagef("load=%q: expected count, rate, stalled or transactions", a.load)
+		return a, usagef("load=%q: expected count, rate, stalled, transactions or idle", a.load)
 	}
 	if err != nil {
 		return a, err
@@ -250,10 +262,16 @@ type clientConfig struct {
 //     filled to (a larger record still gets a batch of its own); franz-go's is a hard cap
 //     on a batch's encoded size including the batch header and the per-record overhead, and
 //     a record that cannot fit in a batch of that size fails with MESSAGE_TOO_LARGE.
-//     Close enough for records much smaller than a batch. (franz-go's default is 1,000,012
+//     Close enough for records much smaller than a batch. For records larger than
+//     batch.size (scenario 17), the cap is raised to fit the largest record the run sends,
+//     so such a record gets a batch of its own, as in Java. (franz-go's default is 1,000,012
 //     bytes, Java's 16384.) franz-go's default partitioner, UniformBytesPartitioner(64 KiB,
 //     adaptive, keys), switches partition after 64 KiB whatever batch.size is; Java's after
 //     batch.size bytes: the same for the bench's 64 KiB.
+//   - Keyed records: that default partitioner (keys=true, hasher nil = KafkaHasher(murmur2))
+//     sends a record with a non-nil key to int(murmur2(key) & 0x7fffffff) % n, n = all the
+//     topic's partitions (sorted by id, writable or not), exactly as Java's built-in
+//     partitioner (Utils.toPositive(Utils.murmur2(key)) % numPartitions); so it is kept.
 //   - compression.type none/gzip/snappy/lz4/zstd -> ProducerBatchCompression (franz-go's
 //     default is snappy, Java's none). franz-go sends a batch uncompressed when compressing
 //     does not make it smaller; Java always compresses. Levels: lz4 fast in both (Java's
@@ -292,7 +310,7 @@ type clientConfig struct {
 // Not configurable here, and different: request.timeout.ms (Java 30 s) has no direct
 // equivalent; franz-go's ProduceRequestTimeout (10 s) is the broker-side produce timeout.
 // Retries are unlimited within the delivery timeout in both.
-func clientOptions(props []prop) (clientConfig, error) {
+func clientOptions(props []prop, largestRecord int) (clientConfig, error) {
 	var c clientConfig
 	values := map[string]string{}
 	for _, p := range props {
@@ -400,6 +418,12 @@ func clientOptions(props []prop) (clientConfig, error) {
 	batch, err := integer("batch.size", "16384", 512, 1<<30)
 	if err != nil {
 		return c, err
+	}
+	if batch < int64(largestRecord) {
+		// Java gives a record larger than batch.size a batch of its own; franz-go's cap
+		// would fail it. The cap grows to the bench's largest record (scenario 17's
+		// 100 KiB values), as Java's batch does; smaller records batch as before.
+		batch = int64(largestRecord)
 	}
 	opts = append(opts, kgo.ProducerBatchMaxBytes(int32(batch)))
 
@@ -569,7 +593,7 @@ type driver struct {
 	config clientConfig
 }
 
-// produceOne hands one record to the client, its outcome going to promise.
+// produceOne hands record i of a phase to the client, its outcome going to promise.
 //
 // With max.block.ms, Produce gets a context that is canceled once max.block.ms has passed,
 // unless Produce returned first: Produce blocks while the buffer is full until its context
@@ -580,8 +604,8 @@ type driver struct {
 // 100 ms later, which Java's max.block.ms never does (accepted records wait for
 // delivery.timeout.ms). A record that got room just as the timer fired may be buffered with
 // a canceled context; it then fails with context.Canceled and counts as refused as well.
-func (d *driver) produceOne(value []byte, promise func(*kgo.Record, error)) {
-	rec := &kgo.Record{Topic: d.topic, Value: value}
+func (d *driver) produceOne(p *pool, i uint64, promise func(*kgo.Record, error)) {
+	rec := &kgo.Record{Topic: d.topic, Key: p.key(i), Value: p.values[i%uint64(len(p.values))]}
 	switch {
 	case !d.config.blocks:
 		d.cl.Produce(context.Background(), rec, promise)
@@ -670,6 +694,7 @@ func measure(a args) (*report, error) {
 	if err != nil {
 		return nil, err
 	}
+	p := newPool(values, a.keys)
 	cl, err := kgo.NewClient(a.client.opts...)
 	if err != nil {
 		return nil, fmt.Errorf("creating the client: %w", err)
@@ -690,12 +715,12 @@ func measure(a args) (*report, error) {
 	warmup := newTally(0, false, d.config.blocks)
 	if transactional {
 		var unmeasured transactions
-		if _, err := sendTransactions(d, warmup, values, a.warmup, a.perTransaction, &unmeasured); err != nil {
+		if _, err := sendTransactions(d, warmup, p, a.warmup, a.perTransaction, &unmeasured); err != nil {
 			return nil, fmt.Errorf("warm-up: %w", err)
 		}
 	} else {
 		for i := uint64(0); i < a.warmup; i++ {
-			d.produceOne(values[i%uint64(len(values))], warmup.promise)
+			d.produceOne(p, i, warmup.promise)
 		}
 	}
 	if !warmup.waitDone(a.warmup, deliveryWait) {
@@ -725,6 +750,10 @@ func measure(a args) (*report, error) {
 	}
 	t := newTally(capacity, timed, d.config.blocks)
 	var txns transactions
+	if a.load == "idle" {
+		// The warm-up's last acknowledgements are traffic: idle starts after them.
+		time.Sleep(idleSettle)
+	}
 	rssBefore, err := memoryKB("VmRSS")
 	if err != nil {
 		return nil, err
@@ -735,15 +764,20 @@ func measure(a args) (*report, error) {
 	}
 	started := time.Now()
 	var sent uint64
+	var idle *idleReport
 	switch a.load {
 	case "count":
-		sent = sendCount(d, t, values, a.records, a.threads)
+		sent = sendCount(d, t, p, a.records, a.threads)
 	case "rate":
-		sent = sendAtRate(d, t, values, a.perSec, a.duration)
+		sent = sendAtRate(d, t, p, a.perSec, a.duration)
 	case "stalled":
-		sent = sendStalled(d, t, values, a.duration)
+		sent = sendStalled(d, t, p, a.duration)
 	case "transactions":
-		if sent, err = sendTransactions(d, t, values, a.records, a.perTransaction, &txns); err != nil {
+		if sent, err = sendTransactions(d, t, p, a.records, a.perTransaction, &txns); err != nil {
+			return nil, err
+		}
+	case "idle":
+		if idle, err = stayIdle(a.duration); err != nil {
 			return nil, err
 		}
 	}
@@ -780,6 +814,7 @@ func measure(a args) (*report, error) {
 		rssBeforeKB: rssBefore,
 		closeTime:   closeTime,
 		latency:     t.percentiles(),
+		idle:        idle,
 	}
 	if transactional {
 		r.txn = &txnReport{init: initTime, stats: txns}
@@ -805,6 +840,30 @@ func loadValues(path string, size, count int) ([][]byte, error) {
 	return values, nil
 }
 
+// pool: what records are made of; record i of a phase has value i % len(values) and, when
+// there are keys, key i % len(keys): `k` and the number in 7 digits (k0000042), built once
+// in one buffer (no allocation or formatting per record).
+type pool struct{ values, keys [][]byte }
+
+func newPool(values [][]byte, keys uint64) *pool {
+	p := &pool{values: values, keys: make([][]byte, keys)}
+	buf := make([]byte, 0, 8*keys)
+	for k := range keys {
+		start := len(buf)
+		buf = fmt.Appendf(buf, "k%07d", k)
+		p.keys[k] = buf[start:len(buf):len(buf)]
+	}
+	return p
+}
+
+// key: record i's key, nil without keys (an unkeyed record).
+func (p *pool) key(i uint64) []byte {
+	if len(p.keys) == 0 {
+		return nil
+	}
+	return p.keys[i%uint64(len(p.keys))]
+}
+
 // recordsAtRate: round(per_sec * duration_s), as scenario::records_at_rate.
 func recordsAtRate(perSec uint64, duration time.Duration) uint64 {
 	return uint64(math.Round(float64(perSec) * duration.Seconds()))
@@ -812,14 +871,14 @@ func recordsAtRate(perSec uint64, duration time.Duration) uint64 {
 
 // sendCount: records split over threads goroutines (thread t sends records
 // records*t/threads .. records*(t+1)/threads), as fast as the client takes them.
-func sendCount(d *driver, t *tally, values [][]byte, records uint64, threads int) uint64 {
+func sendCount(d *driver, t *tally, p *pool, records uint64, threads int) uint64 {
 	n := uint64(threads)
 	var wg sync.WaitGroup
 	for th := uint64(0); th < n; th++ {
 		from, to := records*th/n, records*(th+1)/n
 		wg.Go(func() {
 			for i := from; i < to; i++ {
-				d.produceOne(values[i%uint64(len(values))], t.promise)
+				d.produceOne(p, i, t.promise)
 			}
 		})
 	}
@@ -830,7 +889,7 @@ func sendCount(d *driver, t *tally, values [][]byte, records uint64, threads int
 // sendAtRate: one goroutine, round(per_sec * duration) records on an absolute schedule
 // (record n due n / per_sec after the start); it sleeps whenever it is ahead, never spins.
 // The latency of each record runs from just before Produce to its promise.
-func sendAtRate(d *driver, t *tally, values [][]byte, perSec uint64, duration time.Duration) uint64 {
+func sendAtRate(d *driver, t *tally, p *pool, perSec uint64, duration time.Duration) uint64 {
 	records := recordsAtRate(perSec, duration)
 	start := time.Now()
 	for i := uint64(0); i < records; i++ {
@@ -839,7 +898,7 @@ func sendAtRate(d *driver, t *tally, values [][]byte, perSec uint64, duration ti
 			time.Sleep(wait)
 		}
 		sentNs := t.nowNs()
-		d.produceOne(values[i%uint64(len(values))], func(r *kgo.Record, err error) {
+		d.produceOne(p, i, func(r *kgo.Record, err error) {
 			t.complete(err, sentNs)
 		})
 	}
@@ -849,14 +908,42 @@ func sendAtRate(d *driver, t *tally, values [][]byte, perSec uint64, duration ti
 // sendStalled: one goroutine sends as fast as the client accepts records until duration
 // has passed. Every Produce counts as sent, also those refused (via the promise) for lack
 // of buffer within max.block.ms.
-func sendStalled(d *driver, t *tally, values [][]byte, duration time.Duration) uint64 {
+func sendStalled(d *driver, t *tally, p *pool, duration time.Duration) uint64 {
 	end := time.Now().Add(duration)
 	var sent uint64
 	for time.Now().Before(end) {
-		d.produceOne(values[sent%uint64(len(values))], t.promise)
+		d.produceOne(p, sent, t.promise)
 		sent++
 	}
 	return sent
+}
+
+// recordOverhead: room for a batch's header (61 bytes) and one record's (at most about
+// 20 bytes of varints and attributes), rounded up.
+const recordOverhead = 128
+
+// idleSettle: how long after the warm-up the idle measurement starts (as the Rust
+// child's IDLE_SETTLE).
+const idleSettle = time.Second
+
+// idleReport: what the threads used while the producer was idle: CPU (ns) and context
+// switches (about how often they woke up). Signed: a thread gone by the second read
+// takes its figures with it.
+type idleReport struct{ cpuNs, switches int64 }
+
+// stayIdle: one sleep of duration, the threads' CPU time and context switches read before
+// and after it.
+func stayIdle(duration time.Duration) (*idleReport, error) {
+	cpuBefore, switchesBefore, err := threadsCPUAndSwitches()
+	if err != nil {
+		return nil, err
+	}
+	time.Sleep(duration)
+	cpuAfter, switchesAfter, err := threadsCPUAndSwitches()
+	if err != nil {
+		return nil, err
+	}
+	return &idleReport{cpuAfter - cpuBefore, switchesAfter - switchesBefore}, nil
 }
 
 // transactions: how many were committed, and the time spent committing them.
@@ -868,7 +955,7 @@ type transactions struct {
 // sendTransactions: one goroutine, records in transactions of perTransaction (the last one
 // may be shorter): begin, produce, commit (flush + EndTransaction), the next one begun once
 // the last is committed.
-func sendTransactions(d *driver, t *tally, values [][]byte, records, perTransaction uint64,
+func sendTransactions(d *driver, t *tally, p *pool, records, perTransaction uint64,
 	stats *transactions) (uint64, error) {
 	perTransaction = max(perTransaction, 1)
 	var sent uint64
@@ -878,7 +965,7 @@ func sendTransactions(d *driver, t *tally, values [][]byte, records, perTransact
 			return sent, fmt.Errorf("BeginTransaction: %w", err)
 		}
 		for i := sent; i < end; i++ {
-			d.produceOne(values[i%uint64(len(values))], t.promise)
+			d.produceOne(p, i, t.promise)
 		}
 		sent = end
 		committing := time.Now()
@@ -1034,6 +1121,7 @@ type report struct {
 	closeTime                    time.Duration
 	latency                      *percentiles
 	txn                          *txnReport
+	idle                         *idleReport
 }
 
 // line: `RESULT key=value ...` (values never contain spaces). franz-go has no queue-full
@@ -1050,6 +1138,9 @@ func (r *report) line() string {
 	if t := r.txn; t != nil {
 		line += fmt.Sprintf(" init_ms=%d transactions=%d commit_us=%d",
 			t.init.Milliseconds(), t.stats.count, t.stats.committing.Microseconds())
+	}
+	if i := r.idle; i != nil {
+		line += fmt.Sprintf(" idle_cpu_us=%d wakeups=%d", i.cpuNs/1000, i.switches)
 	}
 	return line
 }
@@ -1115,4 +1206,35 @@ func memoryKB(field string) (uint64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no %s in /proc/self/status", field)
+}
+
+// threadsCPUAndSwitches: summed over the threads alive now (/proc/self/task/<tid>), the
+// nanoseconds on a CPU (the first field of schedstat, exact where clock ticks are 10 ms
+// coarse) and the context switches, voluntary and not (status).
+func threadsCPUAndSwitches() (cpuNs, switches int64, err error) {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, task := range tasks {
+		dir := "/proc/self/task/" + task.Name() + "/"
+		// A thread that ended since the listing has no files any more: it counts as gone.
+		schedstat, err1 := os.ReadFile(dir + "schedstat")
+		status, err2 := os.ReadFile(dir + "status")
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		if f := strings.Fields(string(schedstat)); len(f) > 0 {
+			ns, _ := strconv.ParseInt(f[0], 10, 64)
+			cpuNs += ns
+		}
+		for _, line := range strings.Split(string(status), "\n") {
+			name, v, _ := strings.Cut(line, ":")
+			if name == "voluntary_ctxt_switches" || name == "nonvoluntary_ctxt_switches" {
+				n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				switches += n
+			}
+		}
+	}
+	return cpuNs, switches, nil
 }
