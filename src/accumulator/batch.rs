@@ -140,6 +140,11 @@ pub(crate) struct ProducerBatch {
     pub retry_at: Option<Instant>,
     /// Callbacks `memory` has room for (see [`CALLBACK_COST`]); grown a chunk at a time.
     callback_room: usize,
+    /// Bytes of batch buffer `memory` holds: an open batch starts with a buffer sized for
+    /// its partition's recent batches and grows it (doubling, up to batch.size) from
+    /// buffer.memory as records come, so that thousands of partitions with small batches
+    /// do not each hold batch.size.
+    buffer_room: usize,
     /// Bytes of `buffer.memory` held for the batch buffer and the callbacks' room: until
     /// the batch drops, or, when it is answered with callbacks to run, until the callback
     /// thread ran them (the reservation moves into the callback job).
@@ -158,6 +163,7 @@ impl ProducerBatch {
         producer: u64,
     ) -> Self {
         let result = Arc::new(BatchResult::new(tp.clone(), producer));
+        let buffer_room = builder.capacity();
         ProducerBatch {
             id,
             position: 0,
@@ -173,6 +179,7 @@ impl ProducerBatch {
             attempts: 0,
             retry_at: None,
             callback_room: 0,
+            buffer_room,
             memory,
         }
     }
@@ -193,6 +200,19 @@ impl ProducerBatch {
         if !builder.is_empty() && builder.estimated_size() + size > batch_size {
             self.stage = Stage::Closed;
             return Err(completion);
+        }
+        let needed = builder.estimated_size() + size;
+        if needed > self.buffer_room {
+            // A bigger buffer, from buffer.memory, without waiting (as for callbacks below).
+            let grown = needed
+                .max(self.buffer_room.saturating_mul(2))
+                .min(batch_size.max(needed));
+            if !self.memory.try_grow(grown - self.buffer_room) {
+                self.stage = Stage::Closed;
+                return Err(completion);
+            }
+            builder.reserve_total(grown);
+            self.buffer_room = grown;
         }
         if matches!(completion, Completion::Callback(_))
             && self.callbacks.len() >= self.callback_room
@@ -237,6 +257,12 @@ impl ProducerBatch {
         self.callback_room = callbacks;
         self.callbacks.reserve_exact(callbacks);
         self
+    }
+
+    /// Bytes of batch buffer the batch's memory holds.
+    #[cfg(test)]
+    pub fn buffer_room(&self) -> usize {
+        self.buffer_room
     }
 
     /// Whether no more records can be appended.

@@ -18,6 +18,20 @@
 //!    or compressing. `append` reserves memory and allocates the next batch *outside* the
 //!    lock, re-locks, and re-checks whether another thread opened a batch meanwhile.
 //! 3. `incomplete` (`Mutex`): ids of batches not yet completed, for `flush`. Leaf lock.
+//! 4. `newly_active` (`Mutex`): queues that turned non-empty since the sender last
+//!    looked. Leaf lock, taken under a partition lock (see below).
+//!
+//! # Active queues
+//!
+//! The sender's pass looks only at queues that hold batches, so that a producer writing to
+//! thousands of partitions does not lock each of them on every wake-up. A queue is
+//! *listed* while it is in the sender's own active list or in `newly_active`; its `listed`
+//! flag says so and changes only under its partition lock. Whoever puts a batch into an
+//! unlisted queue (`append`, `reenqueue`) lists it: sets the flag and pushes the queue
+//! into `newly_active`. The sender moves `newly_active` into its own list at the start of
+//! each pass ([`Accumulator::collect_active`]), and drops a queue from it exactly when
+//! [`Accumulator::inspect`] finds it empty and clears the flag (under the same lock). So
+//! every queue that holds a batch is listed, and no queue is listed twice.
 //!
 //! The buffer pool's and each batch result's locks are leaf locks too. The pool's lock is
 //! taken under a partition lock in one place: a batch growing its callback room
@@ -56,10 +70,17 @@ pub(crate) struct AccumulatorConfig {
     pub producer_id: u64,
 }
 
+/// The smallest buffer a new batch starts with (see [`Accumulator::initial_buffer`]).
+const MIN_BATCH_BUFFER: usize = 4 * 1024;
+
 /// The batches of one partition, oldest first.
 #[derive(Debug)]
 pub(crate) struct PartitionQueue {
     pub tp: TopicPartition,
+    /// Size of the partition's last batch when it stopped taking records (drained, or
+    /// closed for the next one); a new batch's buffer starts at about this size (see
+    /// [`Accumulator::initial_buffer`]). Relaxed: only a sizing hint.
+    size_hint: AtomicUsize,
     /// Guards the batches (see the lock order in the module docs).
     batches: Mutex<Batches>,
 }
@@ -69,6 +90,8 @@ pub(crate) struct PartitionQueue {
 struct Batches {
     queue: VecDeque<ProducerBatch>,
     next_position: u64,
+    /// In the sender's active list or in `newly_active` (see "Active queues").
+    listed: bool,
 }
 
 impl std::ops::Deref for Batches {
@@ -118,6 +141,8 @@ pub(crate) struct Accumulator {
     topics: RwLock<HashMap<Arc<str>, Arc<TopicQueues>>>,
     /// Guards the incomplete batches (lock 3).
     incomplete: Mutex<HashMap<u64, Arc<BatchResult>>>,
+    /// Queues listed since the sender's last pass (lock 4; see "Active queues").
+    newly_active: Mutex<Vec<Arc<PartitionQueue>>>,
     /// Written by appenders (Relaxed: only uniqueness matters).
     next_batch_id: AtomicU64,
     /// Incremented/decremented by `flush` callers, read by the sender (SeqCst: a flush
@@ -140,6 +165,7 @@ impl Accumulator {
             cfg,
             topics: RwLock::new(HashMap::new()),
             incomplete: Mutex::new(HashMap::new()),
+            newly_active: Mutex::new(Vec::new()),
             next_batch_id: AtomicU64::new(1),
             flushes_in_progress: AtomicUsize::new(0),
             closing: AtomicBool::new(false),
@@ -179,6 +205,7 @@ impl Accumulator {
             for p in partitions.len()..=idx {
                 partitions.push(Arc::new(PartitionQueue {
                     tp: TopicPartition::new(Arc::clone(&name), p as i32),
+                    size_hint: AtomicUsize::new(0),
                     batches: Mutex::new(Batches::default()),
                 }));
             }
@@ -209,7 +236,7 @@ impl Accumulator {
     /// [`Accumulator::shut`] every append fails with [`Error::Closed`].
     pub fn append(
         &self,
-        queue: &PartitionQueue,
+        queue: &Arc<PartitionQueue>,
         record: &AppendRecord<'_>,
         completion: Completion,
         deadline: Option<&crate::core::Deadline>,
@@ -221,7 +248,7 @@ impl Accumulator {
         };
         // Slow path: memory and a buffer for a new batch, outside the partition lock.
         let record_size = RecordBatchBuilder::record_size_with_payload(record.payload, 0, 0);
-        let size = self.cfg.batch_size.max(HEADER_SIZE + record_size);
+        let size = self.initial_buffer(queue).max(HEADER_SIZE + record_size);
         let callback_room = match completion {
             Completion::Callback(_) => batch::CALLBACKS_PER_CHUNK,
             Completion::Future => 0,
@@ -272,6 +299,7 @@ impl Accumulator {
         };
         let mut sealing = None;
         if let Some(previous) = batches.back_mut() {
+            queue.size_hint.store(previous.size(), Ordering::Relaxed);
             previous.close();
             sealing = previous.take_for_sealing().map(|b| (previous.id, b));
         }
@@ -285,6 +313,7 @@ impl Accumulator {
         fresh.position = batches.next_position;
         batches.next_position += batch::POSITION_SPACING;
         batches.push_back(fresh);
+        self.list(queue, &mut batches);
         drop(batches);
         self.seal(queue, sealing);
         Ok(Appended {
@@ -292,6 +321,18 @@ impl Accumulator {
             wake_sender: true,
             batch_full: false,
         })
+    }
+
+    /// The buffer a new batch of `queue` starts with: about its last batch's size (a
+    /// power of two, at least [`MIN_BATCH_BUFFER`]), at most batch.size. The batch grows
+    /// it as records come (`ProducerBatch::try_append`).
+    fn initial_buffer(&self, queue: &PartitionQueue) -> usize {
+        let hint = queue.size_hint.load(Ordering::Relaxed);
+        let wanted = hint.saturating_add(hint / 4).max(MIN_BATCH_BUFFER);
+        wanted
+            .checked_next_power_of_two()
+            .unwrap_or(usize::MAX)
+            .min(self.cfg.batch_size)
     }
 
     /// Compresses a batch this thread just closed (see `ProducerBatch::take_for_sealing`)
@@ -321,7 +362,16 @@ impl Accumulator {
         let Some(open) = batches.back_mut() else {
             return Err(completion);
         };
-        let future = open.try_append(record, completion, self.cfg.batch_size)?;
+        let future = match open.try_append(record, completion, self.cfg.batch_size) {
+            Ok(future) => future,
+            Err(completion) => {
+                if open.is_closed() {
+                    // Full (or out of memory to grow): the next batch starts this big.
+                    queue.size_hint.store(open.size(), Ordering::Relaxed);
+                }
+                return Err(completion);
+            }
+        };
         let batch_full = open.size() >= self.cfg.batch_size;
         let mut sealing = None;
         if batch_full {
@@ -337,7 +387,22 @@ impl Accumulator {
         })
     }
 
-    /// Every partition queue that exists, for the sender's pass.
+    /// Lists `queue` for the sender if it is not (see "Active queues"); `batches` is its
+    /// locked contents, just given a batch.
+    fn list(&self, queue: &Arc<PartitionQueue>, batches: &mut Batches) {
+        if !batches.listed {
+            batches.listed = true;
+            self.newly_active.lock().push(Arc::clone(queue));
+        }
+    }
+
+    /// Appends the queues listed since the last call to `active`, the sender's list of the
+    /// queues that may hold batches (see "Active queues"). Only the sender calls this.
+    pub fn collect_active(&self, active: &mut Vec<Arc<PartitionQueue>>) {
+        active.append(&mut self.newly_active.lock());
+    }
+
+    /// Every partition queue that exists (close, fatal errors, authentication failures).
     pub fn queues(&self) -> Vec<Arc<PartitionQueue>> {
         self.topics
             .read()
@@ -350,6 +415,9 @@ impl Accumulator {
     /// Also removes batches whose delivery timeout passed (returned in `expired`). Batches
     /// of the partition still in flight are older, so the sender expired them first: the
     /// records of a partition time out in order.
+    ///
+    /// An empty queue is unlisted: the sender, the only caller, then drops it from its
+    /// active list (see "Active queues").
     pub fn inspect(
         &self,
         queue: &PartitionQueue,
@@ -365,6 +433,7 @@ impl Accumulator {
             }
         }
         let Some(front) = batches.front() else {
+            batches.listed = false;
             return QueueState::Empty;
         };
         if let Some(at) = front.retry_at.filter(|at| *at > now) {
@@ -425,6 +494,7 @@ impl Accumulator {
             return None;
         }
         let decided = decide(front)?;
+        queue.size_hint.store(front.size(), Ordering::Relaxed);
         front.close();
         batches.pop_front().map(|b| (b, decided))
     }
@@ -441,6 +511,7 @@ impl Accumulator {
             .position(|b| b.position > batch.position)
             .unwrap_or(batches.len());
         batches.insert(at, batch);
+        self.list(&queue, &mut batches);
     }
 
     /// Splits a batch refused as too large into two (see [`ProducerBatch::split`]); the
@@ -703,6 +774,59 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, Error::BufferExhausted { .. }));
         assert!(a.buffer_in_use() <= 1_000);
+    }
+
+    #[test]
+    fn a_new_batch_starts_small_and_grows_its_buffer_up_to_batch_size() {
+        let a = acc(64 * 1024, 1 << 20);
+        let q = a.queue("t", 0);
+        a.append(&q, &rec(&[1; 100]), Completion::Future, None)
+            .unwrap();
+        assert_eq!(
+            a.buffer_in_use(),
+            MIN_BATCH_BUFFER,
+            "a partition's first batch holds a small buffer, not batch.size"
+        );
+        let mut records = 1;
+        while q.batches.lock().len() == 1 {
+            a.append(&q, &rec(&[1; 100]), Completion::Future, None)
+                .unwrap();
+            records += 1;
+        }
+        let front = a.take_front(&q, Instant::now(), 1 << 20, true).unwrap();
+        assert!(front.size() <= 64 * 1024 && front.size() > 63 * 1024);
+        assert_eq!(u32::try_from(records - 1).unwrap(), front.record_count());
+        // The next batch is sized like the last one: batch.size (its own buffer plus the
+        // open batch's).
+        a.append(&q, &rec(&[1; 100]), Completion::Future, None)
+            .unwrap();
+        assert_eq!(q.batches.lock().back().unwrap().buffer_room(), 64 * 1024);
+    }
+
+    #[test]
+    fn a_batch_that_cannot_grow_its_buffer_closes_and_the_next_record_waits_for_memory() {
+        let a = acc(64 * 1024, 4 * 1024 + 2 * 1024);
+        let q = a.queue("t", 0);
+        let mut appended = 0u32;
+        let error = loop {
+            match a.append(&q, &rec(&[1; 100]), Completion::Future, None) {
+                Ok(_) => appended += 1,
+                Err((e, _)) => break e,
+            }
+            assert!(appended < 1_000, "the pool never ran short");
+        };
+        assert!(matches!(error, Error::BufferExhausted { .. }), "{error}");
+        assert!(a.buffer_in_use() <= 6 * 1024);
+        let first = a.take_front(&q, Instant::now(), 1 << 20, true).unwrap();
+        assert!(first.is_closed() && first.size() <= 4 * 1024);
+        assert_eq!(
+            first.record_count(),
+            appended,
+            "every accepted record is in it"
+        );
+        drop(first);
+        a.append(&q, &rec(&[1; 100]), Completion::Future, None)
+            .expect("memory came back");
     }
 
     #[test]

@@ -53,6 +53,18 @@ impl RecordBatchBuilder {
         }
     }
 
+    /// Room for `capacity` bytes of batch (header included) without reallocating; the
+    /// buffer grows to exactly that when it is smaller.
+    pub fn reserve_total(&mut self, capacity: usize) {
+        self.buf
+            .reserve_exact(capacity.saturating_sub(self.buf.len()));
+    }
+
+    /// Bytes the buffer holds without reallocating.
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// Appends one record and returns the bytes it added to the batch.
     ///
     /// The first record's timestamp becomes the batch's base timestamp; later records store

@@ -68,9 +68,14 @@ use nodes::{backoff, Nodes};
 use order::{Completions, Outcome};
 
 /// The longest the loop sleeps while batches are queued (delivery timeouts are checked on
-/// each pass) and while idle.
+/// each pass).
 const BUSY_TICK: Duration = Duration::from_millis(100);
-const IDLE_TICK: Duration = Duration::from_secs(1);
+/// The longest the loop sleeps when nothing is due: an idle producer wakes only at its real
+/// deadlines (metadata.max.age.ms, connections.max.idle.ms, a reconnect backoff, ...) or
+/// on an event, since everything that gives the sender work (a send, flush, close, a
+/// transaction call, a caller waiting for metadata, a response) wakes it. This bound is
+/// only a safety net.
+const IDLE_TICK: Duration = Duration::from_secs(3600);
 
 /// A Metadata or InitProducerId request in flight.
 #[derive(Debug, Clone, Copy)]
@@ -123,6 +128,11 @@ pub(crate) struct Sender {
     txn: Option<txn::Transactions>,
     /// Round-robin start over a node's partitions, so no partition starves in full requests.
     drain_cursor: usize,
+    /// The partition queues that may hold batches, in the order they were first listed
+    /// (see the accumulator's "Active queues"); owned by this thread.
+    active: Vec<Arc<crate::accumulator::PartitionQueue>>,
+    /// An empty list kept for the next pass, so that passes do not allocate.
+    active_spare: Vec<Arc<crate::accumulator::PartitionQueue>>,
     last_load_stats: Option<Instant>,
     /// Links reported closed before they were installed (see [`ClosedEarly`]).
     closed_before_connected: ClosedEarly,
@@ -214,6 +224,8 @@ impl Sender {
                 .clone()
                 .map(|m| txn::Transactions::new(m, now)),
             drain_cursor: 0,
+            active: Vec::new(),
+            active_spare: Vec::new(),
             last_load_stats: None,
             closed_before_connected: ClosedEarly::default(),
             closing: false,
@@ -562,12 +574,16 @@ impl Sender {
         let md = &self.core.metadata;
         let wanted = md.wanted_topics();
         let max_age = self.core.config.metadata_max_age;
+        let far = now + IDLE_TICK;
         let refresh_due = self
             .metadata
             .last
-            .map_or(now, |t| t.checked_add(max_age).unwrap_or(now + IDLE_TICK));
-        if wanted.is_empty() || (!md.update_requested() && now < refresh_due) {
-            return refresh_due.max(now + IDLE_TICK);
+            .map_or(now, |t| t.checked_add(max_age).unwrap_or(far));
+        if wanted.is_empty() {
+            return far; // a caller that wants a topic wakes the sender
+        }
+        if !md.update_requested() && now < refresh_due {
+            return refresh_due;
         }
         if now < self.metadata.next_at {
             return self.metadata.next_at;

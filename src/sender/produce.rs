@@ -11,7 +11,7 @@ use crate::accumulator::{PartitionQueue, ProducerBatch, QueueState};
 use crate::delivery::BatchOutcome;
 use crate::error::{Error, ErrorCode};
 use crate::idempotence::{Drain, Verdict};
-use crate::metadata::Cluster;
+use crate::metadata::{Cluster, TopicMetadata};
 use crate::metrics::Metrics;
 use crate::protocol::produce::{
     PartitionProduceData, PartitionProduceResponse, ProduceRequest, ProduceResponse,
@@ -32,25 +32,49 @@ impl Sender {
         let mut expired = Vec::new();
         let mut by_node: HashMap<i32, Vec<Arc<PartitionQueue>>> = HashMap::new();
         let mut ready_nodes: HashSet<i32> = HashSet::new();
-        // Topics with queued batches are in use (metadata.max.idle.ms); the queues come
-        // grouped by topic, so comparing with the last one suffices.
+        // Topics with queued batches are in use (metadata.max.idle.ms).
         let mut used: Vec<Arc<str>> = Vec::new();
-        for queue in self.core.accumulator.queues() {
+        // The last topic looked up, so that a run of one topic's queues hashes its name once.
+        let mut topic: Option<(Arc<str>, Option<&TopicMetadata>)> = None;
+        // Only the queues that may hold batches (see the accumulator's "Active queues"); a
+        // queue leaves the list exactly when `inspect` finds it empty.
+        let mut active = std::mem::take(&mut self.active);
+        self.core.accumulator.collect_active(&mut active);
+        let mut kept = std::mem::take(&mut self.active_spare);
+        for queue in active.drain(..) {
+            let state = self.core.accumulator.inspect(&queue, now, &mut expired);
+            if state == QueueState::Empty {
+                continue; // unlisted by inspect
+            }
+            kept.push(Arc::clone(&queue));
             if !cluster.deleted.is_empty() && cluster.deleted.contains(queue.tp.topic()) {
                 self.fail_deleted(&queue);
                 continue;
             }
-            let state = self.core.accumulator.inspect(&queue, now, &mut expired);
             match state {
-                QueueState::Empty => continue,
+                QueueState::Empty => unreachable!("skipped above"),
                 QueueState::Lingering(at) | QueueState::Backoff(at) => next = next.min(at),
                 QueueState::Ready => {}
             }
-            if used.last().is_none_or(|t| **t != *queue.tp.topic()) {
-                used.push(Arc::clone(queue.tp.topic_arc()));
-            }
+            let name = queue.tp.topic_arc();
+            let metadata = match &topic {
+                Some((t, m)) if Arc::ptr_eq(t, name) => *m,
+                _ => {
+                    let m = cluster.topics.get(&**name);
+                    topic = Some((Arc::clone(name), m));
+                    if !used.iter().any(|t| Arc::ptr_eq(t, name)) {
+                        used.push(Arc::clone(name));
+                    }
+                    m
+                }
+            };
             next = next.min(now + BUSY_TICK); // delivery timeouts are checked each pass
-            let Some(leader) = cluster.leader(queue.tp.topic(), queue.tp.partition()) else {
+            let leader = metadata.and_then(|m| {
+                m.partitions
+                    .get(usize::try_from(queue.tp.partition()).ok()?)?
+                    .leader()
+            });
+            let Some(leader) = leader else {
                 self.core.metadata.request_update();
                 continue;
             };
@@ -59,6 +83,8 @@ impl Sender {
             }
             by_node.entry(leader).or_default().push(queue);
         }
+        self.active = kept;
+        self.active_spare = active;
         for batch in expired {
             let elapsed_ms = now.saturating_duration_since(batch.created).as_millis() as u64;
             self.fail_for_good(batch, Error::DeliveryTimeout { elapsed_ms }, false);
@@ -297,8 +323,9 @@ impl Sender {
                 return;
             }
         };
+        let mut entries = ResponseEntries::new(&response);
         for batch in request.batches {
-            let Some(p) = find_partition(&response, &batch) else {
+            let Some(p) = entries.find(&batch) else {
                 let error = Error::Broker {
                     code: ErrorCode::UnknownServerError,
                     message: Some(format!("the response has no entry for {}", batch.tp)),
@@ -543,16 +570,45 @@ impl Sender {
     }
 }
 
-fn find_partition<'a>(
+/// Finds each batch's entry in a Produce response. Brokers answer a topic's partitions in
+/// the order of the request, so within each topic the entry after the last one found is
+/// tried first, and a response in another order falls back to a search of the topic. A
+/// request may carry thousands of partitions: a search per batch would make the cost of a
+/// response grow with their square.
+struct ResponseEntries<'a> {
     response: &'a ProduceResponse,
-    batch: &ProducerBatch,
-) -> Option<&'a PartitionProduceResponse> {
-    response
-        .responses
-        .iter()
-        .filter(|t| t.name == batch.tp.topic())
-        .flat_map(|t| t.partitions.iter())
-        .find(|p| p.index == batch.tp.partition())
+    /// The topic of the last entry found.
+    topic: usize,
+    /// Per topic, the partition entry after the last one found.
+    next: Vec<usize>,
+}
+
+impl<'a> ResponseEntries<'a> {
+    fn new(response: &'a ProduceResponse) -> Self {
+        ResponseEntries {
+            response,
+            topic: 0,
+            next: vec![0; response.responses.len()],
+        }
+    }
+
+    fn find(&mut self, batch: &ProducerBatch) -> Option<&'a PartitionProduceResponse> {
+        let topics = &self.response.responses;
+        let name = batch.tp.topic();
+        let t = match topics.get(self.topic) {
+            Some(topic) if topic.name == name => self.topic,
+            _ => topics.iter().position(|topic| topic.name == name)?,
+        };
+        let partitions = &topics[t].partitions;
+        let index = batch.tp.partition();
+        let p = match partitions.get(self.next[t]) {
+            Some(entry) if entry.index == index => self.next[t],
+            _ => partitions.iter().position(|entry| entry.index == index)?,
+        };
+        self.topic = t;
+        self.next[t] = p + 1;
+        Some(&partitions[p])
+    }
 }
 
 /// How a transactional producer treats a Produce error that an idempotent one handles

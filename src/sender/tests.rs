@@ -1081,3 +1081,57 @@ fn a_link_reported_closed_before_it_was_installed_counts_as_a_failed_connect() {
     }
     assert!(h.outcomes(1)[0].1.is_ok());
 }
+
+/// A broker may list a response's partitions in any order: each batch takes its own
+/// partition's entry (the lookup tries the request's order first, then searches).
+#[test]
+fn a_response_in_another_partition_order_answers_each_batch_from_its_own_entry() {
+    let mut h = Harness::new(4, &[("enable.idempotence", "false"), ("acks", "1")]);
+    for p in 0..4 {
+        h.append(p, &format!("v{p}"));
+    }
+    h.step();
+    let sent = h.take_produce();
+    assert_eq!(sent.len(), 1, "one request for the one leader: {sent:?}");
+    assert_eq!(sent[0].batches.len(), 4);
+    let mut shuffled = sent[0].clone();
+    shuffled.batches.swap(0, 3);
+    shuffled.batches.swap(1, 2);
+    h.answer(&shuffled, ErrorCode::None);
+    let out = h.outcomes(4);
+    assert_eq!(out.len(), 4);
+    for (value, result) in out {
+        let p: i64 = value[1..].parse().unwrap();
+        assert_eq!(
+            result.unwrap(),
+            100 * p,
+            "{value} took its partition's offset"
+        );
+    }
+}
+
+/// Performance round two, scenario 8: with nothing to send, the sender sleeps until its next
+/// real deadline (here metadata.max.age.ms), not on a fixed tick.
+#[test]
+fn an_idle_sender_sleeps_until_its_next_real_deadline() {
+    let mut h = Harness::new(
+        1,
+        &[
+            ("acks", "1"),
+            ("enable.idempotence", "false"),
+            ("metadata.max.age.ms", "120000"),
+        ],
+    );
+    h.append(0, "a");
+    h.step();
+    let sent = h.take_produce();
+    h.answer(&sent[0], ErrorCode::None);
+    assert!(h.outcomes(1)[0].1.is_ok());
+    h.step();
+    let next = h.sender.run_once(h.now);
+    let sleep = next.saturating_duration_since(h.now);
+    assert!(
+        sleep > Duration::from_secs(100) && sleep <= Duration::from_secs(120),
+        "an idle sender sleeps until the metadata refresh is due, not {sleep:?}"
+    );
+}
