@@ -35,7 +35,7 @@ const MAX_SPLIT_DEPTH: u32 = 19;
 /// bytes and the allocator's overhead), so that memory held for callbacks is bounded by
 /// buffer.memory like the records themselves.
 pub(crate) const CALLBACK_COST: usize = std::mem::size_of::<RecordCallback>() + 32;
-/// Callbacks a batch reserves room for at a time.
+/// Callbacks a new batch reserves room for; the room doubles as the batch fills.
 pub(crate) const CALLBACKS_PER_CHUNK: usize = 64;
 
 /// A record ready to be appended: already serialized, partition chosen.
@@ -138,7 +138,7 @@ pub(crate) struct ProducerBatch {
     pub attempts: u32,
     /// No resend before this instant (retry backoff).
     pub retry_at: Option<Instant>,
-    /// Callbacks `memory` has room for (see [`CALLBACK_COST`]); grown a chunk at a time.
+    /// Callbacks `memory` has room for (see [`CALLBACK_COST`]); doubled when full.
     callback_room: usize,
     /// Bytes of batch buffer `memory` holds: an open batch starts with a buffer sized for
     /// its partition's recent batches and grows it (doubling, up to batch.size) from
@@ -220,12 +220,15 @@ impl ProducerBatch {
             // Room for more callbacks, from buffer.memory, without waiting: when the pool
             // is short the batch is closed and the caller opens the next one, waiting for
             // memory (up to max.block.ms) outside the partition lock.
-            if !self.memory.try_grow(CALLBACK_COST * CALLBACKS_PER_CHUNK) {
+            // The room doubles, so a batch of n records reallocates its list log2(n) times
+            // rather than n / 64 times (each a copy into fresh pages).
+            let more = self.callback_room.max(CALLBACKS_PER_CHUNK);
+            if !self.memory.try_grow(CALLBACK_COST * more) {
                 self.stage = Stage::Closed;
                 return Err(completion);
             }
-            self.callback_room += CALLBACKS_PER_CHUNK;
-            self.callbacks.reserve_exact(CALLBACKS_PER_CHUNK);
+            self.callback_room += more;
+            self.callbacks.reserve_exact(more);
         }
         builder.append_with_payload(
             record.timestamp,

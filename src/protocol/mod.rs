@@ -100,6 +100,12 @@ pub trait Request {
     fn expects_response(&self) -> bool {
         true
     }
+
+    /// About how many bytes the body takes, so that the frame is allocated once (a
+    /// Produce request of a megabyte would otherwise be copied as its buffer doubles).
+    fn body_size_hint(&self) -> usize {
+        64
+    }
 }
 
 /// A response body that this client can decode.
@@ -133,7 +139,8 @@ pub fn encode_request<R: Request>(
     correlation_id: i32,
     client_id: Option<&str>,
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64);
+    let header_hint = 64 + client_id.map_or(0, str::len);
+    let mut out = Vec::with_capacity(header_hint + request.body_size_hint());
     out.put_i32(0); // size, patched below
     let header = RequestHeader {
         api_key: R::API_KEY,

@@ -98,6 +98,23 @@ impl Request for ProduceRequest {
     fn expects_response(&self) -> bool {
         self.acks != 0
     }
+
+    fn body_size_hint(&self) -> usize {
+        let id = self.transactional_id.as_ref().map_or(0, String::len);
+        let topics: usize = self
+            .topics
+            .iter()
+            .map(|t| {
+                let records: usize = t
+                    .partitions
+                    .iter()
+                    .map(|p| 16 + p.records.as_ref().map_or(0, |r| r.len()))
+                    .sum();
+                16 + t.name.len() + records
+            })
+            .sum();
+        16 + id + topics
+    }
 }
 
 /// A Produce response.
@@ -529,6 +546,34 @@ mod tests {
                     records: Some(Bytes::from_static(&[0xaa, 0xbb])),
                 }],
             }],
+        }
+    }
+
+    #[test]
+    fn a_produce_frame_is_allocated_once_at_every_version() {
+        let mut request = one_partition_request();
+        request.transactional_id = Some("a-transactional-id".into());
+        for (t, topic) in ["first", "a-longer-topic-name"].into_iter().enumerate() {
+            let partitions = (0..50)
+                .map(|p| PartitionProduceData {
+                    index: p,
+                    records: Some(Bytes::from(vec![t as u8; 100 + p as usize])),
+                })
+                .collect();
+            request.topics.push(TopicProduceData {
+                name: topic.into(),
+                partitions,
+            });
+        }
+        for version in ProduceRequest::VERSIONS.min..=ProduceRequest::VERSIONS.max {
+            let frame = encode_request(&request, version, 7, Some("client"));
+            let allocated = 64 + "client".len() + request.body_size_hint();
+            assert!(
+                frame.len() <= allocated,
+                "v{version}: {} bytes outgrew the {allocated} allocated",
+                frame.len()
+            );
+            assert!(allocated - frame.len() < 2_048, "v{version}: a close hint");
         }
     }
 
