@@ -8,7 +8,7 @@ use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Weak;
 
-use crossbeam_channel::Sender;
+use crate::channel::Sender;
 use parking_lot::Mutex;
 
 use crate::accumulator::{Accumulator, AccumulatorConfig};
@@ -66,6 +66,24 @@ pub(crate) struct Core {
     /// lost: an append after the clear either sees the flag clear and sends, or happened
     /// before the sender's inspection.
     wake_pending: AtomicBool,
+    /// When the sender thread will look at the queues next, as nanoseconds since `epoch`:
+    /// written (SeqCst) by the sender before it sleeps, read by callers that open a batch
+    /// that lingers (see [`Core::batch_lingers_until`]).
+    sender_wakes_at: AtomicU64,
+    /// The earliest linger deadline of the batches opened since the sender's pass began
+    /// (nanoseconds since `epoch`; `u64::MAX`: none): lowered (SeqCst) by callers,
+    /// reset by the sender when a pass begins and read again before it sleeps.
+    ///
+    /// Together with `sender_wakes_at` this lets a caller that opens a lingering batch
+    /// skip the wake-up when the sender will look in time anyway, without a lost wake-up:
+    /// the caller lowers this, then reads `sender_wakes_at`; the sender stores
+    /// `sender_wakes_at`, then reads this. In the one total order of these SeqCst
+    /// operations either the sender's read sees the caller's deadline (and it sleeps no
+    /// longer than that), or the caller's read sees the sender's final wake time (and it
+    /// wakes the sender if that is too late).
+    lingering_until: AtomicU64,
+    /// The origin of the two instants above.
+    epoch: std::time::Instant,
     /// Set once by close (SeqCst); `send` checks it first.
     closed: AtomicBool,
     /// Sends between their closed check and their append (SeqCst), counted in stripes so
@@ -129,6 +147,9 @@ impl Core {
             sticky,
             events,
             wake_pending: AtomicBool::new(false),
+            sender_wakes_at: AtomicU64::new(0),
+            lingering_until: AtomicU64::new(u64::MAX),
+            epoch: std::time::Instant::now(),
             closed: AtomicBool::new(false),
             appends: Default::default(),
             sockets: Mutex::new(Vec::new()),
@@ -147,6 +168,42 @@ impl Core {
     /// Called by the sender thread before it inspects the queues.
     pub fn clear_wakeup(&self) {
         self.wake_pending.store(false, Ordering::SeqCst);
+        self.lingering_until.store(u64::MAX, Ordering::SeqCst);
+    }
+
+    /// A caller opened a batch that is not ready before `deadline` (linger.ms): wakes the
+    /// sender only if it would otherwise look later than that (see `lingering_until`). A
+    /// producer writing to thousands of partitions opens a batch with most records; waking
+    /// the sender for each would cost a system call per record and a pass per wake-up.
+    pub fn batch_lingers_until(&self, deadline: std::time::Instant) {
+        let at = self.nanos(deadline);
+        self.lingering_until.fetch_min(at, Ordering::SeqCst);
+        if self.sender_wakes_at.load(Ordering::SeqCst) > at {
+            self.wake_sender();
+        }
+    }
+
+    /// The sender thread is about to sleep until `next`: publishes it, and returns when to
+    /// wake up, earlier than `next` when a caller opened a batch lingering until sooner.
+    pub fn sender_sleeps_until(&self, next: std::time::Instant) -> std::time::Instant {
+        let mut at = self.nanos(next);
+        loop {
+            self.sender_wakes_at.store(at, Ordering::SeqCst);
+            let lingering = self.lingering_until.load(Ordering::SeqCst);
+            if lingering >= at {
+                break;
+            }
+            at = lingering;
+        }
+        if at == self.nanos(next) {
+            next
+        } else {
+            self.epoch + std::time::Duration::from_nanos(at)
+        }
+    }
+
+    fn nanos(&self, t: std::time::Instant) -> u64 {
+        u64::try_from(t.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
     }
 
     /// Whether close was called.
@@ -315,4 +372,58 @@ fn thread_stripe() -> usize {
         static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % APPEND_STRIPES;
     }
     STRIPE.with(|s| *s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    fn core() -> (Core, crate::channel::Receiver<SenderEvent>) {
+        let mut config =
+            ProducerConfig::from_properties([("bootstrap.servers", "b:9092")]).expect("config");
+        config.validate().expect("valid");
+        let (events, inbox) = crate::channel::unbounded();
+        (Core::new(config, events), inbox)
+    }
+
+    #[test]
+    fn a_lingering_batch_wakes_the_sender_only_when_it_would_look_too_late() {
+        let (core, inbox) = core();
+        let now = Instant::now();
+        core.clear_wakeup(); // a pass begins
+        let next = core.sender_sleeps_until(now + Duration::from_millis(50));
+        assert_eq!(next, now + Duration::from_millis(50));
+        core.batch_lingers_until(now + Duration::from_millis(80));
+        assert!(
+            inbox.try_recv().is_err(),
+            "the sender looks at 50 ms anyway"
+        );
+        core.batch_lingers_until(now + Duration::from_millis(20));
+        assert!(
+            matches!(inbox.try_recv(), Ok(SenderEvent::Wakeup)),
+            "a batch ready at 20 ms cannot wait for the 50 ms pass"
+        );
+    }
+
+    #[test]
+    fn a_batch_opened_during_a_pass_shortens_the_sleep_after_it() {
+        let (core, inbox) = core();
+        let now = Instant::now();
+        core.clear_wakeup(); // a pass begins; the sender has published no wake time yet
+        core.batch_lingers_until(now + Duration::from_millis(5));
+        // The pass did not see the batch and found nothing due for an hour.
+        let next = core.sender_sleeps_until(now + Duration::from_secs(3600));
+        let at = next.saturating_duration_since(now);
+        assert!(
+            at <= Duration::from_millis(5) && at >= Duration::from_millis(4),
+            "the sender sleeps until the batch is ready, not {at:?}"
+        );
+        assert!(inbox.try_recv().is_err(), "without a wake-up event");
+        core.clear_wakeup(); // the next pass sees the batch itself
+        assert_eq!(
+            core.sender_sleeps_until(now + Duration::from_secs(1)),
+            now + Duration::from_secs(1)
+        );
+    }
 }

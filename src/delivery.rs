@@ -46,7 +46,7 @@ use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crate::channel::{Receiver, Sender};
 use parking_lot::{Condvar, Mutex};
 
 use crate::accumulator::pool::Reservation;
@@ -503,7 +503,7 @@ pub(crate) enum CallbackJob {
         memory: Option<Reservation>,
     },
     /// Signals once every job queued before it ran (`flush` waits for it).
-    Barrier(Sender<()>),
+    Barrier(crossbeam_channel::Sender<()>),
 }
 
 impl CallbackJob {
@@ -643,14 +643,14 @@ pub(crate) struct CallbackThread {
     thread_id: std::thread::ThreadId,
     /// Disconnected when the thread ends (its sending half drops with the thread), so a
     /// join can wait with a deadline.
-    ended: Receiver<()>,
+    ended: crossbeam_channel::Receiver<()>,
 }
 
 impl CallbackThread {
     /// Starts the callback thread of producer `producer` (`Core::id`); jobs submitted to
     /// the returned queue run in order.
     pub fn start(name: String, producer: u64) -> (CallbackThread, CallbackQueue) {
-        let (tx, rx) = crossbeam_channel::unbounded();
+        let (tx, rx) = crate::channel::unbounded();
         let (ended_tx, ended) = crossbeam_channel::bounded::<()>(0);
         let pending = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&pending);

@@ -31,6 +31,7 @@
 #![warn(missing_docs, missing_debug_implementations)]
 
 mod accumulator;
+mod channel;
 pub mod config;
 mod core;
 mod delivery;

@@ -349,7 +349,7 @@ impl<K, V> ProducerBuilder<K, V> {
                  numbers (InitProducerId), so the broker drops duplicated retries"
             );
         }
-        let (events_tx, events_rx) = crossbeam_channel::unbounded();
+        let (events_tx, events_rx) = crate::channel::unbounded();
         let core = Arc::new(Core::new(config, events_tx));
         let (callback_thread, callbacks) = CallbackThread::start(
             format!("kafka-producer-callbacks-{}", core.config.client_id),
@@ -871,6 +871,8 @@ impl<K: 'static, V: 'static> Handle<K, V> {
         };
         if appended.wake_sender {
             core.wake_sender();
+        } else if let Some(at) = appended.lingers_until {
+            core.batch_lingers_until(at);
         }
         if sticky {
             core.sticky.on_append_in(

@@ -126,8 +126,12 @@ impl TopicQueues {
 pub(crate) struct Appended {
     /// The record's future (for [`Completion::Future`]).
     pub future: Option<SendFuture>,
-    /// The append created a batch or filled one: the sender should look now.
+    /// A batch is ready (the append filled one, or closed one to open the next): the
+    /// sender should look now.
     pub wake_sender: bool,
+    /// The append opened a batch in an empty queue, ready at this instant (linger.ms):
+    /// the sender must look by then (`Core::batch_lingers_until`).
+    pub lingers_until: Option<Instant>,
     /// The partition's newest batch is full (input to the sticky partitioner).
     pub batch_full: bool,
 }
@@ -290,6 +294,7 @@ impl Accumulator {
                     return Ok(Appended {
                         future,
                         wake_sender: batch_full,
+                        lingers_until: None,
                         batch_full,
                     });
                 }
@@ -298,6 +303,7 @@ impl Accumulator {
             None => completion,
         };
         let mut sealing = None;
+        let previous_ready = !batches.is_empty();
         if let Some(previous) = batches.back_mut() {
             queue.size_hint.store(previous.size(), Ordering::Relaxed);
             previous.close();
@@ -314,11 +320,16 @@ impl Accumulator {
         batches.next_position += batch::POSITION_SPACING;
         batches.push_back(fresh);
         self.list(queue, &mut batches);
+        let created = batches.back().map_or_else(Instant::now, |b| b.created);
         drop(batches);
         self.seal(queue, sealing);
+        let lingers_until = created
+            .checked_add(self.cfg.linger)
+            .unwrap_or_else(|| crate::core::instant_after(Duration::MAX));
         Ok(Appended {
             future,
-            wake_sender: true,
+            wake_sender: previous_ready,
+            lingers_until: Some(lingers_until),
             batch_full: false,
         })
     }
@@ -383,6 +394,7 @@ impl Accumulator {
         Ok(Appended {
             future,
             wake_sender: batch_full,
+            lingers_until: None,
             batch_full,
         })
     }
@@ -693,7 +705,10 @@ mod tests {
         let first = a
             .append(&q, &rec(&[1; 50]), Completion::Future, None)
             .unwrap();
-        assert!(first.wake_sender, "a new batch wakes the sender");
+        assert!(
+            !first.wake_sender && first.lingers_until.is_some(),
+            "a new batch in an empty queue tells when it is ready"
+        );
         let second = a
             .append(&q, &rec(&[2; 50]), Completion::Future, None)
             .unwrap();

@@ -42,7 +42,7 @@ use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crate::channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
@@ -202,7 +202,7 @@ pub struct Connection {
 impl Connection {
     /// Connects to `broker` (`host:port`), runs the ApiVersions handshake, and starts the
     /// reader thread, which sends every response and the final close to `events`.
-    pub fn connect<T>(
+    pub(crate) fn connect<T>(
         broker: &str,
         config: &ConnectionConfig,
         events: Sender<T>,
@@ -256,8 +256,8 @@ impl Connection {
             .split()
             .map_err(|e| net_error(broker, "clone socket", &e))?;
         let shared = Arc::new(Shared::default());
-        let (frames, queue) = crossbeam_channel::unbounded();
-        let (internal_tx, internal_rx) = crossbeam_channel::unbounded();
+        let (frames, queue) = crate::channel::unbounded();
+        let (internal_tx, internal_rx) = crate::channel::unbounded();
         let writer = {
             let shared = Arc::clone(&shared);
             let events = events.clone();

@@ -19,7 +19,7 @@ pub use security::ConnectionSecurity;
 
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crate::channel::{Receiver, RecvTimeoutError};
 
 use crate::error::Error;
 use crate::protocol::{Request, ResponseBody};
@@ -34,7 +34,7 @@ pub struct BlockingClient {
 impl BlockingClient {
     /// Connects to `broker` and runs the handshake.
     pub fn connect(broker: &str, config: &ConnectionConfig) -> Result<Self, Error> {
-        let (tx, events) = crossbeam_channel::unbounded();
+        let (tx, events) = crate::channel::unbounded();
         let connection = Connection::connect(broker, config, tx)?;
         Ok(BlockingClient { connection, events })
     }

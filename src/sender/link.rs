@@ -14,7 +14,7 @@ use std::fmt;
 use std::net::TcpStream;
 use std::sync::Weak;
 
-use crossbeam_channel::Sender as Inbox;
+use crate::channel::Sender as Inbox;
 
 use crate::core::SenderEvent;
 use crate::error::Error;

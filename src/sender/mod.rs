@@ -50,7 +50,7 @@ pub(crate) use link::{Connector, Link};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crate::channel::{Receiver, RecvTimeoutError};
 
 use crate::accumulator::ProducerBatch;
 use crate::core::{Core, SenderEvent};
@@ -241,6 +241,7 @@ impl Sender {
             if self.finished() {
                 break;
             }
+            let next = self.core.sender_sleeps_until(next);
             match self.inbox.recv_deadline(next) {
                 Ok(event) => self.handle(event, Instant::now()),
                 Err(RecvTimeoutError::Timeout) => {}

@@ -162,7 +162,7 @@ impl Harness {
         all.extend_from_slice(props);
         let mut config = ProducerConfig::from_properties(all).expect("config");
         config.validate().expect("valid config");
-        let (events, inbox) = crossbeam_channel::unbounded();
+        let (events, inbox) = crate::channel::unbounded();
         let core = Arc::new(Core::new(config, events));
         let (callback_thread, callbacks) = CallbackThread::start("test-callbacks".into(), core.id);
         let script = Arc::new(Mutex::new(Script {
