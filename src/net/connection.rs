@@ -199,16 +199,31 @@ pub struct Connection {
     reader: Option<JoinHandle<()>>,
 }
 
+/// Where a connection's threads report its events: a channel's sending half.
+pub trait EventSink<T>: Clone + Send + 'static {
+    /// Hands `event` over; false when nobody receives any more (the event is dropped).
+    fn deliver(&self, event: T) -> bool;
+}
+
+impl<T: Send + 'static> EventSink<T> for crossbeam_channel::Sender<T> {
+    fn deliver(&self, event: T) -> bool {
+        self.send(event).is_ok()
+    }
+}
+
+impl<T: Send + 'static> EventSink<T> for crate::channel::Sender<T> {
+    fn deliver(&self, event: T) -> bool {
+        self.send(event).is_ok()
+    }
+}
+
 impl Connection {
     /// Connects to `broker` (`host:port`), runs the ApiVersions handshake, and starts the
     /// reader thread, which sends every response and the final close to `events`.
-    pub(crate) fn connect<T>(
-        broker: &str,
-        config: &ConnectionConfig,
-        events: Sender<T>,
-    ) -> Result<Self, Error>
+    pub fn connect<T, S>(broker: &str, config: &ConnectionConfig, events: S) -> Result<Self, Error>
     where
         T: From<ConnectionEvent> + Send + 'static,
+        S: EventSink<T>,
     {
         let deadline = Instant::now() + config.setup_timeout;
         let tcp = open_socket(broker, config)?;
@@ -886,11 +901,11 @@ impl Writer {
     /// or a re-authentication fails (then it shuts the socket down, so the reader reports
     /// the close). Re-authentication runs between two frames when its time comes: frames
     /// queued meanwhile wait, responses to those already written keep flowing to the owner.
-    fn run<T: From<ConnectionEvent>>(
+    fn run<T: From<ConnectionEvent>, S: EventSink<T>>(
         mut self,
         queue: &Receiver<Outgoing>,
         shared: &Shared,
-        events: &Sender<T>,
+        events: &S,
     ) {
         loop {
             let due = self.reauth.as_ref().and_then(|r| r.due);
@@ -929,7 +944,7 @@ impl Writer {
             }
             if out.report_written {
                 // The owner may be gone; then nobody needs the event.
-                let _ = events.send(T::from(ConnectionEvent {
+                let _ = events.deliver(T::from(ConnectionEvent {
                     connection_id: self.connection_id,
                     kind: ConnectionEventKind::Written {
                         correlation_id: out.correlation_id,
@@ -1041,18 +1056,18 @@ impl SaslChannel for ReauthChannel<'_> {
 
 /// The reader thread: frames in, events out, until the socket closes. Answers to the
 /// writer's re-authentication requests go to `internal` instead.
-fn read_loop<T: From<ConnectionEvent>>(
+fn read_loop<T: From<ConnectionEvent>, S: EventSink<T>>(
     connection_id: u64,
     broker: String,
     mut stream: ReadHalf,
     max_size: usize,
     shared: Arc<Shared>,
-    events: Sender<T>,
+    events: S,
     internal: Sender<InternalResponse>,
 ) {
     let send = |kind| {
         // The owner may be gone; then nobody needs the event.
-        let _ = events.send(T::from(ConnectionEvent {
+        let _ = events.deliver(T::from(ConnectionEvent {
             connection_id,
             kind,
         }));

@@ -13,7 +13,7 @@ mod security;
 mod transport;
 
 pub use connection::{
-    read_frame, Connection, ConnectionConfig, ConnectionEvent, ConnectionEventKind,
+    read_frame, Connection, ConnectionConfig, ConnectionEvent, ConnectionEventKind, EventSink,
 };
 pub use security::ConnectionSecurity;
 
