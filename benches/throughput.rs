@@ -103,13 +103,22 @@
 //!    records); on a real Kafka only (the sink cannot coordinate transactions: skipped
 //!    there, and says so).
 //!
+//! Scenario 19, the wire limit (on the sink only; ours only): scenario 1's load run by ours
+//! while the sink captures the Produce requests of its measured span (the child waits after
+//! its warm-up, as in scenario 4, until the capture is on; the frames go to a file as they
+//! arrive); a bare loop (`throughput/wire.rs`, this binary run with `--wire` in a process
+//! of its own) then writes the same frames over one socket to a fresh sink, at most max.in.flight (5) outstanding, counting its records from the capture and
+//! failing on any missing response; the table "wire limit" shows ours' records/s over the
+//! bare loop's (target ≥ 0.5×): how close the client comes to the cost of moving its bytes.
+//!
 //! The runs against Kafka come first, then the sink. The bench ends with the ratios
 //! ours / each peer and the targets of the performance issues, each marked met or missed
 //! (see `target`; scenario 7 against rdkafka: records/s ≥ 1.0×), then the TLS table: for
 //! each client and size, records/s and CPU per 1M records over plaintext and over SASL_SSL
 //! and their ratio (the cost of TLS), ours / each peer, and ours / rdkafka over SASL_SSL
 //! with its targets (records/s ≥ 1.0×, CPU ≤ 0.8×); then the instruction counts. Targets do
-//! not affect the exit status; failed runs do.
+//! not affect the exit status; failed runs do. The wire-limit table comes after the scaling
+//! and idle tables.
 //!
 //! Caveats when reading the figures:
 //! - Each figure is one run. On a small machine, runs of a second or less vary by 10–20 %
@@ -141,6 +150,11 @@
 //!   partitioning (`sticky.partitioning.linger.ms`, twice linger.ms) in rdkafka. Both fill
 //!   batches up to `batch.size` of uncompressed records (Java would estimate the compressed
 //!   size), so with lz4 both send batches smaller than 64 KiB.
+//! - Scenario 19: the sink's capture runs a writer thread (the frames go to a file, in the
+//!   page cache), whose CPU time a 2-core machine takes from the client; the wire-limit
+//!   table shows ours' scenario-1 rate beside it when scenario 1 ran. The bare loop's run is
+//!   short (about 0.1 s for 2M records, 20 ms in the quick mode), so its rate varies more
+//!   than the others'.
 
 // A bench's root file looks for modules beside itself; these live in `throughput/`.
 #[path = "throughput/broker.rs"]
@@ -161,9 +175,12 @@ mod procfs;
 mod scenario;
 #[path = "throughput/sink.rs"]
 mod sink;
+#[path = "throughput/wire.rs"]
+mod wire;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -182,6 +199,9 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some(CHILD_FLAG) {
         return client::child_main(&args[1..]);
+    }
+    if args.first().map(String::as_str) == Some(wire::WIRE_FLAG) {
+        return wire::child_main(&args[1..]);
     }
     let mode = if env_flag("BENCH_SMOKE") || !args.iter().any(|a| a == "--bench") {
         Mode::Smoke
@@ -235,7 +255,7 @@ impl Options {
                         .parse()
                         .ok()
                         .filter(|id| scenario::IDS.contains(id))
-                        .ok_or(format!("BENCH_SCENARIOS: no scenario {id:?} (1 to 7)"))
+                        .ok_or(format!("BENCH_SCENARIOS: no scenario {id:?} (1 to 19)"))
                 })
                 .collect::<Result<_, _>>()?,
             Err(_) => scenario::IDS.to_vec(),
@@ -353,6 +373,25 @@ struct Figures {
     /// Idle scenario: the CPU time of the idle producer's threads, in ms (exact: from
     /// schedstat), and their context switches.
     idle: Option<(f64, u64)>,
+    /// Wire-limit scenario, ours' run: the bare loop that replayed its requests (boxed: a
+    /// `Figures` of its own).
+    wire: Option<Box<Wire>>,
+}
+
+/// The bare loop of a wire-limit run (`throughput/wire.rs`).
+#[derive(Debug, Clone)]
+struct Wire {
+    /// Its figures: `sent` the records of the capture, `acked` those whose response came.
+    bare: Figures,
+    /// The Produce requests it replayed (all ours sent in its measured span).
+    requests: u64,
+}
+
+impl Wire {
+    /// Ours' records/s over the bare loop's.
+    fn ratio(&self, ours: &Figures, s: &Scenario) -> f64 {
+        ours.records_per_s(s) / self.bare.records_per_s(s).max(1e-9)
+    }
 }
 
 /// The transactions of one run.
@@ -422,6 +461,7 @@ impl Figures {
                 .get("idle_cpu_us")
                 .zip(fields.get("wakeups"))
                 .map(|(&us, &wakeups)| (us as f64 / 1000.0, wakeups)),
+            wire: None,
         })
     }
 
@@ -541,6 +581,13 @@ fn bench(mode: Mode) -> Result<bool, String> {
                 .join(" ")
         };
         println!("  ours:    {}", show(s.java_properties("")));
+        if s.wire {
+            println!(
+                "  no peer: the bare loop replays ours' requests, at most {} in flight",
+                scenario::MAX_IN_FLIGHT
+            );
+            continue;
+        }
         println!("  rdkafka: {}", show(s.rdkafka_properties("")));
         println!("  java, franz-go: ours' properties (client.id bench-java, bench-franz-go)");
         if s.is_transactional() {
@@ -592,16 +639,24 @@ fn bench(mode: Mode) -> Result<bool, String> {
             }
             for &transport in s.transports() {
                 for &client in &options.clients {
-                    let outcome = run_with_retry(
-                        &options,
-                        &kafka,
-                        &peers,
-                        backend,
-                        &s,
-                        transport,
-                        client,
-                        &mut results,
-                    );
+                    let outcome = if s.wire && client != Client::Ours {
+                        Outcome::Skipped(
+                            "the wire limit measures ours against a bare loop replaying ours' \
+                             own requests; no peer runs it"
+                                .to_string(),
+                        )
+                    } else {
+                        run_with_retry(
+                            &options,
+                            &kafka,
+                            &peers,
+                            backend,
+                            &s,
+                            transport,
+                            client,
+                            &mut results,
+                        )
+                    };
                     print_run(backend.name(), &s, transport, client, &outcome);
                     results.runs.insert(
                         (backend_key(backend.name()), id, transport, client),
@@ -619,6 +674,7 @@ fn bench(mode: Mode) -> Result<bool, String> {
         print_tls_table(&options, &results);
         print_scaling_tables(&options, &results);
         print_idle_table(&options, &results);
+        print_wire_table(&options, &results);
         print_instructions(&options);
     }
 
@@ -670,6 +726,12 @@ fn warm_up(options: &Options, kafka: &LocalKafka, peers: &Peers, backend: &Kind)
     if options.mode == Mode::Smoke || !matches!(backend, Kind::Kafka) {
         return;
     }
+    // Nothing selected runs on it (the wire limit alone, say): no node to start.
+    let runs_here =
+        |id: &u8| unsupported(&scenario::scenario(*id, options.mode), backend).is_none();
+    if !options.scenarios.iter().any(runs_here) {
+        return;
+    }
     let mut warm_ups = vec![(1, Transport::Plaintext)];
     if options.tls_selected() {
         warm_ups.push((5, Transport::SaslSsl));
@@ -703,10 +765,14 @@ fn warm_up(options: &Options, kafka: &LocalKafka, peers: &Peers, backend: &Kind)
 }
 
 /// Why a scenario cannot run on `backend`, as a whole: only the bench's own node has a
-/// SASL_SSL listener (with a CA and a SCRAM user the bench made), and only a real Kafka
-/// coordinates transactions.
+/// SASL_SSL listener (with a CA and a SCRAM user the bench made), only a real Kafka
+/// coordinates transactions, and only the sink captures requests for the wire limit.
 fn unsupported(s: &Scenario, backend: &Kind) -> Option<&'static str> {
     match backend {
+        Kind::Kafka | Kind::External(_) if s.wire => Some(
+            "the wire limit runs on the sink only (it captures ours' Produce requests, and \
+             measures the client against the cost of moving them, not a broker's)",
+        ),
         Kind::Sink if s.is_transactional() => Some(
             "the sink cannot coordinate transactions (it serves no FindCoordinator, \
              InitProducerId, AddPartitionsToTxn or EndTxn, and keeps no records to read back \
@@ -803,11 +869,36 @@ fn run_once(
             lock_shared().insert(shared_key);
         }
     }
-    let figures = match run_child(options, peers, &broker, s, transport, client, &topic) {
+    // The wire limit: the sink's capture files, removed when the run ends.
+    let capture = if s.wire {
+        match CaptureDir::create(s.id) {
+            Ok(dir) => Some(dir),
+            Err(e) => return Outcome::Failed(e),
+        }
+    } else {
+        None
+    };
+    let capture_dir = capture.as_ref().map(|dir| dir.0.as_path());
+    let figures = match run_child(
+        options,
+        peers,
+        &broker,
+        s,
+        transport,
+        client,
+        &topic,
+        capture_dir,
+    ) {
         Ok(figures) => figures,
         Err(Unavailable::Skipped(why)) => return Outcome::Skipped(why),
         Err(Unavailable::Failed(e)) => return Outcome::Failed(e),
     };
+    if capture.is_some() {
+        return match wire_limit(options, kafka, broker, partitions, figures) {
+            Ok(figures) => Outcome::Done(figures),
+            Err(e) => Outcome::Failed(e),
+        };
+    }
     if !s.is_transactional() {
         return Outcome::Done(figures);
     }
@@ -827,6 +918,84 @@ fn run_once(
         )),
         Err(e) => Outcome::Failed(e),
     }
+}
+
+/// The capture files of a wire-limit run: a directory of their own in the system's
+/// temporary directory, removed (with the files) when this is dropped.
+struct CaptureDir(PathBuf);
+
+impl CaptureDir {
+    fn create(id: u8) -> Result<CaptureDir, String> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let path =
+            std::env::temp_dir().join(format!("bench-wire-s{id}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir(&path).map_err(|e| format!("creating {}: {e}", path.display()))?;
+        Ok(CaptureDir(path))
+    }
+}
+
+impl Drop for CaptureDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The wire-limit scenario, once ours has run on `broker` (a sink) with its capture on:
+/// checks the capture (one connection carried every Produce request, and it holds exactly
+/// the records ours acknowledged in its measured span), then runs the bare loop
+/// (`throughput/wire.rs`, this binary with `--wire`) against a fresh sink with `partitions`
+/// partitions per topic, as ours', and adds its figures to ours'. The bare loop's records
+/// are those its capture holds, and every one of its requests must get its response.
+fn wire_limit(
+    options: &Options,
+    kafka: &LocalKafka,
+    broker: Broker,
+    partitions: i32,
+    ours: Figures,
+) -> Result<Figures, String> {
+    let captures = broker.end_capture()?;
+    drop(broker);
+    let capture = match captures.as_slice() {
+        [one] => one,
+        [] => return Err("the sink captured no Produce request of ours".to_string()),
+        several => {
+            return Err(format!(
+                "ours sent its Produce requests over {} connections; the bare loop replays one",
+                several.len()
+            ))
+        }
+    };
+    if capture.records != ours.acked {
+        return Err(format!(
+            "the capture holds {} records in {} Produce requests, ours acknowledged {} in its \
+             measured span",
+            capture.records, capture.requests, ours.acked
+        ));
+    }
+    let sink = Broker::start(&Kind::Sink, partitions, kafka)?;
+    let exe = std::env::current_exe().map_err(|e| format!("locating the bench binary: {e}"))?;
+    let mut command = Command::new(exe);
+    command
+        .arg(wire::WIRE_FLAG)
+        .arg(&capture.path)
+        .args([sink.bootstrap(), scenario::MAX_IN_FLIGHT.to_string()]);
+    let bare = run_command(options, &sink, AtReady::Nothing, command)
+        .map_err(|e| format!("the bare loop: {e}"))?;
+    if bare.sent != capture.records || bare.acked != bare.sent {
+        return Err(format!(
+            "the bare loop counted {} records in the capture, {} answered; the sink counted {}",
+            bare.sent, bare.acked, capture.records
+        ));
+    }
+    Ok(Figures {
+        wire: Some(Box::new(Wire {
+            bare,
+            requests: capture.requests,
+        })),
+        ..ours
+    })
 }
 
 /// A topic name no other run uses.
@@ -851,7 +1020,8 @@ impl Drop for ChildProcess {
 }
 
 /// Runs `client` through `s` in a child process against `broker`: this binary again
-/// (ours, rdkafka) or a peer's program (Java, franz-go).
+/// (ours, rdkafka) or a peer's program (Java, franz-go). `capture_dir`: the wire-limit
+/// scenario's directory for the sink's capture files.
 #[allow(clippy::too_many_arguments)]
 fn run_child(
     options: &Options,
@@ -861,7 +1031,18 @@ fn run_child(
     transport: Transport,
     client: Client,
     topic: &str,
+    capture_dir: Option<&Path>,
 ) -> Result<Figures, Unavailable> {
+    let at_ready = match (s.is_stalled(), s.wire, capture_dir) {
+        (true, ..) => AtReady::Stall,
+        (false, true, Some(dir)) => AtReady::Capture(dir),
+        (false, true, None) => {
+            return Err(Unavailable::Failed(
+                "the wire limit needs a directory for its capture".to_string(),
+            ))
+        }
+        (false, false, _) => AtReady::Nothing,
+    };
     let (bootstrap, ca) = match transport {
         Transport::Plaintext => (broker.bootstrap(), client::NO_CA.to_string()),
         Transport::SaslSsl => {
@@ -897,24 +1078,33 @@ fn run_child(
         );
         peers.command(client, &args)?
     };
-    run_command(options, broker, s, command).map_err(Unavailable::Failed)
+    run_command(options, broker, at_ready, command).map_err(Unavailable::Failed)
 }
 
-/// Runs one child (see [`run_child`]) and collects its figures.
+/// What the parent does once a child that waits for `GO` (see `Scenario::waits_for_go`)
+/// has printed `READY`.
+enum AtReady<'a> {
+    /// The child does not wait: it measures right after its warm-up.
+    Nothing,
+    /// Stall the broker (scenario 4); it resumes once the child has exited.
+    Stall,
+    /// Start the sink's capture into this directory (the wire limit, scenario 19).
+    Capture(&'a Path),
+}
+
+/// Runs one child (see [`run_child`]; the bare loop of [`wire_limit`]) and collects its
+/// figures.
 fn run_command(
     options: &Options,
     broker: &Broker,
-    s: &Scenario,
+    at_ready: AtReady<'_>,
     mut command: Command,
 ) -> Result<Figures, String> {
     let broker_cpu_before = broker.cpu_ticks();
+    let waits = !matches!(at_ready, AtReady::Nothing);
     let mut child = ChildProcess(
         command
-            .stdin(if s.is_stalled() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
+            .stdin(if waits { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -943,7 +1133,7 @@ fn run_command(
     };
 
     let mut stalled = None;
-    if s.is_stalled() {
+    if waits {
         match next_line()? {
             Some(line) if line == client::READY => {}
             other => {
@@ -953,7 +1143,11 @@ fn run_command(
                 ))
             }
         }
-        stalled = Some(broker.stall()?);
+        match at_ready {
+            AtReady::Stall => stalled = Some(broker.stall()?),
+            AtReady::Capture(dir) => broker.capture(dir)?,
+            AtReady::Nothing => {}
+        }
         let stdin = child.0.stdin.as_mut().ok_or("the child has no stdin")?;
         writeln!(stdin, "{}", client::GO).map_err(|e| format!("writing GO: {e}"))?;
     }
@@ -1004,30 +1198,37 @@ fn print_run(backend: &str, s: &Scenario, transport: Transport, client: Client, 
     );
     match outcome {
         Outcome::Done(f) => {
-            let latency = f.latency_ms.map_or(String::new(), |[p50, p99, p999, max]| {
-                format!(
-                    ", latency p50 {p50:.2} ms, p99 {p99:.2} ms, p99.9 {p999:.2} ms, max {max:.2} ms"
-                )
-            });
-            println!(
-                "  {who} {} records in {:.2} s: {:.0} records/s, {:.1} MB/s, CPU {:.2} s \
-                 ({:.3} s per 1M records), peak RSS {:.1} MiB{latency}{}{} (load average {})",
-                f.records(s),
-                f.elapsed.as_secs_f64(),
-                f.records_per_s(s),
-                f.mb_per_s(s),
-                f.cpu_s,
-                f.cpu_per_million(s),
-                f.peak_rss_mib(),
-                f.broker_cpu_s
-                    .map_or(String::new(), |cpu| format!(", {backend} CPU {cpu:.2} s")),
-                notes(s, f).map_or(String::new(), |n| format!("; {n}")),
-                load_average()
-            );
+            print_done(backend, &who, s, f);
+            if let Some(wire) = &f.wire {
+                let who = format!("[{backend}] scenario {} bare loop", run_label(s, transport));
+                print_done(backend, &who, s, &wire.bare);
+            }
         }
         Outcome::Failed(e) => println!("  {who} FAILED: {e}"),
         Outcome::Skipped(why) => println!("  {who} skipped: {why}"),
     }
+}
+
+/// The line of a run that succeeded: `who` did it, `f` are its figures.
+fn print_done(backend: &str, who: &str, s: &Scenario, f: &Figures) {
+    let latency = f.latency_ms.map_or(String::new(), |[p50, p99, p999, max]| {
+        format!(", latency p50 {p50:.2} ms, p99 {p99:.2} ms, p99.9 {p999:.2} ms, max {max:.2} ms")
+    });
+    println!(
+        "  {who} {} records in {:.2} s: {:.0} records/s, {:.1} MB/s, CPU {:.2} s \
+         ({:.3} s per 1M records), peak RSS {:.1} MiB{latency}{}{} (load average {})",
+        f.records(s),
+        f.elapsed.as_secs_f64(),
+        f.records_per_s(s),
+        f.mb_per_s(s),
+        f.cpu_s,
+        f.cpu_per_million(s),
+        f.peak_rss_mib(),
+        f.broker_cpu_s
+            .map_or(String::new(), |cpu| format!(", {backend} CPU {cpu:.2} s")),
+        notes(s, f).map_or(String::new(), |n| format!("; {n}")),
+        load_average()
+    );
 }
 
 /// QueueFull retries, refused records, the stalled close, client errors.
@@ -1064,6 +1265,13 @@ fn notes(s: &Scenario, f: &Figures) -> Option<String> {
     if let Some(read) = f.read_committed {
         notes.push(format!("{read} records read back at read_committed"));
     }
+    if let Some(wire) = &f.wire {
+        notes.push(format!(
+            "its {} Produce requests replayed by the bare loop: ours / bare loop {:.2}",
+            wire.requests,
+            wire.ratio(f, s)
+        ));
+    }
     if f.client_errors > 0 {
         notes.push(format!("{} client error reports", f.client_errors));
     }
@@ -1079,8 +1287,9 @@ fn print_figures_table(options: &Options, backend: &str, results: &Results) {
     println!("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|");
     for &id in &options.scenarios {
         let s = scenario::scenario(id, options.mode);
-        // A TLS or transactional scenario not run on this backend: one row says why.
-        let whole = s.tls || s.is_transactional();
+        // A TLS, transactional or wire-limit scenario not run on this backend: one row says
+        // why.
+        let whole = s.tls || s.is_transactional() || s.wire;
         let last = *s.transports().last().unwrap_or(&Transport::Plaintext);
         let key = (backend_key(backend), id, last, Client::Ours);
         if let (true, Some(Outcome::Skipped(why))) = (whole, results.runs.get(&key)) {
@@ -1097,10 +1306,6 @@ fn print_figures_table(options: &Options, backend: &str, results: &Results) {
             let retried = results.retried.contains_key(&key);
             match results.runs.get(&key) {
                 Some(Outcome::Done(f)) => {
-                    let [p50, p99, p999] =
-                        f.latency_ms.map_or(["—", "—", "—"].map(String::from), |l| {
-                            [l[0], l[1], l[2]].map(|ms| format!("{ms:.2}"))
-                        });
                     let mut note = notes(&s, f).unwrap_or_default();
                     if retried {
                         note += if note.is_empty() {
@@ -1109,18 +1314,11 @@ fn print_figures_table(options: &Options, backend: &str, results: &Results) {
                             "; retried"
                         };
                     }
-                    println!(
-                        "| {label} | {client} | {} | {:.2} | {:.0} | {:.1} | {:.2} | {:.3} | {p50} \
-                         | {p99} | {p999} | {:.1} | {} | {note} |",
-                        f.records(&s),
-                        f.elapsed.as_secs_f64(),
-                        f.records_per_s(&s),
-                        f.mb_per_s(&s),
-                        f.cpu_s,
-                        f.cpu_per_million(&s),
-                        f.peak_rss_mib(),
-                        f.broker_cpu(),
-                    );
+                    print_figures_row(&label, client.name(), &s, f, &note);
+                    if let Some(wire) = &f.wire {
+                        let note = format!("replayed ours' {} Produce requests", wire.requests);
+                        print_figures_row(&label, "bare loop", &s, &wire.bare, &note);
+                    }
                 }
                 Some(Outcome::Failed(e)) => {
                     println!("| {label} | {client} | FAILED: {e} ||||||||||||");
@@ -1132,6 +1330,25 @@ fn print_figures_table(options: &Options, backend: &str, results: &Results) {
             }
         }
     }
+}
+
+/// A row of [`print_figures_table`]: `who` ran scenario `label` with figures `f`.
+fn print_figures_row(label: &str, who: &str, s: &Scenario, f: &Figures, note: &str) {
+    let [p50, p99, p999] = f.latency_ms.map_or(["—", "—", "—"].map(String::from), |l| {
+        [l[0], l[1], l[2]].map(|ms| format!("{ms:.2}"))
+    });
+    println!(
+        "| {label} | {who} | {} | {:.2} | {:.0} | {:.1} | {:.2} | {:.3} | {p50} | {p99} | {p999} \
+         | {:.1} | {} | {note} |",
+        f.records(s),
+        f.elapsed.as_secs_f64(),
+        f.records_per_s(s),
+        f.mb_per_s(s),
+        f.cpu_s,
+        f.cpu_per_million(s),
+        f.peak_rss_mib(),
+        f.broker_cpu(),
+    );
 }
 
 /// What a ratio row compares.
@@ -1505,6 +1722,60 @@ fn print_idle_table(options: &Options, results: &Results) {
             );
         }
     }
+}
+
+/// The wire limit (scenario 19, on the sink): ours' records/s against the bare loop's, which
+/// wrote the same Produce requests (captured from ours' run) over one socket, with the
+/// target on their ratio (ours at least half the bare loop's rate). Ours' rate in scenario
+/// 1 on the sink, the same load without the capture, is shown beside it when it ran: the
+/// capture's writer thread takes CPU time from a small machine.
+fn print_wire_table(options: &Options, results: &Results) {
+    const ID: u8 = scenario::WIRE_ID;
+    const TARGET: f64 = 0.5;
+    if !options.scenarios.contains(&ID) {
+        return;
+    }
+    let s = scenario::scenario(ID, options.mode);
+    println!(
+        "\n### wire limit (scenario {ID}, sink): ours vs a bare loop writing ours' Produce \
+         requests over one socket ({}, at most {} requests in flight)\n",
+        s.load_description(),
+        scenario::MAX_IN_FLIGHT
+    );
+    if !options.backends.iter().any(|b| matches!(b, Kind::Sink)) {
+        println!("not run: the wire limit runs on the sink only (BENCH_BACKENDS including sink)");
+        return;
+    }
+    println!(
+        "| backend | Produce requests | ours records/s | bare loop records/s | ours / bare loop \
+         | target | status | ours records/s in scenario 1 (no capture) |"
+    );
+    println!("|---|--:|--:|--:|--:|---|---|--:|");
+    let backend = Kind::Sink.name();
+    let scenario_1 = results
+        .figures(backend, 1, Transport::Plaintext, Client::Ours)
+        .map_or("—".to_string(), |f| {
+            format!(
+                "{:.0}",
+                f.records_per_s(&scenario::scenario(1, options.mode))
+            )
+        });
+    let figures = results.figures(backend, ID, Transport::Plaintext, Client::Ours);
+    let Some((ours, wire)) = figures.and_then(|f| Some((f, f.wire.as_deref()?))) else {
+        println!(
+            "| {backend} | — | — | — | — | ≥ {TARGET:.1} | n/a (run failed or skipped) \
+             | {scenario_1} |"
+        );
+        return;
+    };
+    let ratio = wire.ratio(ours, &s);
+    println!(
+        "| {backend} | {} | {:.0} | {:.0} | {ratio:.2} | ≥ {TARGET:.1} | {} | {scenario_1} |",
+        wire.requests,
+        ours.records_per_s(&s),
+        wire.bare.records_per_s(&s),
+        met(ratio >= TARGET)
+    );
 }
 
 /// Instructions per record of ours and rdkafka under callgrind (`throughput/instructions.rs`),

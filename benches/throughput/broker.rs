@@ -9,6 +9,7 @@
 use std::cell::OnceCell;
 use std::future::Future;
 use std::net::{TcpStream, ToSocketAddrs};
+use std::path::Path;
 use std::pin::pin;
 use std::process::Command;
 use std::sync::Arc;
@@ -24,7 +25,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::kafka::{Kafka, TlsListener};
 use crate::procfs;
-use crate::sink::{Sink, Stall};
+use crate::sink::{Capture, Sink, Stall};
 
 /// Which kind of broker a run uses.
 #[derive(Debug, Clone)]
@@ -216,6 +217,31 @@ impl<'a> Broker<'a> {
             Broker::External(_) => return None,
         };
         procfs::cpu_ticks(&pid).ok()
+    }
+
+    /// The sink only: captures the Produce requests that arrive from now on into files in
+    /// `dir` (the wire-limit scenario; see [`Sink::capture`]).
+    pub fn capture(&self, dir: &Path) -> Result<(), String> {
+        match self {
+            Broker::Sink(sink) => sink
+                .capture(dir)
+                .map_err(|e| format!("starting the sink's capture: {e}")),
+            Broker::Kafka(_) | Broker::External(_) => {
+                Err("only the sink captures requests".to_string())
+            }
+        }
+    }
+
+    /// The sink only: stops capturing and returns each connection's capture.
+    pub fn end_capture(&self) -> Result<Vec<Capture>, String> {
+        match self {
+            Broker::Sink(sink) => sink
+                .end_capture()
+                .map_err(|e| format!("the sink's capture: {e}")),
+            Broker::Kafka(_) | Broker::External(_) => {
+                Err("only the sink captures requests".to_string())
+            }
+        }
     }
 
     /// Stops the broker answering: SIGSTOP for the Kafka JVM, a stall for the sink. An

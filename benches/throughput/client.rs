@@ -10,7 +10,8 @@
 //! the load (CPU and wall time from the first send to the last acknowledgement, peak RSS at
 //! its end); then close; then print the line. In the stalled scenario the child prints
 //! `READY` after the warm-up and waits for `GO` on stdin, which the parent sends once the
-//! broker is stopped.
+//! broker is stopped; in the wire-limit scenario (19) likewise, the parent sending `GO` once
+//! the sink captures the Produce requests that follow.
 //!
 //! The transactional scenario (7): after building the producer, `init_transactions` (timed
 //! on its own, reported as `init_ms`, outside the measurement); the warm-up is sent in
@@ -268,8 +269,9 @@ fn run<D: Driver>(driver: D, s: &Scenario) -> Result<Report, String> {
         return Err(format!("warm-up: {problem}"));
     }
 
-    if s.is_stalled() {
-        // The parent stops the broker between READY and GO.
+    if s.waits_for_go() {
+        // The parent stops the broker (stalled) or starts the sink's capture (wire limit)
+        // between READY and GO.
         println!("{READY}");
         std::io::stdout().flush().map_err(|e| e.to_string())?;
         let mut line = String::new();
@@ -657,6 +659,37 @@ struct Report {
     transactions: Option<(Duration, Transactions)>,
     /// Idle scenario: what the idle producer used.
     idle: Option<Idle>,
+}
+
+/// The result line of a run that is no client's: the bare loop of the wire-limit scenario
+/// (`throughput/wire.rs`), which wrote requests holding `records` records, of which the
+/// responses that arrived cover `answered`, in `elapsed` and `cpu_ticks` of CPU time.
+pub fn bare_result_line(
+    records: u64,
+    answered: u64,
+    elapsed: Duration,
+    cpu_ticks: u64,
+    peak_rss_kb: u64,
+    rss_before_kb: u64,
+) -> String {
+    Report {
+        sent: records,
+        acked: answered,
+        failed: 0,
+        refused: 0,
+        first_error: None,
+        queue_full: 0,
+        elapsed,
+        cpu_ticks,
+        peak_rss_kb,
+        rss_before_kb,
+        latency: None,
+        close_time: Duration::ZERO,
+        client_errors: 0,
+        transactions: None,
+        idle: None,
+    }
+    .line()
 }
 
 impl Report {

@@ -162,13 +162,17 @@ pub struct Scenario {
     pub keys: u64,
     /// The topic's partitions, when the scenario sets them (else `BENCH_PARTITIONS`).
     pub partitions: Option<i32>,
+    /// The wire limit (scenario 19, ours on the sink only): the sink captures the Produce
+    /// requests of ours' measured span, and a bare loop then replays them (`throughput/wire.rs`).
+    pub wire: bool,
 }
 
 /// `buffer.memory` for ours and `queue.buffering.max.kbytes` for librdkafka, in every
 /// scenario (Java's default, 32 MiB; librdkafka's default would be 1 GiB).
 pub const BUFFER_MEMORY: u64 = 32 * 1024 * 1024;
 /// Java's default, and librdkafka's cap with idempotence; librdkafka's own default is 1M.
-const MAX_IN_FLIGHT: u32 = 5;
+/// Also the bare loop's window of outstanding requests in scenario 19.
+pub const MAX_IN_FLIGHT: u32 = 5;
 /// Java's default `delivery.timeout.ms`; librdkafka's `message.timeout.ms` defaults to 300 s.
 const DELIVERY_TIMEOUT_MS: u64 = 120_000;
 /// Java's default `max.request.size`; librdkafka's `message.max.bytes` defaults to 1000000.
@@ -186,9 +190,12 @@ const STALL_MAX_BLOCK_MS: u64 = 100;
 /// The partitions of every bench topic (both backends), unless `BENCH_PARTITIONS` is set.
 pub const DEFAULT_PARTITIONS: i32 = 6;
 
-pub const IDS: [u8; 18] = [
-    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18,
+pub const IDS: [u8; 19] = [
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19,
 ];
+
+/// The wire-limit scenario (see [`Scenario::wire`]).
+pub const WIRE_ID: u8 = 19;
 
 /// The scenarios that scale one thing, for the tables: (first id, last id, what scales).
 pub const SCALING: [(u8, u8, &str); 3] = [
@@ -201,7 +208,7 @@ pub const SCALING: [(u8, u8, &str); 3] = [
 /// partitions get about 11 keys each.
 pub const KEY_POOL: u64 = 65_536;
 
-/// Scenario `id` (1 to 7) at the sizes of `mode`.
+/// Scenario `id` (1 to 19) at the sizes of `mode`.
 pub fn scenario(id: u8, mode: Mode) -> Scenario {
     // (full, quick, smoke)
     let pick = |full: u64, quick: u64, smoke: u64| match mode {
@@ -225,6 +232,7 @@ pub fn scenario(id: u8, mode: Mode) -> Scenario {
         tls: false,
         keys: 0,
         partitions: None,
+        wire: false,
     };
     // Scenarios 8 to 17: scenario 1's settings with one thing scaled.
     let scaled = Scenario {
@@ -349,6 +357,14 @@ pub fn scenario(id: u8, mode: Mode) -> Scenario {
             warmup: pick(2_000, 500, 20),
             ..base
         },
+        // Scenario 1's load and settings; only its requests' fate differs.
+        WIRE_ID => Scenario {
+            title: "wire limit: scenario 1's load by ours on the sink, its Produce requests then \
+                    written again by a bare loop over one socket",
+            load: Load::Count(pick(2_000_000, 500_000, 2_000)),
+            wire: true,
+            ..base
+        },
         _ => panic!("there is no scenario {id}"),
     }
 }
@@ -360,6 +376,12 @@ impl Scenario {
 
     pub fn is_stalled(&self) -> bool {
         matches!(self.load, Load::Stalled { .. })
+    }
+
+    /// Whether the child stops after its warm-up, prints `READY` and waits for `GO`: the
+    /// parent stalls the broker then (scenario 4), or starts the sink's capture (19).
+    pub fn waits_for_go(&self) -> bool {
+        self.is_stalled() || self.wire
     }
 
     /// Whether the clients are transactional producers (scenario 7).

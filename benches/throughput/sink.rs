@@ -23,11 +23,26 @@
 //! [`Sink::stall`] makes it stop answering (the stalled-broker scenario): a connection thread
 //! that has read a request holds it and reads nothing more until the stall ends, so the
 //! client's socket buffers fill up as with a stopped broker.
+//!
+//! [`Sink::capture`] makes it keep the Produce requests that arrive from then on (the
+//! wire-limit scenario, 19): every Produce frame a connection reads, its size prefix
+//! included and byte for byte as read off the socket, goes to a file of that connection's,
+//! in arrival order; [`Sink::end_capture`] returns the files with the requests and records
+//! each holds (the records counted from the batch headers, as for the offsets). Other
+//! requests (Metadata, ApiVersions) are never captured. The connection thread hands each
+//! frame (the buffer it was read into, no copy) to a writer thread before it sends the
+//! response, and goes on: the file writes stay off the path of the requests, so the client
+//! meets the same sink as without a capture, but for the writer's CPU time (the frames
+//! written promptly, their buffers are reused; kept in memory to the end, every frame
+//! would fault in fresh pages).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -92,6 +107,43 @@ struct State {
     served: Mutex<HashMap<(i16, i16), u64>>,
     /// Every connection (a handle to shut it down on stop) and its thread.
     connections: Mutex<Vec<(TcpStream, JoinHandle<()>)>>,
+    /// The number of the next connection accepted (names its capture file).
+    next_connection: AtomicU64,
+    /// While capturing: the way to the writer thread, and the thread (see
+    /// [`Sink::capture`]).
+    capture: Mutex<Option<CaptureWriter>>,
+    /// Set with `capture`: read once per Produce request, without the lock.
+    capturing: AtomicBool,
+}
+
+/// The writer thread of a capture, and what goes to it.
+struct CaptureWriter {
+    frames: mpsc::Sender<ToWriter>,
+    thread: JoinHandle<io::Result<Vec<Capture>>>,
+}
+
+/// A message to the capture's writer thread.
+enum ToWriter {
+    /// A Produce request frame (size prefix included) of `records` records, read by
+    /// connection `connection`.
+    Frame {
+        connection: u64,
+        frame: Bytes,
+        records: u64,
+    },
+    /// The capture ends: every frame before this one is to be written.
+    End,
+}
+
+/// The Produce requests one connection carried while the sink captured, in a file.
+#[derive(Debug, Clone)]
+pub struct Capture {
+    /// The file of their frames, back to back, each with its 4-byte size prefix.
+    pub path: PathBuf,
+    /// How many frames.
+    pub requests: u64,
+    /// The records of their batches.
+    pub records: u64,
 }
 
 /// Why a connection ended other than by the client closing it.
@@ -121,6 +173,9 @@ impl Sink {
             next_producer_id: AtomicI64::new(1000),
             served: Mutex::new(HashMap::new()),
             connections: Mutex::new(Vec::new()),
+            next_connection: AtomicU64::new(0),
+            capture: Mutex::new(None),
+            capturing: AtomicBool::new(false),
         });
         let accept_state = Arc::clone(&state);
         let acceptor = std::thread::Builder::new()
@@ -135,6 +190,36 @@ impl Sink {
 
     pub fn bootstrap(&self) -> String {
         self.addr.to_string()
+    }
+
+    /// From now on, appends every Produce request frame each connection receives to
+    /// `dir/connection-<n>.bin` (`dir` exists; see [`Capture`]), from a writer thread.
+    pub fn capture(&self, dir: &Path) -> io::Result<()> {
+        let (frames, to_write) = mpsc::channel();
+        let dir = dir.to_path_buf();
+        let thread = std::thread::Builder::new()
+            .name("sink-capture".into())
+            .spawn(move || write_capture(&dir, &to_write))?;
+        *lock(&self.state.capture) = Some(CaptureWriter { frames, thread });
+        self.state.capturing.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Stops capturing, waits until the writer has written every frame handed to it, and
+    /// returns what each connection captured, by connection number. A request whose
+    /// response the client has received is in its file.
+    pub fn end_capture(&self) -> io::Result<Vec<Capture>> {
+        self.state.capturing.store(false, Ordering::Release);
+        let writer = lock(&self.state.capture)
+            .take()
+            .ok_or_else(|| io::Error::other("the sink was not capturing"))?;
+        // Handed over after every frame a connection sent before its response: it comes
+        // last.
+        let _ = writer.frames.send(ToWriter::End);
+        writer
+            .thread
+            .join()
+            .map_err(|_| io::Error::other("the capture's writer thread panicked"))?
     }
 
     /// Stops answering until the returned guard is dropped.
@@ -198,11 +283,12 @@ fn accept(listener: &TcpListener, state: &Arc<State>) {
                 continue;
             }
         };
+        let number = state.next_connection.fetch_add(1, Ordering::Relaxed);
         let spawned = stream.try_clone().and_then(|handle| {
             let conn_state = Arc::clone(state);
             let thread = std::thread::Builder::new()
                 .name("sink-conn".into())
-                .spawn(move || serve(&conn_state, stream))?;
+                .spawn(move || serve(&conn_state, stream, number))?;
             lock(&state.connections).push((handle, thread));
             Ok(())
         });
@@ -212,12 +298,12 @@ fn accept(listener: &TcpListener, state: &Arc<State>) {
     }
 }
 
-/// Serves one connection until the client closes it or the sink stops.
-fn serve(state: &State, stream: TcpStream) {
+/// Serves connection `number` until the client closes it or the sink stops.
+fn serve(state: &State, stream: TcpStream, number: u64) {
     let peer = stream
         .peer_addr()
         .map_or_else(|_| "?".to_string(), |a| a.to_string());
-    match serve_requests(state, stream) {
+    match serve_requests(state, stream, number) {
         Ok(()) => {}
         Err(ConnError::Io(e)) => {
             // A client closing its connection shows up as one of these: not a problem.
@@ -238,7 +324,7 @@ fn serve(state: &State, stream: TcpStream) {
     }
 }
 
-fn serve_requests(state: &State, stream: TcpStream) -> Result<(), ConnError> {
+fn serve_requests(state: &State, stream: TcpStream, number: u64) -> Result<(), ConnError> {
     stream.set_nodelay(true)?;
     let mut reader = BufReader::with_capacity(256 * 1024, stream.try_clone()?);
     let mut writer = stream;
@@ -255,8 +341,11 @@ fn serve_requests(state: &State, stream: TcpStream) -> Result<(), ConnError> {
         if size < 0 || size as usize > MAX_FRAME {
             return Err(ConnError::Protocol(format!("request size {size}")));
         }
-        let mut frame = BytesMut::zeroed(size as usize);
-        reader.read_exact(&mut frame)?;
+        // The size prefix stays in front of the request, for a capture.
+        let mut frame = BytesMut::zeroed(4 + size as usize);
+        frame[..4].copy_from_slice(&size.to_be_bytes());
+        reader.read_exact(&mut frame[4..])?;
+        let frame = frame.freeze();
         // A stalled broker: hold this request, read nothing more.
         while state.stalled.load(Ordering::Acquire) && !state.stopping.load(Ordering::Acquire) {
             std::thread::sleep(Duration::from_millis(5));
@@ -265,16 +354,41 @@ fn serve_requests(state: &State, stream: TcpStream) -> Result<(), ConnError> {
             return Ok(());
         }
         out.clear();
-        if state.answer(frame.freeze(), &mut out)? {
+        let answered = state.answer(frame.slice(4..), &mut out)?;
+        // Handed to the writer before the response goes out: once the client has its
+        // response, the end of the capture comes after the request in the writer's queue.
+        if let Some(records) = answered.produced {
+            if state.capturing.load(Ordering::Acquire) {
+                let to_writer = ToWriter::Frame {
+                    connection: number,
+                    frame,
+                    records,
+                };
+                if let Some(writer) = lock(&state.capture).as_ref() {
+                    // The writer stops only at the end of the capture (or on an error,
+                    // which the end reports).
+                    let _ = writer.frames.send(to_writer);
+                }
+            }
+        }
+        if answered.respond {
             writer.write_all(&out)?;
         }
     }
 }
 
+/// What answering a request did.
+struct Answered {
+    /// Whether `out` holds a response to send (not for Produce with acks=0).
+    respond: bool,
+    /// Produce: the records of its batches.
+    produced: Option<u64>,
+}
+
 impl State {
-    /// Writes the response to `request` (size, header, body) into `out`; false when the
-    /// request gets no response (Produce with acks=0).
-    fn answer(&self, mut request: Bytes, out: &mut BytesMut) -> Result<bool, ConnError> {
+    /// Writes the response to `request` (size, header, body) into `out`, unless the request
+    /// gets none (Produce with acks=0).
+    fn answer(&self, mut request: Bytes, out: &mut BytesMut) -> Result<Answered, ConnError> {
         let header =
             decode_request_header_from_buffer(&mut request).map_err(protocol("request header"))?;
         let (key, version) = (header.request_api_key, header.request_api_version);
@@ -304,7 +418,11 @@ impl State {
                         })
                         .collect(),
                 );
-            return respond(out, api, body_version, correlation_id, &body).map(|()| true);
+            respond(out, api, body_version, correlation_id, &body)?;
+            return Ok(Answered {
+                respond: true,
+                produced: None,
+            });
         }
         let (min, max) = advertised(api);
         if version < min || version > max {
@@ -330,11 +448,14 @@ impl State {
             ApiKey::Produce => {
                 let request = ProduceRequest::decode(&mut request, version)
                     .map_err(protocol("Produce request"))?;
-                let body = self.produce(&request)?;
-                if request.acks == 0 {
-                    return Ok(false);
+                let (body, records) = self.produce(&request)?;
+                if request.acks != 0 {
+                    respond(out, api, version, correlation_id, &body)?;
                 }
-                respond(out, api, version, correlation_id, &body)?;
+                return Ok(Answered {
+                    respond: request.acks != 0,
+                    produced: Some(records),
+                });
             }
             _ => {
                 return Err(ConnError::Protocol(format!(
@@ -342,7 +463,10 @@ impl State {
                 )))
             }
         }
-        Ok(true)
+        Ok(Answered {
+            respond: true,
+            produced: None,
+        })
     }
 
     /// One broker, this endpoint, leading every partition of every topic asked for.
@@ -385,9 +509,11 @@ impl State {
     }
 
     /// Success for every partition; the base offset is the partition's next offset, which
-    /// then advances by the number of records in the partition's batches.
-    fn produce(&self, request: &ProduceRequest) -> Result<ProduceResponse, ConnError> {
+    /// then advances by the number of records in the partition's batches. Also returns the
+    /// records of the whole request.
+    fn produce(&self, request: &ProduceRequest) -> Result<(ProduceResponse, u64), ConnError> {
         let mut offsets = lock(&self.offsets);
+        let mut total = 0u64;
         let mut responses = Vec::with_capacity(request.topic_data.len());
         for topic in &request.topic_data {
             let next = offsets
@@ -403,6 +529,7 @@ impl State {
                         data.index
                     ))
                 })?;
+                total += count as u64;
                 let response = PartitionProduceResponse::default()
                     .with_index(data.index)
                     .with_log_append_time_ms(-1)
@@ -425,7 +552,52 @@ impl State {
                     .with_partition_responses(partition_responses),
             );
         }
-        Ok(ProduceResponse::default().with_responses(responses))
+        Ok((ProduceResponse::default().with_responses(responses), total))
+    }
+}
+
+/// The capture's writer thread: appends each frame it gets to its connection's file in
+/// `dir` (created on the connection's first frame) until [`ToWriter::End`], then returns
+/// the files. After a failed write it keeps reading, writing nothing, and returns the
+/// error at the end.
+fn write_capture(dir: &Path, frames: &mpsc::Receiver<ToWriter>) -> io::Result<Vec<Capture>> {
+    let mut files: BTreeMap<u64, (File, Capture)> = BTreeMap::new();
+    let mut failed = None;
+    // A sink dropped while capturing disconnects the channel: the thread ends too.
+    while let Ok(ToWriter::Frame {
+        connection,
+        frame,
+        records,
+    }) = frames.recv()
+    {
+        if failed.is_some() {
+            continue;
+        }
+        let written = match files.entry(connection) {
+            std::collections::btree_map::Entry::Occupied(entry) => Ok(entry.into_mut()),
+            std::collections::btree_map::Entry::Vacant(entry) => {
+                let path = dir.join(format!("connection-{connection}.bin"));
+                File::create(&path).map(|file| {
+                    let capture = Capture {
+                        path,
+                        requests: 0,
+                        records: 0,
+                    };
+                    entry.insert((file, capture))
+                })
+            }
+        }
+        .and_then(|(file, capture)| {
+            file.write_all(&frame)?;
+            capture.requests += 1;
+            capture.records += records;
+            Ok(())
+        });
+        failed = written.err();
+    }
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(files.into_values().map(|(_, capture)| capture).collect()),
     }
 }
 
@@ -465,8 +637,9 @@ fn respond<R: Encodable>(
 }
 
 /// The number of records in a sequence of RecordBatch v2: the `recordCount` field of each
-/// batch header (byte 57 of the batch), batches found by their `batchLength`.
-fn count_records(mut records: &[u8]) -> Result<i64, String> {
+/// batch header (byte 57 of the batch), batches found by their `batchLength`. The bare loop
+/// of the wire-limit scenario counts its records with it too (`throughput/wire.rs`).
+pub fn count_records(mut records: &[u8]) -> Result<i64, String> {
     const HEADER: usize = 61; // baseOffset .. recordCount
     const MAGIC_AT: usize = 16;
     let mut count = 0i64;
