@@ -323,9 +323,16 @@ impl Accumulator {
         let created = batches.back().map_or_else(Instant::now, |b| b.created);
         drop(batches);
         self.seal(queue, sealing);
-        let lingers_until = created
-            .checked_add(self.cfg.linger)
-            .unwrap_or_else(|| crate::core::instant_after(Duration::MAX));
+        // A flush or close makes every batch ready at once (see `inspect`): no lingering.
+        let lingers_until = if self.flushes_in_progress.load(Ordering::SeqCst) > 0
+            || self.closing.load(Ordering::SeqCst)
+        {
+            created
+        } else {
+            created
+                .checked_add(self.cfg.linger)
+                .unwrap_or_else(|| crate::core::instant_after(Duration::MAX))
+        };
         Ok(Appended {
             future,
             wake_sender: previous_ready,
@@ -761,6 +768,30 @@ mod tests {
         a.abort_all(&Error::Closed, &tx);
         drop(tx);
         assert!(thread.join(None));
+    }
+
+    #[test]
+    fn a_batch_opened_during_a_flush_or_close_does_not_linger() {
+        let a = acc(16_384, 100_000);
+        let q = a.queue("t", 0);
+        let before = Instant::now();
+        let lingering = a.append(&q, &rec(b"x"), Completion::Future, None).unwrap();
+        assert!(lingering.lingers_until.unwrap() >= before + Duration::from_millis(5));
+        a.take_front(&q, Instant::now(), 1 << 20, true).unwrap();
+        a.begin_flush();
+        let flushed = a.append(&q, &rec(b"y"), Completion::Future, None).unwrap();
+        assert!(
+            flushed.lingers_until.unwrap() <= Instant::now(),
+            "a flush wants it now"
+        );
+        a.end_flush();
+        a.take_front(&q, Instant::now(), 1 << 20, true).unwrap();
+        a.begin_close(&Error::Closed);
+        let closing = a.append(&q, &rec(b"z"), Completion::Future, None).unwrap();
+        assert!(
+            closing.lingers_until.unwrap() <= Instant::now(),
+            "close drains now"
+        );
     }
 
     #[test]
