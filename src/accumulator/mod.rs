@@ -323,10 +323,7 @@ impl Accumulator {
         let created = batches.back().map_or_else(Instant::now, |b| b.created);
         drop(batches);
         self.seal(queue, sealing);
-        // A flush or close makes every batch ready at once (see `inspect`): no lingering.
-        let lingers_until = if self.flushes_in_progress.load(Ordering::SeqCst) > 0
-            || self.closing.load(Ordering::SeqCst)
-        {
+        let lingers_until = if self.all_ready() {
             created
         } else {
             created
@@ -430,6 +427,15 @@ impl Accumulator {
             .collect()
     }
 
+    /// Whether every batch is ready whatever its linger: a flush or close is under way, or
+    /// a send waits for memory (as Java drains then). `inspect` and a newly opened batch's
+    /// deadline (`Appended::lingers_until`) both follow this one rule.
+    fn all_ready(&self) -> bool {
+        self.flushes_in_progress.load(Ordering::SeqCst) > 0
+            || self.closing.load(Ordering::SeqCst)
+            || self.pool.has_waiters()
+    }
+
     /// Whether the front batch of `queue` should be sent now, else when to look again.
     /// Also removes batches whose delivery timeout passed (returned in `expired`). Batches
     /// of the partition still in flight are older, so the sender expired them first: the
@@ -464,12 +470,8 @@ impl Accumulator {
             .created
             .checked_add(self.cfg.linger)
             .unwrap_or_else(|| crate::core::instant_after(Duration::MAX));
-        let ready = front.is_closed()
-            || batches.len() > 1
-            || now >= linger_done
-            || self.flushes_in_progress.load(Ordering::SeqCst) > 0
-            || self.closing.load(Ordering::SeqCst)
-            || self.pool.has_waiters();
+        let ready =
+            front.is_closed() || batches.len() > 1 || now >= linger_done || self.all_ready();
         if ready {
             QueueState::Ready
         } else {
