@@ -21,6 +21,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::kafka::{Kafka, TlsListener};
@@ -306,17 +307,22 @@ fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<(), Str
         .create()
         .map_err(|e| format!("creating an admin client: {e}"))?;
     let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(20)));
+    // A fresh node may take longer than a minute to set up thousands of partitions: the
+    // admin client may then retry, and its retry finds the topic it created.
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(60)));
     let results = block_on(
         admin.create_topics([&new_topic], &options),
-        Duration::from_secs(30),
+        Duration::from_secs(90),
     )
-    .ok_or_else(|| format!("creating topic {topic}: no answer within 30 s"))?
+    .ok_or_else(|| format!("creating topic {topic}: no answer within 90 s"))?
     .map_err(|e| format!("creating topic {topic}: {e}"))?;
     for result in results {
-        result.map_err(|(name, code)| format!("creating topic {name}: {code}"))?;
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => return Err(format!("creating topic {name}: {code}")),
+        }
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let seen = admin
             .inner()
@@ -334,7 +340,7 @@ fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<(), Str
         }
         if Instant::now() >= deadline {
             return Err(format!(
-                "topic {topic}: metadata shows {seen} of {partitions} partitions led after 30 s"
+                "topic {topic}: metadata shows {seen} of {partitions} partitions led after 90 s"
             ));
         }
         std::thread::sleep(Duration::from_millis(100));

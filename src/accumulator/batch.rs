@@ -35,8 +35,11 @@ const MAX_SPLIT_DEPTH: u32 = 19;
 /// bytes and the allocator's overhead), so that memory held for callbacks is bounded by
 /// buffer.memory like the records themselves.
 pub(crate) const CALLBACK_COST: usize = std::mem::size_of::<RecordCallback>() + 32;
-/// Callbacks a new batch reserves room for; the room doubles as the batch fills.
+/// The most callbacks a new batch reserves room for; the room doubles as the batch fills.
 pub(crate) const CALLBACKS_PER_CHUNK: usize = 64;
+/// The fewest: a batch expected to hold a record or two (thousands of partitions, each
+/// with a batch) reserves little, so that buffer.memory holds them all.
+pub(crate) const MIN_CALLBACK_ROOM: usize = 4;
 
 /// A record ready to be appended: already serialized, partition chosen.
 #[derive(Debug, Clone, Copy)]
@@ -222,7 +225,7 @@ impl ProducerBatch {
             // memory (up to max.block.ms) outside the partition lock.
             // The room doubles, so a batch of n records reallocates its list log2(n) times
             // rather than n / 64 times (each a copy into fresh pages).
-            let more = self.callback_room.max(CALLBACKS_PER_CHUNK);
+            let more = self.callback_room.max(MIN_CALLBACK_ROOM);
             if !self.memory.try_grow(CALLBACK_COST * more) {
                 self.stage = Stage::Closed;
                 return Err(completion);

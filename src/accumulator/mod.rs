@@ -70,8 +70,10 @@ pub(crate) struct AccumulatorConfig {
     pub producer_id: u64,
 }
 
-/// The smallest buffer a new batch starts with (see [`Accumulator::initial_buffer`]).
-const MIN_BATCH_BUFFER: usize = 4 * 1024;
+/// The smallest buffer a new batch starts with (see [`Accumulator::initial_buffer`]): a
+/// header and a few small records. With thousands of partitions most batches hold a record
+/// or two, and every open batch holds its buffer's worth of buffer.memory.
+const MIN_BATCH_BUFFER: usize = 512;
 
 /// The batches of one partition, oldest first.
 #[derive(Debug)]
@@ -253,8 +255,13 @@ impl Accumulator {
         // Slow path: memory and a buffer for a new batch, outside the partition lock.
         let record_size = RecordBatchBuilder::record_size_with_payload(record.payload, 0, 0);
         let size = self.initial_buffer(queue).max(HEADER_SIZE + record_size);
+        // Room for as many callbacks as records of this size fill the buffer (the
+        // partition's last batch), within [MIN_CALLBACK_ROOM, CALLBACKS_PER_CHUNK].
         let callback_room = match completion {
-            Completion::Callback(_) => batch::CALLBACKS_PER_CHUNK,
+            Completion::Callback(_) => (size / record_size.max(1))
+                .checked_next_power_of_two()
+                .unwrap_or(usize::MAX)
+                .clamp(batch::MIN_CALLBACK_ROOM, batch::CALLBACKS_PER_CHUNK),
             Completion::Future => 0,
         };
         let reserved = size + callback_room * batch::CALLBACK_COST;
@@ -313,6 +320,13 @@ impl Accumulator {
             Ok(f) => f,
             Err(_) => unreachable!("an empty open batch takes any record"),
         };
+        // A record as large as batch.size fills its batch alone: it goes without lingering.
+        let fresh_full = fresh.size() >= self.cfg.batch_size;
+        let mut fresh_sealing = None;
+        if fresh_full {
+            fresh.close();
+            fresh_sealing = fresh.take_for_sealing().map(|b| (fresh.id, b));
+        }
         self.incomplete
             .lock()
             .insert(fresh.id, Arc::clone(&fresh.result));
@@ -323,7 +337,8 @@ impl Accumulator {
         let created = batches.back().map_or_else(Instant::now, |b| b.created);
         drop(batches);
         self.seal(queue, sealing);
-        let lingers_until = if self.all_ready() {
+        self.seal(queue, fresh_sealing);
+        let lingers_until = if self.all_ready() || fresh_full {
             created
         } else {
             created
@@ -332,9 +347,9 @@ impl Accumulator {
         };
         Ok(Appended {
             future,
-            wake_sender: previous_ready,
+            wake_sender: previous_ready || fresh_full,
             lingers_until: Some(lingers_until),
-            batch_full: false,
+            batch_full: fresh_full,
         })
     }
 
@@ -436,7 +451,8 @@ impl Accumulator {
             || self.pool.has_waiters()
     }
 
-    /// Whether the front batch of `queue` should be sent now, else when to look again.
+    /// Whether the front batch of `queue` should be sent now (must, or may), else when to
+    /// look again.
     /// Also removes batches whose delivery timeout passed (returned in `expired`). Batches
     /// of the partition still in flight are older, so the sender expired them first: the
     /// records of a partition time out in order.
@@ -470,10 +486,10 @@ impl Accumulator {
             .created
             .checked_add(self.cfg.linger)
             .unwrap_or_else(|| crate::core::instant_after(Duration::MAX));
-        let ready =
-            front.is_closed() || batches.len() > 1 || now >= linger_done || self.all_ready();
-        if ready {
+        if front.is_closed() || batches.len() > 1 || self.all_ready() {
             QueueState::Ready
+        } else if now >= linger_done {
+            QueueState::Lingered
         } else {
             QueueState::Lingering(linger_done)
         }
@@ -672,8 +688,12 @@ impl Accumulator {
 pub(crate) enum QueueState {
     /// Nothing queued.
     Empty,
-    /// The front batch may go now.
+    /// The front batch must go now: it is full (closed, or another batch follows it), or a
+    /// flush, a close or a send waiting for memory wants every batch sent.
     Ready,
+    /// The front batch is open and its linger passed: it may go now, or wait behind a
+    /// request in flight to its leader and keep filling (see `Sender::send_ready`).
+    Lingered,
     /// The front batch lingers until this instant.
     Lingering(Instant),
     /// The front batch is backing off until this instant.
@@ -797,6 +817,22 @@ mod tests {
     }
 
     #[test]
+    fn a_record_as_large_as_batch_size_fills_its_batch_alone() {
+        let a = acc(1_000, 100_000);
+        let q = a.queue("t", 0);
+        let appended = a
+            .append(&q, &rec(&[7; 1_200]), Completion::Future, None)
+            .unwrap();
+        assert!(appended.batch_full && appended.wake_sender);
+        assert!(q.batches.lock().front().unwrap().is_closed());
+        assert_eq!(
+            a.inspect(&q, Instant::now(), &mut Vec::new()),
+            QueueState::Ready,
+            "it goes without lingering, as in Java"
+        );
+    }
+
+    #[test]
     fn a_lone_open_batch_lingers() {
         let a = acc(16_384, 100_000);
         let q = a.queue("t", 3);
@@ -806,6 +842,11 @@ mod tests {
             a.inspect(&q, now, &mut Vec::new()),
             QueueState::Lingering(_)
         ));
+        assert_eq!(
+            a.inspect(&q, now + Duration::from_millis(5), &mut Vec::new()),
+            QueueState::Lingered,
+            "past linger.ms an open batch may go, but need not"
+        );
         a.begin_flush();
         assert_eq!(a.inspect(&q, now, &mut Vec::new()), QueueState::Ready);
         a.end_flush();
@@ -849,6 +890,28 @@ mod tests {
         a.append(&q, &rec(&[1; 100]), Completion::Future, None)
             .unwrap();
         assert_eq!(q.batches.lock().back().unwrap().buffer_room(), 64 * 1024);
+    }
+
+    /// Performance round two, 6,000 partitions: a batch of a partition that sends a record
+    /// or two reserves little buffer.memory (it reserved 8 KiB for its buffer and callbacks,
+    /// and 6,000 of them outgrew the default 32 MiB: every send waited for memory).
+    #[test]
+    fn a_first_small_record_with_a_callback_reserves_under_a_kib() {
+        let a = acc(64 * 1024, 32 << 20);
+        let (thread, tx) = crate::delivery::CallbackThread::start("test-callbacks".into(), 1);
+        for p in 0..100 {
+            let q = a.queue("t", p);
+            let callback = Completion::Callback(Box::new(|_| {}));
+            a.append(&q, &rec(&[1; 100]), callback, None).unwrap();
+        }
+        let per_batch = a.buffer_in_use() / 100;
+        assert!(
+            per_batch <= 1024,
+            "{per_batch} bytes held per one-record batch"
+        );
+        a.abort_all(&Error::Closed, &tx);
+        drop(tx);
+        assert!(thread.join(None));
     }
 
     #[test]

@@ -23,6 +23,14 @@ use crate::record_batch::ProducerState;
 /// How often adaptive partitioning's queue statistics are refreshed.
 const LOAD_STATS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// One leader's queues whose front batch may go, in the sender's pass.
+#[derive(Default)]
+struct Ready {
+    /// Whether some front batch must go now (`QueueState::Ready`), not only may.
+    must_go: bool,
+    queues: Vec<Arc<PartitionQueue>>,
+}
+
 impl Sender {
     /// Expires overdue batches and sends one request to every leader with a ready batch.
     /// Returns when the next pass is due.
@@ -36,7 +44,15 @@ impl Sender {
         // leader's other partitions; with hundreds of partitions that sends most of them
         // with a record or two, and the broker's cost per batch then dominates (600
         // partitions: 8x the broker CPU of draining ripe batches only, as librdkafka does).
-        let mut ready: HashMap<i32, Vec<Arc<PartitionQueue>>> = HashMap::new();
+        //
+        // A leader with a Produce request in flight gets another only when one of its
+        // batches must go (`QueueState::Ready`: full, flushed, ...); its lingered open
+        // batches wait for the answer and keep filling. The broker handles one request per
+        // connection at a time, so a second request of small batches would only queue
+        // there; waiting lets batches grow with the broker's pace (many partitions at a
+        // high rate: a few large batches per partition instead of one per record). At low
+        // rates nothing is in flight when linger ends, and the batch goes as before.
+        let mut ready: HashMap<i32, Ready> = HashMap::new();
         // Topics with queued batches are in use (metadata.max.idle.ms).
         let mut used: Vec<Arc<str>> = Vec::new();
         // The last topic looked up, so that a run of one topic's queues hashes its name once.
@@ -59,7 +75,7 @@ impl Sender {
             match state {
                 QueueState::Empty => unreachable!("skipped above"),
                 QueueState::Lingering(at) | QueueState::Backoff(at) => next = next.min(at),
-                QueueState::Ready => {}
+                QueueState::Ready | QueueState::Lingered => {}
             }
             let name = queue.tp.topic_arc();
             let metadata = match &topic {
@@ -83,8 +99,10 @@ impl Sender {
                 self.core.metadata.request_update();
                 continue;
             };
-            if state == QueueState::Ready {
-                ready.entry(leader).or_default().push(Arc::clone(&queue));
+            if matches!(state, QueueState::Ready | QueueState::Lingered) {
+                let entry = ready.entry(leader).or_default();
+                entry.must_go |= state == QueueState::Ready;
+                entry.queues.push(Arc::clone(&queue));
             }
             by_node.entry(leader).or_default().push(queue);
         }
@@ -108,9 +126,10 @@ impl Sender {
             self.core.sticky.node_ready(node, now, drainable);
         }
         self.update_load_stats(&cluster, &by_node, now);
-        for (node, queues) in ready {
-            if self.in_flight.on_node(node) >= max_in_flight {
-                continue;
+        for (node, Ready { must_go, queues }) in ready {
+            let in_flight = self.in_flight.on_node(node);
+            if in_flight >= max_in_flight || (in_flight > 0 && !must_go) {
+                continue; // the answer wakes the sender
             }
             if !self.nodes.is_ready(node) {
                 match cluster.brokers.get(&node) {

@@ -1135,3 +1135,59 @@ fn an_idle_sender_sleeps_until_its_next_real_deadline() {
         "an idle sender sleeps until the metadata refresh is due, not {sleep:?}"
     );
 }
+
+/// Performance round two, many partitions: while a request to a leader is in flight, its
+/// lingered open batches wait for the answer and keep filling, instead of leaving one
+/// small request after another; a batch that must go (full) takes them along at once.
+#[test]
+fn lingered_batches_wait_behind_a_request_in_flight_unless_one_must_go() {
+    let mut h = Harness::new(
+        3,
+        &[
+            ("enable.idempotence", "false"),
+            ("acks", "1"),
+            ("batch.size", "200"),
+            ("linger.ms", "5"),
+        ],
+    );
+    h.append(0, "a");
+    h.advance(Duration::from_millis(5));
+    h.step();
+    let first = h.take_produce();
+    assert_eq!(first.len(), 1, "a goes once lingered: {first:?}");
+    h.append(1, "b");
+    h.advance(Duration::from_millis(5));
+    h.step();
+    assert!(
+        h.take_produce().is_empty(),
+        "b left in a second request of small batches while a was in flight"
+    );
+    h.append(1, "c");
+    h.advance(Duration::from_millis(50));
+    h.step();
+    assert!(h.take_produce().is_empty(), "b and c wait for a's answer");
+    h.answer(&first[0], ErrorCode::None);
+    h.step();
+    let second = h.take_produce();
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert_eq!(second[0].batches.len(), 1);
+    assert_eq!(second[0].batches[0].1, ["b", "c"], "b and c in one batch");
+    // With that request in flight, a record filling its own batch goes at once, and
+    // the lingered batch of another partition with it.
+    h.append(0, "d");
+    h.advance(Duration::from_millis(5));
+    h.step();
+    assert!(h.take_produce().is_empty());
+    h.append(2, &"e".repeat(300));
+    h.step();
+    let third = h.take_produce();
+    assert_eq!(third.len(), 1, "the full batch went at once: {third:?}");
+    let mut partitions: Vec<i32> = third[0].batches.iter().map(|b| b.0).collect();
+    partitions.sort_unstable();
+    assert_eq!(partitions, [0, 2], "d went along with the full batch");
+    h.answer(&second[0], ErrorCode::None);
+    h.answer(&third[0], ErrorCode::None);
+    let out = h.outcomes(5);
+    assert_eq!(out.len(), 5);
+    assert!(out.iter().all(|(_, r)| r.is_ok()), "{out:?}");
+}
