@@ -792,8 +792,9 @@ fn unsupported(s: &Scenario, backend: &Kind) -> Option<&'static str> {
     }
 }
 
-/// One run; in the full and quick modes a failed run is retried once on a fresh topic (and,
-/// on the sink, a fresh sink), and the first failure is kept for the report.
+/// One run; in the full and quick modes a failed run is retried once on a fresh topic (the
+/// partition scenarios' shared topic again, written once more unless it was; on the sink,
+/// a fresh sink), and the first failure is kept for the report.
 #[allow(clippy::too_many_arguments)]
 fn run_with_retry(
     options: &Options,
@@ -813,7 +814,7 @@ fn run_with_retry(
         return first;
     }
     println!(
-        "  RUN FAILED: {} scenario {} {client}: {error}\n  retrying once on a fresh topic",
+        "  RUN FAILED: {} scenario {} {client}: {error}\n  retrying once",
         backend.name(),
         run_label(s, transport)
     );

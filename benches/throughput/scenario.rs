@@ -1,6 +1,8 @@
-//! The seven scenarios, their sizes in each mode, and the equivalent settings both clients
-//! get for them (over plaintext, and for scenarios 5 and 6 also over SASL_SSL with
-//! SCRAM-SHA-512; for scenario 7 also a `transactional.id` unique to the run).
+//! The nineteen scenarios (1-7 as first written; 8-11 partitions, 12-14 threads, 15-17
+//! value sizes, 18 idle, 19 the wire limit), their sizes in each mode, and the equivalent
+//! settings every client gets for them (over plaintext, and for scenarios 5 and 6 also
+//! over SASL_SSL with SCRAM-SHA-512; for scenario 7 also a `transactional.id` unique to the
+//! run).
 
 use std::fmt;
 use std::time::Duration;
