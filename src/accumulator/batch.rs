@@ -283,6 +283,17 @@ impl ProducerBatch {
         }
     }
 
+    /// The MaxTimestamp field of the batch as last sent (from its encoded header).
+    pub fn sent_max_timestamp(&self) -> Option<i64> {
+        match &self.contents {
+            Contents::Encoded(bytes) => {
+                let field = bytes.get(35..43)?;
+                Some(i64::from_be_bytes(field.try_into().ok()?))
+            }
+            _ => None,
+        }
+    }
+
     /// Number of records.
     pub fn record_count(&self) -> u32 {
         self.record_count

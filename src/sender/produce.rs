@@ -372,9 +372,22 @@ impl Sender {
                     log::debug!("{}: the broker already had this batch", batch.tp);
                     Metrics::add(&self.core.metrics.duplicate_batches, 1);
                 }
+                // Kafka answers a batch it already has (a retry whose earlier attempt was
+                // written) with that batch's MaxTimestamp as the LogAppendTime, also on a
+                // CreateTime topic, so every record would report the batch's latest
+                // CreateTime (Java's would). On a LogAppendTime topic the stored maximum is
+                // the broker's append time, so a retried batch answered with exactly its own
+                // maximum CreateTime is such a duplicate: its records keep their CreateTimes.
+                let log_append_time = if batch.attempts > 1
+                    && Some(p.log_append_time_ms) == batch.sent_max_timestamp()
+                {
+                    -1
+                } else {
+                    p.log_append_time_ms
+                };
                 let outcome = BatchOutcome {
                     base_offset: p.base_offset,
-                    log_append_time: p.log_append_time_ms,
+                    log_append_time,
                 };
                 self.succeed(batch, outcome);
                 continue;

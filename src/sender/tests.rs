@@ -1191,3 +1191,107 @@ fn lingered_batches_wait_behind_a_request_in_flight_unless_one_must_go() {
     assert_eq!(out.len(), 5);
     assert!(out.iter().all(|(_, r)| r.is_ok()), "{out:?}");
 }
+
+/// Kafka answers a retried batch it had already written (a duplicate) with the batch's
+/// MaxTimestamp as LogAppendTime, also on a CreateTime topic: every record then reported
+/// the batch's latest CreateTime (seen in `records_keep_send_order_when_new_partitions_
+/// refuse_the_first_batches` on Kafka 3.9.2). A first answer with a LogAppendTime still
+/// gives every record that time.
+#[test]
+fn a_duplicate_answer_keeps_each_records_create_time() {
+    let mut h = Harness::new(
+        1,
+        &[
+            ("enable.idempotence", "false"),
+            ("acks", "1"),
+            ("batch.size", "1000"),
+            ("linger.ms", "10"),
+        ],
+    );
+    const T: i64 = 1_700_000_000_000;
+    let queue = h.core.accumulator.queue(TOPIC, 0);
+    let append = |timestamp: i64, value: &str| {
+        let payload = RecordBatchBuilder::payload_size(None, Some(value.as_bytes()), &[]);
+        let record = AppendRecord {
+            timestamp,
+            key: None,
+            value: Some(value.as_bytes()),
+            headers: &[],
+            payload,
+        };
+        match h
+            .core
+            .accumulator
+            .append(&queue, &record, Completion::Future, None)
+        {
+            Ok(appended) => appended.future.expect("a future"),
+            Err(_) => panic!("append failed"),
+        }
+    };
+    let (a, b) = (append(T, "a"), append(T + 500, "b"));
+    let (c, d) = (append(T + 900, "c"), append(T + 950, "d"));
+    h.now = h.now.max(Instant::now()) + Duration::from_millis(10);
+    h.step();
+    let first = h.take_produce();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].batches[0].1, ["a", "b", "c", "d"]);
+    h.lose(first[0].link);
+    for _ in 0..3 {
+        h.advance(Duration::from_secs(2));
+        h.step();
+    }
+    let retry = h.take_produce();
+    assert_eq!(retry.len(), 1, "the batch is sent again");
+    let answer = |log_append_time_ms: i64| {
+        ResponseBody::Produce(ProduceResponse {
+            responses: vec![TopicProduceResponse {
+                name: TOPIC.into(),
+                partitions: vec![PartitionProduceResponse {
+                    index: 0,
+                    base_offset: 40,
+                    log_append_time_ms,
+                    ..PartitionProduceResponse::default()
+                }],
+            }],
+            ..ProduceResponse::default()
+        })
+    };
+    h.respond_raw(retry[0].link, retry[0].correlation_id, answer(T + 950));
+    let times: Vec<i64> = [a, b, c, d]
+        .into_iter()
+        .map(|f| f.wait().expect("acknowledged").timestamp())
+        .collect();
+    assert_eq!(
+        times,
+        [T, T + 500, T + 900, T + 950],
+        "each record's CreateTime"
+    );
+    // A first attempt answered with a LogAppendTime: every record takes it.
+    let queue = h.core.accumulator.queue(TOPIC, 0);
+    let payload = RecordBatchBuilder::payload_size(None, Some(b"e"), &[]);
+    let record = AppendRecord {
+        timestamp: T + 2_000,
+        key: None,
+        value: Some(b"e"),
+        headers: &[],
+        payload,
+    };
+    let Ok(appended) = h
+        .core
+        .accumulator
+        .append(&queue, &record, Completion::Future, None)
+    else {
+        panic!("append failed")
+    };
+    h.now = h.now.max(Instant::now()) + Duration::from_millis(10);
+    h.step();
+    let sent = h.take_produce();
+    assert_eq!(sent.len(), 1);
+    h.respond_raw(sent[0].link, sent[0].correlation_id, answer(T + 5_000));
+    let md = appended
+        .future
+        .expect("a future")
+        .wait()
+        .expect("acknowledged");
+    assert_eq!(md.timestamp(), T + 5_000, "the broker's LogAppendTime");
+}
