@@ -293,8 +293,7 @@ impl Accumulator {
         let completion = match batches.back_mut() {
             Some(open) => match open.try_append(record, completion, self.cfg.batch_size) {
                 Ok(future) => {
-                    let batch_full = open.is_closed();
-                    let sealing = open.take_for_sealing().map(|b| (open.id, b));
+                    let (batch_full, sealing) = self.close_if_full(open);
                     drop(batches);
                     drop(fresh); // our memory goes back, outside the lock
                     self.seal(queue, sealing);
@@ -321,12 +320,7 @@ impl Accumulator {
             Err(_) => unreachable!("an empty open batch takes any record"),
         };
         // A record as large as batch.size fills its batch alone: it goes without lingering.
-        let fresh_full = fresh.size() >= self.cfg.batch_size;
-        let mut fresh_sealing = None;
-        if fresh_full {
-            fresh.close();
-            fresh_sealing = fresh.take_for_sealing().map(|b| (fresh.id, b));
-        }
+        let (fresh_full, fresh_sealing) = self.close_if_full(&mut fresh);
         self.incomplete
             .lock()
             .insert(fresh.id, Arc::clone(&fresh.result));
@@ -363,6 +357,20 @@ impl Accumulator {
             .checked_next_power_of_two()
             .unwrap_or(usize::MAX)
             .min(self.cfg.batch_size)
+    }
+
+    /// Closes `batch` once it holds batch.size bytes (or was closed already) and hands out
+    /// its builder for compression by this thread (see [`Accumulator::seal`]). Returns
+    /// whether the batch is full. Under the partition lock.
+    fn close_if_full(
+        &self,
+        batch: &mut ProducerBatch,
+    ) -> (bool, Option<(u64, RecordBatchBuilder)>) {
+        if batch.size() >= self.cfg.batch_size {
+            batch.close();
+        }
+        let full = batch.is_closed();
+        (full, batch.take_for_sealing().map(|b| (batch.id, b)))
     }
 
     /// Compresses a batch this thread just closed (see `ProducerBatch::take_for_sealing`)
@@ -402,12 +410,7 @@ impl Accumulator {
                 return Err(completion);
             }
         };
-        let batch_full = open.size() >= self.cfg.batch_size;
-        let mut sealing = None;
-        if batch_full {
-            open.close();
-            sealing = open.take_for_sealing().map(|b| (open.id, b));
-        }
+        let (batch_full, sealing) = self.close_if_full(open);
         drop(batches);
         self.seal(queue, sealing);
         Ok(Appended {
