@@ -189,6 +189,7 @@ pub struct ProducerConfig {
     /// `linger.ms` (default 5): how long a batch waits for more records before it is sent.
     pub linger: Duration,
     /// `batch.size` (default 16384): the size in bytes of a new batch; 0 disables batching.
+    /// With compression it bounds the batch's estimated compressed size, as in Java.
     pub batch_size: usize,
     /// `buffer.memory` (default 33554432): bytes of records buffered before `send` blocks.
     pub buffer_memory: usize,

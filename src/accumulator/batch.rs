@@ -17,6 +17,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::pool::Reservation;
+use super::ratio::CompressionRatio;
 use crate::delivery::{
     run_one, BatchOutcome, BatchResult, CallbackQueue, RecordCallback, RecordSlot,
 };
@@ -148,6 +149,9 @@ pub(crate) struct ProducerBatch {
     /// buffer.memory as records come, so that thousands of partitions with small batches
     /// do not each hold batch.size.
     buffer_room: usize,
+    /// The topic's compression estimate, which this batch updates when the sender
+    /// compresses it (a batch made by `send` with a codec; see `accumulator::ratio`).
+    ratio: Option<Arc<CompressionRatio>>,
     /// Bytes of `buffer.memory` held for the batch buffer and the callbacks' room: until
     /// the batch drops, or, when it is answered with callbacks to run, until the callback
     /// thread ran them (the reservation moves into the callback job).
@@ -183,24 +187,36 @@ impl ProducerBatch {
             retry_at: None,
             callback_room: 0,
             buffer_room,
+            ratio: None,
             memory,
         }
     }
 
-    /// Appends `record` unless the batch is closed or the record would take it past
-    /// `batch_size` (a first record always fits). On success returns the slot that the
-    /// record's future or callback reports from.
+    /// Makes the batch teach `ratio` how well it compressed, when it is compressed.
+    pub fn with_ratio(mut self, ratio: &Arc<CompressionRatio>) -> Self {
+        if let Contents::Building(b) = &self.contents {
+            if b.compression() != crate::Compression::None {
+                self.ratio = Some(Arc::clone(ratio));
+            }
+        }
+        self
+    }
+
+    /// Appends `record` unless the batch is closed or the record would take its
+    /// uncompressed bytes past `limit` (batch.size, or what is estimated to compress to it;
+    /// a first record always fits). On success returns the slot that the record's future
+    /// or callback reports from.
     pub fn try_append(
         &mut self,
         record: &AppendRecord<'_>,
         completion: Completion,
-        batch_size: usize,
+        limit: usize,
     ) -> Result<Option<crate::SendFuture>, Completion> {
         let (Stage::Open, Contents::Building(builder)) = (self.stage, &mut self.contents) else {
             return Err(completion);
         };
         let size = builder.next_record_size_with_payload(record.timestamp, record.payload);
-        if !builder.is_empty() && builder.estimated_size() + size > batch_size {
+        if !builder.is_empty() && builder.estimated_size() + size > limit {
             self.stage = Stage::Closed;
             return Err(completion);
         }
@@ -209,7 +225,7 @@ impl ProducerBatch {
             // A bigger buffer, from buffer.memory, without waiting (as for callbacks below).
             let grown = needed
                 .max(self.buffer_room.saturating_mul(2))
-                .min(batch_size.max(needed));
+                .min(limit.max(needed));
             if !self.memory.try_grow(grown - self.buffer_room) {
                 self.stage = Stage::Closed;
                 return Err(completion);
@@ -329,9 +345,21 @@ impl ProducerBatch {
     }
 
     /// Takes back the batch compressed by [`ProducerBatch::take_for_sealing`]'s taker.
-    pub fn finish_sealing(&mut self, bytes: Vec<u8>) {
+    /// Returns the buffer.memory its uncompressed buffer held beyond the compressed bytes,
+    /// for the caller to drop (give back) outside the partition lock.
+    pub fn finish_sealing(&mut self, bytes: Vec<u8>) -> Reservation {
         debug_assert!(matches!(self.contents, Contents::Sealing { .. }));
+        let saved = self.shrink_buffer(bytes.capacity());
         self.contents = Contents::Sealed(bytes);
+        saved
+    }
+
+    /// Splits off the batch buffer's memory beyond `buffer` bytes (the compressed bytes
+    /// that replaced the uncompressed buffer).
+    fn shrink_buffer(&mut self, buffer: usize) -> Reservation {
+        let saved = self.buffer_room.saturating_sub(buffer);
+        self.buffer_room -= saved;
+        self.memory.split_off(saved)
     }
 
     /// Whether the batch was compressed by an appending thread and awaits its first drain.
@@ -355,7 +383,15 @@ impl ProducerBatch {
         let previous = self.producer.replace(producer);
         let contents = std::mem::replace(&mut self.contents, Contents::Encoded(Bytes::new()));
         self.contents = match contents {
-            Contents::Building(builder) => Contents::Encoded(builder.build(producer)),
+            Contents::Building(builder) => {
+                let uncompressed = builder.estimated_size();
+                let bytes = builder.build_vec(producer);
+                if let Some(ratio) = &self.ratio {
+                    ratio.observe(uncompressed, bytes.len());
+                    drop(self.shrink_buffer(bytes.capacity()));
+                }
+                Contents::Encoded(Bytes::from(bytes))
+            }
             Contents::Sealed(mut sealed) => {
                 set_producer_state(&mut sealed, producer);
                 Contents::Encoded(Bytes::from(sealed))

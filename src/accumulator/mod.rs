@@ -40,6 +40,7 @@
 
 mod batch;
 pub(crate) mod pool;
+mod ratio;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -50,6 +51,7 @@ use parking_lot::{Mutex, RwLock};
 
 pub(crate) use batch::{AppendRecord, Completion, ProducerBatch};
 use pool::BufferPool;
+use ratio::CompressionRatio;
 
 use crate::delivery::{BatchResult, CallbackQueue};
 use crate::error::Error;
@@ -83,6 +85,9 @@ pub(crate) struct PartitionQueue {
     /// closed for the next one); a new batch's buffer starts at about this size (see
     /// [`Accumulator::initial_buffer`]). Relaxed: only a sizing hint.
     size_hint: AtomicUsize,
+    /// How well the topic's batches compress (one estimate per topic, shared by its
+    /// partitions' queues): batch.size bounds a compressed batch's estimated size.
+    ratio: Arc<CompressionRatio>,
     /// Guards the batches (see the lock order in the module docs).
     batches: Mutex<Batches>,
 }
@@ -208,10 +213,14 @@ impl Accumulator {
         if entry.partitions.len() <= idx {
             // Copy-on-grow: readers holding the old Arc keep valid queues.
             let mut partitions = entry.partitions.clone();
+            let ratio = partitions
+                .first()
+                .map_or_else(Default::default, |q| Arc::clone(&q.ratio));
             for p in partitions.len()..=idx {
                 partitions.push(Arc::new(PartitionQueue {
                     tp: TopicPartition::new(Arc::clone(&name), p as i32),
                     size_hint: AtomicUsize::new(0),
+                    ratio: Arc::clone(&ratio),
                     batches: Mutex::new(Batches::default()),
                 }));
             }
@@ -254,7 +263,10 @@ impl Accumulator {
         };
         // Slow path: memory and a buffer for a new batch, outside the partition lock.
         let record_size = RecordBatchBuilder::record_size_with_payload(record.payload, 0, 0);
-        let size = self.initial_buffer(queue).max(HEADER_SIZE + record_size);
+        let limit = self.batch_limit(queue);
+        let size = self
+            .initial_buffer(queue, limit)
+            .max(HEADER_SIZE + record_size);
         // Room for as many callbacks as records of this size fill the buffer (the
         // partition's last batch), within [MIN_CALLBACK_ROOM, CALLBACKS_PER_CHUNK].
         let callback_room = match completion {
@@ -283,7 +295,8 @@ impl Accumulator {
             Instant::now(),
             self.cfg.producer_id,
         )
-        .with_callback_room(callback_room);
+        .with_callback_room(callback_room)
+        .with_ratio(&queue.ratio);
         let mut batches = queue.batches.lock();
         if self.shut.load(Ordering::SeqCst) {
             drop(batches);
@@ -291,9 +304,9 @@ impl Accumulator {
         }
         // Another thread may have opened a batch while we allocated: use it first.
         let completion = match batches.back_mut() {
-            Some(open) => match open.try_append(record, completion, self.cfg.batch_size) {
+            Some(open) => match open.try_append(record, completion, limit) {
                 Ok(future) => {
-                    let (batch_full, sealing) = self.close_if_full(open);
+                    let (batch_full, sealing) = self.close_if_full(open, limit);
                     drop(batches);
                     drop(fresh); // our memory goes back, outside the lock
                     self.seal(queue, sealing);
@@ -320,7 +333,7 @@ impl Accumulator {
             Err(_) => unreachable!("an empty open batch takes any record"),
         };
         // A record as large as batch.size fills its batch alone: it goes without lingering.
-        let (fresh_full, fresh_sealing) = self.close_if_full(&mut fresh);
+        let (fresh_full, fresh_sealing) = self.close_if_full(&mut fresh, limit);
         self.incomplete
             .lock()
             .insert(fresh.id, Arc::clone(&fresh.result));
@@ -347,26 +360,40 @@ impl Accumulator {
         })
     }
 
+    /// The most uncompressed bytes a batch of `queue` takes: batch.size, or for a
+    /// compressed batch as many as are estimated to compress to batch.size (see
+    /// [`CompressionRatio`]; Java's producer bounds a batch the same way).
+    fn batch_limit(&self, queue: &PartitionQueue) -> usize {
+        if self.cfg.compression == Compression::None {
+            self.cfg.batch_size
+        } else {
+            queue.ratio.uncompressed_limit(self.cfg.batch_size)
+        }
+    }
+
     /// The buffer a new batch of `queue` starts with: about its last batch's size (a
-    /// power of two, at least [`MIN_BATCH_BUFFER`]), at most batch.size. The batch grows
-    /// it as records come (`ProducerBatch::try_append`).
-    fn initial_buffer(&self, queue: &PartitionQueue) -> usize {
+    /// power of two, at least [`MIN_BATCH_BUFFER`]), at most `limit`
+    /// ([`Accumulator::batch_limit`]). The batch grows it as records come
+    /// (`ProducerBatch::try_append`).
+    fn initial_buffer(&self, queue: &PartitionQueue, limit: usize) -> usize {
         let hint = queue.size_hint.load(Ordering::Relaxed);
         let wanted = hint.saturating_add(hint / 4).max(MIN_BATCH_BUFFER);
         wanted
             .checked_next_power_of_two()
             .unwrap_or(usize::MAX)
-            .min(self.cfg.batch_size)
+            .min(limit)
     }
 
-    /// Closes `batch` once it holds batch.size bytes (or was closed already) and hands out
-    /// its builder for compression by this thread (see [`Accumulator::seal`]). Returns
-    /// whether the batch is full. Under the partition lock.
+    /// Closes `batch` once it holds `limit` uncompressed bytes ([`Accumulator::batch_limit`])
+    /// (or was closed already) and hands out its builder for compression by this thread
+    /// (see [`Accumulator::seal`]). Returns whether the batch is full. Under the partition
+    /// lock.
     fn close_if_full(
         &self,
         batch: &mut ProducerBatch,
+        limit: usize,
     ) -> (bool, Option<(u64, RecordBatchBuilder)>) {
-        if batch.size() >= self.cfg.batch_size {
+        if batch.size() >= limit {
             batch.close();
         }
         let full = batch.is_closed();
@@ -374,17 +401,24 @@ impl Accumulator {
     }
 
     /// Compresses a batch this thread just closed (see `ProducerBatch::take_for_sealing`)
-    /// with no lock held, then hands the bytes back to the batch, unless it is gone
-    /// (expired or aborted meanwhile). The caller wakes the sender afterwards.
+    /// with no lock held, teaches the topic's compression estimate, then hands the bytes
+    /// back to the batch, unless it is gone (expired or aborted meanwhile), and gives back
+    /// the buffer.memory compression saved. The caller wakes the sender afterwards.
     fn seal(&self, queue: &PartitionQueue, sealing: Option<(u64, RecordBatchBuilder)>) {
         let Some((id, builder)) = sealing else {
             return;
         };
+        let uncompressed = builder.estimated_size();
         let bytes = builder.build_vec(crate::record_batch::ProducerState::NONE);
+        queue.ratio.observe(uncompressed, bytes.len());
         let mut batches = queue.batches.lock();
-        if let Some(batch) = batches.iter_mut().rev().find(|b| b.id == id) {
-            batch.finish_sealing(bytes);
-        }
+        let freed = batches
+            .iter_mut()
+            .rev()
+            .find(|b| b.id == id)
+            .map(|batch| batch.finish_sealing(bytes));
+        drop(batches);
+        drop(freed); // the buffer.memory the compression saved, outside the lock
     }
 
     fn try_append_locked(
@@ -393,6 +427,7 @@ impl Accumulator {
         record: &AppendRecord<'_>,
         completion: Completion,
     ) -> Result<Appended, Completion> {
+        let limit = self.batch_limit(queue);
         let mut batches = queue.batches.lock();
         if self.shut.load(Ordering::SeqCst) {
             return Err(completion); // the slow path reports it
@@ -400,7 +435,7 @@ impl Accumulator {
         let Some(open) = batches.back_mut() else {
             return Err(completion);
         };
-        let future = match open.try_append(record, completion, self.cfg.batch_size) {
+        let future = match open.try_append(record, completion, limit) {
             Ok(future) => future,
             Err(completion) => {
                 if open.is_closed() {
@@ -410,7 +445,7 @@ impl Accumulator {
                 return Err(completion);
             }
         };
-        let (batch_full, sealing) = self.close_if_full(open);
+        let (batch_full, sealing) = self.close_if_full(open, limit);
         drop(batches);
         self.seal(queue, sealing);
         Ok(Appended {
@@ -793,6 +828,90 @@ mod tests {
         a.abort_all(&Error::Closed, &tx);
         drop(tx);
         assert!(thread.join(None));
+    }
+
+    /// A value like the JSON events users send: compresses to about a third with lz4.
+    fn json_value(i: u32) -> Vec<u8> {
+        format!(
+            "{{\"id\":{i},\"user\":\"u-{}\",\"status\":\"paid\",\"currency\":\"EUR\",\"amount\":{}.50}}",
+            i % 97,
+            i % 1000
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn batch_size_bounds_a_compressed_batch_by_its_estimated_compressed_size() {
+        let a = Accumulator::new(AccumulatorConfig {
+            compression: Compression::Lz4,
+            ..acc(4_096, 10_000_000).cfg
+        });
+        let q = a.queue("t", 0);
+        let tx_thread = crate::delivery::CallbackThread::start("test-callbacks".into(), 1);
+        let (thread, tx) = tx_thread;
+        let mut batches = Vec::new();
+        let mut i = 0;
+        while batches.len() < 200 {
+            let values: Vec<Vec<u8>> = (0..50).map(|k| json_value(i + k)).collect();
+            i += 50;
+            for v in &values {
+                a.append(&q, &rec(v), Completion::Future, None).unwrap();
+            }
+            // The sender's part: every closed batch goes (its encoding is the wire size).
+            while q.batches.lock().len() > 1 {
+                let mut batch = a.take_front(&q, Instant::now(), 1 << 30, true).unwrap();
+                let wire = batch.encode(crate::record_batch::ProducerState::NONE).len();
+                // What the drained batch holds of buffer.memory: the compressed bytes
+                // (its uncompressed buffer's memory went back when it was compressed).
+                let open = q.batches.lock().back().map_or(0, |b| b.buffer_room());
+                let held = a.buffer_in_use() - open;
+                batches.push((batch.record_count(), wire, held));
+                a.complete(batch, Err(Error::Closed), &tx);
+            }
+        }
+        let (first_records, first_wire, _) = batches[0];
+        // The first batches know no ratio yet: 4 KiB of records, compressed far below it.
+        assert!(first_wire < 2_048, "first batch {first_wire} B");
+        let last: Vec<_> = batches[190..].to_vec();
+        let records = last.iter().map(|b| b.0).min().unwrap();
+        assert!(
+            records >= 3 * first_records,
+            "later batches hold what compresses to batch.size: {first_records} then {last:?}"
+        );
+        let wire = last.iter().map(|b| b.1).sum::<usize>() / last.len();
+        assert!(
+            (3_000..=4_096).contains(&wire),
+            "batches close to batch.size on the wire: {last:?}"
+        );
+        for (n, &(records, wire, held)) in batches.iter().enumerate() {
+            assert!(
+                wire <= 4_096 * 21 / 20,
+                "batch {n} of {records} records: {wire} B"
+            );
+            assert!(
+                held <= wire + 64,
+                "batch {n}: {wire} B on the wire, {held} B held"
+            );
+        }
+        a.abort_all(&Error::Closed, &tx);
+        drop(tx);
+        assert!(thread.join(None));
+        assert_eq!(a.buffer_in_use(), 0, "every byte back once answered");
+    }
+
+    #[test]
+    fn an_uncompressed_batch_stops_at_batch_size() {
+        let a = acc(4_096, 10_000_000);
+        let q = a.queue("t", 0);
+        for i in 0..500 {
+            a.append(&q, &rec(&json_value(i)), Completion::Future, None)
+                .unwrap();
+        }
+        let batches = q.batches.lock();
+        assert!(batches.len() > 5);
+        for b in batches.iter() {
+            assert!(b.size() <= 4_096, "{}", b.size());
+        }
     }
 
     #[test]

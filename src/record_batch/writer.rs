@@ -219,7 +219,11 @@ impl RecordBatchBuilder {
             let mut out = Vec::with_capacity(HEADER_SIZE + records.len() / 2 + 64);
             out.resize(HEADER_SIZE, 0);
             match compression::compress(codec, self.compression_level, records, &mut out) {
-                Ok(()) => buf = out,
+                Ok(()) => {
+                    // The producer accounts a sealed batch by its capacity: keep no slack.
+                    out.shrink_to_fit();
+                    buf = out;
+                }
                 Err(e) => {
                     log::warn!("writing record batch uncompressed: {e}");
                     codec = Compression::None;
