@@ -18,7 +18,8 @@
 //! does not decode) is printed to stderr and closes the connection: the sink never guesses.
 //!
 //! With `BENCH_SINK_LOG=1` each sink prints, when it stops, how many requests of each API
-//! and version it answered (to check what the clients negotiated).
+//! and version it answered (to check what the clients negotiated), and how many partition
+//! record sets (batches) the Produce requests carried, with their average size.
 //!
 //! [`Sink::stall`] makes it stop answering (the stalled-broker scenario): a connection thread
 //! that has read a request holds it and reads nothing more until the stall ends, so the
@@ -105,6 +106,9 @@ struct State {
     next_producer_id: AtomicI64,
     /// Requests answered per (API, version), for `BENCH_SINK_LOG`.
     served: Mutex<HashMap<(i16, i16), u64>>,
+    /// Record batches received and their bytes, for `BENCH_SINK_LOG`.
+    batches: AtomicU64,
+    batch_bytes: AtomicU64,
     /// Every connection (a handle to shut it down on stop) and its thread.
     connections: Mutex<Vec<(TcpStream, JoinHandle<()>)>>,
     /// The number of the next connection accepted (names its capture file).
@@ -172,6 +176,8 @@ impl Sink {
             offsets: Mutex::new(HashMap::new()),
             next_producer_id: AtomicI64::new(1000),
             served: Mutex::new(HashMap::new()),
+            batches: AtomicU64::new(0),
+            batch_bytes: AtomicU64::new(0),
             connections: Mutex::new(Vec::new()),
             next_connection: AtomicU64::new(0),
             capture: Mutex::new(None),
@@ -262,7 +268,13 @@ impl Drop for Sink {
                     Err(()) => format!("API {key} v{version} ×{n}"),
                 })
                 .collect();
-            eprintln!("sink served: {}", served.join(", "));
+            let batches = self.state.batches.swap(0, Ordering::Relaxed);
+            let bytes = self.state.batch_bytes.swap(0, Ordering::Relaxed);
+            eprintln!(
+                "sink served: {}; {batches} partition record sets, {} B on average",
+                served.join(", "),
+                bytes.checked_div(batches).unwrap_or(0)
+            );
         }
     }
 }
@@ -522,6 +534,9 @@ impl State {
             let mut partition_responses = Vec::with_capacity(topic.partition_data.len());
             for data in &topic.partition_data {
                 let records = data.records.as_deref().unwrap_or_default();
+                self.batches.fetch_add(1, Ordering::Relaxed);
+                self.batch_bytes
+                    .fetch_add(records.len() as u64, Ordering::Relaxed);
                 let count = count_records(records).map_err(|e| {
                     ConnError::Protocol(format!(
                         "Produce to {}-{}: {e}",
