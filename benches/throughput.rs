@@ -1873,7 +1873,7 @@ fn print_instructions(options: &Options) {
 
 /// `100 B`, `1 KiB`.
 fn size_label(bytes: usize) -> String {
-    if bytes >= 1024 && bytes.is_multiple_of(1024) {
+    if bytes >= 1024 && bytes % 1024 == 0 {
         format!("{} KiB", bytes / 1024)
     } else {
         format!("{bytes} B")

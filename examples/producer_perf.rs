@@ -343,7 +343,7 @@ impl Throttler {
 
     /// Called before sending record `sent` (counted from 0).
     fn pace(&mut self, sent: u64) {
-        if !sent.is_multiple_of(THROTTLE_CHECK_EVERY) {
+        if sent % THROTTLE_CHECK_EVERY != 0 {
             return;
         }
         if self.rate == 0.0 {
@@ -452,7 +452,7 @@ impl Stats {
         }
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let inner = &mut *inner;
-        if inner.total.records.is_multiple_of(inner.sampling)
+        if inner.total.records % inner.sampling == 0
             && inner.latencies.len() < inner.latencies.capacity()
         {
             inner.latencies.push(latency_us as u32);

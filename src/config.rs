@@ -567,7 +567,8 @@ impl ProducerConfig {
             self.ssl.check()?;
             if !cfg!(feature = "tls") {
                 return Err(Error::Config(format!(
-                    "security.protocol={} needs TLS, and this build has no TLS support                      (enable the crate feature \"tls\")",
+                    "security.protocol={} needs TLS, and this build has no TLS support \
+                     (enable the crate feature \"tls\")",
                     self.security_protocol
                 )));
             }
@@ -1123,6 +1124,8 @@ mod tests {
         assert!(number(&with(&[]).unwrap()) > number(&c));
     }
 
+    // Sets security.protocol=SSL or SASL_SSL, which a build without TLS refuses.
+    #[cfg(feature = "tls")]
     #[test]
     fn every_property_parses() {
         let c = with(&[
@@ -1599,6 +1602,8 @@ mod tests {
         )
     }
 
+    // Sets security.protocol=SSL or SASL_SSL, which a build without TLS refuses.
+    #[cfg(feature = "tls")]
     #[test]
     fn security_properties_take_javas_names_and_defaults() {
         let c = with(&[]).unwrap();
@@ -1635,6 +1640,8 @@ mod tests {
         );
     }
 
+    // Sets security.protocol=SSL or SASL_SSL, which a build without TLS refuses.
+    #[cfg(feature = "tls")]
     #[test]
     fn security_misconfigurations_are_config_errors_that_say_what_to_do() {
         let jaas = scram_jaas("pw");
@@ -1696,6 +1703,8 @@ mod tests {
         assert!(with(&sasl).is_ok());
     }
 
+    // Sets security.protocol=SSL or SASL_SSL, which a build without TLS refuses.
+    #[cfg(feature = "tls")]
     #[test]
     fn stores_are_read_when_the_producer_is_built_and_bad_ones_are_named() {
         let missing = with(&[
@@ -1774,6 +1783,8 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    // Sets security.protocol=SSL or SASL_SSL, which a build without TLS refuses.
+    #[cfg(feature = "tls")]
     #[test]
     fn secrets_never_reach_debug_properties_or_errors() {
         let jaas = scram_jaas(SECRET);
@@ -1848,6 +1859,8 @@ mod tests {
         assert!(matches!(&c, Error::Config(m) if m.contains("NUL")), "{c:?}");
     }
 
+    // Sets security.protocol=SSL or SASL_SSL, which a build without TLS refuses.
+    #[cfg(feature = "tls")]
     #[test]
     fn a_malformed_keystore_file_is_named_without_quoting_its_key() {
         const KEY_TEXT: &str = "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg";
@@ -1871,5 +1884,28 @@ mod tests {
         // Nor as the byte list the PEM parser's own message prints ("M", "I", "G", "H").
         assert!(!message.contains("77, 73, 71, 72"), "{message}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(not(feature = "tls"))]
+    #[test]
+    fn a_build_without_tls_names_the_feature_tls_needs() {
+        for protocol in ["SSL", "SASL_SSL"] {
+            let message = config_error(with(&[
+                ("security.protocol", protocol),
+                ("sasl.mechanism", "PLAIN"),
+                (
+                    "sasl.jaas.config",
+                    "org.apache.kafka.common.security.plain.PlainLoginModule required \
+                     username=\"u\" password=\"p\";",
+                ),
+            ]));
+            assert_eq!(
+                message,
+                format!(
+                    "security.protocol={protocol} needs TLS, and this build has no TLS support \
+                     (enable the crate feature \"tls\")"
+                )
+            );
+        }
     }
 }

@@ -160,7 +160,7 @@ impl IsolatedErrors {
     const BROKER: i32 = 4;
 
     fn entry(i: usize) -> RDKafkaRespErr {
-        if i.is_multiple_of(3) {
+        if i % 3 == 0 {
             NON_RETRIABLE[(i / 3) % NON_RETRIABLE.len()].0
         } else {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR

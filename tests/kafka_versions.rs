@@ -299,10 +299,10 @@ fn record(topic: &str, p: usize, i: usize, base_ts: i64) -> ProducerRecord<Vec<u
         2 => r.with_key(format!("key-{i}").into_bytes()),
         _ => r.with_key(vec![0, 1, (p as u8).wrapping_mul(17), i as u8, 255]),
     };
-    if i.is_multiple_of(2) {
+    if i % 2 == 0 {
         r = r.with_partition((i as i32) % PARTITIONS);
     }
-    if !i.is_multiple_of(5) {
+    if i % 5 != 0 {
         r = r.with_timestamp(base_ts + i as i64);
     }
     r

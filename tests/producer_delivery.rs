@@ -61,15 +61,15 @@ fn planned(thread: usize, seq: usize, partitions: i32) -> Planned {
         1 => (None, None),
         _ => {
             let p = ((seq / 3 + thread) % partitions as usize) as i32;
-            let key = seq.is_multiple_of(2).then(|| format!("pinned-{seq}"));
+            let key = (seq % 2 == 0).then(|| format!("pinned-{seq}"));
             (key, Some(p))
         }
     };
     let mut headers = Vec::new();
-    if seq.is_multiple_of(4) {
+    if seq % 4 == 0 {
         headers.push(("thread".to_string(), Some(thread.to_string().into_bytes())));
         headers.push(("seq".to_string(), Some(seq.to_string().into_bytes())));
-        if seq.is_multiple_of(20) {
+        if seq % 20 == 0 {
             headers.push(("null".to_string(), None));
             headers.push(("empty".to_string(), Some(Vec::new())));
             headers.push(("seq".to_string(), Some(b"repeated".to_vec())));
@@ -519,7 +519,7 @@ fn flush_returns_after_every_earlier_record_completed() {
                     r.expect("a background record");
                 });
                 i += 1;
-                if i.is_multiple_of(100) {
+                if i % 100 == 0 {
                     thread::sleep(Duration::from_millis(1));
                 }
             }

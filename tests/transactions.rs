@@ -261,7 +261,7 @@ fn aborted_transactions_are_never_visible() {
     assert!(records.iter().all(|r| {
         let v = r.value.as_deref().unwrap();
         let t: usize = std::str::from_utf8(&v[1..4]).unwrap().parse().unwrap();
-        t.is_multiple_of(2)
+        t % 2 == 0
     }));
     let all = read_back_isolated(
         &bs,

@@ -208,10 +208,10 @@ fn forward(run: usize, from: impl Read, to: mpsc::Sender<String>) {
 /// Record `i` of the input: 200 keys, some headers, some of them null.
 fn input_record(topic: &str, i: usize) -> ProducerRecord<Vec<u8>, Vec<u8>> {
     let mut headers = Headers::new();
-    if i.is_multiple_of(5) {
+    if i % 5 == 0 {
         headers.add("seq", i.to_string().into_bytes());
     }
-    if i.is_multiple_of(13) {
+    if i % 13 == 0 {
         headers.add_null("nothing");
     }
     ProducerRecord::new(topic, format!("value-{i:06}").into_bytes())

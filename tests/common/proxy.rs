@@ -603,7 +603,7 @@ fn produce_delay(shared: &Shared, script: &mut Script, n: usize) -> Duration {
         script.delay_produce = None;
         return Duration::ZERO;
     }
-    if d.every == 0 || !n.is_multiple_of(d.every) {
+    if d.every == 0 || n % d.every != 0 {
         return Duration::ZERO;
     }
     let delay = d.delay;
@@ -629,7 +629,7 @@ fn produce_failure(
     let (forward, code, record_errors) = {
         let mut script = shared.script.lock().unwrap();
         let f = script.fail_produce.as_mut()?;
-        if f.every == 0 || !n.is_multiple_of(f.every) || f.codes.is_empty() {
+        if f.every == 0 || n % f.every != 0 || f.codes.is_empty() {
             return None;
         }
         let failed = shared.failed_produce.fetch_add(1, Ordering::SeqCst);

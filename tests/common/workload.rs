@@ -98,8 +98,7 @@ impl Run {
 /// The key of record `seq` of thread `t`: even sequences are keyed (the key changes every
 /// 100 sequences), odd ones have none.
 pub fn key_of(t: usize, seq: usize) -> Option<Vec<u8>> {
-    seq.is_multiple_of(2)
-        .then(|| format!("t{t}-k{}", seq / 100).into_bytes())
+    (seq % 2 == 0).then(|| format!("t{t}-k{}", seq / 100).into_bytes())
 }
 
 /// Sends record `seq` of thread `t` to topic `k`, with the key [`key_of`] gives.
@@ -186,14 +185,14 @@ pub fn sender(producer: &Producer, run: &Arc<Run>, t: usize, load: Load) {
                 if i == total {
                     return;
                 }
-                if i.is_multiple_of(50) {
+                if i % 50 == 0 {
                     let due = start + over.mul_f64(i as f64 / total as f64);
                     thread::sleep(due.saturating_duration_since(Instant::now()));
                 }
                 send_one(producer, run, t, i % TOPICS, i / TOPICS);
             }
             Load::Until { per_second } => {
-                if i.is_multiple_of(50) {
+                if i % 50 == 0 {
                     if run.stop.load(Ordering::SeqCst) {
                         return;
                     }
