@@ -20,6 +20,26 @@ use crate::net::ConnectionSecurity;
 use crate::record_batch::Compression;
 use crate::security::{SaslConfig, SecurityProtocol, SslConfig};
 
+/// The entries of Java `.properties` text, read as `java.util.Properties.load` reads them
+/// (see [`ProducerConfig::from_properties_file`]), in order: a key given twice appears
+/// twice, and the last one counts when they are applied in order. Config provider
+/// references are left as written.
+///
+/// ```
+/// let entries = kafka_producer::config::parse_properties(
+///     "# a comment\nacks : all\nsasl.jaas.config = a \\\n    b;\nclient.id=caf\\u00e9\n",
+/// )?;
+/// assert_eq!(
+///     entries,
+///     [("acks", "all"), ("sasl.jaas.config", "a b;"), ("client.id", "café")]
+///         .map(|(k, v)| (k.to_owned(), v.to_owned()))
+/// );
+/// # Ok::<(), kafka_producer::Error>(())
+/// ```
+pub fn parse_properties(text: &str) -> Result<Vec<(String, String)>, Error> {
+    crate::properties::parse(text)
+}
+
 /// Which acknowledgement the producer asks of the partition leader (`acks`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Acks {
@@ -96,18 +116,52 @@ const PROPERTIES: &[&str] = &[
     "transaction.timeout.ms",
 ];
 
-/// Java producer properties this crate does not implement. Naming them gets a clearer
-/// error than a "did you mean" for a property that exists, just not here.
+/// Java producer properties this crate does not implement and cannot ignore: what they
+/// ask for would change what the producer does. Naming them gets a clearer error than a
+/// "did you mean" for a property that exists, just not here. (`interceptor.classes`,
+/// `partitioner.class` and `client.dns.lookup` are accepted with the values this client
+/// matches: see [`ProducerConfig::set`].)
 const UNSUPPORTED_JAVA_PROPERTIES: &[&str] = &[
-    "key.serializer",
-    "value.serializer",
-    "partitioner.class",
     "interceptor.classes",
+    "partitioner.class",
     "client.dns.lookup",
-    "socket.connection.setup.timeout.max.ms",
-    "metadata.recovery.strategy",
-    "metric.reporters",
-    "enable.metrics.push",
+    "transaction.two.phase.commit.enable",
+];
+
+/// Java producer properties with no meaning for this client, accepted and ignored with a
+/// warning (as Java logs unused settings), and why each is ignored. Any `metrics.*`
+/// property is ignored too.
+const IGNORED_JAVA_PROPERTIES: &[(&str, &str)] = &[
+    (
+        "metric.reporters",
+        "metrics are read with Producer::metrics, not through Java reporter classes",
+    ),
+    (
+        "auto.include.jmx.reporter",
+        "there is no JMX here; metrics are read with Producer::metrics",
+    ),
+    (
+        "enable.metrics.push",
+        "this client does not push metrics to the broker (KIP-714)",
+    ),
+    (
+        "security.providers",
+        "TLS and SASL come from rustls and this crate, not from Java security providers",
+    ),
+    (
+        "socket.connection.setup.timeout.max.ms",
+        "every connection attempt has socket.connection.setup.timeout.ms, without Java's \
+         exponential growth",
+    ),
+    (
+        "metadata.recovery.strategy",
+        "this client retries its known brokers and bootstrap.servers rather than \
+         rebootstrapping",
+    ),
+    (
+        "metadata.recovery.rebootstrap.trigger.ms",
+        "this client does not rebootstrap (see metadata.recovery.strategy)",
+    ),
 ];
 
 /// Java's `max.in.flight.requests.per.connection` limit for the idempotent producer: the
@@ -274,6 +328,16 @@ pub struct ProducerConfig {
     /// The canonical names of the properties the user set (see
     /// [`was_set`](ProducerConfig::was_set)).
     explicit: BTreeSet<&'static str>,
+    /// `key.serializer` and `value.serializer`: the Java class a properties file names,
+    /// checked against the producer's serializers when it is built.
+    java_serializers: (Option<String>, Option<String>),
+    /// Properties accepted but ignored (see [`ignored`](ProducerConfig::ignored)).
+    ignored: Vec<String>,
+    /// Whether unknown and unsupported property names are ignored with a warning rather
+    /// than refused (see [`set_lenient`](ProducerConfig::set_lenient)).
+    lenient: bool,
+    /// `partitioner.class` named Java's `RoundRobinPartitioner`.
+    round_robin: bool,
 }
 
 impl Default for ProducerConfig {
@@ -317,6 +381,10 @@ impl Default for ProducerConfig {
             ssl: SslConfig::default(),
             sasl: SaslConfig::default(),
             explicit: BTreeSet::new(),
+            java_serializers: (None, None),
+            ignored: Vec::new(),
+            lenient: false,
+            round_robin: false,
         }
     }
 }
@@ -355,7 +423,17 @@ impl ProducerConfig {
         if trimmed.starts_with("sasl.") && self.sasl.set(trimmed, value)? {
             return Ok(());
         }
-        let name = canonical_name(name)?;
+        if self.set_java_only(trimmed, value.trim())? {
+            return Ok(());
+        }
+        let name = match canonical_name(name) {
+            Ok(name) => name,
+            Err(e) if self.lenient => {
+                self.ignore(trimmed, &format!("lenient mode ({e})"));
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
         let v = value.trim();
         match name {
             "bootstrap.servers" => self.bootstrap_servers = parse_servers(v)?,
@@ -437,6 +515,168 @@ impl ProducerConfig {
         let name = canonical_name(name)?;
         self.explicit.insert(name);
         Ok(())
+    }
+
+    /// Java properties with no counterpart among this config's fields (see
+    /// [`set`](Self::set)). Returns whether `name` was one of them.
+    fn set_java_only(&mut self, name: &str, value: &str) -> Result<bool, Error> {
+        match name {
+            "key.serializer" | "value.serializer" => {
+                let class = value.strip_prefix("class ").unwrap_or(value).trim();
+                if class.is_empty() {
+                    return Err(bad_value(name, value, "expected a Java serializer class"));
+                }
+                let slot = if name == "key.serializer" {
+                    &mut self.java_serializers.0
+                } else {
+                    &mut self.java_serializers.1
+                };
+                *slot = Some(class.to_owned());
+            }
+            // The values this client's behaviour matches.
+            "interceptor.classes" | "partitioner.class" | "metric.reporters"
+                if value.is_empty() => {}
+            "client.dns.lookup" if value == "use_all_dns_ips" => {}
+            "transaction.two.phase.commit.enable" if value == "false" => {}
+            "partitioner.class"
+                if value == "org.apache.kafka.clients.producer.RoundRobinPartitioner" =>
+            {
+                // ProducerBuilder::build installs RoundRobinPartitioner unless the builder
+                // was given a partitioner.
+                self.round_robin = true;
+            }
+            _ => {
+                if let Some((_, why)) = IGNORED_JAVA_PROPERTIES.iter().find(|(n, _)| *n == name) {
+                    self.ignore(name, why);
+                } else if name.starts_with("metrics.") {
+                    self.ignore(name, "metrics are read with Producer::metrics");
+                } else if self.lenient && UNSUPPORTED_JAVA_PROPERTIES.contains(&name) {
+                    self.ignore(
+                        name,
+                        &format!("lenient mode (the value {value:?} is not supported here)"),
+                    );
+                } else if UNSUPPORTED_JAVA_PROPERTIES.contains(&name) {
+                    return Err(unsupported_value(name, value));
+                } else {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Records that `name` is ignored, with one warning saying why.
+    fn ignore(&mut self, name: &str, why: &str) {
+        if !self.ignored.iter().any(|n| n == name) {
+            log::warn!("ignoring property {name}: {why}");
+            self.ignored.push(name.to_owned());
+        }
+    }
+
+    /// The properties [`set`](Self::set) accepted but ignored, each named once, in the
+    /// order they came: Java producer properties with no meaning for this client (metric
+    /// reporters, `metrics.*`, `enable.metrics.push`, `security.providers`, ...), and in
+    /// lenient mode unknown and unsupported ones. Each was also logged once as a warning.
+    pub fn ignored(&self) -> &[String] {
+        &self.ignored
+    }
+
+    /// Lenient mode: an unknown property name, or a Java property this client does not
+    /// support, is ignored with a warning (and listed by [`ignored`](Self::ignored))
+    /// rather than refused, as Java's producer does with names it does not know. Bad
+    /// values of known properties are still errors. Off by default: a typo should not run
+    /// silently with defaults. Affects later calls to [`set`](Self::set).
+    pub fn set_lenient(&mut self, lenient: bool) {
+        self.lenient = lenient;
+    }
+
+    /// The Java class named by `key.serializer` and by `value.serializer`, if set.
+    /// Building a producer checks that its serializers write what these classes write
+    /// ([`Serializer::java_classes`](crate::Serializer::java_classes)).
+    pub fn java_serializers(&self) -> (Option<&str>, Option<&str>) {
+        (
+            self.java_serializers.0.as_deref(),
+            self.java_serializers.1.as_deref(),
+        )
+    }
+
+    /// Whether `partitioner.class` named Java's `RoundRobinPartitioner`.
+    pub(crate) fn wants_round_robin(&self) -> bool {
+        self.round_robin
+    }
+
+    /// Sets every property of a Java `.properties` file, in file order, after resolving
+    /// the references of Kafka's config providers (see [`from_properties_file`]); does not
+    /// [`validate`](Self::validate).
+    ///
+    /// [`from_properties_file`]: Self::from_properties_file
+    pub fn load_properties_file(&mut self, path: impl AsRef<std::path::Path>) -> Result<(), Error> {
+        let path = path.as_ref();
+        let entries = crate::properties::read_file(path)?;
+        self.load_entries(entries)
+    }
+
+    /// [`load_properties_file`](Self::load_properties_file) for properties text read from
+    /// `reader`.
+    pub fn load_properties(&mut self, mut reader: impl std::io::Read) -> Result<(), Error> {
+        let mut bytes = Vec::new();
+        reader
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::Config(format!("cannot read properties: {e}")))?;
+        let entries = crate::properties::parse(&crate::properties::decode(&bytes))?;
+        self.load_entries(entries)
+    }
+
+    fn load_entries(&mut self, entries: Vec<(String, String)>) -> Result<(), Error> {
+        for (name, value) in crate::properties::resolve_providers(entries)? {
+            self.set(&name, &value)?;
+        }
+        Ok(())
+    }
+
+    /// A config from a Java producer `.properties` file, as it is: `java.util.Properties`
+    /// syntax (`=`, `:` or whitespace between name and value, `#` and `!` comments, line
+    /// continuations, `\uXXXX` and other escapes; UTF-8, else ISO-8859-1), and values may
+    /// reference environment variables, properties files and directories through Kafka's
+    /// config providers:
+    ///
+    /// ```properties
+    /// config.providers=env
+    /// config.providers.env.class=org.apache.kafka.common.config.provider.EnvVarConfigProvider
+    /// sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required \
+    ///     username="app" password="${env:KAFKA_PASSWORD}";
+    /// ```
+    ///
+    /// Java-only properties are accepted where this client can honour or ignore them:
+    /// `key.serializer` and `value.serializer` (checked against the producer's serializers
+    /// when it is built), empty `interceptor.classes` and `partitioner.class` (or Java's
+    /// `RoundRobinPartitioner`), `client.dns.lookup=use_all_dns_ips`, and the properties
+    /// [`ignored`](Self::ignored) with a warning (metric reporters, `metrics.*`, ...).
+    /// Then the config is [`validate`](Self::validate)d.
+    ///
+    /// ```
+    /// use kafka_producer::ProducerConfig;
+    ///
+    /// let file = "\
+    /// ! the Java producer's file, unchanged ('!' starts a comment, as '#' does)
+    /// bootstrap.servers = broker-1:9092, broker-2:9092
+    /// key.serializer = org.apache.kafka.common.serialization.ByteArraySerializer
+    /// value.serializer = org.apache.kafka.common.serialization.ByteArraySerializer
+    /// linger.ms: 20
+    /// metric.reporters = com.example.MetricsReporter
+    /// ";
+    /// let mut config = ProducerConfig::default();
+    /// config.load_properties(file.as_bytes())?;
+    /// config.validate()?;
+    /// assert_eq!(config.linger.as_millis(), 20);
+    /// assert_eq!(config.ignored(), ["metric.reporters"]);
+    /// # Ok::<(), kafka_producer::Error>(())
+    /// ```
+    pub fn from_properties_file(path: impl AsRef<std::path::Path>) -> Result<Self, Error> {
+        let mut config = ProducerConfig::default();
+        config.load_properties_file(path)?;
+        config.validate()?;
+        Ok(config)
     }
 
     /// Whether the user set property `name` explicitly (through [`set`](Self::set),
@@ -804,10 +1044,7 @@ fn canonical_name(name: &str) -> Result<&'static str, Error> {
     if let Some(known) = PROPERTIES.iter().find(|p| **p == name) {
         return Ok(known);
     }
-    let unsupported = UNSUPPORTED_JAVA_PROPERTIES.contains(&name)
-        || name.starts_with("ssl.")
-        || name.starts_with("sasl.")
-        || name.starts_with("metrics.");
+    let unsupported = name.starts_with("ssl.") || name.starts_with("sasl.");
     if unsupported {
         return Err(Error::Config(format!(
             "property {name:?} is a Java producer property that this client does not support"
@@ -827,6 +1064,27 @@ fn canonical_name(name: &str) -> Result<&'static str, Error> {
              {closest:?})"
         )))
     }
+}
+
+/// The error for a Java property this client cannot honour with this value.
+fn unsupported_value(name: &str, value: &str) -> Error {
+    let what = match name {
+        "interceptor.classes" => {
+            "Java interceptor classes cannot run here; leave it empty".to_owned()
+        }
+        "partitioner.class" => "a Java partitioner class cannot run here: leave it empty, name \
+             org.apache.kafka.clients.producer.RoundRobinPartitioner, or give the builder a \
+             Rust Partitioner (ProducerBuilder::partitioner)"
+            .to_owned(),
+        "client.dns.lookup" => {
+            "this client connects to every address a name resolves to (use_all_dns_ips)".to_owned()
+        }
+        _ => "this client does not support it".to_owned(),
+    };
+    Error::Config(format!(
+        "property {name}={value:?} is not supported: {what} (ProducerConfig::set_lenient \
+         ignores it with a warning)"
+    ))
 }
 
 /// The known property with the smallest edit distance to `name` (case-insensitively, since
@@ -1280,7 +1538,10 @@ mod tests {
     #[test]
     fn unsupported_java_property_is_named_as_such() {
         let message = config_error(with(&[("interceptor.classes", "a.B")]));
-        assert!(message.contains("does not support"), "{message}");
+        assert!(
+            message.contains("interceptor.classes") && message.contains("not supported"),
+            "{message}"
+        );
         let message = config_error(with(&[("sasl.login.callback.handler.class", "x.Y")]));
         assert!(
             message.contains(r#""sasl.login.callback.handler.class""#),
@@ -1883,6 +2144,131 @@ mod tests {
         assert!(!message.contains(KEY_TEXT), "{message}");
         // Nor as the byte list the PEM parser's own message prints ("M", "I", "G", "H").
         assert!(!message.contains("77, 73, 71, 72"), "{message}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn java_only_properties_are_accepted_or_ignored_once_with_their_names() {
+        let c = with(&[
+            (
+                "key.serializer",
+                "org.apache.kafka.common.serialization.StringSerializer",
+            ),
+            (
+                "value.serializer",
+                "class org.apache.kafka.common.serialization.BytesSerializer",
+            ),
+            ("interceptor.classes", ""),
+            ("partitioner.class", ""),
+            ("metric.reporters", ""),
+            ("client.dns.lookup", "use_all_dns_ips"),
+            ("metric.reporters", "com.example.Reporter"),
+            ("metrics.recording.level", "INFO"),
+            ("metrics.num.samples", "2"),
+            ("enable.metrics.push", "false"),
+            ("security.providers", ""),
+            ("metrics.recording.level", "DEBUG"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.java_serializers(),
+            (
+                Some("org.apache.kafka.common.serialization.StringSerializer"),
+                Some("org.apache.kafka.common.serialization.BytesSerializer")
+            )
+        );
+        assert_eq!(
+            c.ignored(),
+            [
+                "metric.reporters",
+                "metrics.recording.level",
+                "metrics.num.samples",
+                "enable.metrics.push",
+                "security.providers",
+            ]
+        );
+        assert!(!c.wants_round_robin());
+        let rr = with(&[(
+            "partitioner.class",
+            "org.apache.kafka.clients.producer.RoundRobinPartitioner",
+        )])
+        .unwrap();
+        assert!(rr.wants_round_robin());
+    }
+
+    #[test]
+    fn java_properties_that_would_change_behaviour_are_refused_unless_lenient() {
+        for (name, value) in [
+            ("interceptor.classes", "com.example.TracingInterceptor"),
+            ("partitioner.class", "com.example.RegionPartitioner"),
+            (
+                "client.dns.lookup",
+                "resolve_canonical_bootstrap_servers_only",
+            ),
+            ("transaction.two.phase.commit.enable", "true"),
+        ] {
+            let message = config_error(with(&[(name, value)]));
+            assert!(
+                message.contains(name) && message.contains("not supported"),
+                "{message}"
+            );
+            let mut c = ProducerConfig::default();
+            c.set_lenient(true);
+            c.set(name, value).unwrap();
+            assert_eq!(c.ignored(), [name]);
+        }
+        let message = config_error(with(&[("key.serializer", " ")]));
+        assert!(message.contains("key.serializer"), "{message}");
+    }
+
+    #[test]
+    fn lenient_mode_ignores_unknown_names_but_not_bad_values() {
+        let mut c = ProducerConfig::default();
+        assert!(config_error(c.set("linger.msx", "5").map(|_| ())).contains("did you mean"));
+        c.set_lenient(true);
+        c.set("linger.msx", "5").unwrap();
+        c.set("some.plugin.setting", "x").unwrap();
+        assert_eq!(c.ignored(), ["linger.msx", "some.plugin.setting"]);
+        assert!(config_error(c.set("linger.ms", "soon").map(|_| ())).contains("linger.ms"));
+    }
+
+    #[test]
+    fn a_properties_file_sets_every_property_in_order_after_its_providers() {
+        let dir = std::env::temp_dir().join(format!("kp-config-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("secrets.properties"),
+            "id = from-the-secrets-file\n",
+        )
+        .unwrap();
+        let file = dir.join("producer.properties");
+        std::fs::write(
+            &file,
+            format!(
+                "# a Java producer's file\n\
+                 bootstrap.servers = a:9092, \\\n    b:9092\n\
+                 linger.ms: 7\n\
+                 linger.ms 9\n\
+                 config.providers = file\n\
+                 config.providers.file.class = \
+                 org.apache.kafka.common.config.provider.FileConfigProvider\n\
+                 transactional.id = ${{file:{}:id}}\n",
+                dir.join("secrets.properties").display()
+            ),
+        )
+        .unwrap();
+        let c = ProducerConfig::from_properties_file(&file).unwrap();
+        assert_eq!(c.bootstrap_servers, ["a:9092", "b:9092"]);
+        assert_eq!(c.linger, Duration::from_millis(9), "the later line wins");
+        assert_eq!(c.transactional_id.as_deref(), Some("from-the-secrets-file"));
+        let missing = config_error(ProducerConfig::from_properties_file(dir.join("nope")));
+        assert!(missing.contains("nope"), "{missing}");
+        std::fs::write(&file, "bootstrap.servers=a:9092\nlinger.ms=\\u00zz\n").unwrap();
+        let malformed = config_error(ProducerConfig::from_properties_file(&file));
+        assert!(
+            malformed.contains("producer.properties") && malformed.contains("line 2"),
+            "{malformed}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

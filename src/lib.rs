@@ -42,6 +42,7 @@ mod metrics;
 pub mod net;
 pub mod partition;
 mod producer;
+mod properties;
 pub mod protocol;
 pub mod record;
 pub mod record_batch;

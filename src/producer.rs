@@ -137,6 +137,9 @@ pub struct ProducerBuilder<K, V> {
     error: Option<Error>,
     key_serializer: Box<dyn Serializer<K>>,
     value_serializer: Box<dyn Serializer<V>>,
+    /// What the serializers' [`Serializer::java_classes`] said when they were set.
+    key_java_classes: &'static [&'static str],
+    value_java_classes: &'static [&'static str],
     partitioner: Option<Box<dyn Partitioner>>,
 }
 
@@ -157,6 +160,8 @@ impl Producer {
             error: None,
             key_serializer: Box::new(BytesSerializer),
             value_serializer: Box::new(BytesSerializer),
+            key_java_classes: Serializer::<Vec<u8>>::java_classes(&BytesSerializer),
+            value_java_classes: Serializer::<Vec<u8>>::java_classes(&BytesSerializer),
             partitioner: None,
         }
     }
@@ -172,6 +177,21 @@ impl Producer {
         Producer::with_config(config)
     }
 
+    /// A bytes producer from a Java producer `.properties` file, as it is (see
+    /// [`ProducerConfig::from_properties_file`]): its `key.serializer` and
+    /// `value.serializer`, if set, must be Java's `ByteArraySerializer`, `BytesSerializer`
+    /// or `ByteBufferSerializer`. For other key or value types, or lenient mode, use
+    /// [`ProducerBuilder::properties_file`].
+    pub fn from_properties_file(path: impl AsRef<std::path::Path>) -> Result<Producer, Error> {
+        Producer::builder().properties_file(path).build()
+    }
+
+    /// A bytes producer from Java `.properties` text read from `reader` (see
+    /// [`Producer::from_properties_file`]).
+    pub fn from_properties_reader(reader: impl std::io::Read) -> Result<Producer, Error> {
+        Producer::builder().properties_reader(reader).build()
+    }
+
     /// A bytes producer from a validated (or default-filled) [`ProducerConfig`].
     pub fn with_config(config: ProducerConfig) -> Result<Producer, Error> {
         ProducerBuilder {
@@ -179,6 +199,8 @@ impl Producer {
             error: None,
             key_serializer: Box::new(BytesSerializer),
             value_serializer: Box::new(BytesSerializer),
+            key_java_classes: Serializer::<Vec<u8>>::java_classes(&BytesSerializer),
+            value_java_classes: Serializer::<Vec<u8>>::java_classes(&BytesSerializer),
             partitioner: None,
         }
         .build()
@@ -193,6 +215,47 @@ impl<K, V> ProducerBuilder<K, V> {
                 self.error = Some(e);
             }
         }
+        self
+    }
+
+    /// Sets every property of a Java producer `.properties` file, as it is (see
+    /// [`ProducerConfig::from_properties_file`]). Later settings override it.
+    ///
+    /// ```no_run
+    /// use kafka_producer::{Producer, StringSerializer};
+    ///
+    /// // key.serializer / value.serializer = ...StringSerializer in the file
+    /// let producer: Producer<String, String> = Producer::builder()
+    ///     .properties_file("config/producer.properties")
+    ///     .key_serializer(StringSerializer)
+    ///     .value_serializer(StringSerializer)
+    ///     .build()?;
+    /// # Ok::<(), kafka_producer::Error>(())
+    /// ```
+    pub fn properties_file(mut self, path: impl AsRef<std::path::Path>) -> Self {
+        if self.error.is_none() {
+            if let Err(e) = self.config.load_properties_file(path) {
+                self.error = Some(e);
+            }
+        }
+        self
+    }
+
+    /// [`properties_file`](Self::properties_file) for properties text read from `reader`.
+    pub fn properties_reader(mut self, reader: impl std::io::Read) -> Self {
+        if self.error.is_none() {
+            if let Err(e) = self.config.load_properties(reader) {
+                self.error = Some(e);
+            }
+        }
+        self
+    }
+
+    /// Lenient mode for the properties set after it (see
+    /// [`ProducerConfig::set_lenient`]): unknown and unsupported property names are
+    /// ignored with a warning instead of failing the build.
+    pub fn lenient(mut self) -> Self {
+        self.config.set_lenient(true);
         self
     }
 
@@ -318,6 +381,8 @@ impl<K, V> ProducerBuilder<K, V> {
         ProducerBuilder {
             config: self.config,
             error: self.error,
+            key_java_classes: serializer.java_classes(),
+            value_java_classes: self.value_java_classes,
             key_serializer: Box::new(serializer),
             value_serializer: self.value_serializer,
             partitioner: self.partitioner,
@@ -329,6 +394,8 @@ impl<K, V> ProducerBuilder<K, V> {
         ProducerBuilder {
             config: self.config,
             error: self.error,
+            key_java_classes: self.key_java_classes,
+            value_java_classes: serializer.java_classes(),
             key_serializer: self.key_serializer,
             value_serializer: Box::new(serializer),
             partitioner: self.partitioner,
@@ -342,6 +409,15 @@ impl<K, V> ProducerBuilder<K, V> {
         }
         let mut config = self.config;
         config.validate()?;
+        let (key_class, value_class) = config.java_serializers();
+        check_java_serializer("key", key_class, self.key_java_classes)?;
+        check_java_serializer("value", value_class, self.value_java_classes)?;
+        let partitioner = match self.partitioner {
+            None if config.wants_round_robin() => {
+                Some(Box::new(crate::RoundRobinPartitioner::new()) as Box<dyn Partitioner>)
+            }
+            chosen => chosen,
+        };
         let security = config.connection_security()?;
         if config.enable_idempotence {
             log::debug!(
@@ -381,7 +457,7 @@ impl<K, V> ProducerBuilder<K, V> {
                 core,
                 key_serializer: self.key_serializer,
                 value_serializer: self.value_serializer,
-                partitioner: self.partitioner,
+                partitioner,
                 lifecycle: Mutex::new(Lifecycle {
                     sender: Some(thread),
                     callback_thread: Some(callback_thread),
@@ -392,6 +468,41 @@ impl<K, V> ProducerBuilder<K, V> {
             }),
         })
     }
+}
+
+/// Checks a properties file's `key.serializer` or `value.serializer` (`class`) against the
+/// Java classes the producer's serializer matches (`matching`; see
+/// [`Serializer::java_classes`]).
+fn check_java_serializer(what: &str, class: Option<&str>, matching: &[&str]) -> Result<(), Error> {
+    let Some(class) = class else {
+        return Ok(());
+    };
+    if matching.is_empty() {
+        log::warn!(
+            "ignoring property {what}.serializer={class}: {what}s are written by the \
+             producer's Rust serializer, which names no Java equivalent"
+        );
+        return Ok(());
+    }
+    if matching.contains(&class) {
+        return Ok(());
+    }
+    let hint = match class.rsplit('.').next() {
+        Some("StringSerializer") => format!(" (for text: {what}_serializer(StringSerializer))"),
+        Some("IntegerSerializer") => format!(" (for i32: {what}_serializer(IntegerSerializer))"),
+        Some("LongSerializer") => format!(" (for i64: {what}_serializer(LongSerializer))"),
+        Some("ByteArraySerializer" | "BytesSerializer" | "ByteBufferSerializer") => {
+            format!(" (for bytes: {what}_serializer(BytesSerializer))")
+        }
+        _ => String::new(),
+    };
+    Err(Error::Config(format!(
+        "property {what}.serializer={class} does not match this producer's {what} \
+         serializer, which writes what {} write{}; build the producer with a {what} \
+         serializer that writes what {class} writes{hint}, or remove the property",
+        matching.join(", "),
+        if matching.len() == 1 { "s" } else { "" },
+    )))
 }
 
 /// Marks the sender thread done when dropped (also while unwinding from a panic).

@@ -66,6 +66,16 @@ pub trait Serializer<T: ?Sized>: Send + Sync + 'static {
     fn serialize_borrowed<'a>(&self, topic: &str, data: &'a T) -> Result<Cow<'a, [u8]>, Error> {
         self.serialize(topic, data).map(Cow::Owned)
     }
+
+    /// The Java serializer classes (fully qualified) that write the same bytes, for the
+    /// `key.serializer` and `value.serializer` of a Java properties file (see
+    /// [`ProducerConfig::from_properties_file`](crate::ProducerConfig::from_properties_file)):
+    /// building a producer whose serializer lists classes fails when the file names
+    /// another one. Empty (the default) when no Java class is known to match: the named
+    /// class is then ignored, with a warning.
+    fn java_classes(&self) -> &'static [&'static str] {
+        &[]
+    }
 }
 
 /// A shared serializer serializes like the one it shares.
@@ -76,6 +86,9 @@ impl<T: ?Sized, S: Serializer<T> + ?Sized> Serializer<T> for Arc<S> {
 
     fn serialize_borrowed<'a>(&self, topic: &str, data: &'a T) -> Result<Cow<'a, [u8]>, Error> {
         (**self).serialize_borrowed(topic, data)
+    }
+    fn java_classes(&self) -> &'static [&'static str] {
+        (**self).java_classes()
     }
 }
 
@@ -88,7 +101,17 @@ impl<T: ?Sized, S: Serializer<T> + ?Sized> Serializer<T> for Box<S> {
     fn serialize_borrowed<'a>(&self, topic: &str, data: &'a T) -> Result<Cow<'a, [u8]>, Error> {
         (**self).serialize_borrowed(topic, data)
     }
+    fn java_classes(&self) -> &'static [&'static str] {
+        (**self).java_classes()
+    }
 }
+
+/// Java's serializers of bytes as they are: `byte[]`, `Bytes` and `ByteBuffer`.
+const BYTES_CLASSES: &[&str] = &[
+    "org.apache.kafka.common.serialization.ByteArraySerializer",
+    "org.apache.kafka.common.serialization.BytesSerializer",
+    "org.apache.kafka.common.serialization.ByteBufferSerializer",
+];
 
 /// Bytes as they are, like Java's `ByteArraySerializer`: `Vec<u8>`, `[u8]` and
 /// [`bytes::Bytes`].
@@ -107,6 +130,10 @@ impl Serializer<Vec<u8>> for BytesSerializer {
     ) -> Result<Cow<'a, [u8]>, Error> {
         Ok(Cow::Borrowed(data))
     }
+
+    fn java_classes(&self) -> &'static [&'static str] {
+        BYTES_CLASSES
+    }
 }
 
 impl Serializer<[u8]> for BytesSerializer {
@@ -116,6 +143,10 @@ impl Serializer<[u8]> for BytesSerializer {
 
     fn serialize_borrowed<'a>(&self, _topic: &str, data: &'a [u8]) -> Result<Cow<'a, [u8]>, Error> {
         Ok(Cow::Borrowed(data))
+    }
+
+    fn java_classes(&self) -> &'static [&'static str] {
+        BYTES_CLASSES
     }
 }
 
@@ -130,6 +161,10 @@ impl Serializer<bytes::Bytes> for BytesSerializer {
         data: &'a bytes::Bytes,
     ) -> Result<Cow<'a, [u8]>, Error> {
         Ok(Cow::Borrowed(data))
+    }
+
+    fn java_classes(&self) -> &'static [&'static str] {
+        BYTES_CLASSES
     }
 }
 
@@ -150,6 +185,10 @@ impl Serializer<String> for StringSerializer {
     ) -> Result<Cow<'a, [u8]>, Error> {
         Ok(Cow::Borrowed(data.as_bytes()))
     }
+
+    fn java_classes(&self) -> &'static [&'static str] {
+        &["org.apache.kafka.common.serialization.StringSerializer"]
+    }
 }
 
 impl Serializer<str> for StringSerializer {
@@ -159,6 +198,10 @@ impl Serializer<str> for StringSerializer {
 
     fn serialize_borrowed<'a>(&self, _topic: &str, data: &'a str) -> Result<Cow<'a, [u8]>, Error> {
         Ok(Cow::Borrowed(data.as_bytes()))
+    }
+
+    fn java_classes(&self) -> &'static [&'static str] {
+        &["org.apache.kafka.common.serialization.StringSerializer"]
     }
 }
 
@@ -170,6 +213,10 @@ impl Serializer<i32> for IntegerSerializer {
     fn serialize(&self, _topic: &str, data: &i32) -> Result<Vec<u8>, Error> {
         Ok(data.to_be_bytes().to_vec())
     }
+
+    fn java_classes(&self) -> &'static [&'static str] {
+        &["org.apache.kafka.common.serialization.IntegerSerializer"]
+    }
 }
 
 /// An `i64` as 8 bytes, big-endian, like Java's `LongSerializer`.
@@ -179,6 +226,10 @@ pub struct LongSerializer;
 impl Serializer<i64> for LongSerializer {
     fn serialize(&self, _topic: &str, data: &i64) -> Result<Vec<u8>, Error> {
         Ok(data.to_be_bytes().to_vec())
+    }
+
+    fn java_classes(&self) -> &'static [&'static str] {
+        &["org.apache.kafka.common.serialization.LongSerializer"]
     }
 }
 
