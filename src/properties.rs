@@ -198,29 +198,15 @@ fn unescape(s: &[char]) -> Result<String, String> {
                     i += 4;
                     Some(unit)
                 }
-                't' => {
-                    flush_surrogate(&mut out, &mut high);
-                    out.push('\t');
-                    None
-                }
-                'n' => {
-                    flush_surrogate(&mut out, &mut high);
-                    out.push('\n');
-                    None
-                }
-                'r' => {
-                    flush_surrogate(&mut out, &mut high);
-                    out.push('\r');
-                    None
-                }
-                'f' => {
-                    flush_surrogate(&mut out, &mut high);
-                    out.push('\x0c');
-                    None
-                }
                 other => {
                     flush_surrogate(&mut out, &mut high);
-                    out.push(other);
+                    out.push(match other {
+                        't' => '\t',
+                        'n' => '\n',
+                        'r' => '\r',
+                        'f' => '\x0c',
+                        c => c,
+                    });
                     None
                 }
             }
