@@ -740,7 +740,7 @@ impl ProducerConfig {
     /// The security a connection needs for this config: the TLS client configuration
     /// (the stores are read now, so a missing or bad file is an error here) and the SASL
     /// credentials. The producer calls it once, when it is built.
-    pub fn connection_security(&self) -> Result<ConnectionSecurity, Error> {
+    pub(crate) fn connection_security(&self) -> Result<ConnectionSecurity, Error> {
         let sasl = if self.security_protocol.uses_sasl() {
             Some(self.sasl.credentials()?)
         } else {

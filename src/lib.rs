@@ -23,10 +23,12 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The crate is layered (see `DESIGN.md`): [`protocol`] (pure wire encode/decode),
-//! [`record_batch`] (RecordBatch v2 and codecs), [`net`] (blocking broker connections),
-//! and the producer on top: the caller-side send path, the lock-striped accumulator, one
-//! sender thread and one callback thread.
+//! The public API is the producer's: [`Producer`] and its builder, [`ProducerConfig`],
+//! records, serializers, partitioners, errors, security settings and transactions. The
+//! layers underneath (see `DESIGN.md`: `protocol`, pure wire encode/decode;
+//! `record_batch`, RecordBatch v2 and codecs; `net`, blocking broker connections) are
+//! private; the crate feature `unstable-internals` makes them public for the crate's own
+//! tests, benches and fuzz targets, with no stability promise.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 
@@ -39,13 +41,27 @@ pub mod error;
 mod idempotence;
 mod metadata;
 mod metrics;
-pub mod net;
 pub mod partition;
 mod producer;
 mod properties;
-pub mod protocol;
 pub mod record;
+// The layers under the producer: public only with the crate feature `unstable-internals`
+// (the crate's own tests, benches and fuzz targets; no stability promise).
+#[cfg(feature = "unstable-internals")]
+pub mod net;
+#[cfg(not(feature = "unstable-internals"))]
+#[allow(dead_code, unused_imports)]
+mod net;
+#[cfg(feature = "unstable-internals")]
+pub mod protocol;
+#[cfg(not(feature = "unstable-internals"))]
+#[allow(dead_code, unused_imports)]
+mod protocol;
+#[cfg(feature = "unstable-internals")]
 pub mod record_batch;
+#[cfg(not(feature = "unstable-internals"))]
+#[allow(dead_code, unused_imports)]
+mod record_batch;
 pub mod security;
 mod sender;
 pub mod serialize;

@@ -1,11 +1,11 @@
 //! Choosing a partition for a record: [`murmur2`] key hashing, the [`Partitioner`] trait for
-//! custom strategies, [`RoundRobinPartitioner`], and the built-in [`StickyPartitioner`]
+//! custom strategies, [`RoundRobinPartitioner`], and the built-in `StickyPartitioner`
 //! (KIP-794 uniform sticky partitioning, optionally adaptive).
 //!
 //! The order of precedence follows Java's `KafkaProducer` (DESIGN.md §4): an explicit
 //! partition wins; else a configured custom [`Partitioner`] may choose; else a key maps to
 //! [`partition_for_key`]; else (and for keyed records when `partitioner.ignore.keys=true`)
-//! the [`StickyPartitioner`] chooses.
+//! the `StickyPartitioner` chooses.
 //!
 //! # Threads and locks
 //!
@@ -16,7 +16,7 @@
 //!   write lock is taken only the first time a topic is seen; afterwards a read lock and one
 //!   relaxed `fetch_add` (the counter orders nothing else, it only has to hand out distinct
 //!   values). The scan over the partitions runs after the lock is released.
-//! - [`StickyPartitioner`]: one `RwLock` over a map from topic to its `StickyTopic`, a
+//! - `StickyPartitioner`: one `RwLock` over a map from topic to its `StickyTopic`, a
 //!   `Mutex` over that topic's state. The map's write lock is taken only the first time a
 //!   topic is seen (the key is allocated before); the producer keeps each topic's
 //!   `StickyTopic` in its per-thread route cache, so a send takes only the topic's lock.
@@ -28,7 +28,7 @@
 //!
 //!   Its per-leader availability record (`partitioner.availability.timeout.ms`) sits behind
 //!   one more `Mutex`, taken only by the sender thread (which alone writes and reads it, in
-//!   [`StickyPartitioner::node_ready`] and [`StickyPartitioner::update_load_stats_by_leader`]),
+//!   `StickyPartitioner::node_ready` and `StickyPartitioner::update_load_stats_by_leader`),
 //!   never on the send path.
 //!
 //! No lock here is ever held while another lock is taken (the map's lock is released before
@@ -239,23 +239,10 @@ impl Partitioner for RoundRobinPartitioner {
 /// has no effect without adaptive partitioning, and keyed records still go to their
 /// partition.
 ///
-/// ```
-/// use kafka_producer::partition::StickyPartitioner;
-/// use kafka_producer::PartitionInfo;
-/// use std::time::Duration;
-///
-/// let partitions: Vec<PartitionInfo> = (0..4)
-///     .map(|p| PartitionInfo::new("t", p, Some(1), vec![1], vec![1], vec![]))
-///     .collect();
-/// let sticky = StickyPartitioner::new(100, true, Duration::ZERO);
-/// let first = sticky.partition("t", &partitions);
-/// sticky.on_append("t", first, 60, true, &partitions);
-/// assert_eq!(sticky.partition("t", &partitions), first); // 60 < 100 bytes: stay
-/// sticky.on_append("t", first, 60, true, &partitions);
-/// assert_ne!(sticky.partition("t", &partitions), first); // 120 >= 100 bytes: switched
-/// ```
+/// (Internal: the producer's own; `sticky_stays_on_one_partition_until_batch_size_then_switches`
+/// shows it.)
 #[derive(Debug)]
-pub struct StickyPartitioner {
+pub(crate) struct StickyPartitioner {
     /// Bytes to produce to a sticky partition before switching (Java: `batch.size`), >= 1.
     sticky_batch_size: usize,
     /// `partitioner.adaptive.partitioning.enable`; when false load stats are ignored.
@@ -374,14 +361,6 @@ impl StickyPartitioner {
         self.adaptive
     }
 
-    /// `partitioner.availability.timeout.ms`: partitions whose leader could not take its
-    /// ready batches for longer than this are left out of
-    /// [`update_load_stats_by_leader`](Self::update_load_stats_by_leader); zero disables
-    /// the check.
-    pub fn availability_timeout(&self) -> Duration {
-        self.availability_timeout
-    }
-
     /// Whether leaders' readiness is tracked: adaptive partitioning is on and the
     /// availability timeout is not zero.
     fn tracks_availability(&self) -> bool {
@@ -411,6 +390,7 @@ impl StickyPartitioner {
 
     /// Whether `node` had batches ready but could take none for longer than the
     /// availability timeout (false while the check is off or the node was never seen).
+    #[cfg(test)]
     pub fn is_node_unavailable(&self, node: i32) -> bool {
         self.tracks_availability()
             && self.leaders.lock().get(&node).is_some_and(|r| {
@@ -451,6 +431,7 @@ impl StickyPartitioner {
     /// # Panics
     ///
     /// When `partitions` is empty (a topic always has at least one partition).
+    #[cfg(test)]
     pub fn partition(&self, topic: &str, partitions: &[PartitionInfo]) -> i32 {
         assert!(!partitions.is_empty(), "topic {topic:?} has no partitions");
         self.partition_in(&self.topic(topic), partitions)
@@ -494,6 +475,7 @@ impl StickyPartitioner {
     ///
     /// Appends to any other partition (keyed records, or a sticky partition that another
     /// thread already replaced) are not counted, as in Java.
+    #[cfg(test)]
     pub fn on_append(
         &self,
         topic: &str,
