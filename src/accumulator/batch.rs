@@ -17,7 +17,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::pool::Reservation;
-use super::ratio::CompressionRatio;
+use super::ratio::{BatchLimit, CompressionRatio};
 use crate::delivery::{
     run_one, BatchOutcome, BatchResult, CallbackQueue, RecordCallback, RecordSlot,
 };
@@ -202,21 +202,20 @@ impl ProducerBatch {
         self
     }
 
-    /// Appends `record` unless the batch is closed or the record would take its
-    /// uncompressed bytes past `limit` (batch.size, or what is estimated to compress to it;
-    /// a first record always fits). On success returns the slot that the record's future
-    /// or callback reports from.
+    /// Appends `record` unless the batch is closed or has no room for it by `limit`
+    /// (batch.size against the estimated size on the wire; a first record always fits).
+    /// On success returns the slot that the record's future or callback reports from.
     pub fn try_append(
         &mut self,
         record: &AppendRecord<'_>,
         completion: Completion,
-        limit: usize,
+        limit: BatchLimit,
     ) -> Result<Option<crate::SendFuture>, Completion> {
         let (Stage::Open, Contents::Building(builder)) = (self.stage, &mut self.contents) else {
             return Err(completion);
         };
         let size = builder.next_record_size_with_payload(record.timestamp, record.payload);
-        if !builder.is_empty() && builder.estimated_size() + size > limit {
+        if !builder.is_empty() && !limit.has_room(builder.estimated_size(), size) {
             self.stage = Stage::Closed;
             return Err(completion);
         }
@@ -225,7 +224,7 @@ impl ProducerBatch {
             // A bigger buffer, from buffer.memory, without waiting (as for callbacks below).
             let grown = needed
                 .max(self.buffer_room.saturating_mul(2))
-                .min(limit.max(needed));
+                .min(limit.buffer_cap().max(needed));
             if !self.memory.try_grow(grown - self.buffer_room) {
                 self.stage = Stage::Closed;
                 return Err(completion);

@@ -51,6 +51,7 @@ use parking_lot::{Mutex, RwLock};
 
 pub(crate) use batch::{AppendRecord, Completion, ProducerBatch};
 use pool::BufferPool;
+pub(crate) use ratio::BatchLimit;
 use ratio::CompressionRatio;
 
 use crate::delivery::{BatchResult, CallbackQueue};
@@ -328,7 +329,7 @@ impl Accumulator {
             previous.close();
             sealing = previous.take_for_sealing().map(|b| (previous.id, b));
         }
-        let future = match fresh.try_append(record, completion, usize::MAX) {
+        let future = match fresh.try_append(record, completion, BatchLimit::UNLIMITED) {
             Ok(f) => f,
             Err(_) => unreachable!("an empty open batch takes any record"),
         };
@@ -360,14 +361,14 @@ impl Accumulator {
         })
     }
 
-    /// The most uncompressed bytes a batch of `queue` takes: batch.size, or for a
-    /// compressed batch as many as are estimated to compress to batch.size (see
-    /// [`CompressionRatio`]; Java's producer bounds a batch the same way).
-    fn batch_limit(&self, queue: &PartitionQueue) -> usize {
+    /// How full a batch of `queue` may get: batch.size, against the estimated compressed
+    /// size for a compressed batch (see [`BatchLimit`]; Java's producer bounds a batch the
+    /// same way).
+    fn batch_limit(&self, queue: &PartitionQueue) -> BatchLimit {
         if self.cfg.compression == Compression::None {
-            self.cfg.batch_size
+            BatchLimit::uncompressed(self.cfg.batch_size)
         } else {
-            queue.ratio.uncompressed_limit(self.cfg.batch_size)
+            queue.ratio.limit(self.cfg.batch_size)
         }
     }
 
@@ -375,25 +376,24 @@ impl Accumulator {
     /// power of two, at least [`MIN_BATCH_BUFFER`]), at most `limit`
     /// ([`Accumulator::batch_limit`]). The batch grows it as records come
     /// (`ProducerBatch::try_append`).
-    fn initial_buffer(&self, queue: &PartitionQueue, limit: usize) -> usize {
+    fn initial_buffer(&self, queue: &PartitionQueue, limit: BatchLimit) -> usize {
         let hint = queue.size_hint.load(Ordering::Relaxed);
         let wanted = hint.saturating_add(hint / 4).max(MIN_BATCH_BUFFER);
         wanted
             .checked_next_power_of_two()
             .unwrap_or(usize::MAX)
-            .min(limit)
+            .min(limit.buffer_cap())
     }
 
-    /// Closes `batch` once it holds `limit` uncompressed bytes ([`Accumulator::batch_limit`])
-    /// (or was closed already) and hands out its builder for compression by this thread
-    /// (see [`Accumulator::seal`]). Returns whether the batch is full. Under the partition
-    /// lock.
+    /// Closes `batch` once it is full by `limit` ([`Accumulator::batch_limit`]) (or was
+    /// closed already) and hands out its builder for compression by this thread (see
+    /// [`Accumulator::seal`]). Returns whether the batch is full. Under the partition lock.
     fn close_if_full(
         &self,
         batch: &mut ProducerBatch,
-        limit: usize,
+        limit: BatchLimit,
     ) -> (bool, Option<(u64, RecordBatchBuilder)>) {
-        if batch.size() >= limit {
+        if limit.is_full(batch.size()) {
             batch.close();
         }
         let full = batch.is_closed();
@@ -599,7 +599,13 @@ impl Accumulator {
             self.next_batch_id.fetch_add(1, Ordering::Relaxed),
         );
         let old = batch.id;
+        let tp = batch.tp.clone();
         let halves = batch.split(self.cfg.compression, self.cfg.compression_level, ids)?;
+        if self.cfg.compression != Compression::None {
+            self.queue(tp.topic(), tp.partition())
+                .ratio
+                .reset_after_split();
+        }
         let mut incomplete = self.incomplete.lock();
         for h in &halves {
             incomplete.insert(h.id, Arc::clone(&h.result));
@@ -897,6 +903,99 @@ mod tests {
         drop(tx);
         assert!(thread.join(None));
         assert_eq!(a.buffer_in_use(), 0, "every byte back once answered");
+    }
+
+    /// Random bytes: lz4 does not shrink them.
+    fn incompressible(n: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_next_record_counts_uncompressed_against_batch_size_as_in_java() {
+        // Java's hasRoomFor: header + records so far × ratio × 1.05 + the next record's
+        // uncompressed size must fit in batch.size; the next record's own compression is
+        // not counted on. So two records of 85 % of batch.size never share a batch, however
+        // well earlier batches compressed (else the pair may exceed max.request.size).
+        let a = Accumulator::new(AccumulatorConfig {
+            compression: Compression::Lz4,
+            ..acc(4_096, 10_000_000).cfg
+        });
+        let q = a.queue("t", 0);
+        for _ in 0..200 {
+            q.ratio.observe(1_000, 200);
+        }
+        let first = a
+            .append(
+                &q,
+                &rec(&incompressible(3_500, 1)),
+                Completion::Future,
+                None,
+            )
+            .unwrap();
+        assert!(!first.batch_full, "3.5 KB × 0.2 × 1.05 is far from 4 KiB");
+        a.append(
+            &q,
+            &rec(&incompressible(3_500, 2)),
+            Completion::Future,
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            q.batches.lock().len(),
+            2,
+            "the second large record opens a batch of its own"
+        );
+        // Small records still fill a batch to what is estimated to compress to batch.size.
+        let b = a.queue("t", 1);
+        for _ in 0..200 {
+            b.ratio.observe(1_000, 200);
+        }
+        for i in 0..60 {
+            a.append(&b, &rec(&json_value(i)), Completion::Future, None)
+                .unwrap();
+        }
+        let batches = b.batches.lock();
+        assert_eq!(batches.len(), 1, "60 small records fit in one batch");
+        assert!(batches[0].size() > 4_096, "{}", batches[0].size());
+    }
+
+    #[test]
+    fn a_split_batch_resets_its_topics_compression_estimate_as_in_java() {
+        let a = Accumulator::new(AccumulatorConfig {
+            compression: Compression::Lz4,
+            ..acc(1_000_000, 10_000_000).cfg
+        });
+        let q = a.queue("t", 0);
+        for _ in 0..200 {
+            q.ratio.observe(1_000, 200);
+        }
+        for i in 0..10 {
+            a.append(&q, &rec(&json_value(i)), Completion::Future, None)
+                .unwrap();
+        }
+        let mut batch = a.take_front(&q, Instant::now(), 1 << 30, true).unwrap();
+        batch.encode(crate::record_batch::ProducerState::NONE);
+        assert!(q.ratio.get() < 0.5);
+        let halves = a.split(batch).expect("ten records split");
+        assert_eq!(
+            q.ratio.get(),
+            1.0,
+            "a batch too large for the broker: estimate no gain until batches show it again"
+        );
+        let (thread, tx) = crate::delivery::CallbackThread::start("test-callbacks".into(), 1);
+        for h in halves {
+            a.complete(h, Err(Error::Closed), &tx);
+        }
+        drop(tx);
+        assert!(thread.join(None));
     }
 
     #[test]

@@ -2,14 +2,16 @@
 //! wire (compressed) rather than its uncompressed records, as Java's producer does.
 //!
 //! A compressed batch is only compressed when it closes, so while it fills its size on the
-//! wire is a guess: its uncompressed bytes times the topic's estimated ratio, with a 5 %
-//! margin. The estimate starts at 1 (no gain) and learns from every batch compressed
+//! wire is a guess: its header plus its records' uncompressed bytes times the topic's
+//! estimated ratio, with a 5 % margin ([`BatchLimit`]). The estimate starts at 1 (no gain) and learns from every batch compressed
 //! afterwards: a batch that compressed worse than estimated raises it at once (by at least
 //! 0.05, so that batches soon stop overshooting batch.size), one that compressed better
 //! lowers it slowly (by at most 0.005 per batch, so that one very compressible batch does
 //! not make the next ones too large).
 
 use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::record_batch::HEADER_SIZE;
 
 /// Margin on the estimated compressed size: a batch closes when its uncompressed bytes
 /// times the estimated ratio times this reach batch.size.
@@ -57,11 +59,76 @@ impl CompressionRatio {
         self.0.store(next.to_bits(), Ordering::Relaxed);
     }
 
-    /// How many uncompressed bytes a batch may hold so that it is expected to compress to
-    /// at most `batch_size` bytes (at least one byte).
-    pub fn uncompressed_limit(&self, batch_size: usize) -> usize {
-        let limit = batch_size as f64 / (f64::from(self.get()) * f64::from(MARGIN));
-        (limit as usize).max(1)
+    /// After a batch of the topic was too large for the broker and was split: no gain is
+    /// counted on until batches show it again (Java resets its estimate the same way).
+    pub fn reset_after_split(&self) {
+        let reset = self.get().max(1.0);
+        self.0.store(reset.to_bits(), Ordering::Relaxed);
+    }
+
+    /// The bounds of a compressed batch of the topic, for `batch_size`.
+    pub fn limit(&self, batch_size: usize) -> BatchLimit {
+        BatchLimit {
+            batch_size,
+            factor: Some(f64::from(self.get()) * f64::from(MARGIN)),
+        }
+    }
+}
+
+/// How full a batch may get: batch.size against its estimated size on the wire, as Java's
+/// `MemoryRecordsBuilder` counts it (`hasRoomFor`, `isFull`): the header, plus the records
+/// so far times the estimated ratio and margin for a compressed batch, plus the next
+/// record's uncompressed size (its own compression is not counted on).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct BatchLimit {
+    /// batch.size.
+    pub batch_size: usize,
+    /// For a compressed batch, the estimated ratio times the margin.
+    pub factor: Option<f64>,
+}
+
+impl BatchLimit {
+    /// An uncompressed batch of `batch_size`.
+    pub fn uncompressed(batch_size: usize) -> Self {
+        BatchLimit {
+            batch_size,
+            factor: None,
+        }
+    }
+
+    /// A batch that takes any record (a fresh batch's first one).
+    pub const UNLIMITED: BatchLimit = BatchLimit {
+        batch_size: usize::MAX,
+        factor: None,
+    };
+
+    /// The estimated size on the wire of a batch of `uncompressed` bytes, header included.
+    pub fn estimate(&self, uncompressed: usize) -> usize {
+        match self.factor {
+            None => uncompressed,
+            Some(f) => HEADER_SIZE + (uncompressed.saturating_sub(HEADER_SIZE) as f64 * f) as usize,
+        }
+    }
+
+    /// Whether a batch of `uncompressed` bytes has room for a record of `next` bytes.
+    pub fn has_room(&self, uncompressed: usize, next: usize) -> bool {
+        self.estimate(uncompressed).saturating_add(next) <= self.batch_size
+    }
+
+    /// Whether a batch of `uncompressed` bytes is full.
+    pub fn is_full(&self, uncompressed: usize) -> bool {
+        self.estimate(uncompressed) >= self.batch_size
+    }
+
+    /// The most uncompressed bytes worth a buffer: what is estimated to reach batch.size.
+    pub fn buffer_cap(&self) -> usize {
+        match self.factor {
+            None => self.batch_size,
+            Some(f) => {
+                let records = self.batch_size.saturating_sub(HEADER_SIZE) as f64 / f;
+                HEADER_SIZE.saturating_add(records as usize)
+            }
+        }
     }
 }
 
@@ -73,7 +140,11 @@ mod tests {
     fn starts_at_no_gain_with_a_margin() {
         let r = CompressionRatio::default();
         assert_eq!(r.get(), 1.0);
-        assert_eq!(r.uncompressed_limit(10_500), 10_000);
+        let limit = r.limit(10_561);
+        assert_eq!(limit.buffer_cap(), 61 + 10_000);
+        assert!(limit.has_room(61 + 9_000, 1_000));
+        assert!(!limit.has_room(61 + 9_000, 1_100));
+        assert!(limit.is_full(61 + 10_001) && !limit.is_full(61 + 9_990));
     }
 
     #[test]
@@ -101,7 +172,9 @@ mod tests {
             r.observe(1000, 1);
         }
         assert_eq!(r.get(), MIN_RATIO);
-        assert_eq!(r.uncompressed_limit(16_384), 998_643);
+        assert_eq!(r.limit(16_384).buffer_cap(), 61 + 994_925);
+        r.reset_after_split();
+        assert_eq!(r.get(), 1.0);
     }
 
     #[test]
