@@ -120,12 +120,16 @@ const PROPERTIES: &[&str] = &[
 /// ask for would change what the producer does. Naming them gets a clearer error than a
 /// "did you mean" for a property that exists, just not here. (`interceptor.classes`,
 /// `partitioner.class` and `client.dns.lookup` are accepted with the values this client
-/// matches: see [`ProducerConfig::set`].)
+/// matches, and the serializer encodings UTF-8: see [`ProducerConfig::set`].) Lenient mode
+/// does not ignore them either.
 const UNSUPPORTED_JAVA_PROPERTIES: &[&str] = &[
     "interceptor.classes",
     "partitioner.class",
     "client.dns.lookup",
     "transaction.two.phase.commit.enable",
+    "key.serializer.encoding",
+    "value.serializer.encoding",
+    "serializer.encoding",
 ];
 
 /// Java producer properties with no meaning for this client, accepted and ignored with a
@@ -428,7 +432,13 @@ impl ProducerConfig {
         }
         let name = match canonical_name(name) {
             Ok(name) => name,
-            Err(e) if self.lenient => {
+            // Lenient mode ignores unknown names only: ssl.* and sasl.* settings this
+            // client does not implement would loosen or change security.
+            Err(e)
+                if self.lenient
+                    && !trimmed.starts_with("ssl.")
+                    && !trimmed.starts_with("sasl.") =>
+            {
                 self.ignore(trimmed, &format!("lenient mode ({e})"));
                 return Ok(());
             }
@@ -534,8 +544,10 @@ impl ProducerConfig {
                 *slot = Some(class.to_owned());
             }
             // The values this client's behaviour matches.
-            "interceptor.classes" | "partitioner.class" | "metric.reporters"
-                if value.is_empty() => {}
+            "partitioner.class" if value.is_empty() => self.round_robin = false,
+            "interceptor.classes" | "metric.reporters" if value.is_empty() => {}
+            "key.serializer.encoding" | "value.serializer.encoding" | "serializer.encoding"
+                if value.eq_ignore_ascii_case("UTF8") || value.eq_ignore_ascii_case("UTF-8") => {}
             "client.dns.lookup" if value == "use_all_dns_ips" => {}
             "transaction.two.phase.commit.enable" if value == "false" => {}
             "partitioner.class"
@@ -550,11 +562,6 @@ impl ProducerConfig {
                     self.ignore(name, why);
                 } else if name.starts_with("metrics.") {
                     self.ignore(name, "metrics are read with Producer::metrics");
-                } else if self.lenient && UNSUPPORTED_JAVA_PROPERTIES.contains(&name) {
-                    self.ignore(
-                        name,
-                        &format!("lenient mode (the value {value:?} is not supported here)"),
-                    );
                 } else if UNSUPPORTED_JAVA_PROPERTIES.contains(&name) {
                     return Err(unsupported_value(name, value));
                 } else {
@@ -576,16 +583,18 @@ impl ProducerConfig {
     /// The properties [`set`](Self::set) accepted but ignored, each named once, in the
     /// order they came: Java producer properties with no meaning for this client (metric
     /// reporters, `metrics.*`, `enable.metrics.push`, `security.providers`, ...), and in
-    /// lenient mode unknown and unsupported ones. Each was also logged once as a warning.
+    /// lenient mode unknown ones. Each was also logged once as a warning.
     pub fn ignored(&self) -> &[String] {
         &self.ignored
     }
 
-    /// Lenient mode: an unknown property name, or a Java property this client does not
-    /// support, is ignored with a warning (and listed by [`ignored`](Self::ignored))
-    /// rather than refused, as Java's producer does with names it does not know. Bad
-    /// values of known properties are still errors. Off by default: a typo should not run
-    /// silently with defaults. Affects later calls to [`set`](Self::set).
+    /// Lenient mode: an unknown property name is ignored with a warning (and listed by
+    /// [`ignored`](Self::ignored)) rather than refused, as Java's producer does with names
+    /// it does not know. Still errors: bad values of known properties, Java settings whose
+    /// values this client cannot honour (interceptor or partitioner classes, string
+    /// encodings other than UTF-8, ...), and `ssl.*` / `sasl.*` settings it does not
+    /// implement. Off by default: a typo should not run silently with defaults. Affects
+    /// later calls to [`set`](Self::set).
     pub fn set_lenient(&mut self, lenient: bool) {
         self.lenient = lenient;
     }
@@ -628,7 +637,15 @@ impl ProducerConfig {
     }
 
     fn load_entries(&mut self, entries: Vec<(String, String)>) -> Result<(), Error> {
-        for (name, value) in crate::properties::resolve_providers(entries)? {
+        // A key given twice counts once, the last time (java.util.Properties is a map).
+        let mut last: Vec<(String, String)> = Vec::with_capacity(entries.len());
+        for (name, value) in entries.into_iter().rev() {
+            if !last.iter().any(|(n, _)| *n == name) {
+                last.push((name, value));
+            }
+        }
+        last.reverse();
+        for (name, value) in crate::properties::resolve_providers(last)? {
             self.set(&name, &value)?;
         }
         Ok(())
@@ -1079,11 +1096,13 @@ fn unsupported_value(name: &str, value: &str) -> Error {
         "client.dns.lookup" => {
             "this client connects to every address a name resolves to (use_all_dns_ips)".to_owned()
         }
+        "key.serializer.encoding" | "value.serializer.encoding" | "serializer.encoding" => {
+            "the string serializer writes UTF-8".to_owned()
+        }
         _ => "this client does not support it".to_owned(),
     };
     Error::Config(format!(
-        "property {name}={value:?} is not supported: {what} (ProducerConfig::set_lenient \
-         ignores it with a warning)"
+        "property {name}={value:?} is not supported: {what}"
     ))
 }
 
@@ -2197,7 +2216,7 @@ mod tests {
     }
 
     #[test]
-    fn java_properties_that_would_change_behaviour_are_refused_unless_lenient() {
+    fn java_properties_that_would_change_behaviour_are_refused_even_when_lenient() {
         for (name, value) in [
             ("interceptor.classes", "com.example.TracingInterceptor"),
             ("partitioner.class", "com.example.RegionPartitioner"),
@@ -2212,10 +2231,11 @@ mod tests {
                 message.contains(name) && message.contains("not supported"),
                 "{message}"
             );
+            // Lenient mode ignores unknown names only: these would change what is written.
             let mut c = ProducerConfig::default();
             c.set_lenient(true);
-            c.set(name, value).unwrap();
-            assert_eq!(c.ignored(), [name]);
+            let message = config_error(c.set(name, value).map(|_| ()));
+            assert!(message.contains(name), "{message}");
         }
         let message = config_error(with(&[("key.serializer", " ")]));
         assert!(message.contains("key.serializer"), "{message}");
@@ -2293,5 +2313,61 @@ mod tests {
                 )
             );
         }
+    }
+
+    #[test]
+    fn lenient_mode_still_refuses_security_and_encoding_settings_it_cannot_honour() {
+        let mut c = ProducerConfig::default();
+        c.set_lenient(true);
+        for (name, value) in [
+            ("ssl.cipher.suites", "TLS_AES_256_GCM_SHA384"),
+            ("sasl.login.callback.handler.class", "com.example.Login"),
+            ("value.serializer.encoding", "UTF-16"),
+            ("key.serializer.encoding", "ISO-8859-1"),
+            ("serializer.encoding", "UTF-16"),
+        ] {
+            let message = config_error(c.set(name, value).map(|_| ()));
+            assert!(message.contains(name), "{message}");
+        }
+        for (name, value) in [
+            ("value.serializer.encoding", "UTF8"),
+            ("key.serializer.encoding", "utf-8"),
+        ] {
+            c.set(name, value).unwrap();
+        }
+        assert!(c.ignored().is_empty(), "{:?}", c.ignored());
+    }
+
+    #[test]
+    fn a_key_given_twice_in_a_file_counts_once_the_last_time_as_in_java() {
+        let mut c = ProducerConfig::default();
+        c.load_properties(
+            &b"compression.type=foo\n\
+               compression.type=lz4\n\
+               partitioner.class=org.apache.kafka.clients.producer.RoundRobinPartitioner\n\
+               partitioner.class=\n\
+               client.id=${env:KP_CONFIG_TEST_UNSET}\n\
+               client.id=last\n\
+               config.providers=env\n\
+               config.providers.env.class=\
+               org.apache.kafka.common.config.provider.EnvVarConfigProvider\n"[..],
+        )
+        .unwrap();
+        assert_eq!(c.compression, Compression::Lz4);
+        assert!(
+            !c.wants_round_robin(),
+            "the later empty partitioner.class wins"
+        );
+        assert_eq!(c.client_id, "last");
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn passwords_are_trimmed_as_in_java() {
+        let mut c = ProducerConfig::default();
+        c.set("ssl.key.password", "secret\n").unwrap();
+        c.set("ssl.truststore.password", " pw ").unwrap();
+        assert_eq!(c.ssl.key_password.as_ref().unwrap().expose(), "secret");
+        assert_eq!(c.ssl.truststore_password.as_ref().unwrap().expose(), "pw");
     }
 }

@@ -59,7 +59,7 @@ pub(crate) fn parse(text: &str) -> Result<Vec<(String, String)>, Error> {
     let mut entries = Vec::new();
     let mut i = 0;
     let mut line = 1;
-    loop {
+    'lines: loop {
         i = skip_whitespace(&chars, i);
         let Some(&c) = chars.get(i) else {
             break;
@@ -94,6 +94,11 @@ pub(crate) fn parse(text: &str) -> Result<Vec<(String, String)>, Error> {
                 }
                 logical.pop();
                 backslashes = 0;
+                if logical.is_empty() {
+                    // Nothing before the continuation: the next line starts afresh (it may
+                    // be blank or a comment), as in Java.
+                    continue 'lines;
+                }
                 i = skip_whitespace(&chars, i);
                 continue;
             }
@@ -188,12 +193,19 @@ fn unescape(s: &[char]) -> Result<String, String> {
             i += 1;
             match e {
                 'u' => {
-                    let digits: String = s.get(i..i + 4).unwrap_or_default().iter().collect();
-                    let unit = (digits.len() == 4)
-                        .then(|| u32::from_str_radix(&digits, 16).ok())
-                        .flatten()
+                    // The error quotes nothing: the value may be a secret.
+                    let digits = s.get(i..i + 4).unwrap_or_default();
+                    let unit = digits
+                        .iter()
+                        .all(char::is_ascii_hexdigit)
+                        .then(|| {
+                            digits
+                                .iter()
+                                .fold(0, |n, c| n * 16 + c.to_digit(16).unwrap_or(0))
+                        })
+                        .filter(|_| digits.len() == 4)
                         .ok_or_else(|| {
-                            format!("malformed \\uxxxx escape \\u{digits} (four hex digits)")
+                            "malformed \\uxxxx escape (four hex digits expected)".to_owned()
                         })?;
                     i += 4;
                     Some(unit)
@@ -357,6 +369,8 @@ fn substitute(name: &str, value: &str, providers: &[(&str, Provider)]) -> Result
 /// The text a reference `${alias:target}` in property `name` stands for.
 fn lookup(name: &str, alias: &str, provider: Provider, target: &str) -> Result<String, Error> {
     let (path, key) = match target.split_once(':') {
+        // An empty path is no path, as in Kafka (`${env::VAR}`).
+        Some(("", key)) => (None, key),
         Some((path, key)) => (Some(path), key),
         None => (None, target),
     };
@@ -469,10 +483,46 @@ mod tests {
     fn a_malformed_unicode_escape_names_its_line() {
         let e = parse("ok=1\n\nbad=\\u12G4\n").unwrap_err();
         assert!(
-            e.to_string().contains("line 3") && e.to_string().contains("\\u12G4"),
+            e.to_string().contains("line 3") && e.to_string().contains("\\uxxxx"),
             "{e}"
         );
         assert!(parse("bad=\\u12").is_err());
+    }
+
+    #[test]
+    fn a_line_left_empty_by_a_continuation_starts_afresh_as_in_java() {
+        // Checked against JDK 17's Properties.load.
+        assert_eq!(pairs("\\\n\nb=2"), vec![kv("b", "2")]);
+        assert_eq!(pairs("\\\n#c\n"), vec![]);
+        assert_eq!(pairs("  \\\n  !c\na=1"), vec![kv("a", "1")]);
+    }
+
+    #[test]
+    fn a_unicode_escape_takes_hex_digits_only_and_its_error_quotes_nothing() {
+        assert!(
+            parse("a=\\u+041").is_err(),
+            "Java: Malformed \\uxxxx encoding"
+        );
+        let e = parse("sasl.jaas.config=x password=\"p\\user12\";").unwrap_err();
+        assert!(
+            !e.to_string().contains("ser1"),
+            "a secret's characters: {e}"
+        );
+        assert!(e.to_string().contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn an_environment_reference_may_have_an_empty_path_as_in_kafka() {
+        let path = std::env::var("PATH").expect("PATH is set");
+        let entries = vec![
+            kv("config.providers", "env"),
+            kv("config.providers.env.class", ENV_PROVIDER),
+            kv("client.id", "${env::PATH}"),
+        ];
+        assert_eq!(
+            resolve_providers(entries).unwrap(),
+            vec![kv("client.id", &path)]
+        );
     }
 
     #[test]

@@ -120,7 +120,12 @@ impl SslConfig {
     pub(crate) fn set(&mut self, name: &str, value: &str) -> Result<bool, Error> {
         let text = || Some(value.to_owned()).filter(|v| !v.trim().is_empty());
         let path = || text().map(|v| PathBuf::from(v.trim()));
-        let secret = || text().map(Secret::new);
+        // Java trims PASSWORD values (a secret file's final newline goes).
+        let secret = || {
+            Some(value.trim().to_owned())
+                .filter(|v| !v.is_empty())
+                .map(Secret::new)
+        };
         let word = || text().map(|v| v.trim().to_owned());
         match name {
             "ssl.truststore.type" => self.truststore_type = word(),
