@@ -811,12 +811,31 @@ pub(super) fn unique_marker() -> String {
     super::unique_topic("kp")
 }
 
-/// A loopback port that was free a moment ago.
+/// A loopback port that was free a moment ago, for a broker to bind soon after. It is
+/// taken below the kernel's ephemeral range (32768-60999 by default), so that no outgoing
+/// connection gets it as its local port in the meantime, and it is never one this process
+/// handed out before. (Ephemeral ports from `bind(0)` once left a secure node's SSL
+/// listener unbound on Kafka 3.9.2: "Address already in use", and every test on it hung.)
 pub(super) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind an ephemeral port")
-        .port()
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut state = nanos ^ (u64::from(std::process::id()) << 32);
+    for _ in 0..20_000 {
+        // splitmix64
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        let port = 20_000 + ((z ^ (z >> 31)) % 12_000) as u16;
+        if !given.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no free loopback port between 20000 and 32000");
 }
 
 /// The properties file of node `id`: the defaults, the extra `listeners` (name, port)
