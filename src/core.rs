@@ -206,6 +206,27 @@ impl Core {
         u64::try_from(t.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
     }
 
+    /// The metrics' figures kept outside `Metrics` (buffer memory).
+    pub fn metrics_gauges(&self) -> crate::metrics::Gauges {
+        crate::metrics::Gauges {
+            buffer_in_use: self.accumulator.buffer_in_use(),
+            buffer_total: self.config.buffer_memory,
+            bufferpool_wait_ns: self.accumulator.buffer_wait_ns(),
+        }
+    }
+
+    /// The metrics snapshot (`Producer::metrics`).
+    pub fn metrics_snapshot(&self) -> crate::metrics::ProducerMetrics {
+        self.metrics.snapshot(self.metrics_gauges())
+    }
+
+    /// The metrics under Java's names (`Producer::metrics_by_name`).
+    pub fn metrics_by_name(&self) -> Vec<crate::metrics::Metric> {
+        let gauges = self.metrics_gauges();
+        self.metrics
+            .by_name(&self.config.client_id, gauges, std::time::Instant::now())
+    }
+
     /// Whether close was called.
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)

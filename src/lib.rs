@@ -70,7 +70,7 @@ mod transaction;
 pub use config::{Acks, ProducerConfig};
 pub use delivery::SendFuture;
 pub use error::{Error, ErrorCode};
-pub use metrics::ProducerMetrics;
+pub use metrics::{Metric, ProducerMetrics};
 pub use partition::{Partitioner, RoundRobinPartitioner};
 pub use producer::{Producer, ProducerBuilder, TrySendError};
 pub use record::{

@@ -635,9 +635,7 @@ impl<K, V> Producer<K, V> {
 
     /// A snapshot of the producer's counters.
     pub fn metrics(&self) -> ProducerMetrics {
-        let core = &self.handle.core;
-        core.metrics
-            .snapshot(core.accumulator.buffer_in_use(), core.config.buffer_memory)
+        self.handle.core.metrics_snapshot()
     }
 
     /// Closes gracefully: delivers everything buffered (flush), then stops the threads.
@@ -813,6 +811,40 @@ impl<K, V> Producer<K, V> {
 
     fn block_deadline(&self) -> Option<Instant> {
         deadline_after(self.handle.core.config.max_block)
+    }
+}
+
+/// Metrics by Java's names and the records' whereabouts.
+impl<K, V> Producer<K, V> {
+    /// Every metric under the name and group Java's producer gives it (`record-send-total`
+    /// in `producer-metrics`, `byte-total` per topic in `producer-topic-metrics`,
+    /// `request-latency-avg` per broker in `producer-node-metrics`, ...), tagged with
+    /// `client-id` and, where they apply, `topic` or `node-id`.
+    ///
+    /// Totals count from the producer's start. Rates (`*-rate`) are per second over the
+    /// last one to two sample windows (30 s, Java's `metrics.sample.window.ms` default)
+    /// when metrics are read at least once a window, else since the previous read; times
+    /// are in milliseconds. `record-send-total` counts records as they leave in Produce
+    /// requests, retries again, as Java does ([`ProducerMetrics::records_sent`] counts
+    /// acknowledgements).
+    pub fn metrics_by_name(&self) -> Vec<crate::Metric> {
+        self.handle.core.metrics_by_name()
+    }
+
+    /// Records buffered and not sent yet (or waiting to be sent again after a retriable
+    /// error). Looks at every partition queue in turn: meant for monitoring, not for
+    /// every send.
+    pub fn queued_records(&self) -> u64 {
+        self.handle.core.accumulator.queued_records()
+    }
+
+    /// Records in Produce requests awaiting the broker's answer.
+    pub fn in_flight_records(&self) -> u64 {
+        self.handle
+            .core
+            .metrics
+            .records_in_flight
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

@@ -136,6 +136,11 @@ pub(crate) struct ProducerBatch {
     pub result: Arc<BatchResult>,
     callbacks: Vec<RecordCallback>,
     record_count: u32,
+    /// The largest record's size in the batch, as encoded (record-size-max).
+    max_record_size: usize,
+    /// The records' uncompressed size, known once the batch is compressed or encoded
+    /// (0 before): compression-rate's denominator.
+    uncompressed_size: usize,
     /// When the batch was created (linger and delivery timeout count from here).
     pub created: Instant,
     /// Sends so far (1 after the first drain).
@@ -182,6 +187,8 @@ impl ProducerBatch {
             result,
             callbacks: Vec::new(),
             record_count: 0,
+            max_record_size: 0,
+            uncompressed_size: 0,
             created: now,
             attempts: 0,
             retry_at: None,
@@ -263,6 +270,7 @@ impl ProducerBatch {
             value_size,
         };
         self.record_count += 1;
+        self.max_record_size = self.max_record_size.max(size);
         Ok(match completion {
             Completion::Future => Some(crate::SendFuture::in_batch(Arc::clone(&self.result), slot)),
             Completion::Callback(callback) => {
@@ -314,6 +322,22 @@ impl ProducerBatch {
         self.record_count
     }
 
+    /// The largest record's encoded size.
+    pub fn max_record_size(&self) -> usize {
+        self.max_record_size
+    }
+
+    /// The batch's size on the wire over its records' uncompressed size (1 uncompressed),
+    /// once it was encoded; `None` before.
+    pub fn compression_ratio(&self) -> Option<f64> {
+        match &self.contents {
+            Contents::Encoded(b) if self.uncompressed_size > 0 => {
+                Some(b.len() as f64 / self.uncompressed_size as f64)
+            }
+            _ => None,
+        }
+    }
+
     /// Bytes the batch takes in a request: encoded size once drained, else the compressed
     /// size once sealed, else the uncompressed estimate.
     pub fn size(&self) -> usize {
@@ -334,6 +358,7 @@ impl ProducerBatch {
                 if self.stage != Stage::Open && b.compression() != crate::Compression::None =>
             {
                 let estimated_size = b.estimated_size();
+                self.uncompressed_size = estimated_size;
                 match std::mem::replace(&mut self.contents, Contents::Sealing { estimated_size }) {
                     Contents::Building(builder) => Some(builder),
                     _ => unreachable!("matched Building above"),
@@ -384,6 +409,7 @@ impl ProducerBatch {
         self.contents = match contents {
             Contents::Building(builder) => {
                 let uncompressed = builder.estimated_size();
+                self.uncompressed_size = uncompressed;
                 let bytes = builder.build_vec(producer);
                 if let Some(ratio) = &self.ratio {
                     ratio.observe(uncompressed, bytes.len());

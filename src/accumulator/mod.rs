@@ -190,6 +190,11 @@ impl Accumulator {
         self.pool.in_use()
     }
 
+    /// Total time sends waited for buffer memory, in nanoseconds.
+    pub fn buffer_wait_ns(&self) -> u64 {
+        self.pool.waited_ns()
+    }
+
     /// The queue of `topic`-`partition`, creating it (and its topic) on first use.
     pub fn queue(&self, topic: &str, partition: i32) -> Arc<PartitionQueue> {
         let idx = partition as usize;
@@ -702,6 +707,23 @@ impl Accumulator {
     /// Number of batches queued for `queue` (adaptive partitioning input).
     pub fn queued_batches(&self, queue: &PartitionQueue) -> usize {
         queue.batches.lock().len()
+    }
+
+    /// Records in the queues: appended and not drained yet, or back for a retry. Locks
+    /// each partition queue in turn (never two at once), so it costs the caller, not the
+    /// send path.
+    pub fn queued_records(&self) -> u64 {
+        self.queues()
+            .iter()
+            .map(|q| {
+                let batches = q.batches.lock();
+                batches
+                    .queue
+                    .iter()
+                    .map(|b| u64::from(b.record_count()))
+                    .sum::<u64>()
+            })
+            .sum()
     }
 
     /// The results of every batch not yet completed (what a `flush` waits for).

@@ -15,7 +15,7 @@
 //! `waiters` is written under it and read without it ([`BufferPool::has_waiters`] runs
 //! under a partition lock, which must not wait for this one).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -32,6 +32,9 @@ pub(crate) struct BufferPool {
     /// Sends waiting in `reserve`: changed (SeqCst) with `state` locked, read lock-free by
     /// the sender (a hint: a stale read only delays or hastens one drain).
     waiters: AtomicUsize,
+    /// Nanoseconds `reserve` calls spent waiting for space, added (Relaxed) by each one
+    /// that waited when it stops waiting; read by the metrics (a statistic only).
+    waited_ns: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -52,6 +55,7 @@ impl BufferPool {
             }),
             freed: Condvar::new(),
             waiters: AtomicUsize::new(0),
+            waited_ns: AtomicU64::new(0),
         })
     }
 
@@ -65,24 +69,46 @@ impl BufferPool {
         let bytes = bytes.min(self.total);
         let start = Instant::now();
         let mut s = self.state.lock();
+        let mut waited = false;
         while s.available < bytes {
             if let Some(e) = &s.closed {
-                return Err(e.clone());
+                let e = e.clone();
+                drop(s);
+                self.add_wait(waited, start);
+                return Err(e);
             }
             let Some(d) = deadline.filter(|d| *d > Instant::now()) else {
+                drop(s);
+                self.add_wait(waited, start);
                 return Err(Error::BufferExhausted {
                     waited_ms: start.elapsed().as_millis() as u64,
                 });
             };
+            waited = true;
             self.waiters.fetch_add(1, Ordering::SeqCst);
             let _ = self.freed.wait_until(&mut s, d);
             self.waiters.fetch_sub(1, Ordering::SeqCst);
         }
         s.available -= bytes;
+        drop(s);
+        self.add_wait(waited, start);
         Ok(Reservation {
             pool: Arc::clone(self),
             bytes,
         })
+    }
+
+    /// Counts the time since `start` as waiting for space, if the caller waited.
+    fn add_wait(&self, waited: bool, start: Instant) {
+        if waited {
+            let ns = start.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
+            self.waited_ns.fetch_add(ns, Ordering::Relaxed);
+        }
+    }
+
+    /// Total time `reserve` calls waited for space.
+    pub fn waited_ns(&self) -> u64 {
+        self.waited_ns.load(Ordering::Relaxed)
     }
 
     /// Fails every waiting and later reservation that has to wait, with `error` (close).

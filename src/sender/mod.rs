@@ -376,10 +376,16 @@ impl Sender {
         match event.kind {
             ConnectionEventKind::Response {
                 correlation_id,
+                api_key,
+                version,
                 body,
-                ..
             } => {
                 self.nodes.touch(connection, now);
+                if let Some(ms) = client_throttle_ms(api_key, version, &body) {
+                    log::debug!("connection {connection}: the broker throttles us for {ms} ms");
+                    self.nodes
+                        .throttle(connection, now + Duration::from_millis(ms));
+                }
                 let key = (connection, correlation_id);
                 let is = |r: Option<RequestInFlight>| {
                     r.is_some_and(|m| (m.connection, m.correlation_id) == key)
@@ -508,7 +514,6 @@ impl Sender {
             }
         }
         due.sort();
-        let mut expired = 0u64;
         for (tp, position, key, index) in due {
             if self.completions.older_outstanding(&tp, position) {
                 next = next.min(now + Duration::from_millis(1));
@@ -518,7 +523,9 @@ impl Sender {
             if let Some(batch) = self.in_flight.batch_mut(&key, index) {
                 let elapsed_ms = now.saturating_duration_since(batch.created).as_millis() as u64;
                 log::debug!("{}: expired in flight after {elapsed_ms} ms", batch.tp);
-                expired += u64::from(batch.record_count());
+                self.core
+                    .metrics
+                    .topic_errors(batch.tp.topic_arc(), u64::from(batch.record_count()));
                 self.core.accumulator.expire_in_flight(
                     batch,
                     Error::DeliveryTimeout { elapsed_ms },
@@ -533,7 +540,6 @@ impl Sender {
             }
             self.complete_all(released);
         }
-        crate::metrics::Metrics::add(&self.core.metrics.record_errors, expired);
         next
     }
 
@@ -591,7 +597,7 @@ impl Sender {
         }
         let cluster = md.cluster();
         let in_flight = &self.in_flight;
-        let Some(node) = self.nodes.least_loaded(|n| in_flight.on_node(n)) else {
+        let Some(node) = self.nodes.least_loaded(|n| in_flight.on_node(n), now) else {
             return self.connect_for_metadata(&cluster, now);
         };
         let request = MetadataRequest {
@@ -731,6 +737,9 @@ impl Sender {
                 batch.attempts
             );
             crate::metrics::Metrics::add(&self.core.metrics.batch_retries, 1);
+            self.core
+                .metrics
+                .topic_retries(batch.tp.topic_arc(), u64::from(batch.record_count()));
             self.core.accumulator.reenqueue(batch, now + wait);
         } else if retriable && retries_left && !within_delivery {
             // Out of delivery time, not out of retries: report the timeout, as Java does
@@ -822,7 +831,7 @@ impl Sender {
         }
         let (producer_id, producer_epoch) = idem.init_request_ids();
         let in_flight = &self.in_flight;
-        let Some(node) = self.nodes.least_loaded(|n| in_flight.on_node(n)) else {
+        let Some(node) = self.nodes.least_loaded(|n| in_flight.on_node(n), now) else {
             let cluster = self.core.metadata.cluster();
             return self.connect_for_metadata(&cluster, now);
         };
@@ -905,10 +914,9 @@ impl Sender {
             return; // answered already
         }
         self.txn_batch_failed(&error);
-        crate::metrics::Metrics::add(
-            &self.core.metrics.record_errors,
-            u64::from(batch.record_count()),
-        );
+        self.core
+            .metrics
+            .topic_errors(batch.tp.topic_arc(), u64::from(batch.record_count()));
         self.finish(batch, Err(error));
     }
 
@@ -947,14 +955,40 @@ impl Sender {
 
     /// The metrics of a request that left the in-flight table.
     fn request_done(&mut self, request: &InFlight, now: Instant) {
-        self.core
-            .metrics
-            .in_flight_requests
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        self.core
-            .metrics
-            .request_latency(now.saturating_duration_since(request.sent_at));
+        use crate::metrics::Metrics;
+        let m = &self.core.metrics;
+        Metrics::sub(&m.in_flight_requests, 1);
+        let records: u64 = request
+            .batches
+            .iter()
+            .map(|b| u64::from(b.record_count()))
+            .sum();
+        Metrics::sub(&m.records_in_flight, records);
+        m.request_latency(request.node, now.saturating_duration_since(request.sent_at));
     }
+}
+
+/// The throttle time a response asks the client to honour, if any (KIP-219). From these
+/// versions on the broker answers a request that exceeded a quota at once and expects the
+/// client to send nothing more to it for `throttle_time_ms`; before them it delayed the
+/// answer itself, and the client must not wait again. Only the requests this producer
+/// sends often are looked at: Produce (v6+) and Metadata (v6+).
+fn client_throttle_ms(
+    api_key: crate::protocol::ApiKey,
+    version: i16,
+    body: &Result<ResponseBody, crate::protocol::DecodeError>,
+) -> Option<u64> {
+    use crate::protocol::ApiKey;
+    let ms = match body {
+        Ok(ResponseBody::Produce(r)) if api_key == ApiKey::PRODUCE && version >= 6 => {
+            r.throttle_time_ms
+        }
+        Ok(ResponseBody::Metadata(r)) if api_key == ApiKey::METADATA && version >= 6 => {
+            r.throttle_time_ms
+        }
+        _ => return None,
+    };
+    u64::try_from(ms).ok().filter(|ms| *ms > 0)
 }
 
 /// The producer state of a batch that carries a real sequence (idempotence), if any.

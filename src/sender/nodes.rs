@@ -33,6 +33,10 @@ struct Node {
     state: NodeState,
     /// Failed connects in a row (the reconnect backoff grows with them).
     failures: u32,
+    /// No request goes to the node before this instant: the broker asked the client to
+    /// back off (KIP-219, see [`Nodes::throttle`]). Kept across reconnects, as Java's
+    /// `ClusterConnectionStates` keeps it, so a new connection does not escape it.
+    throttled_until: Option<Instant>,
 }
 
 /// Every node's connection.
@@ -89,13 +93,35 @@ impl Nodes {
     }
 
     /// The ready node with the least `load` (requests in flight), ties to the lowest id:
-    /// where metadata and InitProducerId requests go.
-    pub fn least_loaded(&self, load: impl Fn(i32) -> usize) -> Option<i32> {
+    /// where metadata and InitProducerId requests go. A node the broker throttles is
+    /// left out until its throttle ends (KIP-219: no request of any kind goes there).
+    pub fn least_loaded(&self, load: impl Fn(i32) -> usize, now: Instant) -> Option<i32> {
         self.nodes
             .iter()
             .filter(|(_, n)| matches!(n.state, NodeState::Ready { .. }))
+            .filter(|(_, n)| n.throttled_until.is_none_or(|t| t <= now))
             .map(|(id, _)| *id)
             .min_by_key(|id| (load(*id), *id))
+    }
+
+    /// The broker behind `connection_id` answered with a throttle time the client must
+    /// honour (KIP-219): no request goes to its node before `until`. A later answer can
+    /// only extend the throttle, never shorten it.
+    pub fn throttle(&mut self, connection_id: u64, until: Instant) {
+        let Some(node) = self.by_connection.get(&connection_id) else {
+            return;
+        };
+        if let Some(n) = self.nodes.get_mut(node) {
+            n.throttled_until = Some(n.throttled_until.map_or(until, |t| t.max(until)));
+        }
+    }
+
+    /// When the throttle of `node` ends, if it is throttled at `now`.
+    pub fn throttled(&self, node: i32, now: Instant) -> Option<Instant> {
+        self.nodes
+            .get(&node)
+            .and_then(|n| n.throttled_until)
+            .filter(|t| *t > now)
     }
 
     /// Whether `node` is connecting or connected.
@@ -112,6 +138,7 @@ impl Nodes {
         let entry = self.nodes.entry(node).or_insert(Node {
             state: NodeState::Backoff { retry_at: now },
             failures: 0,
+            throttled_until: None,
         });
         match entry.state {
             NodeState::Connecting | NodeState::Ready { .. } => return None,
@@ -139,6 +166,7 @@ impl Nodes {
                 let n = self.nodes.entry(node).or_insert(Node {
                     state: NodeState::Connecting,
                     failures: 0,
+                    throttled_until: None,
                 });
                 n.failures = 0;
                 n.state = NodeState::Ready {

@@ -121,8 +121,9 @@ impl Sender {
         for &node in ready.keys() {
             // partitioner.availability.timeout.ms: whether this leader can take a request
             // (before the load statistics, which leave out the leaders stuck too long).
-            let drainable =
-                self.in_flight.on_node(node) < max_in_flight && self.nodes.is_ready(node);
+            let drainable = self.in_flight.on_node(node) < max_in_flight
+                && self.nodes.is_ready(node)
+                && self.nodes.throttled(node, now).is_none();
             self.core.sticky.node_ready(node, now, drainable);
         }
         self.update_load_stats(&cluster, &by_node, now);
@@ -130,6 +131,11 @@ impl Sender {
             let in_flight = self.in_flight.on_node(node);
             if in_flight >= max_in_flight || (in_flight > 0 && !must_go) {
                 continue; // the answer wakes the sender
+            }
+            if let Some(until) = self.nodes.throttled(node, now) {
+                // KIP-219: the broker asked for nothing before `until`; wake up then.
+                next = next.min(until);
+                continue;
             }
             if !self.nodes.is_ready(node) {
                 match cluster.brokers.get(&node) {
@@ -280,8 +286,7 @@ impl Sender {
         // its response. Either way the in-flight limit bounds what is queued per broker.
         match link.submit(Outgoing::Produce(&request, produce_cap)) {
             Ok(correlation_id) => {
-                Metrics::add(&self.core.metrics.requests, 1);
-                Metrics::add(&self.core.metrics.in_flight_requests, 1);
+                self.count_request(node, &batches, now);
                 let request = InFlight {
                     node,
                     batches,
@@ -297,6 +302,46 @@ impl Sender {
                 }
             }
         }
+    }
+
+    /// The metrics of a Produce request that left for `node` with `batches`: per batch
+    /// (not per record) on the producer-wide atomics, and one lock of the per-topic and
+    /// per-node figures for the whole request.
+    fn count_request(&mut self, node: i32, batches: &[ProducerBatch], now: Instant) {
+        let m = &self.core.metrics;
+        let mut records = 0u64;
+        let mut bytes = 0u64;
+        let mut detail = m.detail.lock();
+        for batch in batches {
+            let (count, size) = (u64::from(batch.record_count()), batch.size() as u64);
+            records += count;
+            bytes += size;
+            m.batch_size.record(size);
+            let queued = now.saturating_duration_since(batch.created).as_micros();
+            m.queue_time_us
+                .record(queued.min(u128::from(u64::MAX)) as u64);
+            if batch.max_record_size() > 0 {
+                m.record_size.record(batch.max_record_size() as u64);
+            }
+            let topic = detail.topic(batch.tp.topic_arc());
+            topic.records_sent += count;
+            topic.bytes_sent += size;
+            if let Some(ratio) = batch.compression_ratio() {
+                m.compression_ppm.record((ratio * 1e6) as u64);
+                topic.compression_sum += ratio;
+                topic.compression_count += 1;
+            }
+        }
+        let n = detail.node(node);
+        n.requests += 1;
+        n.bytes_sent += bytes;
+        drop(detail);
+        m.records_per_request.record(records);
+        Metrics::add(&m.records_drained, records);
+        Metrics::add(&m.bytes_drained, bytes);
+        Metrics::add(&m.records_in_flight, records);
+        Metrics::add(&m.requests, 1);
+        Metrics::add(&m.in_flight_requests, 1);
     }
 
     fn succeed(&mut self, batch: ProducerBatch, outcome: BatchOutcome) {
@@ -333,7 +378,13 @@ impl Sender {
     ) {
         self.request_done(&request, now);
         let response = match body {
-            Ok(ResponseBody::Produce(r)) => r,
+            Ok(ResponseBody::Produce(r)) => {
+                self.core
+                    .metrics
+                    .throttle_ms
+                    .record(u64::try_from(r.throttle_time_ms).unwrap_or(0));
+                r
+            }
             other => {
                 let reason = match other {
                     Err(e) => format!("undecodable produce response: {e}"),
@@ -552,7 +603,7 @@ impl Sender {
                 code: ErrorCode::InvalidRecord,
                 message,
             };
-            Metrics::add(&self.core.metrics.record_errors, 1);
+            self.core.metrics.topic_errors(tp.topic_arc(), 1);
             // A rejected record fails its transaction (the others of its batch succeed).
             self.txn_batch_failed(&error);
             if group.position != position {

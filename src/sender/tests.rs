@@ -1295,3 +1295,167 @@ fn a_duplicate_answer_keeps_each_records_create_time() {
         .expect("acknowledged");
     assert_eq!(md.timestamp(), T + 5_000, "the broker's LogAppendTime");
 }
+
+/// Answers `request` with success on every partition and `throttle_ms` as its throttle time.
+fn answer_throttled(h: &mut Harness, request: &ProduceSeen, throttle_ms: i32) {
+    let partitions = request
+        .batches
+        .iter()
+        .map(|(p, ..)| PartitionProduceResponse {
+            index: *p,
+            error_code: 0,
+            base_offset: 100 * i64::from(*p),
+            log_append_time_ms: -1,
+            log_start_offset: 0,
+            record_errors: Vec::new(),
+            error_message: None,
+            current_leader: None,
+        })
+        .collect();
+    let body = ResponseBody::Produce(ProduceResponse {
+        responses: vec![TopicProduceResponse {
+            name: TOPIC.into(),
+            partitions,
+        }],
+        throttle_time_ms: throttle_ms,
+        ..ProduceResponse::default()
+    });
+    h.respond_raw(request.link, request.correlation_id, body);
+}
+
+/// KIP-219: a Produce v6+ answer with a throttle time keeps every request from that broker
+/// until the time passed, and the sender wakes up when it ends.
+#[test]
+fn a_throttled_broker_gets_no_request_until_its_throttle_time_passed() {
+    let mut h = Harness::new(1, &[("enable.idempotence", "false"), ("acks", "1")]);
+    h.append(0, "a");
+    h.step();
+    let sent = h.take_produce();
+    assert_eq!(sent.len(), 1);
+    let throttled_at = h.now;
+    answer_throttled(&mut h, &sent[0], 500);
+    assert!(h.outcomes(1)[0].1.is_ok());
+    h.append(0, "b"); // moves the test clock up to the real one
+    h.step();
+    assert!(
+        h.take_produce().is_empty(),
+        "a request went to a throttled broker"
+    );
+    let ends = throttled_at + Duration::from_millis(500);
+    let wakes = h.sender.run_once(h.now);
+    assert!(
+        wakes <= ends,
+        "the sender sleeps past the throttle's end, by {:?}",
+        wakes.saturating_duration_since(ends)
+    );
+    // (`step` moves the clock up to a pass due within 1 ms.)
+    assert!(
+        h.now < ends - Duration::from_millis(5),
+        "the test was too slow"
+    );
+    h.now = ends - Duration::from_millis(5);
+    h.step();
+    assert!(
+        h.take_produce().is_empty(),
+        "sent before the throttle ended"
+    );
+    h.advance(Duration::from_millis(5));
+    h.step();
+    let sent = h.take_produce();
+    assert_eq!(sent.len(), 1, "b goes once the throttle ended");
+    assert_eq!(sent[0].batches[0].1, ["b"]);
+    answer_throttled(&mut h, &sent[0], 0);
+    assert_eq!(values(&h.outcomes(2)), ["a", "b"]);
+    let m = h.core.metrics_snapshot();
+    assert_eq!(m.throttle_time_max, Duration::from_millis(500));
+    assert_eq!(m.throttle_time_avg, Duration::from_millis(250));
+}
+
+#[test]
+fn only_answers_from_versions_that_leave_throttling_to_the_client_throttle() {
+    use crate::protocol::ApiKey;
+    let produce = |ms| {
+        Ok(ResponseBody::Produce(ProduceResponse {
+            throttle_time_ms: ms,
+            ..ProduceResponse::default()
+        }))
+    };
+    assert_eq!(
+        super::client_throttle_ms(ApiKey::PRODUCE, 6, &produce(40)),
+        Some(40)
+    );
+    // Before v6 the broker delayed its answer by the throttle time itself.
+    assert_eq!(
+        super::client_throttle_ms(ApiKey::PRODUCE, 5, &produce(40)),
+        None
+    );
+    assert_eq!(
+        super::client_throttle_ms(ApiKey::PRODUCE, 9, &produce(0)),
+        None
+    );
+    let metadata = Ok(ResponseBody::Metadata(MetadataResponse {
+        throttle_time_ms: 30,
+        ..MetadataResponse::default()
+    }));
+    assert_eq!(
+        super::client_throttle_ms(ApiKey::METADATA, 6, &metadata),
+        Some(30)
+    );
+    assert_eq!(
+        super::client_throttle_ms(ApiKey::METADATA, 5, &metadata),
+        None
+    );
+}
+
+/// The sender adds each request's batches to the producer-wide, per-topic and per-node
+/// figures once per request, and records retried and failed records per topic.
+#[test]
+fn metrics_count_records_per_request_topic_and_node() {
+    let mut h = Harness::new(2, &[("enable.idempotence", "false"), ("acks", "1")]);
+    h.append(0, "a");
+    h.append(1, "bb");
+    h.step();
+    let sent = h.take_produce();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(h.core.metrics_snapshot().records_in_flight, 2);
+    h.answer_with(&sent[0], |p| {
+        if p == 0 {
+            (ErrorCode::None, Vec::new())
+        } else {
+            (ErrorCode::NotLeaderOrFollower, Vec::new())
+        }
+    });
+    h.advance(Duration::from_secs(2));
+    h.step();
+    let retry = h.take_produce();
+    assert_eq!(retry.len(), 1);
+    h.answer(&retry[0], ErrorCode::InvalidTopicException);
+    let out = h.outcomes(2);
+    assert_eq!(out.len(), 2);
+    let list = h.core.metrics_by_name();
+    let get = |group: &str, name: &str| {
+        list.iter()
+            .find(|m| m.group == group && m.name == name)
+            .unwrap_or_else(|| panic!("{group}/{name} missing"))
+            .value
+    };
+    use crate::metrics::Metric;
+    assert_eq!(get(Metric::PRODUCER_GROUP, "record-send-total"), 3.0);
+    assert_eq!(get(Metric::PRODUCER_GROUP, "record-retry-total"), 1.0);
+    assert_eq!(get(Metric::PRODUCER_GROUP, "record-error-total"), 1.0);
+    assert_eq!(get(Metric::PRODUCER_GROUP, "request-total"), 2.0);
+    assert_eq!(get(Metric::PRODUCER_GROUP, "records-per-request-avg"), 1.5);
+    assert_eq!(get(Metric::PRODUCER_GROUP, "requests-in-flight"), 0.0);
+    assert!(get(Metric::PRODUCER_GROUP, "batch-size-max") > 0.0);
+    assert!(get(Metric::PRODUCER_GROUP, "record-size-max") > 0.0);
+    assert_eq!(get(Metric::TOPIC_GROUP, "record-send-total"), 3.0);
+    assert_eq!(get(Metric::TOPIC_GROUP, "record-retry-total"), 1.0);
+    assert_eq!(get(Metric::TOPIC_GROUP, "record-error-total"), 1.0);
+    assert_eq!(get(Metric::NODE_GROUP, "request-total"), 2.0);
+    let node = list
+        .iter()
+        .find(|m| m.group == Metric::NODE_GROUP)
+        .expect("a node metric");
+    assert_eq!(node.tags["node-id"], "node-1");
+    assert_eq!(h.core.metrics_snapshot().records_in_flight, 0);
+}

@@ -129,6 +129,13 @@ impl Sender {
         if now < txn.next_at {
             return txn.next_at;
         }
+        if let Some(until) = txn
+            .coordinator
+            .as_ref()
+            .and_then(|c| self.nodes.throttled(c.node, now))
+        {
+            return until; // KIP-219: nothing goes to a throttled coordinator's broker
+        }
         let batches_done = self.in_flight.is_empty()
             && !self.core.appends_in_progress()
             && self.core.accumulator.is_empty();
@@ -198,7 +205,7 @@ impl Sender {
     /// Sends FindCoordinator for `target` to any connected broker.
     fn find_coordinator(&mut self, target: Target, now: Instant) -> Instant {
         let in_flight = &self.in_flight;
-        let Some(node) = self.nodes.least_loaded(|n| in_flight.on_node(n)) else {
+        let Some(node) = self.nodes.least_loaded(|n| in_flight.on_node(n), now) else {
             let cluster = self.core.metadata.cluster();
             return self.connect_for_metadata(&cluster, now);
         };
