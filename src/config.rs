@@ -111,6 +111,7 @@ const PROPERTIES: &[&str] = &[
     "receive.buffer.bytes",
     "connections.max.idle.ms",
     "socket.connection.setup.timeout.ms",
+    "statistics.interval.ms",
     "security.protocol",
     "transactional.id",
     "transaction.timeout.ms",
@@ -321,6 +322,10 @@ pub struct ProducerConfig {
     /// `socket.connection.setup.timeout.ms` (default 10000): how long a TCP connect may
     /// take.
     pub socket_connection_setup_timeout: Duration,
+    /// `statistics.interval.ms` (librdkafka's name; default 0, off): how often the
+    /// statistics hook runs (see `ProducerBuilder::statistics_callback`); without a
+    /// callback the statistics are logged at info level.
+    pub statistics_interval: Duration,
     /// `security.protocol` (default `PLAINTEXT`): TLS (`SSL`), SASL (`SASL_PLAINTEXT`) or
     /// both (`SASL_SSL`).
     pub security_protocol: SecurityProtocol,
@@ -342,6 +347,8 @@ pub struct ProducerConfig {
     lenient: bool,
     /// `partitioner.class` named Java's `RoundRobinPartitioner`.
     round_robin: bool,
+    /// The statistics hook (`ProducerBuilder::statistics_callback`), if any.
+    pub(crate) statistics_callback: Option<crate::statistics::StatisticsCallback>,
 }
 
 impl Default for ProducerConfig {
@@ -381,6 +388,7 @@ impl Default for ProducerConfig {
             receive_buffer_bytes: Some(32 * 1024),
             connections_max_idle: Duration::from_millis(540_000),
             socket_connection_setup_timeout: Duration::from_millis(10_000),
+            statistics_interval: Duration::ZERO,
             security_protocol: SecurityProtocol::Plaintext,
             ssl: SslConfig::default(),
             sasl: SaslConfig::default(),
@@ -389,6 +397,7 @@ impl Default for ProducerConfig {
             ignored: Vec::new(),
             lenient: false,
             round_robin: false,
+            statistics_callback: None,
         }
     }
 }
@@ -508,6 +517,9 @@ impl ProducerConfig {
             "socket.connection.setup.timeout.ms" => {
                 let why = "0 would fail every connection attempt";
                 self.socket_connection_setup_timeout = parse_nonzero_ms(name, v, i64::MAX, why)?
+            }
+            "statistics.interval.ms" => {
+                self.statistics_interval = parse_ms(name, v, 0, i64::from(i32::MAX))?
             }
             "security.protocol" => self.security_protocol = v.parse()?,
             _ => unreachable!("canonical_name returned {name:?}, which set() does not handle"),
@@ -804,6 +816,7 @@ impl ProducerConfig {
             socket_buffer(self.receive_buffer_bytes),
             idle_ms(self.connections_max_idle),
             ms(self.socket_connection_setup_timeout),
+            ms(self.statistics_interval),
             self.security_protocol.name().to_owned(),
             self.transactional_id.clone().unwrap_or_default(),
             ms(self.transaction_timeout),
@@ -920,6 +933,11 @@ impl ProducerConfig {
                 "socket.connection.setup.timeout.ms",
                 &mut self.socket_connection_setup_timeout,
                 MAX_DURATION,
+            ),
+            (
+                "statistics.interval.ms",
+                &mut self.statistics_interval,
+                Duration::from_millis(i32::MAX as u64),
             ),
         ] {
             if *field > max {
@@ -1372,6 +1390,7 @@ mod tests {
             ("receive.buffer.bytes", "32768"),
             ("connections.max.idle.ms", "540000"),
             ("socket.connection.setup.timeout.ms", "10000"),
+            ("statistics.interval.ms", "0"),
             ("security.protocol", "PLAINTEXT"),
             ("transaction.timeout.ms", "60000"),
             ("ssl.endpoint.identification.algorithm", "https"),
@@ -1436,6 +1455,7 @@ mod tests {
             ("receive.buffer.bytes", "0"),
             ("connections.max.idle.ms", "-1"),
             ("socket.connection.setup.timeout.ms", "11"),
+            ("statistics.interval.ms", "60000"),
             ("security.protocol", "SSL"),
             ("transactional.id", "relay-1"),
             ("transaction.timeout.ms", "12345"),
@@ -1478,6 +1498,7 @@ mod tests {
         );
         assert_eq!(c.connections_max_idle, Duration::MAX);
         assert_eq!(c.socket_connection_setup_timeout, Duration::from_millis(11));
+        assert_eq!(c.statistics_interval, Duration::from_secs(60));
         assert!(PROPERTIES.iter().all(|p| c.was_set(p)));
     }
 

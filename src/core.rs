@@ -102,6 +102,9 @@ pub(crate) struct Core {
     /// error (leaf lock), written before the flag is set.
     has_fatal: AtomicBool,
     fatal_error: Mutex<Option<Error>>,
+    /// Stops the statistics thread (see `statistics`): set by the sender thread as it
+    /// exits.
+    pub statistics: crate::statistics::Stop,
 }
 
 impl Core {
@@ -155,6 +158,7 @@ impl Core {
             sockets: Mutex::new(Vec::new()),
             has_fatal: AtomicBool::new(false),
             fatal_error: Mutex::new(None),
+            statistics: crate::statistics::Stop::default(),
         }
     }
 
@@ -285,6 +289,7 @@ impl Core {
         self.closed.store(true, Ordering::SeqCst);
         self.accumulator.begin_close(error);
         self.metadata.close();
+        self.statistics.stop();
         self.wake_sender();
     }
 

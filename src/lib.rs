@@ -65,6 +65,7 @@ mod record_batch;
 pub mod security;
 mod sender;
 pub mod serialize;
+mod statistics;
 mod transaction;
 
 pub use config::{Acks, ProducerConfig};

@@ -848,6 +848,41 @@ impl<K, V> Producer<K, V> {
     }
 }
 
+/// The statistics hook.
+impl<K, V> ProducerBuilder<K, V> {
+    /// Calls `callback` every `interval` with the producer's metrics: the
+    /// [`ProducerMetrics`] snapshot and the list under Java's names
+    /// ([`Producer::metrics_by_name`]). Sets `statistics.interval.ms` (librdkafka's
+    /// property; a zero interval turns the hook off).
+    ///
+    /// The callback runs on a small thread of the producer's own, never on the sender
+    /// thread, so a slow one only delays the next statistics. A panic in it is caught and
+    /// logged. It stops with the producer: once `close` returned, no new call starts (one
+    /// already running finishes).
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use kafka_producer::Producer;
+    /// # fn main() -> Result<(), kafka_producer::Error> {
+    /// let producer = Producer::builder()
+    ///     .bootstrap_servers("127.0.0.1:9092")
+    ///     .statistics_callback(Duration::from_secs(10), |snapshot, _by_name| {
+    ///         println!("{} records sent", snapshot.records_sent);
+    ///     })
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn statistics_callback(
+        mut self,
+        interval: Duration,
+        callback: impl Fn(&ProducerMetrics, &[crate::Metric]) + Send + Sync + 'static,
+    ) -> Self {
+        self.config.statistics_callback =
+            Some(crate::statistics::StatisticsCallback(Arc::new(callback)));
+        self.set("statistics.interval.ms", duration_ms(interval))
+    }
+}
+
 impl<K: 'static, V: 'static> Handle<K, V> {
     /// The caller-thread half of a send. `Ok(None)` for a callback completion.
     fn send(

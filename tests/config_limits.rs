@@ -56,7 +56,7 @@ fn a_producer_with_any_extreme_duration_sends_and_flushes() {
     let topic = common::unique_topic("extreme-durations");
     brokers.create_topic(&topic, 3);
     type Field = fn(&mut ProducerConfig) -> &mut std::time::Duration;
-    let fields: [(&str, Field); 11] = [
+    let fields: [(&str, Field); 12] = [
         ("linger.ms", |c| &mut c.linger),
         ("max.block.ms", |c| &mut c.max_block),
         ("delivery.timeout.ms", |c| &mut c.delivery_timeout),
@@ -72,6 +72,7 @@ fn a_producer_with_any_extreme_duration_sends_and_flushes() {
         ("partitioner.availability.timeout.ms", |c| {
             &mut c.partitioner_availability_timeout
         }),
+        ("statistics.interval.ms", |c| &mut c.statistics_interval),
     ];
     let mut failures = Vec::new();
     for (name, field) in fields {

@@ -203,3 +203,62 @@ fn metrics_by_name_add_up_to_what_was_sent() {
     );
     assert_eq!(node_bytes, value(&m, p, "outgoing-byte-total", None));
 }
+
+/// The statistics hook runs about every interval on a thread of its own, with the metrics
+/// of the moment, and stops with the producer.
+#[test]
+fn the_statistics_hook_runs_every_interval_until_close() {
+    use std::sync::{Arc, Mutex};
+    let cluster = kafka::shared();
+    let topic = unique_topic("stats");
+    cluster.create_topic(&topic, 1, 1, &[]);
+    type Run = (Instant, u64, u64, String);
+    let calls: Arc<Mutex<Vec<Run>>> = Arc::default();
+    let seen = Arc::clone(&calls);
+    let producer = Producer::builder()
+        .bootstrap_servers(cluster.bootstrap())
+        .statistics_callback(Duration::from_millis(100), move |snapshot, by_name| {
+            let thread = std::thread::current().name().unwrap_or("").to_owned();
+            let sent = by_name
+                .iter()
+                .find(|m| m.group == Metric::PRODUCER_GROUP && m.name == "record-send-total")
+                .map_or(u64::MAX, |m| m.value as u64);
+            // (A panic here would be caught by the producer: the test checks afterwards.)
+            let run = (Instant::now(), sent, snapshot.records_sent, thread);
+            seen.lock().unwrap().push(run);
+        })
+        .build()
+        .expect("producer");
+    let started = Instant::now();
+    producer
+        .send(ProducerRecord::new(topic.clone(), b"x".to_vec()))
+        .wait()
+        .expect("delivered");
+    std::thread::sleep(Duration::from_millis(1050).saturating_sub(started.elapsed()));
+    let during = calls.lock().unwrap().len();
+    producer.close().expect("close");
+    let at_close = calls.lock().unwrap().len();
+    std::thread::sleep(Duration::from_millis(400));
+    let calls = calls.lock().unwrap();
+    assert!(
+        (8..=12).contains(&during),
+        "{during} runs in about 1 s at 100 ms"
+    );
+    assert!(
+        calls.len() <= at_close + 1,
+        "the hook ran on after close: {} runs, {at_close} at close",
+        calls.len()
+    );
+    assert!(calls
+        .iter()
+        .all(|(.., t)| t.starts_with("kafka-producer-stats-")));
+    let last = calls.last().expect("runs");
+    assert_eq!((last.1, last.2), (1, 1), "the last run saw the record sent");
+    for pair in calls.windows(2) {
+        let gap = pair[1].0 - pair[0].0;
+        assert!(
+            gap >= Duration::from_millis(50) && gap <= Duration::from_millis(300),
+            "runs {gap:?} apart"
+        );
+    }
+}

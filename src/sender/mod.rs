@@ -236,6 +236,9 @@ impl Sender {
 
     /// The thread body: passes and waits until close has sent (or failed) everything.
     pub fn run(mut self) {
+        // The statistics hook runs on a thread of its own (user code never runs here);
+        // `shut_down` stops it.
+        crate::statistics::start(&self.core);
         loop {
             let next = self.run_once(Instant::now());
             if self.finished() {
@@ -292,6 +295,7 @@ impl Sender {
         let rest = self.completions.release_all();
         self.complete_all(rest);
         self.nodes.close_all();
+        self.core.statistics.stop();
         self.core.metadata.close();
         if let Some(txn) = &self.txn {
             txn.manager.close(&Error::Closed);
