@@ -41,6 +41,8 @@ pub mod error;
 mod idempotence;
 mod metadata;
 mod metrics;
+#[cfg(feature = "metrics")]
+pub mod metrics_export;
 pub mod partition;
 mod producer;
 mod properties;

@@ -881,6 +881,18 @@ impl<K, V> ProducerBuilder<K, V> {
             Some(crate::statistics::StatisticsCallback(Arc::new(callback)));
         self.set("statistics.interval.ms", duration_ms(interval))
     }
+
+    /// Publishes the producer's metrics to the [`metrics`] crate's global recorder every
+    /// `interval`, through the statistics hook (it replaces a
+    /// [`statistics_callback`](Self::statistics_callback)); see
+    /// [`metrics_export`](crate::metrics_export) for the names and labels. Feature
+    /// `metrics`.
+    #[cfg(feature = "metrics")]
+    pub fn export_metrics(self, interval: Duration) -> Self {
+        self.statistics_callback(interval, |_, by_name| {
+            crate::metrics_export::publish(by_name)
+        })
+    }
 }
 
 impl<K: 'static, V: 'static> Handle<K, V> {
