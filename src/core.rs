@@ -35,6 +35,9 @@ pub(crate) enum SenderEvent {
     Close,
     /// Close now: fail everything still queued or in flight.
     ForceClose,
+    /// Fail every queued batch never sent with `Error::Purged` (`Producer::purge`); the
+    /// number of records failed goes back through the channel.
+    Purge(std::sync::mpsc::SyncSender<u64>),
 }
 
 impl From<ConnectionEvent> for SenderEvent {

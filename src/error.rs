@@ -131,6 +131,10 @@ pub enum Error {
     /// The record was not sent because its transaction was aborted.
     #[error("the record's transaction was aborted before the record was sent")]
     TransactionAborted,
+    /// The record was dropped by [`Producer::purge`](crate::Producer::purge) before it was
+    /// sent. Not retriable: the producer did not try to send it.
+    #[error("the record was purged before it was sent (Producer::purge)")]
+    Purged,
 }
 
 impl Error {

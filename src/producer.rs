@@ -838,6 +838,33 @@ impl<K, V> Producer<K, V> {
         self.handle.core.accumulator.queued_records()
     }
 
+    /// Fails every buffered record that was not sent yet with [`Error::Purged`] (its
+    /// future or callback gets it) and returns how many records that was, without closing
+    /// the producer: later sends work as before. As librdkafka's purge of its queues.
+    ///
+    /// Records in requests awaiting an answer are not touched, nor are records the
+    /// producer sent once and will send again (a retry, or part of a batch the broker
+    /// asked to split): with idempotence they carry sequence numbers the broker may have
+    /// seen, and dropping them would leave a gap the broker refuses. Records never sent
+    /// hold no sequence numbers yet, so each partition's numbering goes on consistently.
+    /// Purged records complete in order with their partition's records in flight, after
+    /// them. In a transaction, purging a record makes the transaction abortable, as any
+    /// failed record does.
+    ///
+    /// Purged: every record whose `send` returned before this call and that was not sent
+    /// by the time the sender thread takes the request up; a record sent concurrently with
+    /// this call may or may not be. Fails with [`Error::Closed`] once the producer's
+    /// sender thread has stopped (after close).
+    pub fn purge(&self) -> Result<u64, Error> {
+        let core = &self.handle.core;
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        core.events
+            .send(crate::core::SenderEvent::Purge(reply))
+            .map_err(|_| Error::Closed)?;
+        // The sender answers between two passes, or drops the request as it exits.
+        answer.recv().map_err(|_| Error::Closed)
+    }
+
     /// Records in Produce requests awaiting the broker's answer.
     pub fn in_flight_records(&self) -> u64 {
         self.handle

@@ -676,6 +676,27 @@ impl Accumulator {
         queue.batches.lock().queue.drain(..).collect()
     }
 
+    /// Takes the batches of `queue` that `take` picks out of the queue, keeping the others
+    /// in their order. The list is sized before the lock is taken (it grows under the lock
+    /// only if batches were queued meanwhile).
+    pub fn take_where(
+        &self,
+        queue: &PartitionQueue,
+        mut take: impl FnMut(&ProducerBatch) -> bool,
+    ) -> Vec<ProducerBatch> {
+        let mut out = Vec::with_capacity(self.queued_batches(queue));
+        let mut batches = queue.batches.lock();
+        let mut i = 0;
+        while i < batches.queue.len() {
+            if take(&batches.queue[i]) {
+                out.extend(batches.queue.remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        out
+    }
+
     /// Room in buffer.memory for the callback of a record that failed before it reached a
     /// batch, waiting until `deadline` (`None`: not at all), so that such callbacks also
     /// wait for the callback thread instead of queueing without limit.

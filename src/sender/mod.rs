@@ -372,6 +372,9 @@ impl Sender {
                 self.closing = true;
                 self.force_closing = true;
             }
+            SenderEvent::Purge(reply) => {
+                let _ = reply.send(self.purge()); // the caller may have given up
+            }
         }
     }
 
@@ -799,6 +802,33 @@ impl Sender {
                 self.fail(batch, error.clone());
             }
         }
+    }
+
+    /// `Producer::purge`: fails with `Error::Purged` every queued batch that was never sent
+    /// and returns how many records they held. A batch that was sent (put back for a
+    /// retry, or a split half or resent group of one) stays: under idempotence it holds
+    /// sequence numbers the broker may have seen, and dropping it would leave a gap the
+    /// broker refuses (OUT_OF_ORDER_SEQUENCE_NUMBER); never-sent batches hold none yet
+    /// (sequences are given at the first drain), so the partition's numbering goes on
+    /// consistently after them. Purged batches complete in order with their partition's
+    /// batches in flight (after them), as every completion does. In a transaction a
+    /// purged record makes the transaction abortable, as any failed record does.
+    fn purge(&mut self) -> u64 {
+        let mut purged = 0u64;
+        for queue in self.core.accumulator.queues() {
+            let completions = &self.completions;
+            let batches = self.core.accumulator.take_where(&queue, |b| {
+                b.attempts == 0 && !completions.is_outstanding(&b.tp, b.position)
+            });
+            for batch in batches {
+                purged += u64::from(batch.record_count());
+                self.fail(batch, Error::Purged);
+            }
+        }
+        if purged > 0 {
+            log::info!("purged {purged} record(s) that were not sent yet");
+        }
+        purged
     }
 
     /// Fails every queued batch with `error`, in order per partition with the batches

@@ -42,6 +42,14 @@ impl Completions {
         }
     }
 
+    /// Whether the batch at `position` of `tp` was sent and is not complete (a batch put
+    /// back for a retry, a split half or a resent group of records counts as sent).
+    pub fn is_outstanding(&self, tp: &TopicPartition, position: u64) -> bool {
+        self.outstanding
+            .get(tp)
+            .is_some_and(|set| set.contains(&position))
+    }
+
     /// Whether a batch of `tp` older than `position` is outstanding.
     pub fn older_outstanding(&self, tp: &TopicPartition, position: u64) -> bool {
         self.outstanding

@@ -1459,3 +1459,65 @@ fn metrics_count_records_per_request_topic_and_node() {
     assert_eq!(node.tags["node-id"], "node-1");
     assert_eq!(h.core.metrics_snapshot().records_in_flight, 0);
 }
+
+fn purge(h: &mut Harness) -> u64 {
+    let (reply, answer) = std::sync::mpsc::sync_channel(1);
+    h.sender.handle(SenderEvent::Purge(reply), h.now);
+    answer.recv().expect("the sender answers a purge")
+}
+
+/// Purge fails the batches never sent, after the older batches of their partition in
+/// flight, keeps a batch put back for a retry, and the producer sends on afterwards.
+#[test]
+fn purge_fails_only_batches_never_sent_in_order_with_those_in_flight() {
+    let mut h = Harness::new(
+        2,
+        &[
+            ("enable.idempotence", "true"),
+            ("max.in.flight.requests.per.connection", "1"),
+        ],
+    );
+    h.append(0, "a");
+    h.step();
+    let first = h.take_produce();
+    assert_eq!(first.len(), 1);
+    h.append(0, "b");
+    h.append(1, "c");
+    h.step();
+    assert!(
+        h.take_produce().is_empty(),
+        "one request in flight at a time"
+    );
+    assert_eq!(purge(&mut h), 2, "b and c were never sent");
+    let early = h.settled_outcomes();
+    assert_eq!(values(&early), ["c"], "b waits for a, in flight before it");
+    assert!(matches!(early[0].1, Err(Error::Purged)), "{early:?}");
+    // a comes back retriable: it goes back to its queue, and a purge leaves it there.
+    h.answer(&first[0], ErrorCode::NotLeaderOrFollower);
+    assert_eq!(purge(&mut h), 0, "a retry is never purged");
+    h.advance(Duration::from_secs(2));
+    h.step();
+    let retry = h.take_produce();
+    assert_eq!(retry.len(), 1);
+    assert_eq!(retry[0].batches[0].1, ["a"]);
+    h.answer(&retry[0], ErrorCode::None);
+    let out = h.outcomes(3);
+    assert_eq!(values(&out), ["c", "a", "b"]);
+    assert!(out[1].1.is_ok(), "{out:?}");
+    assert!(matches!(out[2].1, Err(Error::Purged)), "{out:?}");
+    // The producer goes on: the next record goes with the partition's next sequence.
+    h.append(0, "d");
+    h.step();
+    let next = h.take_produce();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].batches[0].1, ["d"]);
+    assert_eq!(retry[0].batches[0].2, 0, "a kept its sequence");
+    assert_eq!(
+        next[0].batches[0].2, 1,
+        "d follows a: the purged b took no sequence"
+    );
+    h.answer(&next[0], ErrorCode::None);
+    let out = h.outcomes(4);
+    assert_eq!(values(&out)[3], "d");
+    assert!(out[3].1.is_ok(), "{out:?}");
+}
