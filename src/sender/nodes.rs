@@ -37,6 +37,57 @@ struct Node {
     /// back off (KIP-219, see [`Nodes::throttle`]). Kept across reconnects, as Java's
     /// `ClusterConnectionStates` keeps it, so a new connection does not escape it.
     throttled_until: Option<Instant>,
+    /// What was logged of the node's failed connects (see [`ConnectLog`]).
+    log: ConnectLog,
+}
+
+/// The least time between two warnings about one unreachable node: a broker down for an
+/// hour logs two lines a minute, not one per reconnect attempt.
+pub(crate) const CONNECT_WARN_EVERY: Duration = Duration::from_secs(30);
+
+/// How a node's failed connects are logged: a warning for the first failure, then at most
+/// one warning per [`CONNECT_WARN_EVERY`] (or `reconnect.backoff.max.ms`, if longer)
+/// counting the attempts that failed since, each attempt at debug level, and one info
+/// line when a connect succeeds again. Owned by the sender thread (inside [`Nodes`]).
+#[derive(Debug, Default, Clone)]
+struct ConnectLog {
+    /// When the last warning was logged; `None` while the node connects fine.
+    warned_at: Option<Instant>,
+    /// Failed attempts since that warning.
+    since_warning: u32,
+    /// Failed attempts since the last success.
+    in_a_row: u32,
+}
+
+/// What [`ConnectLog`] says to log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConnectReport {
+    /// A warning: the first failure (`attempts` 1) or a summary of `attempts` failures.
+    Warn { first: bool, attempts: u32 },
+    /// A debug line only.
+    Debug,
+}
+
+impl ConnectLog {
+    fn failed(&mut self, now: Instant, every: Duration) -> ConnectReport {
+        self.in_a_row = self.in_a_row.saturating_add(1);
+        self.since_warning = self.since_warning.saturating_add(1);
+        let first = self.warned_at.is_none();
+        let due = self
+            .warned_at
+            .is_none_or(|at| now.saturating_duration_since(at) >= every);
+        if !due {
+            return ConnectReport::Debug;
+        }
+        let attempts = std::mem::take(&mut self.since_warning);
+        self.warned_at = Some(now);
+        ConnectReport::Warn { first, attempts }
+    }
+
+    /// A connect succeeded: how many attempts had failed in a row before it (0: none).
+    fn connected(&mut self) -> u32 {
+        std::mem::take(self).in_a_row
+    }
 }
 
 /// Every node's connection.
@@ -139,6 +190,7 @@ impl Nodes {
             state: NodeState::Backoff { retry_at: now },
             failures: 0,
             throttled_until: None,
+            log: ConnectLog::default(),
         });
         match entry.state {
             NodeState::Connecting | NodeState::Ready { .. } => return None,
@@ -147,7 +199,7 @@ impl Nodes {
         }
         entry.state = NodeState::Connecting;
         if let Err(e) = self.connector.connect(node, address) {
-            log::warn!("could not start connecting to node {node}: {e}");
+            self.connect_failed(node, &format!("could not start connecting: {e}"), now);
             self.failed(node, now);
         }
         None
@@ -167,15 +219,20 @@ impl Nodes {
                     state: NodeState::Connecting,
                     failures: 0,
                     throttled_until: None,
+                    log: ConnectLog::default(),
                 });
                 n.failures = 0;
+                let failed = n.log.connected();
+                if failed > 0 {
+                    log::info!("connected to node {node} again after {failed} failed attempt(s)");
+                }
                 n.state = NodeState::Ready {
                     link,
                     last_used: now,
                 };
             }
             Err(e) => {
-                log::warn!("connecting to node {node} failed: {e}");
+                self.connect_failed(node, &e.to_string(), now);
                 self.failed(node, now);
             }
         }
@@ -252,6 +309,24 @@ impl Nodes {
         (closed, next)
     }
 
+    /// Logs a failed connect to `node` as [`ConnectLog`] decides.
+    fn connect_failed(&mut self, node: i32, error: &str, now: Instant) {
+        let every = CONNECT_WARN_EVERY.max(self.backoff_max);
+        let Some(n) = self.nodes.get_mut(&node) else {
+            return;
+        };
+        match n.log.failed(now, every) {
+            ConnectReport::Warn { first: true, .. } => {
+                log::warn!("connecting to node {node} failed: {error}; retrying with backoff")
+            }
+            ConnectReport::Warn { attempts, .. } => log::warn!(
+                "node {node} is still unreachable: {attempts} more connect attempt(s) failed \
+                 since the last warning; the last: {error}"
+            ),
+            ConnectReport::Debug => log::debug!("connecting to node {node} failed: {error}"),
+        }
+    }
+
     fn failed(&mut self, node: i32, now: Instant) {
         let (min, max) = (self.backoff_min, self.backoff_max);
         if let Some(n) = self.nodes.get_mut(&node) {
@@ -292,4 +367,144 @@ pub(crate) fn jitter(d: Duration) -> Duration {
     x ^= x >> 33;
     let factor = 0.8 + (x % 1000) as f64 / 1000.0 * 0.4;
     d.mul_f64(factor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+    use crate::sender::link::Outgoing;
+    use std::cell::RefCell;
+
+    thread_local! {
+        /// The log records this test thread made.
+        static RECORDS: RefCell<Vec<(log::Level, String)>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// Keeps each thread's log records of this module for that thread (tests run in
+    /// parallel threads of one process, which has one logger).
+    struct Capture;
+
+    impl log::Log for Capture {
+        fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+            metadata.target().ends_with("sender::nodes")
+        }
+        fn log(&self, record: &log::Record<'_>) {
+            if self.enabled(record.metadata()) {
+                let line = (record.level(), record.args().to_string());
+                RECORDS.with(|r| r.borrow_mut().push(line));
+            }
+        }
+        fn flush(&self) {}
+    }
+
+    fn capture() {
+        static INSTALLED: std::sync::Once = std::sync::Once::new();
+        INSTALLED.call_once(|| {
+            // Another test of this binary may have installed a logger first; then this
+            // test cannot observe the log and says so below.
+            if log::set_logger(&Capture).is_ok() {
+                log::set_max_level(log::LevelFilter::Trace);
+            }
+        });
+        RECORDS.with(|r| r.borrow_mut().clear());
+    }
+
+    fn take() -> Vec<(log::Level, String)> {
+        RECORDS.with(|r| std::mem::take(&mut *r.borrow_mut()))
+    }
+
+    #[derive(Debug)]
+    struct NoConnector;
+    impl Connector for NoConnector {
+        fn connect(&mut self, _: i32, _: &str) -> Result<(), Error> {
+            Ok(())
+        }
+    }
+
+    #[derive(Debug)]
+    struct NullLink;
+    impl Link for NullLink {
+        fn id(&self) -> u64 {
+            7
+        }
+        fn submit(&mut self, _: Outgoing<'_>) -> Result<i32, Error> {
+            Err(Error::Closed)
+        }
+        fn shutdown_handle(&self) -> Option<std::sync::Weak<std::net::TcpStream>> {
+            None
+        }
+    }
+
+    fn refused() -> Result<Box<dyn Link>, Error> {
+        Err(Error::Network {
+            broker: "b1:9092".into(),
+            reason: "connection refused".into(),
+        })
+    }
+
+    #[test]
+    fn repeated_connect_failures_warn_once_per_period_and_recovery_once() {
+        capture();
+        let backoff = Duration::from_millis(10);
+        let mut nodes = Nodes::new(Box::new(NoConnector), backoff, backoff * 10);
+        let start = Instant::now();
+        let mut now = start;
+        // A broker down for 65 s, retried every 100 ms: 650 failed attempts.
+        for _ in 0..650 {
+            nodes.connect(1, "b1:9092", now);
+            nodes.connected(1, refused(), now);
+            now += Duration::from_millis(100);
+        }
+        nodes.connect(1, "b1:9092", now);
+        nodes.connected(1, Ok(Box::new(NullLink)), now);
+        let records = take();
+        if records.is_empty() && log::max_level() < log::LevelFilter::Debug {
+            panic!("another logger is installed in this test binary; the log is not observable");
+        }
+        let at = |level| {
+            records
+                .iter()
+                .filter(|(l, _)| *l == level)
+                .map(|(_, m)| m.as_str())
+                .collect::<Vec<_>>()
+        };
+        let warnings = at(log::Level::Warn);
+        // The first failure, then one summary at 30 s and one at 60 s.
+        assert_eq!(warnings.len(), 3, "{warnings:#?}");
+        assert!(
+            warnings[0].contains("connecting to node 1 failed"),
+            "{}",
+            warnings[0]
+        );
+        assert!(warnings[0].contains("connection refused"));
+        assert!(
+            warnings[1].contains("still unreachable: 300 more connect attempt(s)"),
+            "{}",
+            warnings[1]
+        );
+        assert!(warnings[2].contains("300 more"), "{}", warnings[2]);
+        assert_eq!(
+            at(log::Level::Debug).len(),
+            647,
+            "every other attempt at debug"
+        );
+        let info = at(log::Level::Info);
+        assert_eq!(
+            info,
+            ["connected to node 1 again after 650 failed attempt(s)"]
+        );
+        // Connected fine: the next failure warns at once again.
+        nodes.disconnected(7, now);
+        now += Duration::from_secs(1);
+        nodes.connect(1, "b1:9092", now);
+        nodes.connected(1, refused(), now);
+        assert_eq!(
+            take()
+                .iter()
+                .filter(|(l, _)| *l == log::Level::Warn)
+                .count(),
+            1
+        );
+    }
 }
