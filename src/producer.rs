@@ -887,6 +887,10 @@ impl<K, V> ProducerBuilder<K, V> {
     /// logged. It stops with the producer: once `close` returned, no new call starts (one
     /// already running finishes).
     ///
+    /// The producer keeps the callback: a callback that owns a clone of its own producer
+    /// makes a cycle, and that producer then closes only when `close` is called, not when
+    /// dropped.
+    ///
     /// ```no_run
     /// use std::time::Duration;
     /// use kafka_producer::Producer;

@@ -76,7 +76,7 @@ impl Stop {
     }
 
     /// Whether the thread may go on (not stopped).
-    fn unless_stopped(&self) -> bool {
+    fn running(&self) -> bool {
         !*self.stopped.lock()
     }
 }
@@ -114,7 +114,7 @@ fn run(core: Weak<Core>, interval: Duration) {
             next += interval;
         }
         let Some(c) = core.upgrade() else { return };
-        if !c.statistics.unless_stopped() {
+        if !c.statistics.running() {
             return;
         }
         report(&c);
@@ -153,7 +153,7 @@ mod tests {
         stop.stop();
         assert!(!t.join().unwrap(), "a stopped thread goes on");
         assert!(started.elapsed() < Duration::from_secs(5));
-        assert!(!stop.unless_stopped());
+        assert!(!stop.running());
     }
 
     #[test]
