@@ -104,6 +104,12 @@ pub(crate) struct Core {
     fatal_error: Mutex<Option<Error>>,
 }
 
+/// A process-unique producer id (`Core::id`, and the mock producer's).
+pub(crate) fn next_producer_id() -> u64 {
+    static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
+
 impl Core {
     pub fn new(config: ProducerConfig, events: Sender<SenderEvent>) -> Self {
         let compression_level = match config.compression {
@@ -112,8 +118,7 @@ impl Core {
             crate::Compression::Zstd => Some(config.compression_zstd_level),
             _ => None,
         };
-        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let id = next_producer_id();
         let accumulator = Accumulator::new(AccumulatorConfig {
             // A batch never holds more than the whole memory budget.
             batch_size: config.batch_size.clamp(1, config.buffer_memory.max(1)),
