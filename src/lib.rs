@@ -29,6 +29,7 @@
 //! `record_batch`, RecordBatch v2 and codecs; `net`, blocking broker connections) are
 //! private; the crate feature `unstable-internals` makes them public for the crate's own
 //! tests, benches and fuzz targets, with no stability promise.
+#![doc = include_str!("docs/guide.md")]
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 
