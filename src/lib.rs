@@ -72,7 +72,7 @@ mod transaction;
 
 pub use config::{Acks, ProducerConfig};
 pub use delivery::SendFuture;
-pub use error::{Error, ErrorCode};
+pub use error::{Error, ErrorCode, ProtocolError};
 pub use interceptor::ProducerInterceptor;
 pub use metrics::ProducerMetrics;
 pub use partition::{Partitioner, RoundRobinPartitioner};
