@@ -1087,7 +1087,9 @@ fn canonical_name(name: &str) -> Result<&'static str, Error> {
 fn unsupported_value(name: &str, value: &str) -> Error {
     let what = match name {
         "interceptor.classes" => {
-            "Java interceptor classes cannot run here; leave it empty".to_owned()
+            "Java interceptor classes cannot run here; leave it empty and add Rust \
+             interceptors with ProducerBuilder::interceptor"
+                .to_owned()
         }
         "partitioner.class" => "a Java partitioner class cannot run here: leave it empty, name \
              org.apache.kafka.clients.producer.RoundRobinPartitioner, or give the builder a \

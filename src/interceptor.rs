@@ -12,9 +12,16 @@
 //!   reaches a batch (serialization, metadata timeout, unknown partition, a closed
 //!   producer, ...) it runs where that error is reported: on the callback thread for a
 //!   callback send, on the calling thread for a future or `try_send`, before the call
-//!   returns (as Java's `onSendError` runs inside `send`).
-//! - [`ProducerInterceptor::close`] runs once when the producer closes, after every
-//!   acknowledgement.
+//!   returns (as Java's `onSendError` runs inside `send`). `try_send` does not acknowledge
+//!   a record it hands back only because it would have had to wait (no buffer space, or no
+//!   metadata yet): that record was not sent.
+//! - [`ProducerInterceptor::close`] runs once, after the last acknowledgement: when the
+//!   producer closes, or, when that close could not wait for the callback thread (a close
+//!   inside a callback, or one that timed out), once the last acknowledgement ran and the
+//!   producer is dropped.
+//!
+//! An interceptor that holds a clone of its own producer (to send to a dead-letter topic,
+//! say) keeps that producer alive: close it explicitly.
 //!
 //! Interceptors of one producer form a chain and run in the order they were added. A
 //! panicking interceptor is logged and skipped; the record goes on (as the interceptor left
@@ -78,7 +85,7 @@ pub trait ProducerInterceptor<K, V>: Send + Sync {
         let _ = (topic, partition, result);
     }
 
-    /// Called once when the producer closes, after the last acknowledgement.
+    /// Called once, after the last acknowledgement (see the module docs for when).
     fn close(&self) {}
 }
 

@@ -16,26 +16,34 @@
 //! [`MockProducer::fail_next`], or `flush` (which completes every waiting record, as Java's
 //! `MockProducer.flush` does).
 //!
-//! Results are handed out in completion order, which is send order, by whichever thread
-//! completes them (the sending thread with auto-completion, else the thread calling
-//! `complete_next`, `fail_next` or `flush`): interceptors' acknowledgements, then the
-//! record's callback, then its future. While it runs them that thread counts as the mock's
-//! callback thread, so waiting for a future or flushing inside a callback fails with
+//! Results are handed out in completion order, which is send order, one at a time, by the
+//! thread that completed them (the sending thread with auto-completion, else the thread
+//! calling `complete_next`, `fail_next` or `flush`) or, when another thread is handing out
+//! results at that moment, by that thread: interceptors' acknowledgements, then the record's
+//! callback, then its future. While it runs them that thread counts as the mock's callback
+//! thread, so waiting for a future or flushing inside a callback fails with
 //! [`Error::IllegalState`] as with a real producer. A callback that sends again has its own
-//! result handed out after the current one, by the same thread.
+//! result handed out after the current one, by the same thread. `flush`, `close` and
+//! `commit_transaction` return once every result is handed out (by any thread).
+//!
+//! `close` (and `close_timeout`, whose timeout does not matter here: nothing waits for a
+//! network) completes what waits, as a graceful close delivers it; the interceptors close
+//! after the last acknowledgement.
 //!
 //! # Lock
 //!
 //! `MockHandle::state` guards the history, the waiting and the finished records, the
-//! offsets and the transaction state. No user code runs while it is held: results are
-//! taken out under it and handed out after it is released, one at a time, by the one
-//! thread that set `draining`.
+//! offsets and the transaction state; `MockHandle::idle` is signalled (under it) when the
+//! thread handing out results finds none left. No callback, interceptor or waker runs while
+//! it is held (the `Clone` and `Drop` of keys and values may: `history` clones, `clear`
+//! drops): results are taken out under it and handed out after it is released, one at a
+//! time, by the one thread that set `draining`.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use crate::config::ProducerConfig;
 use crate::delivery::{
@@ -46,6 +54,7 @@ use crate::error::Error;
 use crate::interceptor::Interceptors;
 use crate::metrics::ProducerMetrics;
 use crate::partition::{Partitioner, StickyPartitioner};
+use crate::producer::RefusedRecord;
 use crate::record::{PartitionInfo, ProducerRecord, TopicPartition};
 use crate::serialize::Serializer;
 use crate::transaction::{ConsumerGroupMetadata, OffsetAndMetadata};
@@ -267,6 +276,9 @@ struct MockState<K, V> {
     finished: VecDeque<Finished>,
     /// Set while one thread hands out `finished` results (see the module docs).
     draining: bool,
+    /// Set by a `close` inside a callback: the interceptors close once the results still
+    /// to hand out are handed out.
+    close_interceptors: bool,
     next_offsets: HashMap<TopicPartition, i64>,
     auto_complete: bool,
     closed: bool,
@@ -288,9 +300,11 @@ pub(crate) struct MockHandle<K, V> {
     key_serializer: Box<dyn Serializer<K>>,
     value_serializer: Box<dyn Serializer<V>>,
     partitioner: Option<Box<dyn Partitioner>>,
-    pub(crate) interceptors: Option<Arc<Interceptors<K, V>>>,
+    interceptors: Option<Arc<Interceptors<K, V>>>,
     sticky: StickyPartitioner,
     state: Mutex<MockState<K, V>>,
+    /// Signalled when the draining thread finds nothing left to hand out.
+    idle: Condvar,
 }
 
 /// What `build_mock` hands over from the builder.
@@ -303,7 +317,7 @@ pub(crate) struct MockParts<K, V> {
     pub interceptors: Option<Arc<Interceptors<K, V>>>,
 }
 
-impl<K, V> MockProducer<K, V> {
+impl<K: Send + 'static, V: Send + 'static> MockProducer<K, V> {
     pub(crate) fn new(parts: MockParts<K, V>) -> MockProducer<K, V> {
         let sticky = StickyPartitioner::new(parts.config.batch_size.max(1), false, Duration::ZERO);
         let handle = Arc::new(MockHandle {
@@ -315,12 +329,14 @@ impl<K, V> MockProducer<K, V> {
             partitioner: parts.partitioner,
             interceptors: parts.interceptors,
             sticky,
+            idle: Condvar::new(),
             state: Mutex::new(MockState {
                 history: Vec::new(),
                 uncommitted: Vec::new(),
                 waiting: VecDeque::new(),
                 finished: VecDeque::new(),
                 draining: false,
+                close_interceptors: false,
                 next_offsets: HashMap::new(),
                 auto_complete: true,
                 closed: false,
@@ -334,7 +350,7 @@ impl<K, V> MockProducer<K, V> {
             }),
         });
         MockProducer {
-            producer: Producer::from_mock(Arc::clone(&handle)),
+            producer: Producer::from_mock(Arc::clone(&handle) as Arc<dyn MockBackend<K, V>>),
             handle,
         }
     }
@@ -343,20 +359,25 @@ impl<K, V> MockProducer<K, V> {
 impl<K: 'static, V: 'static> MockHandle<K, V> {
     /// Sends `record`: the mock's half of `Producer::send`, after the interceptors'
     /// `on_send`. On error the record comes back with the completion.
-    #[allow(clippy::result_large_err, clippy::type_complexity)]
+    #[allow(clippy::result_large_err)]
     pub(crate) fn send(
         &self,
         mut record: ProducerRecord<K, V>,
         completion: Completion,
-    ) -> Result<Option<SendFuture>, (Error, Completion, ProducerRecord<K, V>)> {
+    ) -> Result<Option<SendFuture>, RefusedRecord<K, V>> {
         let checked = self.check(&record);
         let (tp, slot) = match checked {
             Ok(found) => found,
             Err(e) => {
                 self.state.lock().record_errors += 1;
-                return Err((e, completion, record));
+                return Err((e, completion, None, record));
             }
         };
+        let mut s = self.state.lock();
+        if s.closed {
+            drop(s);
+            return Err((Error::Closed, completion, None, record));
+        }
         record.set_partition(Some(tp.partition()));
         record.set_timestamp(Some(slot.timestamp));
         let (future, done) = match completion {
@@ -372,26 +393,17 @@ impl<K: 'static, V: 'static> MockHandle<K, V> {
                 (Some(future), Done::Both(result, callback))
             }
         };
-        {
-            let mut s = self.state.lock();
-            if s.closed {
-                drop(s);
-                let completion = match done {
-                    Done::Future(_) => Completion::Future,
-                    Done::Callback(c) => Completion::Callback(c),
-                    Done::Both(_, c) => Completion::FutureAndCallback(c),
-                };
-                return Err((Error::Closed, completion, record));
-            }
-            match s.txn {
-                TxnState::InTransaction => s.uncommitted.push(record),
-                _ => s.history.push(record),
-            }
-            s.waiting.push_back(Waiting { tp, slot, done });
-            if s.auto_complete {
-                s.complete_oldest(None);
-            }
+        match s.txn {
+            TxnState::InTransaction => s.uncommitted.push(record),
+            _ => s.history.push(record),
         }
+        s.waiting.push_back(Waiting { tp, slot, done });
+        if s.auto_complete {
+            // Everything waiting was sent before this record (and waits only because
+            // auto-completion was off then): it all completes, in order.
+            while s.complete_oldest(None) {}
+        }
+        drop(s);
         self.drain();
         Ok(future)
     }
@@ -501,6 +513,12 @@ impl<K, V> MockHandle<K, V> {
                     Some(f) => f,
                     None => {
                         s.draining = false;
+                        let close = std::mem::take(&mut s.close_interceptors);
+                        self.idle.notify_all();
+                        drop(s);
+                        if let (true, Some(chain)) = (close, &self.interceptors) {
+                            chain.close();
+                        }
                         return;
                     }
                 }
@@ -529,7 +547,17 @@ impl<K, V> MockHandle<K, V> {
             while s.complete_oldest(None) {}
         }
         self.drain();
+        self.wait_handed_out();
         Ok(())
+    }
+
+    /// Waits until every finished result was handed out, by this thread or another one.
+    /// Not on the draining thread (which would wait for itself).
+    fn wait_handed_out(&self) {
+        let mut s = self.state.lock();
+        while s.draining || !s.finished.is_empty() {
+            self.idle.wait(&mut s);
+        }
     }
 
     /// `Producer::partitions_for`.
@@ -555,12 +583,24 @@ impl<K, V> MockHandle<K, V> {
     /// `Producer::close`: completes what waits (as a graceful close delivers it), then
     /// refuses later sends.
     pub(crate) fn close(&self) -> Result<(), Error> {
-        if !on_callback_thread_of(self.id) {
-            self.flush()?;
+        let inside_callback = on_callback_thread_of(self.id);
+        {
+            let mut s = self.state.lock();
+            if s.closed {
+                return Ok(());
+            }
+            s.closed = true;
+            while s.complete_oldest(None) {}
+            // Inside a callback this thread hands out the rest once the callback returns;
+            // the interceptors close after that.
+            s.close_interceptors = inside_callback;
         }
-        self.state.lock().closed = true;
-        if let Some(chain) = &self.interceptors {
-            chain.close();
+        if !inside_callback {
+            self.drain();
+            self.wait_handed_out();
+            if let Some(chain) = &self.interceptors {
+                chain.close();
+            }
         }
         Ok(())
     }
@@ -663,7 +703,81 @@ impl<K, V> MockHandle<K, V> {
             s.txn = TxnState::Ready;
         }
         self.drain();
+        self.wait_handed_out();
         Ok(())
+    }
+}
+
+/// The mock's side of a [`Producer`]; `Backend::Mock` holds it type-erased, so that the
+/// producer's auto traits do not depend on its key and value types.
+pub(crate) trait MockBackend<K, V>: Send + Sync {
+    #[allow(clippy::result_large_err)]
+    fn send(
+        &self,
+        record: ProducerRecord<K, V>,
+        completion: Completion,
+    ) -> Result<Option<SendFuture>, RefusedRecord<K, V>>;
+    fn early_callback(&self, callback: Callback, tp: TopicPartition, error: Error);
+    fn flush(&self) -> Result<(), Error>;
+    fn partitions_for(&self, topic: &str) -> Result<Vec<PartitionInfo>, Error>;
+    fn metrics(&self) -> ProducerMetrics;
+    fn close(&self) -> Result<(), Error>;
+    fn config(&self) -> &ProducerConfig;
+    fn interceptors(&self) -> Option<&Arc<Interceptors<K, V>>>;
+    fn init_transactions(&self) -> Result<(), Error>;
+    fn begin_transaction(&self) -> Result<(), Error>;
+    fn send_offsets_to_transaction(
+        &self,
+        offsets: &HashMap<TopicPartition, OffsetAndMetadata>,
+        group: &ConsumerGroupMetadata,
+    ) -> Result<(), Error>;
+    fn end_transaction(&self, commit: bool) -> Result<(), Error>;
+}
+
+impl<K: Send + 'static, V: Send + 'static> MockBackend<K, V> for MockHandle<K, V> {
+    fn send(
+        &self,
+        record: ProducerRecord<K, V>,
+        completion: Completion,
+    ) -> Result<Option<SendFuture>, RefusedRecord<K, V>> {
+        MockHandle::send(self, record, completion)
+    }
+    fn early_callback(&self, callback: Callback, tp: TopicPartition, error: Error) {
+        MockHandle::early_callback(self, callback, tp, error)
+    }
+    fn flush(&self) -> Result<(), Error> {
+        MockHandle::flush(self)
+    }
+    fn partitions_for(&self, topic: &str) -> Result<Vec<PartitionInfo>, Error> {
+        MockHandle::partitions_for(self, topic)
+    }
+    fn metrics(&self) -> ProducerMetrics {
+        MockHandle::metrics(self)
+    }
+    fn close(&self) -> Result<(), Error> {
+        MockHandle::close(self)
+    }
+    fn config(&self) -> &ProducerConfig {
+        &self.config
+    }
+    fn interceptors(&self) -> Option<&Arc<Interceptors<K, V>>> {
+        self.interceptors.as_ref()
+    }
+    fn init_transactions(&self) -> Result<(), Error> {
+        MockHandle::init_transactions(self)
+    }
+    fn begin_transaction(&self) -> Result<(), Error> {
+        MockHandle::begin_transaction(self)
+    }
+    fn send_offsets_to_transaction(
+        &self,
+        offsets: &HashMap<TopicPartition, OffsetAndMetadata>,
+        group: &ConsumerGroupMetadata,
+    ) -> Result<(), Error> {
+        MockHandle::send_offsets_to_transaction(self, offsets, group)
+    }
+    fn end_transaction(&self, commit: bool) -> Result<(), Error> {
+        MockHandle::end_transaction(self, commit)
     }
 }
 

@@ -26,7 +26,7 @@ use crate::delivery::{
 use crate::error::Error;
 use crate::interceptor::{Interceptors, ProducerInterceptor};
 use crate::metrics::ProducerMetrics;
-use crate::mock::{MockCluster, MockHandle, MockParts, MockProducer};
+use crate::mock::{MockBackend, MockCluster, MockParts, MockProducer};
 use crate::partition::{partition_for_key, Partitioner, StickyPartitioner, StickyTopic};
 use crate::record::{PartitionInfo, ProducerRecord, RecordMetadata, TopicPartition};
 use crate::record_batch::{RecordBatchBuilder, HEADER_SIZE};
@@ -63,8 +63,9 @@ pub struct Producer<K = Vec<u8>, V = Vec<u8>> {
 enum Backend<K, V> {
     /// A Kafka cluster: the accumulator, the sender and callback threads.
     Kafka(Arc<Handle<K, V>>),
-    /// An in-memory history ([`crate::mock::MockProducer`]).
-    Mock(Arc<MockHandle<K, V>>),
+    /// An in-memory history ([`crate::mock::MockProducer`]). Type-erased, so that a
+    /// `Producer<K, V>` is `Send + Sync` whatever `K` and `V` are (a mock holds records).
+    Mock(Arc<dyn MockBackend<K, V>>),
 }
 
 impl<K, V> Clone for Producer<K, V> {
@@ -526,7 +527,11 @@ impl<K, V> ProducerBuilder<K, V> {
     /// and interceptors whose records go to an in-memory history instead of a cluster, for
     /// tests of code that uses a [`Producer`] (see [`crate::mock`]). `bootstrap.servers`
     /// is not needed; `cluster` lists the topics and their partition counts.
-    pub fn build_mock(self, cluster: MockCluster) -> Result<MockProducer<K, V>, Error> {
+    pub fn build_mock(self, cluster: MockCluster) -> Result<MockProducer<K, V>, Error>
+    where
+        K: Send + 'static,
+        V: Send + 'static,
+    {
         if let Some(e) = self.error {
             return Err(e);
         }
@@ -664,10 +669,10 @@ impl<K: 'static, V: 'static> Producer<K, V> {
         };
         match self.send_record(record, completion, Blocking::UpTo(&deadline)) {
             Ok(future) => future.unwrap_or_else(|| SendFuture::ready(Err(Error::Closed))),
-            Err((error, completion, record)) => {
+            Err((error, completion, partition, record)) => {
                 if let Completion::FutureAndCallback(acknowledge) = completion {
                     // The interceptors hear of it before the caller does, as in Java.
-                    let tp = early_partition(&record);
+                    let tp = early_partition(&record, partition);
                     crate::delivery::run_one(acknowledge, &tp, Err(error.clone()));
                 }
                 SendFuture::ready(Err(error))
@@ -699,8 +704,8 @@ impl<K: 'static, V: 'static> Producer<K, V> {
             Completion::Callback(callback),
             Blocking::UpTo(&deadline),
         );
-        if let Err((error, Completion::Callback(cb), record)) = sent {
-            let tp = early_partition(&record);
+        if let Err((error, Completion::Callback(cb), partition, record)) = sent {
+            let tp = early_partition(&record, partition);
             match &self.backend {
                 Backend::Kafka(h) => h.early_callback(cb, tp, error, &deadline),
                 Backend::Mock(m) => m.early_callback(cb, tp, error),
@@ -712,7 +717,10 @@ impl<K: 'static, V: 'static> Producer<K, V> {
     /// is full, returns the error with the record.
     ///
     /// Interceptors' `on_send` ran on a record that comes back (it runs again if the record
-    /// is sent again); their `on_acknowledgement` does not run for it: it was not sent.
+    /// is sent again). Their `on_acknowledgement` runs for a record refused for good (an
+    /// invalid topic, a serialization error, ...), not for one that would have had to wait
+    /// ([`Error::BufferExhausted`], or [`Error::MetadataTimeout`] without metadata yet): that
+    /// one was not sent, and may be again.
     // The record comes back by value, like crossbeam's `TrySendError<T>`: boxing it would
     // cost an allocation on the path meant for back-pressure.
     #[allow(clippy::result_large_err)]
@@ -727,22 +735,35 @@ impl<K: 'static, V: 'static> Producer<K, V> {
         };
         match self.send_record(record, completion, Blocking::Never) {
             Ok(future) => Ok(future.unwrap_or_else(|| SendFuture::ready(Err(Error::Closed)))),
-            Err((error, _, record)) => Err(TrySendError { error, record }),
+            Err((error, completion, partition, record)) => {
+                let would_block = matches!(
+                    error,
+                    Error::BufferExhausted { .. } | Error::MetadataTimeout { waited_ms: 0, .. }
+                );
+                if let (Completion::FutureAndCallback(acknowledge), false) =
+                    (completion, would_block)
+                {
+                    // Refused for good: the interceptors hear of it as for `send`.
+                    let tp = early_partition(&record, partition);
+                    crate::delivery::run_one(acknowledge, &tp, Err(error.clone()));
+                }
+                Err(TrySendError { error, record })
+            }
         }
     }
 
     /// Hands `record` to the backend; on error it comes back with its completion.
-    #[allow(clippy::result_large_err, clippy::type_complexity)]
+    #[allow(clippy::result_large_err)]
     fn send_record(
         &self,
         record: ProducerRecord<K, V>,
         completion: Completion,
         blocking: Blocking<'_>,
-    ) -> Result<Option<SendFuture>, (Error, Completion, ProducerRecord<K, V>)> {
+    ) -> Result<Option<SendFuture>, RefusedRecord<K, V>> {
         match &self.backend {
             Backend::Kafka(h) => h
                 .send(&record, completion, blocking)
-                .map_err(|(e, c)| (e, c, record)),
+                .map_err(|(e, c, p)| (e, c, p, record)),
             Backend::Mock(m) => m.send(record, completion),
         }
     }
@@ -750,7 +771,7 @@ impl<K: 'static, V: 'static> Producer<K, V> {
 
 impl<K, V> Producer<K, V> {
     /// A producer whose records go to `mock`.
-    pub(crate) fn from_mock(mock: Arc<MockHandle<K, V>>) -> Self {
+    pub(crate) fn from_mock(mock: Arc<dyn MockBackend<K, V>>) -> Self {
         Producer {
             backend: Backend::Mock(mock),
         }
@@ -760,7 +781,7 @@ impl<K, V> Producer<K, V> {
     fn interceptors(&self) -> Option<&Arc<Interceptors<K, V>>> {
         match &self.backend {
             Backend::Kafka(h) => h.interceptors.as_ref(),
-            Backend::Mock(m) => m.interceptors.as_ref(),
+            Backend::Mock(m) => m.interceptors(),
         }
     }
 
@@ -848,15 +869,15 @@ impl<K, V> Producer<K, V> {
     pub fn config(&self) -> &ProducerConfig {
         match &self.backend {
             Backend::Kafka(h) => &h.core.config,
-            Backend::Mock(m) => &m.config,
+            Backend::Mock(m) => m.config(),
         }
     }
 
     /// The Kafka backend, or `Err` with the mock.
-    fn kafka(&self) -> Result<&Handle<K, V>, &MockHandle<K, V>> {
+    fn kafka(&self) -> Result<&Handle<K, V>, &dyn MockBackend<K, V>> {
         match &self.backend {
             Backend::Kafka(h) => Ok(h),
-            Backend::Mock(m) => Err(m),
+            Backend::Mock(m) => Err(&**m),
         }
     }
 
@@ -1025,14 +1046,14 @@ impl<K: 'static, V: 'static> Handle<K, V> {
         record: &ProducerRecord<K, V>,
         completion: Completion,
         blocking: Blocking,
-    ) -> Result<Option<SendFuture>, (Error, Completion)> {
+    ) -> Result<Option<SendFuture>, Refused> {
         let core = &self.core;
         let fail = |e: Error, c: Completion| {
             crate::metrics::Metrics::add(&core.metrics.record_errors, 1);
             if let Some(txn) = &core.transactions {
                 txn.send_failed(&e);
             }
-            Err((e, c))
+            Err((e, c, None))
         };
         let Some(_append) = core.begin_append() else {
             return fail(Error::Closed, completion);
@@ -1119,15 +1140,17 @@ impl<K: 'static, V: 'static> Handle<K, V> {
         record: &ProducerRecord<K, V>,
         completion: Completion,
         blocking: Blocking<'_>,
-    ) -> Result<Option<SendFuture>, (Error, Completion)> {
+    ) -> Result<Option<SendFuture>, Refused> {
         let core = &self.core;
-        let fail = |e: Error, c: Completion| {
+        // `partition`: the one chosen, once it was (interceptors are told it).
+        let fail_in = |e: Error, c: Completion, partition: Option<i32>| {
             crate::metrics::Metrics::add(&core.metrics.record_errors, 1);
             if let Some(txn) = &core.transactions {
                 txn.send_failed(&e);
             }
-            Err((e, c))
+            Err((e, c, partition))
         };
+        let fail = |e: Error, c: Completion| fail_in(e, c, None);
         let partitions = &route.partitions;
         let serialized = serialize(&*self.key_serializer, &*self.value_serializer, record);
         let (key, value) = match serialized {
@@ -1159,7 +1182,7 @@ impl<K: 'static, V: 'static> Handle<K, V> {
             match txn.check_send(&tp) {
                 Ok(SendCheck::Ok) => {}
                 Ok(SendCheck::OkNewPartition) => core.wake_sender(),
-                Err(e) => return fail(e, completion),
+                Err(e) => return fail_in(e, completion, Some(partition)),
             }
         }
         let timestamp = record.timestamp().unwrap_or_else(now_ms);
@@ -1189,7 +1212,7 @@ impl<K: 'static, V: 'static> Handle<K, V> {
             .append(queue, &append, completion, deadline)
         {
             Ok(a) => a,
-            Err((e, c)) => return fail(e, c),
+            Err((e, c)) => return fail_in(e, c, Some(partition)),
         };
         if appended.wake_sender {
             core.wake_sender();
@@ -1342,9 +1365,12 @@ impl<K, V> Handle<K, V> {
         }
         // The callback thread ends once the sender's handle on its queue and ours are
         // gone and it ran what was queued; past the deadline it is detached.
+        let joins_here = callback_thread.is_some() && !on_callback_thread_of(core.id);
         let callbacks_ended = callback_thread.is_none_or(|t| t.join(deadline));
-        if callbacks_ended {
-            // Every acknowledgement ran: the interceptors close now, as in Java.
+        if joins_here && callbacks_ended {
+            // Every acknowledgement ran: the interceptors close now, as in Java. Otherwise
+            // (a close inside a callback, one that timed out, or a second close) they close
+            // when the last acknowledgement holding them is gone (`Interceptors::drop`).
             if let Some(chain) = &self.interceptors {
                 chain.close();
             }
@@ -1470,10 +1496,19 @@ pub(crate) fn choose_partition<K, V>(
     Ok((sticky.partition_in(sticky_topic, partitions), true))
 }
 
-/// Where a record that failed before it reached a batch was going: its topic, and its
-/// explicit partition or -1 (Java's onSendError reports the same).
-fn early_partition<K, V>(record: &ProducerRecord<K, V>) -> TopicPartition {
-    TopicPartition::new(record.topic(), record.partition().unwrap_or(-1))
+/// A send refused before its record reached a batch: the error, the record's completion
+/// (to report the error through), and its partition if one was chosen.
+pub(crate) type Refused = (Error, Completion, Option<i32>);
+
+/// [`Refused`] with the record itself, back to the caller.
+pub(crate) type RefusedRecord<K, V> = (Error, Completion, Option<i32>, ProducerRecord<K, V>);
+
+/// Where a record that failed before it reached a batch was going: its topic, and the
+/// partition chosen for it, its explicit partition, or -1 (Java's onSendError reports the
+/// same).
+fn early_partition<K, V>(record: &ProducerRecord<K, V>, chosen: Option<i32>) -> TopicPartition {
+    let partition = chosen.or(record.partition()).unwrap_or(-1);
+    TopicPartition::new(record.topic(), partition)
 }
 
 /// Kafka's topic name rules: 1–249 characters of `[a-zA-Z0-9._-]`, not "." or "..".

@@ -256,3 +256,78 @@ fn interceptors_must_follow_the_serializers() {
 #[derive(Debug)]
 struct NoOp;
 impl ProducerInterceptor<Vec<u8>, Vec<u8>> for NoOp {}
+
+#[derive(Debug, Default)]
+struct Order(Mutex<Vec<&'static str>>);
+
+impl ProducerInterceptor<Vec<u8>, Vec<u8>> for Order {
+    fn on_acknowledgement(&self, _: &str, _: i32, _: &Result<RecordMetadata, Error>) {
+        self.0.lock().unwrap().push("ack");
+    }
+    fn close(&self) {
+        self.0.lock().unwrap().push("close");
+    }
+}
+
+/// No broker listens: every record fails its metadata wait (100 ms) and its callback runs
+/// on the callback thread. A close that times out while callbacks are still queued must
+/// not close the interceptors before their last acknowledgement.
+#[test]
+fn interceptors_close_after_the_last_acknowledgement_even_after_a_timed_out_close() {
+    let order = Arc::new(Order::default());
+    let p = Producer::builder()
+        .bootstrap_servers("127.0.0.1:9")
+        .set("max.block.ms", "100")
+        .interceptor(Arc::clone(&order))
+        .build()
+        .unwrap();
+    p.send_with_callback(ProducerRecord::new("t", b"a".to_vec()), |_| {
+        std::thread::sleep(Duration::from_millis(600))
+    });
+    p.send_with_callback(ProducerRecord::new("t", b"b".to_vec()), |_| {});
+    let closed = p.close_timeout(Duration::from_millis(10));
+    assert!(matches!(closed, Err(Error::Timeout { .. })), "{closed:?}");
+    drop(p);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(*order.0.lock().unwrap(), ["ack", "ack", "close"]);
+}
+
+/// A keyed record that fails after its partition was chosen (no buffer space within
+/// max.block.ms) is acknowledged with that partition, as Java's onSendError.
+#[test]
+fn an_error_after_partitioning_is_acknowledged_with_the_chosen_partition() {
+    let brokers = brokers();
+    let topic = unique_topic("intercepted-full");
+    brokers.create_topic(&topic, 3);
+    let seen = Arc::new(Seen::default());
+    let p = Producer::builder()
+        .bootstrap_servers(brokers.bootstrap())
+        .set("buffer.memory", "65536")
+        .set("linger.ms", "60000")
+        .set("max.block.ms", "50")
+        .key_serializer(StringSerializer)
+        .value_serializer(StringSerializer)
+        .interceptor(Arc::clone(&seen))
+        .build()
+        .unwrap();
+    p.partitions_for(&topic).unwrap();
+    let key = "the-key".to_string();
+    let expected = kafka_producer::partition::partition_for_key(key.as_bytes(), 3);
+    let mut failed = None;
+    for _ in 0..200 {
+        let r = ProducerRecord::new(topic.clone(), "x".repeat(2000)).with_key(key.clone());
+        let f = p.send(r);
+        if let Some(Err(e)) = f.wait_timeout(Duration::ZERO) {
+            failed = Some(e);
+            break;
+        }
+    }
+    let e = failed.expect("the buffer filled up");
+    assert!(matches!(e, Error::BufferExhausted { .. }), "{e}");
+    let acks = seen.acks.lock().unwrap();
+    let last = acks.last().expect("the failure was acknowledged");
+    assert!(last.2.is_err());
+    assert_eq!(last.1, expected, "the chosen partition, not -1");
+    drop(acks);
+    let _ = p.close_timeout(Duration::from_millis(100));
+}

@@ -236,3 +236,98 @@ fn transactions_commit_into_the_history_and_abort_fails_what_waits() {
     mock.fence();
     assert!(matches!(mock.begin_transaction(), Err(Error::Fenced(_))));
 }
+
+#[test]
+fn turning_auto_completion_back_on_completes_the_new_record_too() {
+    let mock = Producer::builder().build_mock(MockCluster::new()).unwrap();
+    mock.set_auto_complete(false);
+    let a = mock.send(record("t", "a"));
+    mock.set_auto_complete(true);
+    let b = mock.send(record("t", "b"));
+    assert!(a.is_done());
+    assert!(
+        b.is_done(),
+        "the record sent with auto-completion on completed"
+    );
+    assert_eq!(b.wait().unwrap().offset(), 1);
+}
+
+#[test]
+fn flush_waits_for_callbacks_another_thread_is_handing_out() {
+    let mock = Producer::builder().build_mock(MockCluster::new()).unwrap();
+    let (entered_tx, entered_rx) = std::sync::mpsc::channel();
+    let flag = Arc::new(AtomicUsize::new(0));
+    std::thread::scope(|s| {
+        let slow = mock.producer();
+        s.spawn(move || {
+            slow.send_with_callback(record("t", "slow"), move |_| {
+                entered_tx.send(()).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(300));
+            })
+        });
+        entered_rx.recv().unwrap();
+        let flag2 = Arc::clone(&flag);
+        mock.send_with_callback(record("t", "mine"), move |_| {
+            flag2.store(1, Ordering::SeqCst);
+        });
+        mock.flush().unwrap();
+        assert_eq!(
+            flag.load(Ordering::SeqCst),
+            1,
+            "flush returned before the callback of a record sent before it ran"
+        );
+    });
+}
+
+#[test]
+fn try_send_acknowledges_a_record_it_refuses_for_good() {
+    let count = Arc::new(Count::default());
+    let mock = Producer::builder()
+        .interceptor(Arc::clone(&count))
+        .build_mock(MockCluster::new())
+        .unwrap();
+    let refused = mock.try_send(record("bad topic!", "x")).unwrap_err();
+    assert!(
+        matches!(refused.error, Error::InvalidTopic { .. }),
+        "{}",
+        refused.error
+    );
+    assert_eq!(count.acked.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_producer_is_send_and_sync_whatever_its_key_and_value_types() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Producer<std::rc::Rc<str>, std::cell::Cell<u8>>>();
+    assert_send_sync::<Producer<String, String>>();
+}
+
+#[derive(Debug, Default)]
+struct Order(Mutex<Vec<&'static str>>);
+
+impl ProducerInterceptor<Vec<u8>, Vec<u8>> for Order {
+    fn on_acknowledgement(&self, _: &str, _: i32, _: &Result<RecordMetadata, Error>) {
+        self.0.lock().unwrap().push("ack");
+    }
+    fn close(&self) {
+        self.0.lock().unwrap().push("close");
+    }
+}
+
+#[test]
+fn the_mocks_interceptors_close_after_every_acknowledgement() {
+    let order = Arc::new(Order::default());
+    let mock = Producer::builder()
+        .interceptor(Arc::clone(&order))
+        .build_mock(MockCluster::new())
+        .unwrap();
+    let p = mock.producer();
+    mock.send_with_callback(record("t", "a"), move |_| {
+        // close inside a callback: the record sent next is still delivered, and the
+        // interceptors close after it.
+        drop(p.send(record("t", "b")));
+        p.close().unwrap();
+    });
+    assert_eq!(mock.history().len(), 2);
+    assert_eq!(*order.0.lock().unwrap(), ["ack", "ack", "close"]);
+}
