@@ -1105,7 +1105,9 @@ fn canonical_name(name: &str) -> Result<&'static str, Error> {
 fn unsupported_value(name: &str, value: &str) -> Error {
     let what = match name {
         "interceptor.classes" => {
-            "Java interceptor classes cannot run here; leave it empty".to_owned()
+            "Java interceptor classes cannot run here; leave it empty and add Rust \
+             interceptors with ProducerBuilder::interceptor"
+                .to_owned()
         }
         "partitioner.class" => "a Java partitioner class cannot run here: leave it empty, name \
              org.apache.kafka.clients.producer.RoundRobinPartitioner, or give the builder a \
@@ -1341,6 +1343,47 @@ fn socket_buffer(size: Option<usize>) -> String {
 
 #[cfg(test)]
 mod tests {
+    /// The property table of the crate docs (`src/docs/guide.md`) lists every property this
+    /// crate implements, and only names it accepts.
+    #[test]
+    fn the_crate_docs_list_every_property() {
+        let guide = include_str!("docs/guide.md");
+        let table = &guide[guide.find("# Properties").expect("a Properties section")..];
+        let listed: Vec<&str> = table
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .flat_map(|l| {
+                let cell = &l[..l.find(" |").expect("a table row")];
+                cell.split(", ").map(|n| n.trim_matches('`'))
+            })
+            .collect();
+        for name in PROPERTIES {
+            assert!(
+                listed.contains(name),
+                "{name} is missing from the docs' table"
+            );
+        }
+        for name in [
+            "sasl.mechanism",
+            "sasl.jaas.config",
+            "ssl.truststore.location",
+        ] {
+            assert!(
+                listed.contains(&name),
+                "{name} is missing from the docs' table"
+            );
+        }
+        for name in &listed {
+            let mut config = ProducerConfig::default();
+            if let Err(e) = config.set(name, "") {
+                assert!(
+                    !e.to_string().contains("unknown property"),
+                    "the docs list {name}, which is not a property: {e}"
+                );
+            }
+        }
+    }
+
     use super::*;
     use std::time::Instant;
 

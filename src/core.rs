@@ -110,6 +110,12 @@ pub(crate) struct Core {
     pub statistics: crate::statistics::Stop,
 }
 
+/// A process-unique producer id (`Core::id`, and the mock producer's).
+pub(crate) fn next_producer_id() -> u64 {
+    static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
+
 impl Core {
     pub fn new(config: ProducerConfig, events: Sender<SenderEvent>) -> Self {
         let compression_level = match config.compression {
@@ -118,8 +124,7 @@ impl Core {
             crate::Compression::Zstd => Some(config.compression_zstd_level),
             _ => None,
         };
-        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let id = next_producer_id();
         let accumulator = Accumulator::new(AccumulatorConfig {
             // A batch never holds more than the whole memory budget.
             batch_size: config.batch_size.clamp(1, config.buffer_memory.max(1)),
@@ -224,7 +229,7 @@ impl Core {
 
     /// The metrics snapshot (`Producer::metrics`).
     pub fn metrics_snapshot(&self) -> crate::metrics::ProducerMetrics {
-        self.metrics.snapshot(self.metrics_gauges())
+        self.metrics.snapshot_with(self.metrics_gauges())
     }
 
     /// The metrics under Java's names (`Producer::metrics_by_name`).

@@ -437,7 +437,12 @@ impl Future for SendFuture {
 }
 
 /// A user callback.
-pub(crate) type Callback = Box<dyn FnOnce(Result<RecordMetadata, Error>) + Send + 'static>;
+///
+/// It gets the record's partition (where the record went, or its topic and -1 when it failed
+/// before a partition was chosen) besides the result, for the interceptors
+/// ([`crate::interceptor`]); a user's callback ignores it.
+pub(crate) type Callback =
+    Box<dyn FnOnce(&TopicPartition, Result<RecordMetadata, Error>) + Send + 'static>;
 
 /// A callback with the record it belongs to.
 pub(crate) struct RecordCallback {
@@ -474,7 +479,7 @@ fn wake_all(wakers: Vec<Waker>) {
 }
 
 /// The message of a caught panic.
-fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
     panic
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
@@ -499,6 +504,7 @@ pub(crate) enum CallbackJob {
     /// room in buffer.memory, held until the callback runs.
     Single {
         callback: Callback,
+        tp: TopicPartition,
         result: Result<RecordMetadata, Error>,
         memory: Option<Reservation>,
     },
@@ -524,7 +530,7 @@ impl CallbackJob {
                         // free; meanwhile only this one callback runs unaccounted for.
                         drop(memory.take());
                     }
-                    run_one(c.callback, c.slot.metadata(&batch.tp, &outcome));
+                    run_one(c.callback, &batch.tp, c.slot.metadata(&batch.tp, &outcome));
                 }
                 drop(memory);
                 batch.complete(outcome, true);
@@ -532,11 +538,12 @@ impl CallbackJob {
             CallbackJob::Wake(wakers) => wake_all(wakers),
             CallbackJob::Single {
                 callback,
+                tp,
                 result,
                 memory,
             } => {
                 drop(memory); // back before the callback runs, as for a batch's last one
-                run_one(callback, result)
+                run_one(callback, &tp, result)
             }
             CallbackJob::Barrier(done) => {
                 let _ = done.send(());
@@ -626,6 +633,19 @@ pub(crate) fn on_callback_thread_of(producer: u64) -> bool {
     CALLBACK_THREAD_OF.with(Cell::get) == Some(producer)
 }
 
+/// Runs `f` with the calling thread counted as producer `producer`'s callback thread (the
+/// mock producer hands out results this way), then restores what was there.
+pub(crate) fn with_callback_thread_of<R>(producer: u64, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<u64>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CALLBACK_THREAD_OF.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(CALLBACK_THREAD_OF.with(|c| c.replace(Some(producer))));
+    f()
+}
+
 fn wait_in_callback() -> Error {
     Error::IllegalState(
         "waiting for a send inside a producer callback would deadlock: the result is \
@@ -707,8 +727,12 @@ fn run_callbacks(rx: Receiver<CallbackJob>, pending: Arc<AtomicUsize>, producer:
 }
 
 /// Runs one callback; a panic is caught and logged so the thread carries on.
-pub(crate) fn run_one(callback: Callback, result: Result<RecordMetadata, Error>) {
-    let run = std::panic::AssertUnwindSafe(move || callback(result));
+pub(crate) fn run_one(
+    callback: Callback,
+    tp: &TopicPartition,
+    result: Result<RecordMetadata, Error>,
+) {
+    let run = std::panic::AssertUnwindSafe(move || callback(tp, result));
     if let Err(panic) = std::panic::catch_unwind(run) {
         log::error!("a producer callback panicked: {}", panic_text(&*panic));
     }
@@ -765,12 +789,14 @@ mod tests {
         let (thread, tx) = CallbackThread::start("test-callbacks".into(), 1);
         let (done_tx, done_rx) = crossbeam_channel::unbounded();
         tx.submit(CallbackJob::Single {
-            callback: Box::new(|_| panic!("boom")),
+            callback: Box::new(|_, _| panic!("boom")),
+            tp: TopicPartition::new("t", 0),
             result: Err(Error::Closed),
             memory: None,
         });
         tx.submit(CallbackJob::Single {
-            callback: Box::new(move |r| done_tx.send(r.is_err()).unwrap()),
+            callback: Box::new(move |_, r| done_tx.send(r.is_err()).unwrap()),
+            tp: TopicPartition::new("t", 0),
             result: Err(Error::Closed),
             memory: None,
         });
@@ -802,7 +828,7 @@ mod tests {
         tx.submit(CallbackJob::Batch {
             callbacks: vec![RecordCallback {
                 slot: slot(3),
-                callback: Box::new(move |r| first.send(r.map(|m| m.offset())).unwrap()),
+                callback: Box::new(move |_, r| first.send(r.map(|m| m.offset())).unwrap()),
             }],
             outcome: Ok(BatchOutcome {
                 base_offset: i64::MAX - 1,
@@ -812,7 +838,8 @@ mod tests {
             memory: None,
         });
         tx.submit(CallbackJob::Single {
-            callback: Box::new(move |r| done_tx.send(r.map(|m| m.offset())).unwrap()),
+            callback: Box::new(move |_, r| done_tx.send(r.map(|m| m.offset())).unwrap()),
+            tp: TopicPartition::new("t", 0),
             result: Err(Error::Closed),
             memory: None,
         });

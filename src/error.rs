@@ -91,7 +91,7 @@ pub enum Error {
     Authentication(String),
     /// A broker sent bytes that do not decode.
     #[error("malformed response from the broker: {0}")]
-    Protocol(#[from] DecodeError),
+    Protocol(ProtocolError),
     /// The broker supports no version of an API in the range this client implements.
     #[error("broker supports no version of API {api_key} that this client implements")]
     UnsupportedVersion {
@@ -135,6 +135,25 @@ pub enum Error {
     /// sent. Not retriable: the producer did not try to send it.
     #[error("the record was purged before it was sent (Producer::purge)")]
     Purged,
+}
+
+/// Why a broker's bytes did not decode: opaque, its `Display` says what was wrong and
+/// where (the decoder behind it is not public API).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtocolError(DecodeError);
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for ProtocolError {}
+
+impl From<DecodeError> for Error {
+    fn from(e: DecodeError) -> Self {
+        Error::Protocol(ProtocolError(e))
+    }
 }
 
 impl Error {

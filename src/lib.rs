@@ -29,6 +29,7 @@
 //! `record_batch`, RecordBatch v2 and codecs; `net`, blocking broker connections) are
 //! private; the crate feature `unstable-internals` makes them public for the crate's own
 //! tests, benches and fuzz targets, with no stability promise.
+#![doc = include_str!("docs/guide.md")]
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 
@@ -39,10 +40,12 @@ mod core;
 mod delivery;
 pub mod error;
 mod idempotence;
+pub mod interceptor;
 mod metadata;
 mod metrics;
 #[cfg(feature = "metrics")]
 pub mod metrics_export;
+pub mod mock;
 pub mod partition;
 mod producer;
 mod properties;
@@ -72,7 +75,8 @@ mod transaction;
 
 pub use config::{Acks, ProducerConfig};
 pub use delivery::SendFuture;
-pub use error::{Error, ErrorCode};
+pub use error::{Error, ErrorCode, ProtocolError};
+pub use interceptor::ProducerInterceptor;
 pub use metrics::{Metric, ProducerMetrics};
 pub use partition::{Partitioner, RoundRobinPartitioner};
 pub use producer::{Producer, ProducerBuilder, TrySendError};

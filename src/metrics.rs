@@ -315,8 +315,18 @@ impl Metrics {
         self.detail.lock().topic(topic).record_retries += records;
     }
 
+    /// A snapshot with `buffer_in_use` of `buffer_total` bytes held and no pool waits
+    /// (a mock producer's).
+    pub fn snapshot(&self, buffer_in_use: usize, buffer_total: usize) -> ProducerMetrics {
+        self.snapshot_with(Gauges {
+            buffer_in_use,
+            buffer_total,
+            bufferpool_wait_ns: 0,
+        })
+    }
+
     /// A snapshot, with the buffer figures supplied by the accumulator.
-    pub fn snapshot(&self, gauges: Gauges) -> ProducerMetrics {
+    pub fn snapshot_with(&self, gauges: Gauges) -> ProducerMetrics {
         let batches = self.batches_sent.load(Relaxed);
         let bytes = self.bytes_sent.load(Relaxed);
         ProducerMetrics {
@@ -345,6 +355,16 @@ impl Metrics {
             throttle_time_max: Duration::from_millis(self.throttle_ms.max()),
             bufferpool_wait_time: Duration::from_nanos(gauges.bufferpool_wait_ns),
         }
+    }
+
+    /// Counters that hold a snapshot's figures (a mock producer's by-name metrics: it
+    /// knows records sent and failed, nothing of batches or brokers).
+    pub fn from_snapshot(s: &ProducerMetrics) -> Metrics {
+        let m = Metrics::default();
+        Metrics::add(&m.records_sent, s.records_sent);
+        Metrics::add(&m.records_drained, s.records_sent);
+        Metrics::add(&m.record_errors, s.record_errors);
+        m
     }
 
     /// Every metric under Java's name, with rates as the module docs describe.

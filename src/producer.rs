@@ -24,8 +24,10 @@ use crate::delivery::{
     SendFuture,
 };
 use crate::error::Error;
+use crate::interceptor::{Interceptors, ProducerInterceptor};
 use crate::metrics::ProducerMetrics;
-use crate::partition::{partition_for_key, Partitioner, StickyTopic};
+use crate::mock::{MockBackend, MockCluster, MockParts, MockProducer};
+use crate::partition::{partition_for_key, Partitioner, StickyPartitioner, StickyTopic};
 use crate::record::{PartitionInfo, ProducerRecord, RecordMetadata, TopicPartition};
 use crate::record_batch::{RecordBatchBuilder, HEADER_SIZE};
 use crate::security::{OAuthBearerTokenProvider, SaslMechanism, Secret, SecurityProtocol};
@@ -54,23 +56,38 @@ use crate::Compression;
 /// # Ok(()) }
 /// ```
 pub struct Producer<K = Vec<u8>, V = Vec<u8>> {
-    handle: Arc<Handle<K, V>>,
+    backend: Backend<K, V>,
+}
+
+/// Where a producer's records go.
+enum Backend<K, V> {
+    /// A Kafka cluster: the accumulator, the sender and callback threads.
+    Kafka(Arc<Handle<K, V>>),
+    /// An in-memory history ([`crate::mock::MockProducer`]). Type-erased, so that a
+    /// `Producer<K, V>` is `Send + Sync` whatever `K` and `V` are (a mock holds records).
+    Mock(Arc<dyn MockBackend<K, V>>),
 }
 
 impl<K, V> Clone for Producer<K, V> {
     fn clone(&self) -> Self {
         Producer {
-            handle: Arc::clone(&self.handle),
+            backend: match &self.backend {
+                Backend::Kafka(h) => Backend::Kafka(Arc::clone(h)),
+                Backend::Mock(m) => Backend::Mock(Arc::clone(m)),
+            },
         }
     }
 }
 
 impl<K, V> std::fmt::Debug for Producer<K, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Producer")
-            .field("client_id", &self.handle.core.config.client_id)
-            .field("closed", &self.handle.core.is_closed())
-            .finish_non_exhaustive()
+        let mut d = f.debug_struct("Producer");
+        d.field("client_id", &self.config().client_id);
+        match &self.backend {
+            Backend::Kafka(h) => d.field("closed", &h.core.is_closed()),
+            Backend::Mock(_) => d.field("mock", &true),
+        };
+        d.finish_non_exhaustive()
     }
 }
 
@@ -79,6 +96,8 @@ struct Handle<K, V> {
     key_serializer: Box<dyn Serializer<K>>,
     value_serializer: Box<dyn Serializer<V>>,
     partitioner: Option<Box<dyn Partitioner>>,
+    /// The interceptor chain; `None` when there is none, so plain sends pay nothing.
+    interceptors: Option<Arc<Interceptors<K, V>>>,
     lifecycle: Mutex<Lifecycle>,
     /// Set by the sender thread when it exits; close waits on it with a deadline.
     sender_done: Arc<(Mutex<bool>, Condvar)>,
@@ -141,6 +160,7 @@ pub struct ProducerBuilder<K, V> {
     key_java_classes: &'static [&'static str],
     value_java_classes: &'static [&'static str],
     partitioner: Option<Box<dyn Partitioner>>,
+    interceptors: Vec<Box<dyn ProducerInterceptor<K, V>>>,
 }
 
 impl<K, V> std::fmt::Debug for ProducerBuilder<K, V> {
@@ -148,6 +168,7 @@ impl<K, V> std::fmt::Debug for ProducerBuilder<K, V> {
         f.debug_struct("ProducerBuilder")
             .field("config", &self.config)
             .field("error", &self.error)
+            .field("interceptors", &self.interceptors.len())
             .finish_non_exhaustive()
     }
 }
@@ -163,6 +184,7 @@ impl Producer {
             key_java_classes: Serializer::<Vec<u8>>::java_classes(&BytesSerializer),
             value_java_classes: Serializer::<Vec<u8>>::java_classes(&BytesSerializer),
             partitioner: None,
+            interceptors: Vec::new(),
         }
     }
 
@@ -202,6 +224,7 @@ impl Producer {
             key_java_classes: Serializer::<Vec<u8>>::java_classes(&BytesSerializer),
             value_java_classes: Serializer::<Vec<u8>>::java_classes(&BytesSerializer),
             partitioner: None,
+            interceptors: Vec::new(),
         }
         .build()
     }
@@ -376,11 +399,37 @@ impl<K, V> ProducerBuilder<K, V> {
         self
     }
 
+    /// Adds an interceptor at the end of the chain (see [`ProducerInterceptor`]): it sees
+    /// every record before it is serialized, and every acknowledgement before the record's
+    /// callback. Set the serializers (which fix the key and value types) first.
+    pub fn interceptor(mut self, interceptor: impl ProducerInterceptor<K, V> + 'static) -> Self {
+        self.interceptors.push(Box::new(interceptor));
+        self
+    }
+
+    /// The builder's error, or a new one when interceptors for the old key or value type
+    /// would be lost by a serializer change.
+    fn error_for_new_types(&mut self) -> Option<Error> {
+        match self.error.take() {
+            Some(e) => Some(e),
+            None if !self.interceptors.is_empty() => Some(Error::Config(
+                "set key_serializer and value_serializer before adding interceptors: \
+                 interceptors are typed by the record's key and value"
+                    .into(),
+            )),
+            None => None,
+        }
+    }
+
     /// The key serializer (and with it the key type).
-    pub fn key_serializer<K2, S: Serializer<K2>>(self, serializer: S) -> ProducerBuilder<K2, V> {
+    pub fn key_serializer<K2, S: Serializer<K2>>(
+        mut self,
+        serializer: S,
+    ) -> ProducerBuilder<K2, V> {
         ProducerBuilder {
+            error: self.error_for_new_types(),
+            interceptors: Vec::new(),
             config: self.config,
-            error: self.error,
             key_java_classes: serializer.java_classes(),
             value_java_classes: self.value_java_classes,
             key_serializer: Box::new(serializer),
@@ -390,10 +439,14 @@ impl<K, V> ProducerBuilder<K, V> {
     }
 
     /// The value serializer (and with it the value type).
-    pub fn value_serializer<V2, S: Serializer<V2>>(self, serializer: S) -> ProducerBuilder<K, V2> {
+    pub fn value_serializer<V2, S: Serializer<V2>>(
+        mut self,
+        serializer: S,
+    ) -> ProducerBuilder<K, V2> {
         ProducerBuilder {
+            error: self.error_for_new_types(),
+            interceptors: Vec::new(),
             config: self.config,
-            error: self.error,
             key_java_classes: self.key_java_classes,
             value_java_classes: serializer.java_classes(),
             key_serializer: self.key_serializer,
@@ -453,11 +506,12 @@ impl<K, V> ProducerBuilder<K, V> {
             .map_err(|e| Error::Fatal(format!("could not start the sender thread: {e}")))?;
         let sender_thread = thread.thread().id();
         Ok(Producer {
-            handle: Arc::new(Handle {
+            backend: Backend::Kafka(Arc::new(Handle {
                 core,
                 key_serializer: self.key_serializer,
                 value_serializer: self.value_serializer,
                 partitioner,
+                interceptors: Interceptors::new(self.interceptors),
                 lifecycle: Mutex::new(Lifecycle {
                     sender: Some(thread),
                     callback_thread: Some(callback_thread),
@@ -465,8 +519,44 @@ impl<K, V> ProducerBuilder<K, V> {
                 }),
                 sender_done,
                 sender_thread,
-            }),
+            })),
         })
+    }
+
+    /// Builds a [`MockProducer`]: a producer with these settings, serializers, partitioner
+    /// and interceptors whose records go to an in-memory history instead of a cluster, for
+    /// tests of code that uses a [`Producer`] (see [`crate::mock`]). `bootstrap.servers`
+    /// is not needed; `cluster` lists the topics and their partition counts.
+    pub fn build_mock(self, cluster: MockCluster) -> Result<MockProducer<K, V>, Error>
+    where
+        K: Send + 'static,
+        V: Send + 'static,
+    {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let mut config = self.config;
+        if config.bootstrap_servers.is_empty() {
+            config.bootstrap_servers = vec!["mock-cluster:9092".into()];
+        }
+        config.validate()?;
+        let (key_class, value_class) = config.java_serializers();
+        check_java_serializer("key", key_class, self.key_java_classes)?;
+        check_java_serializer("value", value_class, self.value_java_classes)?;
+        let partitioner = match self.partitioner {
+            None if config.wants_round_robin() => {
+                Some(Box::new(crate::RoundRobinPartitioner::new()) as Box<dyn Partitioner>)
+            }
+            chosen => chosen,
+        };
+        Ok(MockProducer::new(MockParts {
+            config,
+            cluster,
+            key_serializer: self.key_serializer,
+            value_serializer: self.value_serializer,
+            partitioner,
+            interceptors: Interceptors::new(self.interceptors),
+        }))
     }
 }
 
@@ -568,13 +658,25 @@ impl<K: 'static, V: 'static> Producer<K, V> {
     /// callbacks it does not wait for buffer space (only the callback thread could free
     /// it) and fails at once with [`Error::BufferExhausted`] when there is none.
     pub fn send(&self, record: ProducerRecord<K, V>) -> SendFuture {
-        let deadline = Deadline::after(self.handle.core.config.max_block);
-        match self
-            .handle
-            .send(&record, Completion::Future, Blocking::UpTo(&deadline))
-        {
+        let deadline = Deadline::after(self.config().max_block);
+        let mut record = record;
+        let completion = match self.interceptors() {
+            None => Completion::Future,
+            Some(chain) => {
+                chain.on_send(&mut record);
+                Completion::FutureAndCallback(Interceptors::acknowledger(chain))
+            }
+        };
+        match self.send_record(record, completion, Blocking::UpTo(&deadline)) {
             Ok(future) => future.unwrap_or_else(|| SendFuture::ready(Err(Error::Closed))),
-            Err((error, _)) => SendFuture::ready(Err(error)),
+            Err((error, completion, partition, record)) => {
+                if let Completion::FutureAndCallback(acknowledge) = completion {
+                    // The interceptors hear of it before the caller does, as in Java.
+                    let tp = early_partition(&record, partition);
+                    crate::delivery::run_one(acknowledge, &tp, Err(error.clone()));
+                }
+                SendFuture::ready(Err(error))
+            }
         }
     }
 
@@ -584,48 +686,130 @@ impl<K: 'static, V: 'static> Producer<K, V> {
     where
         F: FnOnce(Result<RecordMetadata, Error>) + Send + 'static,
     {
-        let deadline = Deadline::after(self.handle.core.config.max_block);
-        let completion = Completion::Callback(Box::new(callback));
-        let sent = self
-            .handle
-            .send(&record, completion, Blocking::UpTo(&deadline));
-        if let Err((error, Completion::Callback(cb))) = sent {
-            self.handle.early_callback(cb, error, &deadline);
+        let deadline = Deadline::after(self.config().max_block);
+        let mut record = record;
+        let callback: Callback = match self.interceptors() {
+            None => Box::new(move |_, result| callback(result)),
+            Some(chain) => {
+                chain.on_send(&mut record);
+                let chain = Arc::clone(chain);
+                Box::new(move |tp, result| {
+                    chain.on_acknowledgement(tp, &result);
+                    callback(result)
+                })
+            }
+        };
+        let sent = self.send_record(
+            record,
+            Completion::Callback(callback),
+            Blocking::UpTo(&deadline),
+        );
+        if let Err((error, Completion::Callback(cb), partition, record)) = sent {
+            let tp = early_partition(&record, partition);
+            match &self.backend {
+                Backend::Kafka(h) => h.early_callback(cb, tp, error, &deadline),
+                Backend::Mock(m) => m.early_callback(cb, tp, error),
+            }
         }
     }
 
     /// Sends a record without ever blocking: when metadata is not cached yet or the buffer
     /// is full, returns the error with the record.
+    ///
+    /// Interceptors' `on_send` ran on a record that comes back (it runs again if the record
+    /// is sent again). Their `on_acknowledgement` runs for a record refused for good (an
+    /// invalid topic, a serialization error, ...), not for one that would have had to wait
+    /// ([`Error::BufferExhausted`], or [`Error::MetadataTimeout`] without metadata yet): that
+    /// one was not sent, and may be again.
     // The record comes back by value, like crossbeam's `TrySendError<T>`: boxing it would
     // cost an allocation on the path meant for back-pressure.
     #[allow(clippy::result_large_err)]
     pub fn try_send(&self, record: ProducerRecord<K, V>) -> Result<SendFuture, TrySendError<K, V>> {
-        match self
-            .handle
-            .send(&record, Completion::Future, Blocking::Never)
-        {
+        let mut record = record;
+        let completion = match self.interceptors() {
+            None => Completion::Future,
+            Some(chain) => {
+                chain.on_send(&mut record);
+                Completion::FutureAndCallback(Interceptors::acknowledger(chain))
+            }
+        };
+        match self.send_record(record, completion, Blocking::Never) {
             Ok(future) => Ok(future.unwrap_or_else(|| SendFuture::ready(Err(Error::Closed)))),
-            Err((error, _)) => Err(TrySendError { error, record }),
+            Err((error, completion, partition, record)) => {
+                let would_block = matches!(
+                    error,
+                    Error::BufferExhausted { .. } | Error::MetadataTimeout { waited_ms: 0, .. }
+                );
+                if let (Completion::FutureAndCallback(acknowledge), false) =
+                    (completion, would_block)
+                {
+                    // Refused for good: the interceptors hear of it as for `send`.
+                    let tp = early_partition(&record, partition);
+                    crate::delivery::run_one(acknowledge, &tp, Err(error.clone()));
+                }
+                Err(TrySendError { error, record })
+            }
+        }
+    }
+
+    /// Hands `record` to the backend; on error it comes back with its completion.
+    #[allow(clippy::result_large_err)]
+    fn send_record(
+        &self,
+        record: ProducerRecord<K, V>,
+        completion: Completion,
+        blocking: Blocking<'_>,
+    ) -> Result<Option<SendFuture>, RefusedRecord<K, V>> {
+        match &self.backend {
+            Backend::Kafka(h) => h
+                .send(&record, completion, blocking)
+                .map_err(|(e, c, p)| (e, c, p, record)),
+            Backend::Mock(m) => m.send(record, completion),
         }
     }
 }
 
 impl<K, V> Producer<K, V> {
+    /// A producer whose records go to `mock`.
+    pub(crate) fn from_mock(mock: Arc<dyn MockBackend<K, V>>) -> Self {
+        Producer {
+            backend: Backend::Mock(mock),
+        }
+    }
+
+    /// The interceptor chain, if any.
+    fn interceptors(&self) -> Option<&Arc<Interceptors<K, V>>> {
+        match &self.backend {
+            Backend::Kafka(h) => h.interceptors.as_ref(),
+            Backend::Mock(m) => m.interceptors(),
+        }
+    }
+
     /// Blocks until every record sent before the call has completed (and its callback ran).
     pub fn flush(&self) -> Result<(), Error> {
-        self.handle.flush(None)
+        match &self.backend {
+            Backend::Kafka(h) => h.flush(None),
+            Backend::Mock(m) => m.flush(),
+        }
     }
 
     /// Like [`Producer::flush`], giving up with [`Error::Timeout`] after `timeout` (a timeout
     /// too long to express as an instant, such as `Duration::MAX`, waits without limit).
     pub fn flush_timeout(&self, timeout: Duration) -> Result<(), Error> {
-        self.handle.flush(deadline_after(timeout))
+        match &self.backend {
+            Backend::Kafka(h) => h.flush(deadline_after(timeout)),
+            Backend::Mock(m) => m.flush(),
+        }
     }
 
     /// The partitions of `topic`, waiting up to max.block.ms for metadata.
     pub fn partitions_for(&self, topic: &str) -> Result<Vec<PartitionInfo>, Error> {
         validate_topic(topic)?;
-        let core = &self.handle.core;
+        let handle = match &self.backend {
+            Backend::Kafka(h) => h,
+            Backend::Mock(m) => return m.partitions_for(topic),
+        };
+        let core = &handle.core;
         let deadline = instant_after(core.config.max_block);
         let partitions = core
             .metadata
@@ -635,7 +819,11 @@ impl<K, V> Producer<K, V> {
 
     /// A snapshot of the producer's counters.
     pub fn metrics(&self) -> ProducerMetrics {
-        self.handle.core.metrics_snapshot()
+        let handle = match &self.backend {
+            Backend::Kafka(h) => h,
+            Backend::Mock(m) => return m.metrics(),
+        };
+        handle.core.metrics_snapshot()
     }
 
     /// Closes gracefully: delivers everything buffered (flush), then stops the threads.
@@ -649,7 +837,10 @@ impl<K, V> Producer<K, V> {
     /// waiting for it would deadlock. The threads then end once everything is delivered;
     /// the send in progress completes normally or with [`Error::Closed`].
     pub fn close(&self) -> Result<(), Error> {
-        self.handle.close(None)
+        match &self.backend {
+            Backend::Kafka(h) => h.close(None),
+            Backend::Mock(m) => m.close(),
+        }
     }
 
     /// Like [`Producer::close`], but returns within `timeout` (plus at most 200 ms for the
@@ -666,18 +857,35 @@ impl<K, V> Producer<K, V> {
     ///
     /// A timeout too long to express as an instant (`Duration::MAX`) waits like `close`.
     pub fn close_timeout(&self, timeout: Duration) -> Result<(), Error> {
-        self.handle.close(deadline_after(timeout))
+        match &self.backend {
+            Backend::Kafka(h) => h.close(deadline_after(timeout)),
+            Backend::Mock(m) => m.close(),
+        }
     }
 
     /// The validated configuration.
     pub fn config(&self) -> &ProducerConfig {
-        &self.handle.core.config
+        match &self.backend {
+            Backend::Kafka(h) => &h.core.config,
+            Backend::Mock(m) => m.config(),
+        }
+    }
+
+    /// The Kafka backend, or `Err` with the mock.
+    fn kafka(&self) -> Result<&Handle<K, V>, &dyn MockBackend<K, V>> {
+        match &self.backend {
+            Backend::Kafka(h) => Ok(h),
+            Backend::Mock(m) => Err(&**m),
+        }
     }
 
     /// The transaction manager, or the error of a transactional call on a producer
     /// without `transactional.id`.
-    fn transactions(&self, call: &str) -> Result<&TransactionManager, Error> {
-        let core = &self.handle.core;
+    fn transactions<'a>(
+        handle: &'a Handle<K, V>,
+        call: &str,
+    ) -> Result<&'a TransactionManager, Error> {
+        let core = &handle.core;
         if core.is_closed() {
             return Err(Error::Closed);
         }
@@ -703,9 +911,13 @@ impl<K, V> Producer<K, V> {
     /// [`Error::Fenced`] / [`Error::Fatal`] when the coordinator refuses (an authorization
     /// failure, a transaction timeout above the broker's maximum); [`Error::Timeout`].
     pub fn init_transactions(&self) -> Result<(), Error> {
-        let txn = self.transactions("init_transactions")?;
+        let handle = match self.kafka() {
+            Ok(h) => h,
+            Err(mock) => return mock.init_transactions(),
+        };
+        let txn = Self::transactions(handle, "init_transactions")?;
         let id = txn.begin_init()?;
-        self.handle.core.wake_sender();
+        handle.core.wake_sender();
         txn.wait(id, "init_transactions", self.block_deadline())
     }
 
@@ -720,7 +932,10 @@ impl<K, V> Producer<K, V> {
     /// finished; [`Error::TransactionAbortable`] after an abortable error (abort first);
     /// [`Error::Fenced`] / [`Error::Fatal`] once the producer failed.
     pub fn begin_transaction(&self) -> Result<(), Error> {
-        self.transactions("begin_transaction")?.begin()
+        match self.kafka() {
+            Ok(h) => Self::transactions(h, "begin_transaction")?.begin(),
+            Err(mock) => mock.begin_transaction(),
+        }
     }
 
     /// Adds consumer offsets to the open transaction: they are committed for the group
@@ -741,7 +956,11 @@ impl<K, V> Producer<K, V> {
         offsets: &HashMap<TopicPartition, OffsetAndMetadata>,
         group: &ConsumerGroupMetadata,
     ) -> Result<(), Error> {
-        let txn = self.transactions("send_offsets_to_transaction")?;
+        let handle = match self.kafka() {
+            Ok(h) => h,
+            Err(mock) => return mock.send_offsets_to_transaction(offsets, group),
+        };
+        let txn = Self::transactions(handle, "send_offsets_to_transaction")?;
         let mut list: Vec<(TopicPartition, OffsetAndMetadata)> = offsets
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
@@ -750,7 +969,7 @@ impl<K, V> Producer<K, V> {
         let Some(id) = txn.begin_send_offsets(list, group)? else {
             return Ok(());
         };
-        self.handle.core.wake_sender();
+        handle.core.wake_sender();
         txn.wait(id, "send_offsets_to_transaction", self.block_deadline())
     }
 
@@ -789,14 +1008,18 @@ impl<K, V> Producer<K, V> {
         } else {
             "abort_transaction"
         };
-        let txn = self.transactions(name)?;
-        if on_callback_thread_of(self.handle.core.id) {
+        let handle = match self.kafka() {
+            Ok(h) => h,
+            Err(mock) => return mock.end_transaction(commit),
+        };
+        let txn = Self::transactions(handle, name)?;
+        if on_callback_thread_of(handle.core.id) {
             return Err(Error::IllegalState(format!(
                 "{name} inside a producer callback would deadlock"
             )));
         }
         let id = txn.begin_end(commit)?;
-        let core = &self.handle.core;
+        let core = &handle.core;
         // Every batch is ready at once (no linger): the commit waits for all of them.
         core.accumulator.begin_flush();
         core.wake_sender();
@@ -804,13 +1027,13 @@ impl<K, V> Producer<K, V> {
         core.accumulator.end_flush();
         if result.is_ok() {
             // Callbacks of the transaction's records run before the call returns.
-            self.handle.wait_for_queued_callbacks(self.block_deadline());
+            handle.wait_for_queued_callbacks(self.block_deadline());
         }
         result
     }
 
     fn block_deadline(&self) -> Option<Instant> {
-        deadline_after(self.handle.core.config.max_block)
+        deadline_after(self.config().max_block)
     }
 }
 
@@ -827,15 +1050,36 @@ impl<K, V> Producer<K, V> {
     /// are in milliseconds. `record-send-total` counts records as they leave in Produce
     /// requests, retries again, as Java does ([`ProducerMetrics::records_sent`] counts
     /// acknowledgements).
+    ///
+    /// A mock producer ([`crate::mock`]) reports the same names with what it knows: its
+    /// records sent and failed (rates 0), nothing of batches or brokers.
     pub fn metrics_by_name(&self) -> Vec<crate::Metric> {
-        self.handle.core.metrics_by_name()
+        match &self.backend {
+            Backend::Kafka(h) => h.core.metrics_by_name(),
+            Backend::Mock(m) => {
+                let snapshot = m.metrics();
+                let gauges = crate::metrics::Gauges {
+                    buffer_in_use: snapshot.buffer_bytes_in_use,
+                    buffer_total: snapshot.buffer_total_bytes,
+                    bufferpool_wait_ns: 0,
+                };
+                crate::metrics::Metrics::from_snapshot(&snapshot).by_name(
+                    &m.config().client_id,
+                    gauges,
+                    std::time::Instant::now(),
+                )
+            }
+        }
     }
 
     /// Records buffered and not sent yet (or waiting to be sent again after a retriable
     /// error). Looks at every partition queue in turn: meant for monitoring, not for
-    /// every send.
+    /// every send. A mock producer buffers nothing (its records wait as if in flight): 0.
     pub fn queued_records(&self) -> u64 {
-        self.handle.core.accumulator.queued_records()
+        match &self.backend {
+            Backend::Kafka(h) => h.core.accumulator.queued_records(),
+            Backend::Mock(_) => 0,
+        }
     }
 
     /// Fails every buffered record that was not sent yet with [`Error::Purged`] (its
@@ -855,8 +1099,14 @@ impl<K, V> Producer<K, V> {
     /// by the time the sender thread takes the request up; a record sent concurrently with
     /// this call may or may not be. Fails with [`Error::Closed`] once the producer's
     /// sender thread has stopped (after close).
+    ///
+    /// A mock producer has nothing unsent to purge (its waiting records count as in
+    /// flight): `Ok(0)`.
     pub fn purge(&self) -> Result<u64, Error> {
-        let core = &self.handle.core;
+        let core = match &self.backend {
+            Backend::Kafka(h) => &h.core,
+            Backend::Mock(_) => return Ok(0),
+        };
         let (reply, answer) = std::sync::mpsc::sync_channel(1);
         core.events
             .send(crate::core::SenderEvent::Purge(reply))
@@ -865,13 +1115,17 @@ impl<K, V> Producer<K, V> {
         answer.recv().map_err(|_| Error::Closed)
     }
 
-    /// Records in Produce requests awaiting the broker's answer.
+    /// Records in Produce requests awaiting the broker's answer (a mock producer: records
+    /// waiting for the test to complete them).
     pub fn in_flight_records(&self) -> u64 {
-        self.handle
-            .core
-            .metrics
-            .records_in_flight
-            .load(std::sync::atomic::Ordering::Relaxed)
+        match &self.backend {
+            Backend::Kafka(h) => h
+                .core
+                .metrics
+                .records_in_flight
+                .load(std::sync::atomic::Ordering::Relaxed),
+            Backend::Mock(m) => m.waiting() as u64,
+        }
     }
 }
 
@@ -886,6 +1140,8 @@ impl<K, V> ProducerBuilder<K, V> {
     /// thread, so a slow one only delays the next statistics. A panic in it is caught and
     /// logged. It stops with the producer: once `close` returned, no new call starts (one
     /// already running finishes).
+    ///
+    /// A mock producer ([`crate::mock`]) runs no hook.
     ///
     /// The producer keeps the callback: a callback that owns a clone of its own producer
     /// makes a cycle, and that producer then closes only when `close` is called, not when
@@ -933,14 +1189,14 @@ impl<K: 'static, V: 'static> Handle<K, V> {
         record: &ProducerRecord<K, V>,
         completion: Completion,
         blocking: Blocking,
-    ) -> Result<Option<SendFuture>, (Error, Completion)> {
+    ) -> Result<Option<SendFuture>, Refused> {
         let core = &self.core;
         let fail = |e: Error, c: Completion| {
             crate::metrics::Metrics::add(&core.metrics.record_errors, 1);
             if let Some(txn) = &core.transactions {
                 txn.send_failed(&e);
             }
-            Err((e, c))
+            Err((e, c, None))
         };
         let Some(_append) = core.begin_append() else {
             return fail(Error::Closed, completion);
@@ -1027,17 +1283,19 @@ impl<K: 'static, V: 'static> Handle<K, V> {
         record: &ProducerRecord<K, V>,
         completion: Completion,
         blocking: Blocking<'_>,
-    ) -> Result<Option<SendFuture>, (Error, Completion)> {
+    ) -> Result<Option<SendFuture>, Refused> {
         let core = &self.core;
-        let fail = |e: Error, c: Completion| {
+        // `partition`: the one chosen, once it was (interceptors are told it).
+        let fail_in = |e: Error, c: Completion, partition: Option<i32>| {
             crate::metrics::Metrics::add(&core.metrics.record_errors, 1);
             if let Some(txn) = &core.transactions {
                 txn.send_failed(&e);
             }
-            Err((e, c))
+            Err((e, c, partition))
         };
+        let fail = |e: Error, c: Completion| fail_in(e, c, None);
         let partitions = &route.partitions;
-        let serialized = self.serialize(record);
+        let serialized = serialize(&*self.key_serializer, &*self.value_serializer, record);
         let (key, value) = match serialized {
             Ok(kv) => kv,
             Err(e) => return fail(e, completion),
@@ -1049,7 +1307,16 @@ impl<K: 'static, V: 'static> Handle<K, V> {
         if let Err(e) = check_size(HEADER_SIZE + record_size, &core.config) {
             return fail(e, completion);
         }
-        let (partition, sticky) = match self.choose_partition(record, key, value, route) {
+        let (partition, sticky) = match choose_partition(
+            record,
+            key,
+            value,
+            &route.partitions,
+            self.partitioner.as_deref(),
+            core.config.partitioner_ignore_keys,
+            &core.sticky,
+            &route.sticky,
+        ) {
             Ok(p) => p,
             Err(e) => return fail(e, completion),
         };
@@ -1058,7 +1325,7 @@ impl<K: 'static, V: 'static> Handle<K, V> {
             match txn.check_send(&tp) {
                 Ok(SendCheck::Ok) => {}
                 Ok(SendCheck::OkNewPartition) => core.wake_sender(),
-                Err(e) => return fail(e, completion),
+                Err(e) => return fail_in(e, completion, Some(partition)),
             }
         }
         let timestamp = record.timestamp().unwrap_or_else(now_ms);
@@ -1088,7 +1355,7 @@ impl<K: 'static, V: 'static> Handle<K, V> {
             .append(queue, &append, completion, deadline)
         {
             Ok(a) => a,
-            Err((e, c)) => return fail(e, c),
+            Err((e, c)) => return fail_in(e, c, Some(partition)),
         };
         if appended.wake_sender {
             core.wake_sender();
@@ -1106,62 +1373,6 @@ impl<K: 'static, V: 'static> Handle<K, V> {
         }
         Ok(appended.future)
     }
-
-    fn serialize<'a>(
-        &self,
-        record: &'a ProducerRecord<K, V>,
-    ) -> Result<SerializedKeyValue<'a>, Error> {
-        let topic = record.topic();
-        let key = record
-            .key()
-            .map(|k| self.key_serializer.serialize_borrowed(topic, k))
-            .transpose()?;
-        let value = record
-            .value()
-            .map(|v| self.value_serializer.serialize_borrowed(topic, v))
-            .transpose()?;
-        Ok((key, value))
-    }
-
-    /// Explicit partition, else the custom partitioner, else the key's murmur2, else
-    /// uniform sticky. Returns the partition and whether the sticky partitioner chose it.
-    fn choose_partition(
-        &self,
-        record: &ProducerRecord<K, V>,
-        key: Option<&[u8]>,
-        value: Option<&[u8]>,
-        route: &Route,
-    ) -> Result<(i32, bool), Error> {
-        let partitions: &[PartitionInfo] = &route.partitions;
-        let topic = record.topic();
-        let count = partitions.len();
-        let check = |p: i32| {
-            if p >= 0 && (p as usize) < count {
-                Ok(p)
-            } else {
-                Err(Error::UnknownPartition {
-                    topic: topic.to_owned(),
-                    partition: p,
-                    partitions: count,
-                })
-            }
-        };
-        if let Some(p) = record.partition() {
-            return check(p).map(|p| (p, false));
-        }
-        if let Some(custom) = &self.partitioner {
-            if let Some(p) = custom.partition(topic, key, value, partitions) {
-                return check(p).map(|p| (p, false));
-            }
-        }
-        if let (Some(key), false) = (key, self.core.config.partitioner_ignore_keys) {
-            return Ok((partition_for_key(key, count), false));
-        }
-        Ok((
-            self.core.sticky.partition_in(&route.sticky, partitions),
-            true,
-        ))
-    }
 }
 
 impl<K, V> Handle<K, V> {
@@ -1173,20 +1384,27 @@ impl<K, V> Handle<K, V> {
     /// where only this thread could free it). When no room came in time the callback runs
     /// here, on the sending thread, as Java runs every such callback: either way it runs
     /// exactly once, and memory stays bounded while callbacks fall behind.
-    fn early_callback(&self, callback: Callback, error: Error, deadline: &Deadline) {
+    fn early_callback(
+        &self,
+        callback: Callback,
+        tp: TopicPartition,
+        error: Error,
+        deadline: &Deadline,
+    ) {
         let queue = self.lifecycle.lock().callbacks.clone();
         let Some(queue) = queue else {
-            crate::delivery::run_one(callback, Err(error));
+            crate::delivery::run_one(callback, &tp, Err(error));
             return;
         };
         let wait = (!on_callback_thread_of(self.core.id)).then(|| deadline.at());
         match self.core.accumulator.reserve_callback(wait) {
             Ok(memory) => queue.submit(CallbackJob::Single {
                 callback,
+                tp,
                 result: Err(error),
                 memory: Some(memory),
             }),
-            Err(_) => crate::delivery::run_one(callback, Err(error)),
+            Err(_) => crate::delivery::run_one(callback, &tp, Err(error)),
         }
     }
 
@@ -1290,7 +1508,16 @@ impl<K, V> Handle<K, V> {
         }
         // The callback thread ends once the sender's handle on its queue and ours are
         // gone and it ran what was queued; past the deadline it is detached.
+        let joins_here = callback_thread.is_some() && !on_callback_thread_of(core.id);
         let callbacks_ended = callback_thread.is_none_or(|t| t.join(deadline));
+        if joins_here && callbacks_ended {
+            // Every acknowledgement ran: the interceptors close now, as in Java. Otherwise
+            // (a close inside a callback, one that timed out, or a second close) they close
+            // when the last acknowledgement holding them is gone (`Interceptors::drop`).
+            if let Some(chain) = &self.interceptors {
+                chain.close();
+            }
+        }
         if !in_time || !sender_ended || !callbacks_ended {
             return Err(Error::Timeout {
                 operation: "close",
@@ -1353,8 +1580,82 @@ impl<K, V> Drop for Handle<K, V> {
     }
 }
 
+/// Serializes `record`'s key and value (borrowing them when the serializer can).
+pub(crate) fn serialize<'a, K: 'static, V: 'static>(
+    key_serializer: &dyn Serializer<K>,
+    value_serializer: &dyn Serializer<V>,
+    record: &'a ProducerRecord<K, V>,
+) -> Result<SerializedKeyValue<'a>, Error> {
+    let topic = record.topic();
+    let key = record
+        .key()
+        .map(|k| key_serializer.serialize_borrowed(topic, k))
+        .transpose()?;
+    let value = record
+        .value()
+        .map(|v| value_serializer.serialize_borrowed(topic, v))
+        .transpose()?;
+    Ok((key, value))
+}
+
+/// Explicit partition, else the custom partitioner, else the key's murmur2 (unless
+/// `ignore_keys`), else uniform sticky. Returns the partition and whether the sticky
+/// partitioner chose it.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn choose_partition<K, V>(
+    record: &ProducerRecord<K, V>,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    partitions: &[PartitionInfo],
+    custom: Option<&dyn Partitioner>,
+    ignore_keys: bool,
+    sticky: &StickyPartitioner,
+    sticky_topic: &StickyTopic,
+) -> Result<(i32, bool), Error> {
+    let topic = record.topic();
+    let count = partitions.len();
+    let check = |p: i32| {
+        if p >= 0 && (p as usize) < count {
+            Ok(p)
+        } else {
+            Err(Error::UnknownPartition {
+                topic: topic.to_owned(),
+                partition: p,
+                partitions: count,
+            })
+        }
+    };
+    if let Some(p) = record.partition() {
+        return check(p).map(|p| (p, false));
+    }
+    if let Some(custom) = custom {
+        if let Some(p) = custom.partition(topic, key, value, partitions) {
+            return check(p).map(|p| (p, false));
+        }
+    }
+    if let (Some(key), false) = (key, ignore_keys) {
+        return Ok((partition_for_key(key, count), false));
+    }
+    Ok((sticky.partition_in(sticky_topic, partitions), true))
+}
+
+/// A send refused before its record reached a batch: the error, the record's completion
+/// (to report the error through), and its partition if one was chosen.
+pub(crate) type Refused = (Error, Completion, Option<i32>);
+
+/// [`Refused`] with the record itself, back to the caller.
+pub(crate) type RefusedRecord<K, V> = (Error, Completion, Option<i32>, ProducerRecord<K, V>);
+
+/// Where a record that failed before it reached a batch was going: its topic, and the
+/// partition chosen for it, its explicit partition, or -1 (Java's onSendError reports the
+/// same).
+fn early_partition<K, V>(record: &ProducerRecord<K, V>, chosen: Option<i32>) -> TopicPartition {
+    let partition = chosen.or(record.partition()).unwrap_or(-1);
+    TopicPartition::new(record.topic(), partition)
+}
+
 /// Kafka's topic name rules: 1–249 characters of `[a-zA-Z0-9._-]`, not "." or "..".
-fn validate_topic(topic: &str) -> Result<(), Error> {
+pub(crate) fn validate_topic(topic: &str) -> Result<(), Error> {
     let invalid = |reason: &str| {
         Err(Error::InvalidTopic {
             topic: topic.to_owned(),
@@ -1381,7 +1682,7 @@ fn validate_topic(topic: &str) -> Result<(), Error> {
     Ok(())
 }
 
-fn check_size(size: usize, config: &ProducerConfig) -> Result<(), Error> {
+pub(crate) fn check_size(size: usize, config: &ProducerConfig) -> Result<(), Error> {
     if size > config.max_request_size {
         return Err(Error::RecordTooLarge {
             size,
@@ -1399,7 +1700,7 @@ fn check_size(size: usize, config: &ProducerConfig) -> Result<(), Error> {
     Ok(())
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     // Seconds and milliseconds apart: `as_millis` goes through u128 arithmetic, and this
     // runs once per record.
     SystemTime::now()

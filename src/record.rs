@@ -275,6 +275,35 @@ impl<K, V> ProducerRecord<K, V> {
         self.timestamp
     }
 
+    /// Sends to another topic (for an interceptor that reroutes records).
+    pub fn set_topic(&mut self, topic: impl Into<Topic>) {
+        self.topic = topic.into();
+    }
+    /// Sets or clears the explicit partition.
+    pub fn set_partition(&mut self, partition: Option<i32>) {
+        self.partition = partition;
+    }
+    /// Sets or clears the key.
+    pub fn set_key(&mut self, key: Option<K>) {
+        self.key = key;
+    }
+    /// Sets the value (`None` makes the record a tombstone).
+    pub fn set_value(&mut self, value: Option<V>) {
+        self.value = value;
+    }
+    /// Sets or clears the explicit timestamp (ms since the epoch, CreateTime).
+    pub fn set_timestamp(&mut self, timestamp_ms: Option<i64>) {
+        self.timestamp = timestamp_ms;
+    }
+    /// The key, mutably.
+    pub fn key_mut(&mut self) -> Option<&mut K> {
+        self.key.as_mut()
+    }
+    /// The value, mutably.
+    pub fn value_mut(&mut self) -> Option<&mut V> {
+        self.value.as_mut()
+    }
+
     /// Splits the record into its parts: (topic, partition, headers, key, value, timestamp).
     #[allow(clippy::type_complexity)]
     pub fn into_parts(

@@ -262,3 +262,41 @@ fn the_statistics_hook_runs_every_interval_until_close() {
         );
     }
 }
+
+/// A mock producer answers the same calls: its waiting records count as in flight, it has
+/// nothing unsent to purge, and its by-name metrics count what it completed.
+#[test]
+fn a_mock_producer_reports_its_waiting_records_and_metrics_by_name() {
+    use kafka_producer::mock::MockCluster;
+    let mock = Producer::builder()
+        .set("client.id", "mocked")
+        .build_mock(MockCluster::new().topic("t", 2))
+        .expect("mock");
+    mock.set_auto_complete(false);
+    let producer = mock.producer();
+    let futures: Vec<_> = (0..3u8)
+        .map(|i| producer.send(ProducerRecord::new("t", vec![i])))
+        .collect();
+    assert_eq!(producer.in_flight_records(), 3);
+    assert_eq!(producer.queued_records(), 0);
+    assert_eq!(producer.purge().expect("purge"), 0);
+    assert!(mock.complete_next());
+    assert!(mock.complete_next());
+    assert!(mock.fail_next(kafka_producer::Error::Closed));
+    for f in &futures {
+        while !f.is_done() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    assert_eq!(producer.in_flight_records(), 0);
+    let m = producer.metrics_by_name();
+    let tag = Some(("client-id", "mocked"));
+    assert_eq!(
+        value(&m, Metric::PRODUCER_GROUP, "record-send-total", tag),
+        2.0
+    );
+    assert_eq!(
+        value(&m, Metric::PRODUCER_GROUP, "record-error-total", tag),
+        1.0
+    );
+}

@@ -66,6 +66,9 @@ pub(crate) enum Completion {
     Future,
     /// Through a callback on the callback thread.
     Callback(crate::delivery::Callback),
+    /// Through both: the callback runs on the callback thread (the interceptors'
+    /// acknowledgement), then the future `append` returns resolves.
+    FutureAndCallback(crate::delivery::Callback),
 }
 
 impl std::fmt::Debug for Completion {
@@ -73,6 +76,7 @@ impl std::fmt::Debug for Completion {
         f.write_str(match self {
             Completion::Future => "Future",
             Completion::Callback(_) => "Callback",
+            Completion::FutureAndCallback(_) => "FutureAndCallback",
         })
     }
 }
@@ -239,8 +243,10 @@ impl ProducerBatch {
             builder.reserve_total(grown);
             self.buffer_room = grown;
         }
-        if matches!(completion, Completion::Callback(_))
-            && self.callbacks.len() >= self.callback_room
+        if matches!(
+            completion,
+            Completion::Callback(_) | Completion::FutureAndCallback(_)
+        ) && self.callbacks.len() >= self.callback_room
         {
             // Room for more callbacks, from buffer.memory, without waiting: when the pool
             // is short the batch is closed and the caller opens the next one, waiting for
@@ -276,6 +282,11 @@ impl ProducerBatch {
             Completion::Callback(callback) => {
                 self.callbacks.push(RecordCallback { slot, callback });
                 None
+            }
+            Completion::FutureAndCallback(callback) => {
+                let future = crate::SendFuture::in_batch(Arc::clone(&self.result), slot.clone());
+                self.callbacks.push(RecordCallback { slot, callback });
+                Some(future)
             }
         })
     }
@@ -684,7 +695,7 @@ impl Drop for ProducerBatch {
             self.tp
         ));
         for c in std::mem::take(&mut self.callbacks) {
-            run_one(c.callback, Err(error.clone()));
+            run_one(c.callback, &self.tp, Err(error.clone()));
         }
         self.result.complete(Err(error), true);
     }

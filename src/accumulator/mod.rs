@@ -276,10 +276,11 @@ impl Accumulator {
         // Room for as many callbacks as records of this size fill the buffer (the
         // partition's last batch), within [MIN_CALLBACK_ROOM, CALLBACKS_PER_CHUNK].
         let callback_room = match completion {
-            Completion::Callback(_) => (size / record_size.max(1))
-                .checked_next_power_of_two()
-                .unwrap_or(usize::MAX)
-                .clamp(batch::MIN_CALLBACK_ROOM, batch::CALLBACKS_PER_CHUNK),
+            Completion::Callback(_) | Completion::FutureAndCallback(_) => (size
+                / record_size.max(1))
+            .checked_next_power_of_two()
+            .unwrap_or(usize::MAX)
+            .clamp(batch::MIN_CALLBACK_ROOM, batch::CALLBACKS_PER_CHUNK),
             Completion::Future => 0,
         };
         let reserved = size + callback_room * batch::CALLBACK_COST;
@@ -1165,7 +1166,7 @@ mod tests {
         let (thread, tx) = crate::delivery::CallbackThread::start("test-callbacks".into(), 1);
         for p in 0..100 {
             let q = a.queue("t", p);
-            let callback = Completion::Callback(Box::new(|_| {}));
+            let callback = Completion::Callback(Box::new(|_, _| {}));
             a.append(&q, &rec(&[1; 100]), callback, None).unwrap();
         }
         let per_batch = a.buffer_in_use() / 100;
@@ -1215,9 +1216,11 @@ mod tests {
             let value = [i; 10];
             let appended = if i == 3 {
                 let cb_tx = cb_tx.clone();
-                let callback = Box::new(move |r: Result<crate::RecordMetadata, Error>| {
-                    cb_tx.send(r.map(|m| m.offset())).unwrap();
-                });
+                let callback = Box::new(
+                    move |_: &crate::TopicPartition, r: Result<crate::RecordMetadata, Error>| {
+                        cb_tx.send(r.map(|m| m.offset())).unwrap();
+                    },
+                );
                 a.append(&q, &rec(&value), Completion::Callback(callback), None)
             } else {
                 a.append(&q, &rec(&value), Completion::Future, None)

@@ -49,7 +49,7 @@ impl Compression {
     }
 
     /// The codec named by bits 0–2 of batch `attributes`.
-    pub fn from_attributes(attributes: i16) -> Result<Compression, BatchError> {
+    pub(crate) fn from_attributes(attributes: i16) -> Result<Compression, BatchError> {
         match (attributes & 0x07) as u8 {
             0 => Ok(Compression::None),
             1 => Ok(Compression::Gzip),

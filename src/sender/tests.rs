@@ -242,7 +242,7 @@ impl Harness {
             payload,
         };
         let (log, tag) = (Arc::clone(&self.log), value.to_owned());
-        let callback = Completion::Callback(Box::new(move |r| {
+        let callback = Completion::Callback(Box::new(move |_, r| {
             log.lock().push((tag, r.map(|md| md.offset())));
         }));
         if self
