@@ -1138,8 +1138,9 @@ impl<K, V> ProducerBuilder<K, V> {
     ///
     /// The callback runs on a small thread of the producer's own, never on the sender
     /// thread, so a slow one only delays the next statistics. A panic in it is caught and
-    /// logged. It stops with the producer: once `close` returned, no new call starts (one
-    /// already running finishes).
+    /// logged. It stops with the producer: once `close` returned, no new call starts but
+    /// for one that was about to start as the producer stopped; a call already running
+    /// finishes.
     ///
     /// A mock producer ([`crate::mock`]) runs no hook.
     ///
