@@ -1,8 +1,9 @@
 //! The long soak on a real 3-node Kafka cluster (issue 15): for `SOAK_SECS` (30 s by
-//! default, at least one fault of each kind: about a minute; minutes to hours when set) 4 threads offer a paced 2 000 records/s of 100-byte
-//! values over 2 topics × 6 partitions (replication factor 3, `min.insync.replicas=2`,
-//! retention off so the broker deletes nothing during the run) while a seeded driver makes
-//! the faults a real cluster makes, one at a time and in turn:
+//! default, and at least one fault of each kind: about a minute; minutes to hours when set)
+//! 4 threads offer a paced 2 000 records/s of 100-byte values over 2 topics × 6 partitions
+//! (replication factor 3, `min.insync.replicas=2`, retention off so the broker deletes
+//! nothing during the run) while a seeded driver makes the faults a real cluster makes, one
+//! at a time and in turn:
 //!
 //! - **kill**: SIGKILL a node (the one leading the most partitions), restart it 2–6 s later;
 //! - **controlled shutdown**: SIGTERM a node (its leaderships move first), restart it 2–6 s
