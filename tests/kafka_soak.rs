@@ -29,6 +29,9 @@
 //! recovery time is from the fault's end (the node restarted and answering, or thawed) to
 //! the end of the first bucket whose rate is back to 90 % of it.
 //!
+//! `librdkafka_under_the_soak_schedule_for_comparison` (ignored by default) runs librdkafka
+//! with the same load under the same schedule and prints the same figures.
+//!
 //! The proxy's cuts and held responses are not part of this soak: `common::proxy` fronts a
 //! single broker and rewrites every broker of a Metadata response to itself, so it cannot
 //! stand in front of a 3-node cluster (those faults run on one node in `fault_scenarios`).
@@ -40,16 +43,25 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::checker;
 use common::kafka::{ClusterOptions, KafkaCluster};
 use common::workload::{
-    assert_all_acked, check, producer, send_one, topics, Rng, Run, PARTITIONS, THREADS, TOPICS,
+    assert_all_acked, check, key_of, producer, send_one, topics, Rng, Run, PARTITIONS, THREADS,
+    TOPICS, VALUE_SIZE,
 };
 use kafka_producer::Producer;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{
+    BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer,
+};
+use rdkafka::ClientContext;
 
 /// Records per second per sending thread (4 threads: 2 000 records/s).
 const RATE: u64 = 500;
@@ -247,12 +259,44 @@ fn paced_sender(producer: &Producer, run: &Arc<Run>, t: usize, blocking: &Blocki
 }
 
 /// Sets the flag when dropped, also on a panic, so the senders never outlive the driver.
-struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+struct StopOnDrop<'a>(&'a AtomicBool);
 
 impl Drop for StopOnDrop<'_> {
     fn drop(&mut self) {
         self.0.store(true, Ordering::SeqCst);
     }
+}
+
+/// Runs `send(thread)` on [`THREADS`] threads (each until `stop` is set) while the driver
+/// makes faults for `soak`; sets `stop` when the driver is done (or panics). Returns the
+/// faults and how long the senders ran.
+fn under_faults<S>(
+    k: &mut KafkaCluster,
+    topics: &[String],
+    soak: Duration,
+    rng: &mut Rng,
+    stop: &AtomicBool,
+    send: S,
+) -> (Vec<Fault>, Duration)
+where
+    S: Fn(usize) + Sync,
+{
+    let origin = Instant::now();
+    thread::scope(|s| {
+        let driver = s.spawn(move || {
+            let _stop = StopOnDrop(stop);
+            drive_faults(k, topics, soak, rng)
+        });
+        thread::scope(|senders| {
+            for t in 0..THREADS {
+                let send = &send;
+                senders.spawn(move || send(t));
+            }
+        });
+        let sending = origin.elapsed();
+        let faults = driver.join().expect("the fault driver panicked");
+        (faults, sending)
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -266,11 +310,21 @@ struct Rates {
 }
 
 impl Rates {
-    /// Buckets the acknowledgement instants (send instant plus time to callback).
+    /// Buckets our producer's acknowledgements (send instant plus time to callback).
     fn of(run: &Run, origin: Instant) -> Rates {
+        let latencies = run.latencies.lock().unwrap();
+        let acks = latencies
+            .iter()
+            .filter(|l| l.acked)
+            .map(|l| l.sent_at + l.took);
+        Rates::bucket(acks, origin)
+    }
+
+    /// Buckets acknowledgement instants.
+    fn bucket(acks: impl Iterator<Item = Instant>, origin: Instant) -> Rates {
         let mut buckets = Vec::new();
-        for l in run.latencies.lock().unwrap().iter().filter(|l| l.acked) {
-            let at = (l.sent_at + l.took).saturating_duration_since(origin);
+        for ack in acks {
+            let at = ack.saturating_duration_since(origin);
             let i = (at.as_nanos() / BUCKET.as_nanos()) as usize;
             if buckets.len() <= i {
                 buckets.resize(i + 1, 0);
@@ -352,8 +406,7 @@ fn report_faults(rates: &Rates, faults: &[Fault]) -> Vec<Option<Duration>> {
 }
 
 /// Prints the offered and delivered rates overall and while faults were on.
-fn report_throughput(rates: &Rates, run: &Run, faults: &[Fault], sending: Duration) {
-    let sent = run.latencies.lock().unwrap().len();
+fn report_throughput(rates: &Rates, sent: usize, faults: &[Fault], sending: Duration) {
     let in_faults: f64 = faults.iter().map(|f| (f.end - f.start).as_secs_f64()).sum();
     let acked_in_faults: f64 = faults
         .iter()
@@ -372,6 +425,18 @@ fn report_throughput(rates: &Rates, run: &Run, faults: &[Fault], sending: Durati
 // The soak
 // ---------------------------------------------------------------------------------------
 
+/// A 3-node cluster and two fresh topics of 6 partitions, replication factor 3, that delete
+/// nothing during the run.
+fn soak_cluster(prefix: &str) -> (KafkaCluster, Vec<String>) {
+    let k = KafkaCluster::start(ClusterOptions::nodes(3));
+    let topics = topics(prefix);
+    for t in &topics {
+        let keep = [("retention.ms", "-1"), ("retention.bytes", "-1")];
+        k.create_topic(t, PARTITIONS, 3, &keep);
+    }
+    (k, topics)
+}
+
 /// The soak of the module docs: for `SOAK_SECS` (30 s) kills, controlled shutdowns and
 /// freezes of one node at a time under a paced 2 000 records/s; every record acknowledged,
 /// read back once and in order; recovery per fault printed.
@@ -380,48 +445,22 @@ fn soak_on_a_3_node_cluster_acknowledges_everything_through_kills_shutdowns_and_
     let name = "kafka-soak";
     let soak = soak_duration();
     let mut rng = Rng::from_env(name);
-    let mut k = KafkaCluster::start(ClusterOptions::nodes(3));
-    let topics = topics("soak");
-    for t in &topics {
-        k.create_topic(
-            t,
-            PARTITIONS,
-            3,
-            &[("retention.ms", "-1"), ("retention.bytes", "-1")],
-        );
-    }
+    let (mut k, topics) = soak_cluster("soak");
     let producer = producer(k.bootstrap(), &PRODUCER);
     let run = Run::new(&topics, 0);
     let blocking = Blocking::default();
     let origin = Instant::now();
-    let (faults, sending) = thread::scope(|s| {
-        let kc = &mut k;
-        let (topics, rng) = (&topics, &mut rng);
-        let stop = &run.stop;
-        let driver = s.spawn(move || {
-            // Stops the senders also when the driver panics.
-            let _stop = StopOnDrop(stop);
-            drive_faults(kc, topics, soak, rng)
-        });
-        thread::scope(|senders| {
-            for t in 0..THREADS {
-                let (producer, run, blocking) = (&producer, &run, &blocking);
-                senders.spawn(move || paced_sender(producer, run, t, blocking));
-            }
-        });
-        let sending = origin.elapsed();
-        let faults = driver.join();
-        run.stop.store(true, Ordering::SeqCst);
-        (faults, sending)
+    let (faults, sending) = under_faults(&mut k, &topics, soak, &mut rng, &run.stop, |t| {
+        paced_sender(&producer, &run, t, &blocking)
     });
-    let faults = faults.expect("the fault driver panicked");
     producer
         .flush_timeout(Duration::from_secs(60))
         .expect("flush");
     let took = origin.elapsed();
     let report = check(name, k.bootstrap(), &producer, &run, took);
     let rates = Rates::of(&run, origin);
-    report_throughput(&rates, &run, &faults, sending);
+    let sent = run.latencies.lock().unwrap().len();
+    report_throughput(&rates, sent, &faults, sending);
     eprintln!(
         "SOAK back-pressure: longest send {:.1?}, {} sends over 10 ms, senders at most {:.1?} \
          behind schedule",
@@ -440,4 +479,111 @@ fn soak_on_a_3_node_cluster_acknowledges_everything_through_kills_shutdowns_and_
         "a fault after which the delivered rate never came back to 90%"
     );
     producer.close().unwrap();
+}
+
+// ---------------------------------------------------------------------------------------
+// librdkafka under the same schedule
+// ---------------------------------------------------------------------------------------
+
+/// What librdkafka's delivery callbacks saw.
+#[derive(Default)]
+struct Deliveries {
+    acked: Mutex<Vec<Instant>>,
+    failed: Mutex<Vec<String>>,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => self.acked.lock().unwrap().push(Instant::now()),
+            Err((e, _)) => self.failed.lock().unwrap().push(e.to_string()),
+        }
+    }
+}
+
+/// One librdkafka sending thread with the load of [`paced_sender`] (same topics, keys and
+/// values); a full queue is waited out, so it shows as lag behind the schedule.
+fn rdkafka_sender(
+    producer: &ThreadedProducer<Deliveries>,
+    topics: &[String],
+    t: usize,
+    stop: &AtomicBool,
+    sent: &AtomicUsize,
+) {
+    let start = Instant::now();
+    for i in 0usize.. {
+        if i % 50 == 0 {
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
+            let due = start + Duration::from_secs_f64(i as f64 / RATE as f64);
+            thread::sleep(due.saturating_duration_since(Instant::now()));
+        }
+        let seq = i / TOPICS;
+        let value = checker::encode(t, seq, VALUE_SIZE);
+        let key = key_of(t, seq);
+        let mut record = BaseRecord::to(&topics[i % TOPICS]).payload(&value);
+        if let Some(key) = &key {
+            record = record.key(key);
+        }
+        while let Err((e, r)) = producer.send(record) {
+            assert!(
+                matches!(
+                    e,
+                    KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull)
+                ),
+                "send: {e}"
+            );
+            thread::sleep(Duration::from_millis(1));
+            record = r;
+        }
+        sent.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The soak's schedule and load with librdkafka (rdkafka's `ThreadedProducer`, acks=all,
+/// idempotence, linger 5 ms, Java's murmur2 partitioner, message.timeout.ms 30 s,
+/// request.timeout.ms 10 s), printing the same throughput and recovery figures, for
+/// comparison. Ignored by default (it tests librdkafka, not this crate):
+/// `SOAK_SECS=300 cargo test --test kafka_soak -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn librdkafka_under_the_soak_schedule_for_comparison() {
+    let name = "kafka-soak-librdkafka";
+    let soak = soak_duration();
+    let mut rng = Rng::from_env(name);
+    let (mut k, topics) = soak_cluster("soak-rdkafka");
+    let producer: ThreadedProducer<Deliveries> = ClientConfig::new()
+        .set("bootstrap.servers", k.bootstrap())
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .set("partitioner", "murmur2_random")
+        .set("message.timeout.ms", "30000")
+        .set("request.timeout.ms", "10000")
+        .create_with_context(Deliveries::default())
+        .expect("create the rdkafka producer");
+    let (stop, sent) = (AtomicBool::new(false), AtomicUsize::new(0));
+    let origin = Instant::now();
+    let (faults, sending) = under_faults(&mut k, &topics, soak, &mut rng, &stop, |t| {
+        rdkafka_sender(&producer, &topics, t, &stop, &sent)
+    });
+    producer.flush(Duration::from_secs(60)).expect("flush");
+    let ctx = producer.context();
+    let acked = ctx.acked.lock().unwrap().clone();
+    let failed = ctx.failed.lock().unwrap().clone();
+    let rates = Rates::bucket(acked.iter().copied(), origin);
+    report_throughput(&rates, sent.load(Ordering::Relaxed), &faults, sending);
+    report_faults(&rates, &faults);
+    eprintln!(
+        "SOAK {name}: sent {}, acked {}, failed {} (first: {:?})",
+        sent.load(Ordering::Relaxed),
+        acked.len(),
+        failed.len(),
+        failed.first()
+    );
 }
