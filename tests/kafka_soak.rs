@@ -183,17 +183,19 @@ fn wait_fully_replicated(k: &KafkaCluster, topics: &[String], timeout: Duration)
 }
 
 /// The fault driver: a calm start, then faults in turn (each followed by full replication
-/// and [`CALM`]) until `soak` has passed; at least one of each kind.
+/// and [`CALM`]) until `soak` has passed; at least one of each kind. Gives up early when
+/// `stop` is set (a sender panicked), so that a failing long soak fails at once.
 fn drive_faults(
     k: &mut KafkaCluster,
     topics: &[String],
     soak: Duration,
     rng: &mut Rng,
+    stop: &AtomicBool,
 ) -> Vec<Fault> {
     let start = Instant::now();
     let mut faults = Vec::new();
     thread::sleep(CALM);
-    while start.elapsed() < soak || faults.len() < KINDS.len() {
+    while (start.elapsed() < soak || faults.len() < KINDS.len()) && !stop.load(Ordering::SeqCst) {
         let kind = KINDS[faults.len() % KINDS.len()];
         let node = busiest_leader(k, topics);
         let hold = rng.between(Duration::from_secs(2), Duration::from_secs(6));
@@ -285,12 +287,16 @@ where
     thread::scope(|s| {
         let driver = s.spawn(move || {
             let _stop = StopOnDrop(stop);
-            drive_faults(k, topics, soak, rng)
+            drive_faults(k, topics, soak, rng, stop)
         });
         thread::scope(|senders| {
             for t in 0..THREADS {
                 let send = &send;
-                senders.spawn(move || send(t));
+                senders.spawn(move || {
+                    // Ends the driver's schedule early if this sender panics.
+                    let _stop = StopOnDrop(stop);
+                    send(t)
+                });
             }
         });
         let sending = origin.elapsed();
