@@ -1,15 +1,23 @@
 //! The long soak on a real 3-node Kafka cluster (issue 15): for `SOAK_SECS` (30 s by
-//! default, and at least one fault of each kind: about a minute; minutes to hours when set)
+//! default, and at least one fault of each kind: about 75 s; minutes to hours when set)
 //! 4 threads offer a paced 2 000 records/s of 100-byte values over 2 topics × 6 partitions
 //! (replication factor 3, `min.insync.replicas=2`, retention off so the broker deletes
-//! nothing during the run) while a seeded driver makes the faults a real cluster makes, one
-//! at a time and in turn:
+//! nothing during the run) while a seeded driver makes the faults a real cluster and a
+//! proxy in front of it make, one at a time and in turn:
 //!
 //! - **kill**: SIGKILL a node (the one leading the most partitions), restart it 2–6 s later;
 //! - **controlled shutdown**: SIGTERM a node (its leaderships move first), restart it 2–6 s
 //!   after it exited;
 //! - **freeze**: SIGSTOP a node for 2–6 s (below the 9 s broker session timeout, so the
-//!   controller does not fence it: every acks=all write it replicates waits for it).
+//!   controller does not fence it: every acks=all write it replicates waits for it);
+//! - **cut**: the node's proxy cuts the connection after the node answered a Produce request
+//!   (the retry is a batch the node already wrote: idempotence must deduplicate it);
+//! - **held response**: the node's proxy holds a Produce response 6 s, past
+//!   request.timeout.ms (5 s), so the producer gives up on the connection and retries.
+//!
+//! Clients reach every node through its own proxy (`common::proxy`, one per node, each
+//! rewriting Metadata responses to name the proxy of each node); the test bed and the reader
+//! talk to the nodes directly.
 //!
 //! After each fault the driver waits until every partition is fully replicated again and
 //! then lets the load run quietly for [`CALM`], so that the next fault starts from a steady
@@ -26,15 +34,12 @@
 //!
 //! Recovery: acknowledgements are bucketed per [`BUCKET`] (by the instant their callback
 //! ran); the rate before a fault is the mean over the [`BASELINE`] before it, and the
-//! recovery time is from the fault's end (the node restarted and answering, or thawed) to
+//! recovery time is from the fault's end (the node restarted and answering, thawed, the
+//! connection cut, or the held response returned) to
 //! the end of the first bucket whose rate is back to 90 % of it.
 //!
 //! `librdkafka_under_the_soak_schedule_for_comparison` (ignored by default) runs librdkafka
 //! with the same load under the same schedule and prints the same figures.
-//!
-//! The proxy's cuts and held responses are not part of this soak: `common::proxy` fronts a
-//! single broker and rewrites every broker of a Metadata response to itself, so it cannot
-//! stand in front of a 3-node cluster (those faults run on one node in `fault_scenarios`).
 //!
 //! Disk: at 2 000 records/s a 30-minute run writes about 3.6 M records, about 0.6 GB per
 //! replica (1.8 GB in all), removed when the cluster drops. Every node is stopped by the
@@ -43,6 +48,8 @@
 
 mod common;
 
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -51,6 +58,7 @@ use std::time::{Duration, Instant};
 
 use common::checker;
 use common::kafka::{ClusterOptions, KafkaCluster};
+use common::proxy::{ProduceDelay, Proxy};
 use common::workload::{
     assert_all_acked, check, key_of, producer, send_one, topics, Rng, Run, PARTITIONS, THREADS,
     TOPICS, VALUE_SIZE,
@@ -66,21 +74,21 @@ use rdkafka::ClientContext;
 /// Records per second per sending thread (4 threads: 2 000 records/s).
 const RATE: u64 = 500;
 /// How long the load runs quietly after a fault has healed, before the next one.
-const CALM: Duration = Duration::from_secs(8);
+const CALM: Duration = Duration::from_secs(6);
 /// The width of the buckets acknowledgements are counted in.
 const BUCKET: Duration = Duration::from_millis(250);
 /// How long before a fault its baseline rate is measured over.
 const BASELINE: Duration = Duration::from_secs(4);
-/// The producer: delivery.timeout.ms 30 s (request.timeout.ms 10 s fits under it with the
+/// The producer: delivery.timeout.ms 30 s (request.timeout.ms 5 s fits under it with the
 /// linger), acks=all and idempotence by default.
 const PRODUCER: [(&str, &str); 3] = [
     ("delivery.timeout.ms", "30000"),
-    ("request.timeout.ms", "10000"),
+    ("request.timeout.ms", "5000"),
     ("max.block.ms", "60000"),
 ];
 
 /// How long the soak makes faults: `SOAK_SECS`, 30 s by default (at least one fault of each
-/// kind is made, so the default run lasts about a minute).
+/// kind is made, so the default run lasts about 75 s, about 35 s of it under faults).
 fn soak_duration() -> Duration {
     let secs = std::env::var("SOAK_SECS")
         .ok()
@@ -99,13 +107,36 @@ enum FaultKind {
     Kill,
     ControlledShutdown,
     Freeze,
+    /// The node's proxy cuts the connection after the node answered a Produce request.
+    Cut,
+    /// The node's proxy holds a Produce response past request.timeout.ms.
+    HeldResponse,
 }
 
-const KINDS: [FaultKind; 3] = [
+const KINDS: [FaultKind; 5] = [
     FaultKind::Kill,
+    FaultKind::Cut,
     FaultKind::ControlledShutdown,
+    FaultKind::HeldResponse,
     FaultKind::Freeze,
 ];
+
+/// How long a proxy holds a Produce response: past request.timeout.ms (5 s).
+const HOLD: Duration = Duration::from_secs(6);
+
+/// The cluster under test and the proxy in front of each node (by node id).
+struct Bed {
+    k: KafkaCluster,
+    proxies: BTreeMap<i32, Proxy>,
+}
+
+impl Bed {
+    /// What clients bootstrap from: every node's proxy.
+    fn bootstrap(&self) -> String {
+        let all: Vec<String> = self.proxies.values().map(Proxy::bootstrap).collect();
+        all.join(",")
+    }
+}
 
 /// One fault the driver made: from `start` until `end` (the node answering again, or
 /// thawed).
@@ -119,7 +150,7 @@ struct Fault {
 
 /// The node leading the most partitions of `topics` (the lowest id on ties).
 fn busiest_leader(k: &KafkaCluster, topics: &[String]) -> i32 {
-    let mut counts = std::collections::BTreeMap::new();
+    let mut counts = BTreeMap::new();
     for t in topics {
         for (_, leader) in k.leaders(t) {
             *counts.entry(leader).or_insert(0usize) += 1;
@@ -132,10 +163,31 @@ fn busiest_leader(k: &KafkaCluster, topics: &[String]) -> i32 {
         .map_or(1, |(node, _)| node)
 }
 
-/// Makes one fault of `kind` on `node`, held for `hold`, and returns when it ended.
-fn make_fault(k: &mut KafkaCluster, kind: FaultKind, node: i32, hold: Duration) -> Fault {
+/// Makes one fault of `kind` on `node`, held for `hold` (the proxy's faults last until they
+/// fired), and returns when it ended.
+fn make_fault(bed: &mut Bed, kind: FaultKind, node: i32, hold: Duration) -> Fault {
     let start = Instant::now();
+    let k = &mut bed.k;
+    let proxy = &bed.proxies[&node];
     match kind {
+        FaultKind::Cut => {
+            let cuts = proxy.cuts();
+            let n = proxy.produce_count() + 1;
+            proxy.update_script(|s| s.cut_after_produce = Some(n));
+            wait_for(|| proxy.cuts() > cuts);
+        }
+        FaultKind::HeldResponse => {
+            let held = proxy.delayed_responses();
+            proxy.update_script(|s| {
+                s.delay_produce = Some(ProduceDelay {
+                    every: 1,
+                    delay: HOLD,
+                    times: Some(1),
+                })
+            });
+            wait_for(|| proxy.delayed_responses() > held);
+            thread::sleep(HOLD);
+        }
         FaultKind::Kill => {
             k.kill(node);
             thread::sleep(hold);
@@ -157,6 +209,15 @@ fn make_fault(k: &mut KafkaCluster, kind: FaultKind, node: i32, hold: Duration) 
         node,
         start,
         end: Instant::now(),
+    }
+}
+
+/// Waits up to 10 s for `fired` (a proxy's one-shot fault to fire); panics after.
+fn wait_for(fired: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !fired() {
+        assert!(Instant::now() < deadline, "a proxy fault never fired");
+        thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -186,7 +247,7 @@ fn wait_fully_replicated(k: &KafkaCluster, topics: &[String], timeout: Duration)
 /// and [`CALM`]) until `soak` has passed; at least one of each kind. Gives up early when
 /// `stop` is set (a sender panicked), so that a failing long soak fails at once.
 fn drive_faults(
-    k: &mut KafkaCluster,
+    bed: &mut Bed,
     topics: &[String],
     soak: Duration,
     rng: &mut Rng,
@@ -197,20 +258,20 @@ fn drive_faults(
     thread::sleep(CALM);
     while (start.elapsed() < soak || faults.len() < KINDS.len()) && !stop.load(Ordering::SeqCst) {
         let kind = KINDS[faults.len() % KINDS.len()];
-        let node = busiest_leader(k, topics);
+        let node = busiest_leader(&bed.k, topics);
         let hold = rng.between(Duration::from_secs(2), Duration::from_secs(6));
         eprintln!(
             "soak +{:.1?}: {kind:?} node {node} for {hold:.1?}",
             start.elapsed()
         );
-        let fault = make_fault(k, kind, node, hold);
+        let fault = make_fault(bed, kind, node, hold);
         eprintln!(
             "soak +{:.1?}: {kind:?} node {node} over after {:.1?}",
             start.elapsed(),
             fault.end - fault.start
         );
         faults.push(fault);
-        wait_fully_replicated(k, topics, Duration::from_secs(120));
+        wait_fully_replicated(&bed.k, topics, Duration::from_secs(120));
         thread::sleep(CALM);
     }
     faults
@@ -273,7 +334,7 @@ impl Drop for StopOnDrop<'_> {
 /// makes faults for `soak`; sets `stop` when the driver is done (or panics). Returns the
 /// faults and how long the senders ran.
 fn under_faults<S>(
-    k: &mut KafkaCluster,
+    bed: &mut Bed,
     topics: &[String],
     soak: Duration,
     rng: &mut Rng,
@@ -287,7 +348,7 @@ where
     thread::scope(|s| {
         let driver = s.spawn(move || {
             let _stop = StopOnDrop(stop);
-            drive_faults(k, topics, soak, rng, stop)
+            drive_faults(bed, topics, soak, rng, stop)
         });
         thread::scope(|senders| {
             for t in 0..THREADS {
@@ -431,39 +492,49 @@ fn report_throughput(rates: &Rates, sent: usize, faults: &[Fault], sending: Dura
 // The soak
 // ---------------------------------------------------------------------------------------
 
-/// A 3-node cluster and two fresh topics of 6 partitions, replication factor 3, that delete
-/// nothing during the run.
-fn soak_cluster(prefix: &str) -> (KafkaCluster, Vec<String>) {
+/// A 3-node cluster with a proxy in front of each node, and two fresh topics of 6
+/// partitions, replication factor 3, that delete nothing during the run.
+fn soak_cluster(prefix: &str) -> (Bed, Vec<String>) {
     let k = KafkaCluster::start(ClusterOptions::nodes(3));
     let topics = topics(prefix);
     for t in &topics {
         let keep = [("retention.ms", "-1"), ("retention.bytes", "-1")];
         k.create_topic(t, PARTITIONS, 3, &keep);
     }
-    (k, topics)
+    let proxies: BTreeMap<i32, Proxy> = k
+        .node_ids()
+        .into_iter()
+        .map(|id| (id, Proxy::start(&k.address(id))))
+        .collect();
+    let routes: HashMap<i32, SocketAddr> = proxies.iter().map(|(&id, p)| (id, p.addr())).collect();
+    for p in proxies.values() {
+        p.set_capture(false);
+        p.route(&routes);
+    }
+    (Bed { k, proxies }, topics)
 }
 
-/// The soak of the module docs: for `SOAK_SECS` (30 s) kills, controlled shutdowns and
-/// freezes of one node at a time under a paced 2 000 records/s; every record acknowledged,
-/// read back once and in order; recovery per fault printed.
+/// The soak of the module docs: for `SOAK_SECS` (30 s) kills, cuts, controlled shutdowns,
+/// held responses and freezes of one node at a time under a paced 2 000 records/s; every
+/// record acknowledged, read back once and in order; recovery per fault printed.
 #[test]
-fn soak_on_a_3_node_cluster_acknowledges_everything_through_kills_shutdowns_and_freezes() {
+fn soak_on_a_3_node_cluster_acknowledges_everything_through_node_and_connection_faults() {
     let name = "kafka-soak";
     let soak = soak_duration();
     let mut rng = Rng::from_env(name);
-    let (mut k, topics) = soak_cluster("soak");
-    let producer = producer(k.bootstrap(), &PRODUCER);
+    let (mut bed, topics) = soak_cluster("soak");
+    let producer = producer(&bed.bootstrap(), &PRODUCER);
     let run = Run::new(&topics, 0);
     let blocking = Blocking::default();
     let origin = Instant::now();
-    let (faults, sending) = under_faults(&mut k, &topics, soak, &mut rng, &run.stop, |t| {
+    let (faults, sending) = under_faults(&mut bed, &topics, soak, &mut rng, &run.stop, |t| {
         paced_sender(&producer, &run, t, &blocking)
     });
     producer
         .flush_timeout(Duration::from_secs(60))
         .expect("flush");
     let took = origin.elapsed();
-    let report = check(name, k.bootstrap(), &producer, &run, took);
+    let report = check(name, bed.k.bootstrap(), &producer, &run, took);
     let rates = Rates::of(&run, origin);
     let sent = run.latencies.lock().unwrap().len();
     report_throughput(&rates, sent, &faults, sending);
@@ -553,7 +624,7 @@ fn rdkafka_sender(
 
 /// The soak's schedule and load with librdkafka (rdkafka's `ThreadedProducer`, acks=all,
 /// idempotence, linger 5 ms, Java's murmur2 partitioner, message.timeout.ms 30 s,
-/// request.timeout.ms 10 s), printing the same throughput and recovery figures, for
+/// request.timeout.ms 5 s), printing the same throughput and recovery figures, for
 /// comparison. Ignored by default (it tests librdkafka, not this crate):
 /// `SOAK_SECS=300 cargo test --test kafka_soak -- --ignored --nocapture`.
 #[test]
@@ -562,20 +633,20 @@ fn librdkafka_under_the_soak_schedule_for_comparison() {
     let name = "kafka-soak-librdkafka";
     let soak = soak_duration();
     let mut rng = Rng::from_env(name);
-    let (mut k, topics) = soak_cluster("soak-rdkafka");
+    let (mut bed, topics) = soak_cluster("soak-rdkafka");
     let producer: ThreadedProducer<Deliveries> = ClientConfig::new()
-        .set("bootstrap.servers", k.bootstrap())
+        .set("bootstrap.servers", bed.bootstrap())
         .set("acks", "all")
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")
         .set("partitioner", "murmur2_random")
         .set("message.timeout.ms", "30000")
-        .set("request.timeout.ms", "10000")
+        .set("request.timeout.ms", "5000")
         .create_with_context(Deliveries::default())
         .expect("create the rdkafka producer");
     let (stop, sent) = (AtomicBool::new(false), AtomicUsize::new(0));
     let origin = Instant::now();
-    let (faults, sending) = under_faults(&mut k, &topics, soak, &mut rng, &stop, |t| {
+    let (faults, sending) = under_faults(&mut bed, &topics, soak, &mut rng, &stop, |t| {
         rdkafka_sender(&producer, &topics, t, &stop, &sent)
     });
     producer.flush(Duration::from_secs(60)).expect("flush");
