@@ -638,7 +638,9 @@ fn rdkafka_sender(
 /// The soak's schedule and load with librdkafka (rdkafka's `ThreadedProducer`, acks=all,
 /// idempotence, linger 5 ms, Java's murmur2 partitioner, message.timeout.ms 30 s,
 /// request.timeout.ms 5 s), printing the same throughput and recovery figures, for
-/// comparison. Ignored by default (it tests librdkafka, not this crate):
+/// comparison. It talks to the nodes directly, so only the node faults (kill, controlled
+/// shutdown, freeze) reach it; the proxy faults find no traffic and are reported as not
+/// fired. Ignored by default (it tests librdkafka, not this crate):
 /// `SOAK_SECS=300 cargo test --test kafka_soak -- --ignored --nocapture`.
 #[test]
 #[ignore]
@@ -648,7 +650,9 @@ fn librdkafka_under_the_soak_schedule_for_comparison() {
     let mut rng = Rng::from_env(name);
     let (mut bed, topics) = soak_cluster("soak-rdkafka");
     let producer: ThreadedProducer<Deliveries> = ClientConfig::new()
-        .set("bootstrap.servers", bed.bootstrap())
+        // Straight to the nodes: through the proxies librdkafka delivered nothing (every
+        // record timed out; not yet understood), so the proxy's faults do not reach it.
+        .set("bootstrap.servers", bed.k.bootstrap())
         .set("acks", "all")
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")
