@@ -170,6 +170,9 @@ struct Shared {
     capture: AtomicBool,
     script: Mutex<Script>,
     captured: Mutex<Vec<CapturedProduce>>,
+    /// Node id → the proxy in front of that node, when a cluster stands behind one proxy
+    /// per node ([`Proxy::route`]); brokers not in it are rewritten to this proxy.
+    routes: Mutex<HashMap<i32, SocketAddr>>,
     sockets: Mutex<Vec<TcpStream>>,
     pumps: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -194,6 +197,7 @@ impl Proxy {
             capture: AtomicBool::new(true),
             script: Mutex::new(Script::default()),
             captured: Mutex::new(Vec::new()),
+            routes: Mutex::new(HashMap::new()),
             sockets: Mutex::new(Vec::new()),
             pumps: Mutex::new(Vec::new()),
         });
@@ -212,6 +216,18 @@ impl Proxy {
     /// The `host:port` clients bootstrap from.
     pub fn bootstrap(&self) -> String {
         self.addr.to_string()
+    }
+
+    /// The address this proxy listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// For a cluster with one proxy in front of each node: Metadata responses name, for
+    /// node id `n`, the proxy `routes[n]` instead of this one, so a client bootstrapped
+    /// through any of the proxies talks to every node through its own proxy.
+    pub fn route(&self, routes: &HashMap<i32, SocketAddr>) {
+        *self.shared.routes.lock().unwrap() = routes.clone();
     }
 
     /// Replaces the script; takes effect for the next frame.
@@ -579,7 +595,8 @@ fn pump_responses(shared: &Shared, conn: &Conn) -> io::Result<()> {
             thread::sleep(delay);
         }
         if let Some((ApiKey::METADATA, version, _)) = request {
-            frame = rewrite_metadata(&frame, version, shared.addr).unwrap_or_else(|e| {
+            let routes = shared.routes.lock().unwrap().clone();
+            frame = rewrite_metadata(&frame, version, shared.addr, &routes).unwrap_or_else(|e| {
                 panic!("the proxy could not decode Metadata v{version} response: {e}")
             });
         }
@@ -705,15 +722,22 @@ fn produce_failure(
     Some((forward, out))
 }
 
-/// The Metadata response `frame` with every broker's address replaced by `proxy`.
-fn rewrite_metadata(frame: &[u8], version: i16, proxy: SocketAddr) -> DecodeResult<Vec<u8>> {
+/// The Metadata response `frame` with every broker's address replaced by its proxy in
+/// `routes`, or by `proxy` when it has none there.
+fn rewrite_metadata(
+    frame: &[u8],
+    version: i16,
+    proxy: SocketAddr,
+    routes: &HashMap<i32, SocketAddr>,
+) -> DecodeResult<Vec<u8>> {
     let header_version = i16::from(version >= FIRST_FLEXIBLE);
     let mut r = Reader::new(&frame[4..]);
     let header = ResponseHeader::decode(&mut r, header_version)?;
     let mut body = MetadataResponse::decode_body(&mut r, version)?;
     for b in &mut body.brokers {
-        b.host = proxy.ip().to_string();
-        b.port = i32::from(proxy.port());
+        let to = routes.get(&b.node_id).copied().unwrap_or(proxy);
+        b.host = to.ip().to_string();
+        b.port = i32::from(to.port());
     }
     let mut out = vec![0u8; 4];
     header.encode(header_version, &mut out);
