@@ -191,6 +191,16 @@ impl Detail {
     }
 }
 
+impl Metrics {
+    /// Drops the per-topic figures of `topics` (forgotten after metadata.max.idle.ms).
+    pub fn forget_topics(&self, topics: &[Arc<str>]) {
+        let mut detail = self.detail.lock();
+        for topic in topics {
+            detail.topics.remove(&**topic);
+        }
+    }
+}
+
 /// A reader's rate checkpoints: totals by metric identity at two instants.
 #[derive(Debug)]
 struct Checkpoints {

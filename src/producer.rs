@@ -1039,10 +1039,15 @@ impl<K, V> Producer<K, V> {
 
 /// Metrics by Java's names and the records' whereabouts.
 impl<K, V> Producer<K, V> {
-    /// Every metric under the name and group Java's producer gives it (`record-send-total`
-    /// in `producer-metrics`, `byte-total` per topic in `producer-topic-metrics`,
-    /// `request-latency-avg` per broker in `producer-node-metrics`, ...), tagged with
-    /// `client-id` and, where they apply, `topic` or `node-id`.
+    /// The producer's metrics under the names and groups Java's producer gives them
+    /// (`record-send-total` in `producer-metrics`, `byte-total` per topic in
+    /// `producer-topic-metrics`, `request-latency-avg` per broker in
+    /// `producer-node-metrics`, ...), tagged with `client-id` and, where they apply, `topic`
+    /// or `node-id`. These are the sender's and the buffer's metrics (DESIGN.md §2.3 lists
+    /// them); Java's connection-level ones (`connection-*`, `incoming-byte-*`,
+    /// `response-*`, `metadata-age`, ...) are not kept. `request-total` and
+    /// `request-latency-*` count Produce requests, and latency only for answered ones.
+    /// A topic's figures go when its metadata is forgotten (`metadata.max.idle.ms`).
     ///
     /// Totals count from the producer's start. Rates (`*-rate`) are per second over the
     /// last one to two sample windows (30 s, Java's `metrics.sample.window.ms` default)

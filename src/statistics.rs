@@ -3,8 +3,9 @@
 //! # Threads and ownership
 //!
 //! When the interval is not zero, the sender thread starts one small thread per producer
-//! as it begins ([`start`]), named `kafka-producer-stats-<client.id>`. That thread owns
-//! nothing but a [`Weak`] reference to the producer's [`Core`]: every interval it reads the
+//! as it begins ([`start`]), named `kafka-producer-stats-<client.id>`. That thread keeps a
+//! [`Weak`] reference to the producer's [`Core`], upgraded while it waits for the next run
+//! (on the stop flag, below) and while it runs: every interval it reads the
 //! metrics ([`Core::metrics_snapshot`], [`Core::metrics_by_name`]) and hands them to the
 //! user's [`StatisticsCallback`], or logs them when there is none. User code therefore
 //! never runs on the sender thread, and a slow callback delays only the next statistics,
@@ -17,8 +18,9 @@
 //! thread, which ends. The flag is checked before each run of the hook, so once the
 //! sender has exited (before `close` returns) no new run starts, but for one that passed
 //! its check just before; a run under way finishes on its own (the flag's lock is never
-//! held while the hook runs: a hook that closes its producer must not deadlock). A producer dropped without close also ends the thread:
-//! its `Weak` no longer upgrades.
+//! held while the hook runs: a hook that closes its producer must not deadlock). A producer
+//! dropped without close also ends the thread: dropping it closes it, and the sender sets
+//! the flag as it exits.
 
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};

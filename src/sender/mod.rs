@@ -281,7 +281,7 @@ impl Sender {
         let now = Instant::now();
         let mut left: Vec<ProducerBatch> = Vec::new();
         for request in self.in_flight.take_all() {
-            self.request_done(&request, now); // the in-flight gauge goes back to zero
+            self.request_done(&request, now, false); // the in-flight gauge goes back to zero
             left.extend(request.batches.into_iter().filter(|b| !b.is_expired()));
         }
         for queue in self.core.accumulator.queues() {
@@ -317,7 +317,12 @@ impl Sender {
         let produce_next = self.send_ready(now);
         // After send_ready touched the topics with queued batches.
         let max_idle = self.core.config.metadata_max_idle;
-        self.core.metadata.forget_idle(now, max_idle);
+        let forgotten = self.core.metadata.forget_idle(now, max_idle);
+        if !forgotten.is_empty() {
+            // Their per-topic figures go too, or a producer writing to ever new topics
+            // would list (and keep) figures for every topic it ever saw.
+            self.core.metrics.forget_topics(&forgotten);
+        }
         let idle_next = self.close_idle_links(now);
         metadata_next
             .min(producer_id_next)
@@ -455,7 +460,7 @@ impl Sender {
         self.txn_request_lost(connection, now);
         for key in lost {
             if let Some(request) = self.in_flight.remove(&key) {
-                self.request_done(&request, now);
+                self.request_done(&request, now, false);
                 self.unanswered(request.batches, error, now);
             }
         }
@@ -987,8 +992,10 @@ impl Sender {
         txn.manager.notify();
     }
 
-    /// The metrics of a request that left the in-flight table.
-    fn request_done(&mut self, request: &InFlight, now: Instant) {
+    /// The metrics of a request that left the in-flight table; `answered` when a response
+    /// to it arrived (only then does its round trip count as request latency, as in Java:
+    /// not for a request that timed out, lost its connection or was written with acks=0).
+    fn request_done(&mut self, request: &InFlight, now: Instant, answered: bool) {
         use crate::metrics::Metrics;
         let m = &self.core.metrics;
         Metrics::sub(&m.in_flight_requests, 1);
@@ -998,7 +1005,9 @@ impl Sender {
             .map(|b| u64::from(b.record_count()))
             .sum();
         Metrics::sub(&m.records_in_flight, records);
-        m.request_latency(request.node, now.saturating_duration_since(request.sent_at));
+        if answered {
+            m.request_latency(request.node, now.saturating_duration_since(request.sent_at));
+        }
     }
 }
 

@@ -355,7 +355,7 @@ impl Sender {
     /// An acks=0 request was written to the socket: all we will ever know of it, so its
     /// batches succeed, with unknown offsets (as Java reports them: -1).
     pub(super) fn produce_written(&mut self, request: InFlight, now: Instant) {
-        self.request_done(&request, now);
+        self.request_done(&request, now, false);
         let outcome = BatchOutcome {
             base_offset: -1,
             log_append_time: -1,
@@ -376,7 +376,8 @@ impl Sender {
         body: Result<ResponseBody, DecodeError>,
         now: Instant,
     ) {
-        self.request_done(&request, now);
+        let answered = matches!(body, Ok(ResponseBody::Produce(_)));
+        self.request_done(&request, now, answered);
         let response = match body {
             Ok(ResponseBody::Produce(r)) => {
                 self.core

@@ -1521,3 +1521,71 @@ fn purge_fails_only_batches_never_sent_in_order_with_those_in_flight() {
     assert_eq!(values(&out)[3], "d");
     assert!(out[3].1.is_ok(), "{out:?}");
 }
+
+/// request-latency counts answered requests only, as Java's (which records latency when a
+/// response arrives): a request that timed out must not read as a 31 s round trip.
+#[test]
+fn a_request_that_timed_out_does_not_count_as_request_latency() {
+    let mut h = Harness::new(
+        1,
+        &[
+            ("enable.idempotence", "false"),
+            ("acks", "1"),
+            ("request.timeout.ms", "30000"),
+            ("delivery.timeout.ms", "120000"),
+        ],
+    );
+    h.append(0, "a");
+    h.step();
+    assert_eq!(h.take_produce().len(), 1);
+    h.advance(Duration::from_secs(31));
+    h.step(); // request.timeout.ms passed: the connection is dropped, the batch is retried
+    let m = h.core.metrics_snapshot();
+    assert_eq!(
+        m.request_latency_max,
+        Duration::ZERO,
+        "no request was answered"
+    );
+    let node_max = h
+        .core
+        .metrics_by_name()
+        .into_iter()
+        .find(|x| x.group == crate::metrics::Metric::NODE_GROUP && x.name == "request-latency-max")
+        .map(|x| x.value);
+    assert!(node_max.is_none_or(|v| v == 0.0), "{node_max:?}");
+}
+
+/// Per-topic figures go with the topic's metadata after metadata.max.idle.ms, so a producer
+/// writing to ever new topics does not list (and keep) figures for every topic it ever saw.
+#[test]
+fn the_figures_of_a_topic_forgotten_as_idle_are_dropped() {
+    let mut h = Harness::new(
+        1,
+        &[
+            ("enable.idempotence", "false"),
+            ("acks", "1"),
+            ("metadata.max.idle.ms", "5000"),
+        ],
+    );
+    let topic_figures = |h: &Harness| {
+        h.core
+            .metrics_by_name()
+            .into_iter()
+            .filter(|m| m.group == crate::metrics::Metric::TOPIC_GROUP)
+            .count()
+    };
+    h.append(0, "a");
+    h.step();
+    let sent = h.take_produce();
+    h.answer(&sent[0], ErrorCode::None);
+    h.step();
+    assert!(topic_figures(&h) > 0, "the topic's figures are listed");
+    h.advance(Duration::from_secs(6));
+    h.step();
+    assert!(h.core.metadata.wanted_topics().is_empty());
+    assert_eq!(
+        topic_figures(&h),
+        0,
+        "the idle topic's figures were dropped"
+    );
+}
