@@ -647,12 +647,23 @@ impl Sender {
         for (i, address) in self.core.config.bootstrap_servers.iter().enumerate() {
             candidates.push((-(i as i32) - 1, address.clone()));
         }
-        if candidates.iter().any(|(id, _)| self.nodes.is_active(*id)) {
+        // A connected node that is throttled (KIP-219) does not count: like Java's
+        // leastLoadedNode, connect to another broker rather than wait out the throttle.
+        let usable = |id: i32| self.nodes.is_active(id) && self.nodes.throttled(id, now).is_none();
+        if candidates.iter().any(|(id, _)| usable(*id)) {
             return now + BUSY_TICK; // a connect is under way; its event wakes us
         }
         let mut earliest = now + IDLE_TICK;
+        for (id, _) in &candidates {
+            if let Some(until) = self.nodes.throttled(*id, now) {
+                earliest = earliest.min(until);
+            }
+        }
         for i in 0..candidates.len() {
             let (id, address) = &candidates[(self.metadata.cursor + i) % candidates.len()];
+            if self.nodes.is_active(*id) {
+                continue; // throttled: above
+            }
             match self.nodes.connect(*id, address, now) {
                 None => {
                     self.metadata.cursor += i + 1;

@@ -1589,3 +1589,29 @@ fn the_figures_of_a_topic_forgotten_as_idle_are_dropped() {
         "the idle topic's figures were dropped"
     );
 }
+
+/// A metadata refresh whose only connected node is throttled connects to another known
+/// broker (as Java's leastLoadedNode falls back to a node it can connect to) rather than
+/// waiting out the throttle.
+#[test]
+fn metadata_goes_to_another_broker_while_the_only_connected_one_is_throttled() {
+    let mut h = Harness::new(1, &[("enable.idempotence", "false"), ("acks", "1")]);
+    h.append(0, "a");
+    h.step();
+    let sent = h.take_produce();
+    assert_eq!(sent.len(), 1);
+    answer_throttled(&mut h, &sent[0], 5000);
+    h.script.lock().connects.clear();
+    h.core.metadata.request_update();
+    let t0 = h.now;
+    let mut connected = Vec::new();
+    while h.now - t0 < Duration::from_secs(1) {
+        let next = h.sender.run_once(h.now);
+        connected.extend(h.script.lock().connects.drain(..).map(|c| c.0));
+        h.now = next.max(h.now + Duration::from_millis(1));
+    }
+    assert!(
+        connected.iter().any(|&node| node != sent[0].node),
+        "no connect to another broker within 1 s of the throttle: {connected:?}"
+    );
+}
