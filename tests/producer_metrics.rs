@@ -36,8 +36,23 @@ fn a_producer_over_its_quota_waits_out_the_throttle_and_delivers_everything_in_o
     let client_id = unique_topic("throttled-client");
     // Kafka measures a client's byte rate over at least 10 s (11 one-second samples), so
     // 1.2 MB at 100 kB/s is 20 % over the quota: throttles of about two seconds.
+    // Kafka moved the tool from the broker (kafka.admin) to kafka-tools in 4.2.
+    let libs = cluster.distribution().libs();
+    let moved = std::fs::read_dir(&libs)
+        .expect("the distribution's libs")
+        .filter_map(Result::ok)
+        .any(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with("kafka-tools-")
+                && zip_has(&e.path(), "org/apache/kafka/tools/ConfigCommand.class")
+        });
+    let config_command = if moved {
+        "org.apache.kafka.tools.ConfigCommand"
+    } else {
+        "kafka.admin.ConfigCommand"
+    };
     cluster.tool(
-        "kafka.admin.ConfigCommand",
+        config_command,
         &[
             "--bootstrap-server",
             cluster.bootstrap(),
@@ -300,4 +315,10 @@ fn a_mock_producer_reports_its_waiting_records_and_metrics_by_name() {
         value(&m, Metric::PRODUCER_GROUP, "record-error-total", tag),
         1.0
     );
+}
+
+/// Whether the jar (zip) at `path` holds an entry named `entry` (its name appears in the
+/// archive's central directory, stored uncompressed).
+fn zip_has(path: &std::path::Path, entry: &str) -> bool {
+    std::fs::read(path).is_ok_and(|bytes| bytes.windows(entry.len()).any(|w| w == entry.as_bytes()))
 }
